@@ -1,0 +1,355 @@
+//! Parsing and checking the arguments of `#[api_key(...)]`.
+//!
+//! Every argument is parsed into [`Args`] with the span of its value, so each error lands on the
+//! token at fault; errors are collected in [`Errors`] and reported together.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, Lit, Meta, Path, Token};
+
+/// The header read when the attribute names no source.
+pub(crate) const DEFAULT_HEADER: &str = "x-api-key";
+/// The status of a refused request when the attribute sets none.
+pub(crate) const DEFAULT_STATUS: u16 = 401;
+
+/// The arguments the attribute accepts, in the order the error message lists them.
+const ARGUMENTS: &[&str] = &["header", "status", "crate"];
+
+/// A value and the span of the tokens it came from.
+pub(crate) struct WithSpan<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// The attribute's arguments, each `None` when not given.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// `header = "..."`, lower-cased.
+    pub(crate) header: Option<WithSpan<String>>,
+    /// `status = 4xx`.
+    pub(crate) status: Option<WithSpan<u16>>,
+    /// `crate = path`.
+    pub(crate) krate: Option<WithSpan<Path>>,
+}
+
+/// Errors collected while checking, reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), syn::Error> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Parses the attribute's arguments. Syntax errors and invalid values go to `errors`; the
+/// returned `Args` holds every argument that was valid.
+pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
+    let mut args = Args::default();
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+        Ok(metas) => metas,
+        Err(error) => {
+            errors.push(syn::Error::new(
+                error.span(),
+                format!(
+                    "{error}\nhelp: arguments are written `name = value` and separated by commas, \
+                     e.g. `#[api_key(header = \"x-api-key\", status = 403)]`"
+                ),
+            ));
+            return args;
+        }
+    };
+    for meta in metas {
+        if let Err(error) = parse_one(&meta, &mut args) {
+            errors.push(error);
+        }
+    }
+    args
+}
+
+fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
+    let path = meta.path();
+    let Some(name) = path.get_ident().map(ToString::to_string) else {
+        return Err(syn::Error::new_spanned(
+            path,
+            format!(
+                "expected an argument name; valid arguments are {}",
+                list(ARGUMENTS)
+            ),
+        ));
+    };
+    match name.as_str() {
+        "header" => {
+            let value = value_of(meta, "header = \"x-api-key\"")?;
+            let header = header_name(value)?;
+            set_once(&mut args.header, header, path)
+        }
+        "status" => {
+            let value = value_of(meta, "status = 403")?;
+            let status = status_code(value)?;
+            set_once(&mut args.status, status, path)
+        }
+        "crate" => {
+            let value = value_of(meta, "crate = ::my_crate::axum_api_key")?;
+            let krate = crate_path(value)?;
+            set_once(&mut args.krate, krate, path)
+        }
+        _ => Err(syn::Error::new_spanned(path, unknown_argument(&name))),
+    }
+}
+
+/// The value of `name = value`, or an error showing `example` when the argument has another form.
+fn value_of<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
+    match meta {
+        Meta::NameValue(name_value) => Ok(&name_value.value),
+        Meta::Path(path) => Err(syn::Error::new_spanned(
+            path,
+            format!("this argument needs a value: `{example}`"),
+        )),
+        Meta::List(list) => Err(syn::Error::new(
+            list.delimiter.span().join(),
+            format!("expected `=` and a value: `{example}`"),
+        )),
+    }
+}
+
+fn set_once<T>(slot: &mut Option<WithSpan<T>>, value: WithSpan<T>, path: &Path) -> syn::Result<()> {
+    if slot.is_some() {
+        let name = path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Err(syn::Error::new_spanned(
+            path,
+            format!("`{name}` is set more than once; keep one"),
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn string_literal(value: &Expr) -> Option<&syn::LitStr> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Some(lit),
+        _ => None,
+    }
+}
+
+fn header_name(value: &Expr) -> syn::Result<WithSpan<String>> {
+    let Some(lit) = string_literal(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "expected the header name as a string literal: `header = \"x-api-key\"`",
+        ));
+    };
+    let name = lit.value();
+    if name.is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "the header name is empty; name the header that carries the key, e.g. `header = \"x-api-key\"`",
+        ));
+    }
+    if let Some(bad) = name.chars().find(|&c| !is_token_char(c)) {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "`{name}` is not a valid HTTP header name: {} is not allowed; header names are \
+                 letters, digits and ! # $ % & ' * + - . ^ _ ` | ~, e.g. `x-api-key`",
+                describe_char(bad)
+            ),
+        ));
+    }
+    // Header names are case-insensitive and the `http` crate stores them lower-cased.
+    Ok(WithSpan {
+        value: name.to_ascii_lowercase(),
+        span: lit.span(),
+    })
+}
+
+/// A `tchar` of RFC 9110 section 5.6.2, the characters of a header name.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        c if c.is_control() => format!("the control character U+{:04X}", u32::from(c)),
+        c => format!("`{c}`"),
+    }
+}
+
+fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
+    let lit = match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => lit,
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => {
+            let hint = lit.value();
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!("the status is an integer, not a string: write `status = {hint}`"),
+            ));
+        }
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "expected an integer literal from 400 to 499, e.g. `status = 403`; the value is \
+                 checked at compile time, so constants and expressions are not accepted",
+            ));
+        }
+    };
+    let out_of_range = || {
+        syn::Error::new_spanned(
+            lit,
+            format!(
+                "`status = {}` is not a client-error status; use an integer from 400 to 499, \
+                 usually 401 (the default) or 403",
+                lit.base10_digits()
+            ),
+        )
+    };
+    let status = lit.base10_parse::<u16>().map_err(|_| out_of_range())?;
+    if !(400..=499).contains(&status) {
+        return Err(out_of_range());
+    }
+    Ok(WithSpan {
+        value: status,
+        span: lit.span(),
+    })
+}
+
+fn crate_path(value: &Expr) -> syn::Result<WithSpan<Path>> {
+    match value {
+        Expr::Path(syn::ExprPath {
+            path, qself: None, ..
+        }) => Ok(WithSpan {
+            value: path.clone(),
+            span: path.span(),
+        }),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => {
+            let path = lit.parse::<Path>().map_err(|_| {
+                syn::Error::new_spanned(
+                    lit,
+                    "expected a path to the runtime crate, e.g. `crate = ::my_crate::axum_api_key`",
+                )
+            })?;
+            Ok(WithSpan {
+                value: path,
+                span: lit.span(),
+            })
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected a path to the runtime crate, e.g. `crate = ::my_crate::axum_api_key`",
+        )),
+    }
+}
+
+fn unknown_argument(name: &str) -> String {
+    let valid = list(ARGUMENTS);
+    // Names users bring from FastAPI or guess from HTTP vocabulary.
+    let hint = match name {
+        "name" | "header_name" | "key" | "key_name" => {
+            Some("the header is named with `header = \"x-api-key\"`")
+        }
+        "status_code" | "code" | "http_status" => Some("the status is set with `status = 403`"),
+        "auto_error" => Some(
+            "`auto_error` is FastAPI's; here a request without a valid key never reaches the handler",
+        ),
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        return format!("unknown argument `{name}`: {hint}\nvalid arguments are {valid}");
+    }
+    match nearest(name, ARGUMENTS) {
+        Some(near) => {
+            format!(
+                "unknown argument `{name}`; did you mean `{near}`?\nvalid arguments are {valid}"
+            )
+        }
+        None => format!("unknown argument `{name}`; valid arguments are {valid}"),
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The candidate closest to `name`, if it is close enough to be a typo.
+fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), *c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, counting a swap of two neighbours as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_find_their_argument() {
+        assert_eq!(nearest("stauts", ARGUMENTS), Some("status"));
+        assert_eq!(nearest("hedaer", ARGUMENTS), Some("header"));
+        assert_eq!(nearest("headers", ARGUMENTS), Some("header"));
+        assert_eq!(nearest("crates", ARGUMENTS), Some("crate"));
+        assert_eq!(nearest("timeout", ARGUMENTS), None);
+    }
+
+    #[test]
+    fn header_names_follow_rfc_9110() {
+        assert!("x-api-key".chars().all(is_token_char));
+        assert!("X_Key.v2".chars().all(is_token_char));
+        for bad in [' ', ':', '"', '(', '/', '\n', 'é'] {
+            assert!(!is_token_char(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The `#[api_key]` attribute of [`axum-api-key`](https://docs.rs/axum-api-key).
+//!
+//! Depend on `axum-api-key` and write `axum_api_key::api_key`; this crate is its implementation
+//! and is documented there. `attr.rs` parses and checks the arguments, `expand.rs` checks the
+//! function and rewrites it.
+
+mod attr;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Protects an async axum handler with an API key.
+///
+/// See the documentation of `axum_api_key::api_key`, which re-exports this attribute.
+#[proc_macro_attribute]
+pub fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::api_key(args.into(), item.into()).into()
+}

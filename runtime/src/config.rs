@@ -1,0 +1,326 @@
+//! Reading keys from configuration: the `API_KEYS` format and its errors.
+//!
+//! The format is a comma-separated list of entries, each one of
+//!
+//! - `id=key`: a key in plaintext, hashed as it is read;
+//! - `id=sha256:<64 hex digits>`: a key given by its SHA-256 digest, so the plaintext never
+//!   reaches the service;
+//! - `key` alone: a key with the id `default`.
+//!
+//! Whitespace around entries, ids and keys is ignored, and so are empty entries (a trailing
+//! comma). Ids and keys are visible ASCII without `,`; ids have no `=` either.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::store::{ApiKeys, KeyDigest};
+
+/// The id of a key given alone, without `id=`.
+pub const DEFAULT_ID: &str = "default";
+
+/// What is wrong with a key configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The environment variable is not set.
+    NotSet,
+    /// The environment variable is not valid Unicode.
+    NotUnicode,
+    /// The configuration holds no key at all.
+    NoKeys,
+    /// An entry has an empty id (`=key`).
+    EmptyId,
+    /// An id holds a space, a control character, `,` or `=`.
+    InvalidId,
+    /// An entry has an empty key (`id=`).
+    EmptyKey,
+    /// A key is longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN), so no request could present it.
+    KeyTooLong,
+    /// A key holds characters other than visible ASCII, so no request could present it.
+    KeyNotPrintable,
+    /// The text after `sha256:` is not 64 hexadecimal digits.
+    BadDigest,
+    /// Two keys have the same id.
+    DuplicateId,
+    /// The same key is given twice, under two ids.
+    DuplicateKey,
+}
+
+/// Why a key configuration was refused: what is wrong and in which entry, never the key itself.
+///
+/// ```
+/// let error = "partner-a=pa_secret,partner-b=sha256:1234".parse::<axum_api_key::ApiKeys>().unwrap_err();
+/// assert_eq!(error.kind(), axum_api_key::ConfigErrorKind::BadDigest);
+/// assert_eq!(
+///     error.to_string(),
+///     "entry 2: the digest after `sha256:` must be 64 hexadecimal digits",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    origin: Option<String>,
+    entry: Option<usize>,
+    id: Option<String>,
+}
+
+impl ConfigError {
+    pub(crate) fn new(kind: ConfigErrorKind) -> Self {
+        Self {
+            kind,
+            origin: None,
+            entry: None,
+            id: None,
+        }
+    }
+
+    /// Names the key the error is about, for ids given explicitly (never a parsed entry's, which
+    /// could be part of a mistyped key).
+    pub(crate) fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// The 1-based position of the entry at fault, counting every comma-separated entry.
+    pub fn entry(&self) -> Option<usize> {
+        self.entry
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfigErrorKind as K;
+        let mut place = Vec::new();
+        if let Some(origin) = &self.origin {
+            place.push(origin.clone());
+        }
+        if let Some(entry) = self.entry {
+            place.push(format!("entry {entry}"));
+        }
+        if let Some(id) = &self.id {
+            place.push(format!("key `{id}`"));
+        }
+        let what = match self.kind {
+            K::NotSet => "is not set; set it to `id=key` entries separated by commas",
+            K::NotUnicode => "is not valid Unicode",
+            K::NoKeys => "holds no key; give `id=key` entries separated by commas",
+            K::EmptyId => "the id before `=` is empty",
+            K::InvalidId => "the id must be visible ASCII without `,` or `=`",
+            K::EmptyKey => "the key after `=` is empty",
+            K::KeyTooLong => "the key is longer than 256 bytes, the longest a request may present",
+            K::KeyNotPrintable => {
+                "the key must be visible ASCII (no spaces or control characters), as requests send it"
+            }
+            K::BadDigest => "the digest after `sha256:` must be 64 hexadecimal digits",
+            K::DuplicateId if self.id.as_deref() == Some(DEFAULT_ID) => {
+                "another key already has this id; keys given alone all get the id `default`, so \
+                 name each one: `id=key`"
+            }
+            K::DuplicateId => "another key already has this id",
+            K::DuplicateKey => "the same key is already in the store under another id",
+        };
+        let separator = match self.kind {
+            K::NotSet | K::NotUnicode | K::NoKeys => " ",
+            _ => ": ",
+        };
+        if place.is_empty() {
+            f.write_str(what)
+        } else {
+            write!(f, "{}{separator}{what}", place.join(", "))
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ApiKeys {
+    /// Reads keys from the environment variable `var`, in the format described in
+    /// [`FromStr`](#impl-FromStr-for-ApiKeys).
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, ConfigErrorKind};
+    ///
+    /// # unsafe { std::env::set_var("DOC_API_KEYS", "partner-a=pa_7Qm2xY9wLkV3rT8s") };
+    /// // DOC_API_KEYS="partner-a=pa_7Qm2xY9wLkV3rT8s"
+    /// let keys = ApiKeys::from_env("DOC_API_KEYS")?;
+    /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
+    ///
+    /// let missing = ApiKeys::from_env("DOC_NOT_SET").unwrap_err();
+    /// assert_eq!(missing.kind(), ConfigErrorKind::NotSet);
+    /// assert_eq!(missing.to_string(), "DOC_NOT_SET is not set; set it to `id=key` entries separated by commas");
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn from_env(var: &str) -> Result<Self, ConfigError> {
+        let in_var = |mut error: ConfigError| {
+            error.origin = Some(var.to_owned());
+            error
+        };
+        match std::env::var(var) {
+            Ok(text) => parse(&text).map_err(in_var),
+            Err(std::env::VarError::NotPresent) => {
+                Err(in_var(ConfigError::new(ConfigErrorKind::NotSet)))
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(in_var(ConfigError::new(ConfigErrorKind::NotUnicode)))
+            }
+        }
+    }
+}
+
+/// Parses the `API_KEYS` format: comma-separated `id=key`, `id=sha256:<hex>` or lone `key`
+/// entries.
+///
+/// ```
+/// use axum_api_key::ApiKeys;
+///
+/// let keys: ApiKeys = "partner-a=pa_7Qm2xY9wLkV3rT8s, \
+///     partner-b=sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+///     .parse()?;
+/// assert_eq!(keys.verify(b"hello").unwrap().id(), "partner-b");
+/// # Ok::<(), axum_api_key::ConfigError>(())
+/// ```
+impl FromStr for ApiKeys {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse(text)
+    }
+}
+
+fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
+    let mut keys = ApiKeys::new();
+    for (index, entry) in text.split(',').enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (id, value) = match entry.split_once('=') {
+            Some((id, value)) => (id.trim(), value.trim()),
+            None => (DEFAULT_ID, entry),
+        };
+        let added = match value.strip_prefix("sha256:") {
+            Some(hex) => match decode_digest(hex) {
+                Some(digest) => keys.try_with_digest(id, digest),
+                None => Err(ConfigError::new(ConfigErrorKind::BadDigest)),
+            },
+            None => keys.try_with_key(id, value),
+        };
+        keys = added.map_err(|mut error| {
+            error.entry = Some(index + 1);
+            // A parsed id may be the front of a key that holds `=`; name it only when the id
+            // itself is the problem.
+            if error.kind != ConfigErrorKind::DuplicateId {
+                error.id = None;
+            }
+            error
+        })?;
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::new(ConfigErrorKind::NoKeys));
+    }
+    Ok(keys)
+}
+
+fn decode_digest(hex: &str) -> Option<KeyDigest> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        let high = (pair[0] as char).to_digit(16)?;
+        let low = (pair[1] as char).to_digit(16)?;
+        *byte = u8::try_from(high * 16 + low).ok()?;
+    }
+    Some(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest;
+
+    fn kind(text: &str) -> Option<ConfigErrorKind> {
+        text.parse::<ApiKeys>().err().map(|e| e.kind())
+    }
+
+    #[test]
+    fn reads_every_entry_form() {
+        let hex: String = digest(b"from-digest")
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let keys: ApiKeys = format!(" a = key-a ,b=sha256:{hex},, lone-key ,")
+            .parse()
+            .unwrap();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys.verify(b"key-a").unwrap().id(), "a");
+        assert_eq!(keys.verify(b"from-digest").unwrap().id(), "b");
+        assert_eq!(keys.verify(b"lone-key").unwrap().id(), DEFAULT_ID);
+    }
+
+    #[test]
+    fn a_key_may_hold_equals_signs() {
+        let keys: ApiKeys = "a=abc==".parse().unwrap();
+        assert!(keys.verify(b"abc==").is_ok());
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        assert_eq!(kind(""), Some(ConfigErrorKind::NoKeys));
+        assert_eq!(kind(" , "), Some(ConfigErrorKind::NoKeys));
+        assert_eq!(kind("=key"), Some(ConfigErrorKind::EmptyId));
+        assert_eq!(kind("a b=key"), Some(ConfigErrorKind::InvalidId));
+        assert_eq!(kind("a="), Some(ConfigErrorKind::EmptyKey));
+        assert_eq!(kind("a=k\u{7f}ey"), Some(ConfigErrorKind::KeyNotPrintable));
+        assert_eq!(kind("a=sha256:xyz"), Some(ConfigErrorKind::BadDigest));
+        assert_eq!(
+            kind(&format!("a=sha256:{}", "g".repeat(64))),
+            Some(ConfigErrorKind::BadDigest)
+        );
+        assert_eq!(kind("a=one,a=two"), Some(ConfigErrorKind::DuplicateId));
+        assert_eq!(kind("one,two"), Some(ConfigErrorKind::DuplicateId));
+        assert_eq!(kind("a=same,b=same"), Some(ConfigErrorKind::DuplicateKey));
+        assert_eq!(
+            kind(&format!("a={}", "k".repeat(257))),
+            Some(ConfigErrorKind::KeyTooLong)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_entry_and_never_the_key() {
+        let error = "a=fine,b=sec ret".parse::<ApiKeys>().unwrap_err();
+        assert_eq!(error.entry(), Some(2));
+        let shown = format!("{error} {error:?}");
+        assert!(
+            !shown.contains("sec ret") && !shown.contains("sec"),
+            "{shown}"
+        );
+
+        // A lone key holding `=` parses as `id=key`; its front must not be shown either.
+        let error = "topsecret=".parse::<ApiKeys>().unwrap_err();
+        assert!(!format!("{error} {error:?}").contains("topsecret"));
+
+        let error = "a=one,a=two".parse::<ApiKeys>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "entry 2, key `a`: another key already has this id"
+        );
+    }
+
+    #[test]
+    fn from_env_names_the_variable() {
+        let error = ApiKeys::from_env("AXUM_API_KEY_TEST_SURELY_UNSET").unwrap_err();
+        assert_eq!(error.kind(), ConfigErrorKind::NotSet);
+        assert!(
+            error
+                .to_string()
+                .starts_with("AXUM_API_KEY_TEST_SURELY_UNSET is not set")
+        );
+    }
+}

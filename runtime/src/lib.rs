@@ -1,0 +1,128 @@
+//! API-key authentication for [axum] handlers, in one attribute.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use axum_api_key::{api_key, ApiKeys, VerifiedKey};
+//!
+//! #[api_key] // header `x-api-key`, 401 when missing or wrong
+//! async fn data() -> &'static str {
+//!     "secret information"
+//! }
+//!
+//! #[api_key(header = "x-api-key", status = 403)]
+//! async fn protected(key: VerifiedKey) -> String {
+//!     format!("access granted to {}", key.id())
+//! }
+//!
+//! # fn main() -> Result<(), axum_api_key::ConfigError> {
+//! # unsafe { std::env::set_var("API_KEYS", "partner-a=pa_7Qm2xY9wLkV3rT8s") };
+//! let keys = ApiKeys::from_env("API_KEYS")?; // e.g. API_KEYS="partner-a=pa_7Qm2xY9wLkV3rT8s"
+//! let app: Router = Router::new()
+//!     .route("/data", get(data))
+//!     .route("/protected", get(protected))
+//!     .with_state(keys);
+//! # Ok(()) }
+//! ```
+//!
+//! - [`#[api_key]`](macro@api_key) puts a [`RequireApiKey`] guard first in the handler, so a
+//!   request without a valid key is refused before any other extractor runs.
+//! - [`ApiKeys`] holds SHA-256 digests of the keys, never the keys; a lookup costs the same
+//!   whatever the number of keys, and digests are compared in constant time.
+//! - A refused request gets an [`ApiKeyRejection`]: the configured status (401 by default, with
+//!   a `WWW-Authenticate` challenge), or 400 for a key sent twice, and an
+//!   `application/problem+json` body that never contains the key.
+//! - Every decision is a `tracing` event with target `axum_api_key::audit`: refusals at `INFO`
+//!   (outcome, reason, status, method, route), acceptances at `DEBUG` (with the key id). The
+//!   key itself is never logged.
+//!
+//! [axum]: https://docs.rs/axum
+
+mod config;
+mod extract;
+mod key;
+mod rejection;
+mod store;
+
+pub use config::{ConfigError, ConfigErrorKind, DEFAULT_ID};
+pub use extract::{KeyConfig, RequireApiKey};
+pub use key::VerifiedKey;
+pub use rejection::{ApiKeyRejection, Problem};
+pub use store::{ApiKeys, KeyDigest, KeyError, MAX_KEY_LEN, digest};
+
+/// Protects an async axum handler with an API key.
+///
+/// The handler gets an extra first argument, a [`RequireApiKey`] guard configured by the
+/// attribute, so every other extractor runs only after the key is verified. The function keeps
+/// its name, visibility, attributes, doc comments, generics and where clause. To know which key
+/// was presented, take a [`VerifiedKey`] argument anywhere in the list.
+///
+/// # Arguments
+///
+/// | argument | meaning | default |
+/// | --- | --- | --- |
+/// | `header = "x-api-key"` | the request header that carries the key; any case, compared case-insensitively | `"x-api-key"` |
+/// | `status = 401` | the answer to a missing or invalid key, an integer literal from 400 to 499 | `401` |
+/// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
+///
+/// A missing, empty, unknown, malformed, oversized (over [`MAX_KEY_LEN`] bytes) or non-UTF-8
+/// key gets `status`; a 401 also carries `WWW-Authenticate: ApiKey header="<header>"`. The key
+/// sent twice gets 400. See [`ApiKeyRejection`] for the body.
+///
+/// The router state must provide an [`ApiKeys`]: `Router::with_state(keys)`, or a state struct
+/// with `#[derive(FromRef)]` holding one.
+///
+/// # Examples
+///
+/// ```
+/// use axum::{extract::FromRef, routing::post, Json, Router};
+/// use axum_api_key::{api_key, ApiKeys, VerifiedKey};
+///
+/// #[derive(Clone, FromRef)]
+/// struct AppState {
+///     keys: ApiKeys,
+///     greeting: String,
+/// }
+///
+/// /// Creates an order; the key is checked before the body is read.
+/// #[api_key(header = "X-Partner-Key", status = 403)]
+/// pub async fn create_order(key: VerifiedKey, Json(order): Json<serde_json::Value>) -> String {
+///     format!("order {order} accepted from {}", key.id())
+/// }
+///
+/// let state = AppState { keys: ApiKeys::new().with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s"), greeting: "hi".into() };
+/// let app: Router = Router::new().route("/orders", post(create_order)).with_state(state);
+/// ```
+///
+/// # Compile errors
+///
+/// Every mistake in the attribute is reported at the token at fault, all at once, with the
+/// function left as it was so that the route using it raises no further error:
+///
+/// | mistake | message |
+/// | --- | --- |
+/// | `#[api_key(stauts = 403)]` | unknown argument `stauts`; did you mean `status`? and the list of valid arguments |
+/// | `#[api_key(name = "x")]`, `status_code`, `auto_error` | unknown argument, with the argument to use instead |
+/// | `#[api_key(status = 403, status = 401)]` | `status` is set more than once; keep one |
+/// | `#[api_key(header = "x api key")]` | not a valid HTTP header name, naming the character at fault |
+/// | `#[api_key(header = "")]` | the header name is empty |
+/// | `#[api_key(status = "403")]` | the status is an integer, not a string |
+/// | `#[api_key(status = 200)]`, `status = 500` | not a client-error status; use an integer from 400 to 499 |
+/// | `#[api_key(status)]`, `#[api_key(header)]` | this argument needs a value |
+/// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` |
+/// | `async fn handler(&self)` | a handler cannot take `self` |
+/// | `const`, `unsafe` or `extern` fn | cannot be an axum handler, with what to remove |
+/// | on a struct, enum, impl block, module, ... | protects an async handler function, not on a struct |
+///
+/// ```compile_fail
+/// #[axum_api_key::api_key(stauts = 403)] // unknown argument `stauts`; did you mean `status`?
+/// async fn handler() {}
+/// ```
+#[doc(inline)]
+pub use axum_api_key_macros::api_key;
+
+/// What generated code uses. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::extract::{KeyConfig, RequireApiKey as Guard};
+    pub use http::HeaderName;
+}

@@ -1,0 +1,350 @@
+//! The key store: SHA-256 digests of the valid keys, looked up in O(1) and compared in constant
+//! time.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{ConfigError, ConfigErrorKind};
+use crate::key::VerifiedKey;
+
+/// The longest key, in bytes, that is ever hashed. Longer keys are refused before any work.
+///
+/// Generous for any real key (a 256-bit random key is 43 characters in base64) while bounding the
+/// work an attacker can make one request cost.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// The SHA-256 digest of a key: what the store holds instead of the key.
+pub type KeyDigest = [u8; 32];
+
+/// Why a presented key was not accepted by [`ApiKeys::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key is longer than [`MAX_KEY_LEN`] bytes; it was not hashed.
+    TooLong,
+    /// The key holds bytes that a key never has: anything but visible ASCII (`!` to `~`).
+    Malformed,
+    /// The key is well-formed but no key in the store has its digest.
+    Unknown,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooLong => "the API key is longer than the longest accepted key",
+            Self::Malformed => "the API key holds characters that no key has",
+            Self::Unknown => "the API key is not a known key",
+        })
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// The set of valid API keys, held as SHA-256 digests.
+///
+/// Cheap to clone (one reference count) and `Send + Sync`, so it can sit in the router state as
+/// is or inside a state struct with `#[derive(FromRef)]`. It never holds a key in plaintext, and
+/// its `Debug` output shows only how many keys it has.
+///
+/// # Examples
+///
+/// ```
+/// use axum_api_key::ApiKeys;
+///
+/// let keys = ApiKeys::new()
+///     .with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s")
+///     .with_key("partner-b", "pb_Zc4nH6jR1eW5uB0d");
+///
+/// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
+/// assert!(keys.verify(b"pa_wrong").is_err());
+/// assert_eq!(format!("{keys:?}"), "ApiKeys { len: 2, .. }");
+/// ```
+#[derive(Clone, Default)]
+pub struct ApiKeys {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    /// Keyed by the digest itself: its first eight bytes are already a uniform hash.
+    by_digest: HashTable<Entry>,
+    ids: HashSet<Box<str>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    digest: KeyDigest,
+    key: VerifiedKey,
+}
+
+impl ApiKeys {
+    /// An empty store, which refuses every key. Add keys with [`with_key`](Self::with_key).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key under `id`, keeping only the key's digest.
+    ///
+    /// For tests and tools; services read their keys from configuration with
+    /// [`from_env`](Self::from_env).
+    ///
+    /// # Panics
+    ///
+    /// When [`try_with_key`](Self::try_with_key) would return an error: an empty or repeated id,
+    /// an empty key, a key longer than [`MAX_KEY_LEN`], a key with characters other than
+    /// visible ASCII, or a key already in the store.
+    #[track_caller]
+    pub fn with_key(self, id: impl Into<String>, key: impl AsRef<[u8]>) -> Self {
+        match self.try_with_key(id, key) {
+            Ok(keys) => keys,
+            Err(error) => panic!("ApiKeys::with_key: {error}"),
+        }
+    }
+
+    /// Adds a key under `id`, keeping only the key's digest, or says why it cannot.
+    ///
+    /// ```
+    /// use axum_api_key::ApiKeys;
+    ///
+    /// let keys = ApiKeys::new().try_with_key("ci", "ci_kP3vN8qZ1xT6")?;
+    /// assert!(keys.try_with_key("ci", "another").is_err()); // the id is taken
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn try_with_key(
+        self,
+        id: impl Into<String>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Self, ConfigError> {
+        let id = id.into();
+        let key = key.as_ref();
+        let fail = |kind| Err(ConfigError::new(kind).with_id(&id));
+        if key.is_empty() {
+            return fail(ConfigErrorKind::EmptyKey);
+        }
+        if key.len() > MAX_KEY_LEN {
+            return fail(ConfigErrorKind::KeyTooLong);
+        }
+        if !is_key_shaped(key) {
+            return fail(ConfigErrorKind::KeyNotPrintable);
+        }
+        self.try_with_digest(id, digest(key))
+    }
+
+    /// Adds a key by its SHA-256 digest, for keys whose plaintext the service never sees.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, digest};
+    ///
+    /// let keys = ApiKeys::new().try_with_digest("partner-a", digest(b"pa_7Qm2xY9wLkV3rT8s"))?;
+    /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn try_with_digest(
+        mut self,
+        id: impl Into<String>,
+        digest: KeyDigest,
+    ) -> Result<Self, ConfigError> {
+        let id = id.into();
+        if let Some(kind) = invalid_id(&id) {
+            return Err(ConfigError::new(kind).with_id(&id));
+        }
+        let inner = Arc::make_mut(&mut self.inner);
+        if inner.ids.contains(id.as_str()) {
+            return Err(ConfigError::new(ConfigErrorKind::DuplicateId).with_id(&id));
+        }
+        if inner.find(&digest).is_some() {
+            return Err(ConfigError::new(ConfigErrorKind::DuplicateKey).with_id(&id));
+        }
+        let entry = Entry {
+            digest,
+            key: VerifiedKey::new(&id),
+        };
+        inner.ids.insert(id.into_boxed_str());
+        inner
+            .by_digest
+            .insert_unique(table_hash(&digest), entry, |e| table_hash(&e.digest));
+        Ok(self)
+    }
+
+    /// How many keys the store holds.
+    pub fn len(&self) -> usize {
+        self.inner.by_digest.len()
+    }
+
+    /// Whether the store holds no key, and so refuses every request.
+    pub fn is_empty(&self) -> bool {
+        self.inner.by_digest.is_empty()
+    }
+
+    /// Checks a presented key: refuses it unhashed when it is too long or malformed, otherwise
+    /// hashes it and looks the digest up, comparing digests in constant time.
+    ///
+    /// The cost does not grow with the number of keys.
+    pub fn verify(&self, presented: &[u8]) -> Result<VerifiedKey, KeyError> {
+        // Both checks come before hashing, so an oversized or garbage key costs almost nothing.
+        if presented.len() > MAX_KEY_LEN {
+            return Err(KeyError::TooLong);
+        }
+        if !is_key_shaped(presented) {
+            return Err(KeyError::Malformed);
+        }
+        let digest = digest(presented);
+        self.inner
+            .find(&digest)
+            .map(|entry| entry.key.clone())
+            .ok_or(KeyError::Unknown)
+    }
+}
+
+impl Inner {
+    fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
+        // Every candidate the table probes is compared in constant time, so the lookup reveals
+        // nothing about how close a wrong key's digest came to a stored one.
+        self.by_digest.find(table_hash(digest), |entry| {
+            bool::from(entry.digest.ct_eq(digest))
+        })
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SHA-256 digest of a key, as the store keeps it and as `id=sha256:<hex>` entries give it.
+///
+/// ```
+/// let d = axum_api_key::digest(b"hello");
+/// assert_eq!(d[..4], [0x2c, 0xf2, 0x4d, 0xba]);
+/// ```
+pub fn digest(key: &[u8]) -> KeyDigest {
+    Sha256::digest(key).into()
+}
+
+/// The table's hash of a digest: its first eight bytes, already uniformly distributed.
+fn table_hash(digest: &KeyDigest) -> u64 {
+    let [a, b, c, d, e, f, g, h, ..] = *digest;
+    u64::from_le_bytes([a, b, c, d, e, f, g, h])
+}
+
+/// Keys are visible ASCII: anything else cannot be a key, whatever the store holds.
+pub(crate) fn is_key_shaped(key: &[u8]) -> bool {
+    !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Why `id` cannot name a key, if it cannot.
+fn invalid_id(id: &str) -> Option<ConfigErrorKind> {
+    if id.is_empty() {
+        Some(ConfigErrorKind::EmptyId)
+    } else if !id.bytes().all(|b| b.is_ascii_graphic()) || id.contains([',', '=']) {
+        Some(ConfigErrorKind::InvalidId)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifies_known_keys_only() {
+        let keys = ApiKeys::new().with_key("a", "key-a").with_key("b", "key-b");
+        assert_eq!(
+            keys.verify(b"key-a").map(|k| k.id().to_owned()),
+            Ok("a".to_owned())
+        );
+        assert_eq!(
+            keys.verify(b"key-b").map(|k| k.id().to_owned()),
+            Ok("b".to_owned())
+        );
+        assert_eq!(keys.verify(b"key-c").err(), Some(KeyError::Unknown));
+        assert_eq!(keys.verify(b"").err(), Some(KeyError::Malformed));
+        assert_eq!(keys.verify(b"key a").err(), Some(KeyError::Malformed));
+        assert_eq!(
+            keys.verify("kéy".as_bytes()).err(),
+            Some(KeyError::Malformed)
+        );
+        assert_eq!(
+            keys.verify(&[b'k'; MAX_KEY_LEN + 1]).err(),
+            Some(KeyError::TooLong)
+        );
+    }
+
+    #[test]
+    fn a_key_of_the_maximum_length_is_accepted() {
+        let long = "k".repeat(MAX_KEY_LEN);
+        let keys = ApiKeys::new().with_key("long", &long);
+        assert!(keys.verify(long.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn refuses_bad_additions() {
+        let keys = ApiKeys::new().with_key("a", "key-a");
+        let kind = |r: Result<ApiKeys, ConfigError>| r.err().map(|e| e.kind());
+        assert_eq!(
+            kind(keys.clone().try_with_key("a", "other")),
+            Some(ConfigErrorKind::DuplicateId)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", "key-a")),
+            Some(ConfigErrorKind::DuplicateKey)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("", "x")),
+            Some(ConfigErrorKind::EmptyId)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b c", "x")),
+            Some(ConfigErrorKind::InvalidId)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", "")),
+            Some(ConfigErrorKind::EmptyKey)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", "a b")),
+            Some(ConfigErrorKind::KeyNotPrintable)
+        );
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", long)),
+            Some(ConfigErrorKind::KeyTooLong)
+        );
+        // A refused addition leaves the store as it was.
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn clones_share_until_changed() {
+        let one = ApiKeys::new().with_key("a", "key-a");
+        let two = one.clone().with_key("b", "key-b");
+        assert_eq!(one.len(), 1);
+        assert_eq!(two.len(), 2);
+        assert!(one.verify(b"key-b").is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_key_and_no_digest() {
+        let keys = ApiKeys::new().with_key("a", "secret-value");
+        let shown = format!("{keys:?} {keys:#?}");
+        assert!(!shown.contains("secret-value"));
+        assert!(!shown.contains("digest"));
+        assert_eq!(format!("{keys:?}"), "ApiKeys { len: 1, .. }");
+    }
+
+    #[test]
+    fn store_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<ApiKeys>();
+        assert_send_sync::<VerifiedKey>();
+    }
+}
