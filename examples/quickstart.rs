@@ -38,7 +38,7 @@ async fn health() -> &'static str {
 }
 
 /// The quickstart's router, over any key store.
-pub fn app(keys: ApiKeys) -> Router {
+pub(crate) fn app(keys: ApiKeys) -> Router {
     Router::new()
         .route("/data", get(get_data))
         .route("/protected", get(protected))

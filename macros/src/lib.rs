@@ -4,6 +4,8 @@
 //! and is documented there. `attr.rs` parses and checks the arguments, `expand.rs` checks the
 //! function and rewrites it.
 
+#![warn(clippy::unwrap_used)]
+
 mod attr;
 mod expand;
 

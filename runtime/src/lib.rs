@@ -37,6 +37,9 @@
 //!
 //! [axum]: https://docs.rs/axum
 
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod config;
 mod extract;
 mod key;

@@ -1,1 +1,178 @@
+//! Helpers shared by the integration tests: send a request through a real `Router`, read the
+//! whole answer, and check it for what must and must not be there.
 
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::Body;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+pub use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+
+/// A valid key used across the tests.
+pub const KEY_A: &str = "pa_7Qm2xY9wLkV3rT8sNc5d";
+/// A second valid key.
+pub const KEY_B: &str = "pb_Zc4nH6jR1eW5uB0dKf2g";
+
+/// The store most tests serve: `partner-a` and `partner-b`.
+pub fn keys() -> axum_api_key::ApiKeys {
+    axum_api_key::ApiKeys::new()
+        .with_key("partner-a", KEY_A)
+        .with_key("partner-b", KEY_B)
+}
+
+/// A whole response, read to the end.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+
+    /// The value of a header as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("header value is text"))
+    }
+
+    /// Asserts that `secret` appears nowhere in the response: not in the status line, any
+    /// header name or value, or the body.
+    pub fn assert_never_contains(&self, secret: &[u8]) {
+        assert!(!secret.is_empty());
+        let found = |haystack: &[u8]| haystack.windows(secret.len()).any(|w| w == secret);
+        assert!(
+            !found(&self.body),
+            "the body holds the key: {}",
+            self.text()
+        );
+        for (name, value) in &self.headers {
+            assert!(
+                !found(name.as_str().as_bytes()),
+                "header name {name} holds the key"
+            );
+            assert!(
+                !found(value.as_bytes()),
+                "header {name} holds the key: {value:?}"
+            );
+        }
+        assert!(!found(self.status.as_str().as_bytes()));
+    }
+
+    /// Asserts a problem-details refusal: status, content type, the four RFC 9457 members,
+    /// and the variant's `type`.
+    pub fn assert_problem(&self, status: StatusCode, variant: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let body = self.json();
+        let object = body.as_object().expect("the body is a JSON object");
+        assert_eq!(
+            object.len(),
+            4,
+            "exactly type, title, status, detail: {body}"
+        );
+        assert_eq!(body["status"], status.as_u16());
+        assert_eq!(
+            body["type"],
+            format!(
+                "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.{variant}"
+            )
+        );
+        assert!(
+            body["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+    }
+}
+
+/// Sends `request` through `app` in-process and reads the whole answer.
+pub async fn send(app: Router, request: Request<Body>) -> Answer {
+    let response = app.oneshot(request).await.expect("routers are infallible");
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .expect("the body can be read")
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// A GET request for `uri` with the given headers, each sent as given (a name twice sends it
+/// twice).
+pub fn get(uri: &str, headers: &[(&str, &[u8])]) -> Request<Body> {
+    let mut request = Request::get(uri);
+    for (name, value) in headers {
+        let value = HeaderValue::from_bytes(value).expect("a header value the test can send");
+        request = request.header(*name, value);
+    }
+    request.body(Body::empty()).expect("a valid request")
+}
+
+/// A writer collecting everything a `tracing` subscriber prints, to search the logs.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+
+    /// A subscriber printing every event, at every level, into this capture. Install it with
+    /// `tracing::subscriber::set_default` on the test's thread.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(self.clone())
+            .finish()
+    }
+}
+
+impl io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

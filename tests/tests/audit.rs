@@ -1,0 +1,95 @@
+//! The audit trail: every decision is logged with what an operator needs, and never the key.
+
+use axum::Router;
+use axum::routing::get;
+use axum_api_key::{VerifiedKey, api_key};
+use axum_api_key_tests::{CapturedLogs, KEY_A, get as request, keys, send};
+
+#[api_key]
+async fn item(key: VerifiedKey) -> String {
+    key.id().to_owned()
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/items/{id}", get(item))
+        .with_state(keys())
+}
+
+#[tokio::test]
+async fn decisions_are_logged_without_the_key() {
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+
+    let oversized = format!("{KEY_A}{}", "z".repeat(300));
+    let presented: [&[u8]; 5] = [
+        KEY_A.as_bytes(),
+        b"sk_live_wrong-but-plausible",
+        oversized.as_bytes(),
+        b"has space-in-key",
+        b"\xff\xfeutf8-broken-key",
+    ];
+    for key in presented {
+        send(app(), request("/items/7?debug=1", &[("x-api-key", key)])).await;
+    }
+    send(app(), request("/items/8", &[])).await;
+    let twice: [(&str, &[u8]); 2] = [("x-api-key", b"dup-key-one"), ("x-api-key", b"dup-key-two")];
+    send(app(), request("/items/9", &twice)).await;
+
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "one event per decision:\n{text}");
+    for line in &lines {
+        assert!(line.contains("axum_api_key::audit"), "{line}");
+        assert!(line.contains("method=GET"), "{line}");
+        // The route pattern, not the path: ids and query strings stay out of the log.
+        assert!(line.contains("route=\"/items/{id}\""), "{line}");
+        assert!(!line.contains("debug=1"), "{line}");
+    }
+    let expected = [
+        "outcome=\"accepted\" key_id=\"partner-a\"",
+        "outcome=\"refused\" reason=\"unknown\" status=401",
+        "outcome=\"refused\" reason=\"too_long\" status=401",
+        "outcome=\"refused\" reason=\"malformed\" status=401",
+        "outcome=\"refused\" reason=\"malformed\" status=401",
+        "outcome=\"refused\" reason=\"missing\" status=401",
+        "outcome=\"refused\" reason=\"duplicate\" status=400",
+    ];
+    for (line, fields) in lines.iter().zip(expected) {
+        assert!(line.contains(fields), "expected {fields} in {line}");
+    }
+    assert!(lines[0].contains("DEBUG") && lines[1].contains("INFO"));
+
+    for secret in [
+        "pa_7Qm2",
+        "sk_live_wrong",
+        "zzzzzzzz",
+        "has space",
+        "utf8-broken",
+        "dup-key",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the log holds part of a key ({secret}):\n{text}"
+        );
+    }
+}
+
+async fn unguarded(key: VerifiedKey) -> String {
+    key.id().to_owned()
+}
+
+#[tokio::test]
+async fn a_missing_guard_is_logged_as_an_error_with_the_fix() {
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let app = Router::new()
+        .route("/oops", get(unguarded))
+        .with_state(keys());
+    send(app, request("/oops", &[("x-api-key", KEY_A.as_bytes())])).await;
+
+    let text = logs.text();
+    assert!(text.contains("ERROR"), "{text}");
+    assert!(text.contains("#[api_key]"), "{text}");
+    assert!(!text.contains(KEY_A), "{text}");
+}

@@ -1,0 +1,87 @@
+//! Property tests of the two parsers that see untrusted or hand-written input: the guard's
+//! reading of a header, and the `API_KEYS` configuration format.
+
+use axum::Router;
+use axum::routing::get;
+use axum_api_key::{ApiKeys, VerifiedKey, api_key};
+use axum_api_key_tests::{HeaderValue, KEY_A, StatusCode, get as request, keys, send};
+use proptest::prelude::*;
+
+#[api_key]
+async fn data(key: VerifiedKey) -> String {
+    format!("ok {}", key.id())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+}
+
+/// Any bytes a client can put in a header value.
+fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 12..600),
+        // Near misses of the real key: a prefix, a suffix, one byte changed.
+        (0..KEY_A.len(), any::<u8>()).prop_map(|(at, byte)| {
+            let mut key = KEY_A.as_bytes().to_vec();
+            key[at] = if key[at] == byte {
+                byte.wrapping_add(1)
+            } else {
+                byte
+            };
+            key
+        }),
+        "[ -~]{12,300}".prop_map(String::into_bytes),
+    ]
+    .prop_filter("a value a client can send", |v| {
+        HeaderValue::from_bytes(v).is_ok()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn no_header_value_panics_passes_or_is_echoed(value in header_bytes()) {
+        let app = Router::new().route("/data", get(data)).with_state(keys());
+        let answer = runtime().block_on(send(app, request("/data", &[("x-api-key", &value)])));
+        prop_assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        answer.assert_never_contains(&value);
+    }
+
+    #[test]
+    fn configurations_round_trip(
+        entries in proptest::collection::btree_map("[a-z][a-z0-9_.-]{0,20}", "[!-+--<>-~]{1,64}", 1..20),
+        padding in "[ \t]{0,3}",
+    ) {
+        // Keys are unique too: a key given twice is an error of its own.
+        let mut seen = std::collections::HashSet::new();
+        let entries: Vec<_> = entries.into_iter().filter(|(_, key)| seen.insert(key.clone())).collect();
+        let text = entries
+            .iter()
+            .map(|(id, key)| format!("{padding}{id}{padding}={padding}{key}{padding}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let keys: ApiKeys = text.parse().map_err(|e| TestCaseError::fail(format!("{e}: {text:?}")))?;
+        prop_assert_eq!(keys.len(), entries.len());
+        for (id, key) in &entries {
+            prop_assert_eq!(keys.verify(key.as_bytes()).map(|k| k.id().to_owned()), Ok(id.clone()));
+        }
+    }
+
+    #[test]
+    fn configuration_errors_never_show_a_key(text in "[ -~]{0,200}") {
+        // Whatever the text, parsing answers without panicking; an error shows no part of any
+        // key it held, only entry numbers and, for a repeated id, the id.
+        if let Err(error) = text.parse::<ApiKeys>() {
+            let shown = format!("{error} {error:?}");
+            for entry in text.split(',') {
+                let key = entry.split_once('=').map_or(entry, |(_, key)| key).trim();
+                if key.len() >= 6 && !shown.contains("key `") {
+                    prop_assert!(!shown.contains(key), "{} shows {:?}", shown, key);
+                }
+            }
+        }
+    }
+}
