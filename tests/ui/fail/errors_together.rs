@@ -1,0 +1,13 @@
+// Every mistake is reported at once, and the function is kept, so the route that uses it
+// raises no error of its own.
+use axum::{Router, routing::get};
+use axum_api_key::{ApiKeys, api_key};
+
+#[api_key(hedaer = "x-key", status = 200)]
+fn handler() -> &'static str {
+    "hi"
+}
+
+fn main() {
+    let _: Router = Router::new().route("/", get(|| async { handler() })).with_state(ApiKeys::new());
+}
