@@ -49,10 +49,10 @@ pub(crate) fn app(keys: ApiKeys) -> Router {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     // A `.env` file is optional; variables already set win over it.
-    if let Err(error) = dotenvy::dotenv() {
-        if !error.not_found() {
-            return Err(format!(".env: {error}").into());
-        }
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        return Err(format!(".env: {error}").into());
     }
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port

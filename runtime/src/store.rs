@@ -71,14 +71,14 @@ pub struct ApiKeys {
 
 #[derive(Clone, Default)]
 struct Inner {
-    /// Keyed by the digest itself: its first eight bytes are already a uniform hash.
+    /// Keyed by the digest itself: its first word is already a uniform hash.
     by_digest: HashTable<Entry>,
     ids: HashSet<Box<str>>,
 }
 
 #[derive(Clone)]
 struct Entry {
-    digest: KeyDigest,
+    digest: Words,
     key: VerifiedKey,
 }
 
@@ -160,6 +160,7 @@ impl ApiKeys {
         if inner.find(&digest).is_some() {
             return Err(ConfigError::new(ConfigErrorKind::DuplicateKey).with_id(&id));
         }
+        let digest = Words::of(&digest);
         let entry = Entry {
             digest,
             key: VerifiedKey::new(&id),
@@ -167,7 +168,7 @@ impl ApiKeys {
         inner.ids.insert(id.into_boxed_str());
         inner
             .by_digest
-            .insert_unique(table_hash(&digest), entry, |e| table_hash(&e.digest));
+            .insert_unique(digest.table_hash(), entry, |e| e.digest.table_hash());
         Ok(self)
     }
 
@@ -203,11 +204,11 @@ impl ApiKeys {
 
 impl Inner {
     fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
+        let digest = Words::of(digest);
         // Every candidate the table probes is compared in constant time, so the lookup reveals
         // nothing about how close a wrong key's digest came to a stored one.
-        self.by_digest.find(table_hash(digest), |entry| {
-            bool::from(entry.digest.ct_eq(digest))
-        })
+        self.by_digest
+            .find(digest.table_hash(), |entry| entry.digest.ct_eq(&digest))
     }
 }
 
@@ -229,10 +230,32 @@ pub fn digest(key: &[u8]) -> KeyDigest {
     Sha256::digest(key).into()
 }
 
-/// The table's hash of a digest: its first eight bytes, already uniformly distributed.
-fn table_hash(digest: &KeyDigest) -> u64 {
-    let [a, b, c, d, e, f, g, h, ..] = *digest;
-    u64::from_le_bytes([a, b, c, d, e, f, g, h])
+/// A digest as four words, the form the table keeps: compared with four XORs, and hashed by
+/// its first word, which is already uniformly distributed.
+#[derive(Clone, Copy)]
+struct Words([u64; 4]);
+
+impl Words {
+    fn of(digest: &KeyDigest) -> Self {
+        let mut words = [0u64; 4];
+        for (word, bytes) in words.iter_mut().zip(digest.chunks_exact(8)) {
+            *word = u64::from_ne_bytes(bytes.try_into().unwrap_or_default());
+        }
+        Self(words)
+    }
+
+    fn table_hash(&self) -> u64 {
+        self.0[0]
+    }
+
+    /// Equality in constant time: the differences of all words are folded into one without
+    /// branching, and only that word goes through `subtle`'s comparison.
+    fn ct_eq(&self, other: &Self) -> bool {
+        let [a0, a1, a2, a3] = self.0;
+        let [b0, b1, b2, b3] = other.0;
+        let difference = (a0 ^ b0) | (a1 ^ b1) | (a2 ^ b2) | (a3 ^ b3);
+        bool::from(difference.ct_eq(&0))
+    }
 }
 
 /// Keys are visible ASCII: anything else cannot be a key, whatever the store holds.
