@@ -105,7 +105,7 @@ fn verify(c: &mut Criterion) {
     }
     million = million.with_key("bench", KEY);
     // A spread of valid keys, so that each lookup lands on another part of the table.
-    let spread: Vec<&[u8]> = keys.iter().step_by(997).map(String::as_bytes).collect();
+    let spread: Vec<&[u8]> = keys.iter().step_by(7).map(String::as_bytes).collect();
 
     let mut group = c.benchmark_group("verify");
     group.bench_function("sha256", |b| b.iter(|| digest(black_box(KEY.as_bytes()))));
