@@ -5,7 +5,6 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, Lit, Meta, Path, Token};
 
@@ -15,7 +14,9 @@ pub(crate) const DEFAULT_HEADER: &str = "x-api-key";
 pub(crate) const DEFAULT_STATUS: u16 = 401;
 
 /// The arguments the attribute accepts, in the order the error message lists them.
-const ARGUMENTS: &[&str] = &["header", "status", "crate"];
+const ARGUMENTS: &[&str] = &[
+    "header", "query", "cookie", "bearer", "status", "scopes", "optional", "store", "crate",
+];
 
 /// A value and the span of the tokens it came from.
 pub(crate) struct WithSpan<T> {
@@ -28,8 +29,20 @@ pub(crate) struct WithSpan<T> {
 pub(crate) struct Args {
     /// `header = "..."`, lower-cased.
     pub(crate) header: Option<WithSpan<String>>,
+    /// `query = "..."`.
+    pub(crate) query: Option<WithSpan<String>>,
+    /// `cookie = "..."`.
+    pub(crate) cookie: Option<WithSpan<String>>,
+    /// `bearer`.
+    pub(crate) bearer: Option<WithSpan<()>>,
     /// `status = 4xx`.
     pub(crate) status: Option<WithSpan<u16>>,
+    /// `scopes = ["...", ...]`.
+    pub(crate) scopes: Option<WithSpan<Vec<String>>>,
+    /// `optional`.
+    pub(crate) optional: Option<WithSpan<()>>,
+    /// `store = Type`.
+    pub(crate) store: Option<WithSpan<syn::Type>>,
     /// `crate = path`.
     pub(crate) krate: Option<WithSpan<Path>>,
 }
@@ -55,7 +68,7 @@ impl Errors {
 /// returned `Args` holds every argument that was valid.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
-    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+    let metas = match parse_arguments.parse2(tokens) {
         Ok(metas) => metas,
         Err(error) => {
             errors.push(syn::Error::new(
@@ -68,12 +81,52 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
             return args;
         }
     };
-    for meta in metas {
-        if let Err(error) = parse_one(&meta, &mut args) {
+    for argument in metas {
+        let result = match argument {
+            Argument::Meta(meta) => parse_one(&meta, &mut args),
+            Argument::Store(path, ty) => {
+                store_type(&ty).and_then(|store| set_once(&mut args.store, store, &path))
+            }
+        };
+        if let Err(error) = result {
             errors.push(error);
         }
     }
     args
+}
+
+/// One argument as written: `store = Type` takes a type, which `Meta` cannot hold when it is
+/// generic, and every other argument is a `Meta`.
+enum Argument {
+    Meta(Meta),
+    Store(Path, syn::Type),
+}
+
+fn parse_arguments(input: syn::parse::ParseStream<'_>) -> syn::Result<Vec<Argument>> {
+    let mut arguments = Vec::new();
+    while !input.is_empty() {
+        let fork = input.fork();
+        let is_store =
+            fork.parse::<syn::Ident>().is_ok_and(|name| name == "store") && fork.peek(Token![=]);
+        if is_store {
+            let name: syn::Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let ty = input.parse().map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    "expected the store's type, e.g. `store = PartnerKeys`",
+                )
+            })?;
+            arguments.push(Argument::Store(Path::from(name), ty));
+        } else {
+            arguments.push(Argument::Meta(input.parse()?));
+        }
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(arguments)
 }
 
 fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
@@ -93,11 +146,38 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
             let header = header_name(value)?;
             set_once(&mut args.header, header, path)
         }
+        "query" => {
+            let value = value_of(meta, "query = \"api_key\"")?;
+            let query = query_name(value)?;
+            set_once(&mut args.query, query, path)
+        }
+        "cookie" => {
+            let value = value_of(meta, "cookie = \"session\"")?;
+            let cookie = cookie_name(value)?;
+            set_once(&mut args.cookie, cookie, path)
+        }
+        "bearer" => {
+            let flag = flag(meta, "bearer")?;
+            set_once(&mut args.bearer, flag, path)
+        }
         "status" => {
             let value = value_of(meta, "status = 403")?;
             let status = status_code(value)?;
             set_once(&mut args.status, status, path)
         }
+        "scopes" => {
+            let value = value_of(meta, "scopes = [\"orders:read\"]")?;
+            let scopes = scope_list(value)?;
+            set_once(&mut args.scopes, scopes, path)
+        }
+        "optional" => {
+            let flag = flag(meta, "optional")?;
+            set_once(&mut args.optional, flag, path)
+        }
+        "store" => Err(syn::Error::new_spanned(
+            path,
+            "this argument needs a value: `store = PartnerKeys`",
+        )),
         "crate" => {
             let value = value_of(meta, "crate = ::my_crate::axum_api_key")?;
             let krate = crate_path(value)?;
@@ -118,6 +198,24 @@ fn value_of<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
         Meta::List(list) => Err(syn::Error::new(
             list.delimiter.span().join(),
             format!("expected `=` and a value: `{example}`"),
+        )),
+    }
+}
+
+/// A flag such as `bearer`, which takes no value.
+fn flag(meta: &Meta, name: &str) -> syn::Result<WithSpan<()>> {
+    match meta {
+        Meta::Path(path) => Ok(WithSpan {
+            value: (),
+            span: path.span(),
+        }),
+        Meta::NameValue(name_value) => Err(syn::Error::new_spanned(
+            &name_value.value,
+            format!("`{name}` takes no value: write `#[api_key({name})]`, or leave it out"),
+        )),
+        Meta::List(list) => Err(syn::Error::new(
+            list.delimiter.span().join(),
+            format!("`{name}` takes no value: write `#[api_key({name})]`, or leave it out"),
         )),
     }
 }
@@ -171,10 +269,159 @@ fn header_name(value: &Expr) -> syn::Result<WithSpan<String>> {
         ));
     }
     // Header names are case-insensitive and the `http` crate stores them lower-cased.
+    let name = name.to_ascii_lowercase();
+    let hint = match name.as_str() {
+        "authorization" => Some("for `Authorization: Bearer <key>`, write `bearer`"),
+        "cookie" => Some("to read a cookie, write `cookie = \"name\"`"),
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!("the `{name}` header holds more than a key: {hint}"),
+        ));
+    }
     Ok(WithSpan {
-        value: name.to_ascii_lowercase(),
+        value: name,
         span: lit.span(),
     })
+}
+
+fn query_name(value: &Expr) -> syn::Result<WithSpan<String>> {
+    let Some(lit) = string_literal(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "expected the query parameter's name as a string literal: `query = \"api_key\"`",
+        ));
+    };
+    let name = lit.value();
+    if name.is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "the query parameter's name is empty; name it, e.g. `query = \"api_key\"`",
+        ));
+    }
+    // Unreserved characters (RFC 3986): the name appears as it is in every URL.
+    if let Some(bad) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~".contains(c)))
+    {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "`{name}` is not a URL-safe query parameter name: {} is not allowed; use \
+                 letters, digits and - . _ ~, e.g. `api_key`",
+                describe_char(bad)
+            ),
+        ));
+    }
+    Ok(WithSpan {
+        value: name,
+        span: lit.span(),
+    })
+}
+
+fn cookie_name(value: &Expr) -> syn::Result<WithSpan<String>> {
+    let Some(lit) = string_literal(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "expected the cookie's name as a string literal: `cookie = \"session\"`",
+        ));
+    };
+    let name = lit.value();
+    if name.is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "the cookie's name is empty; name it, e.g. `cookie = \"session\"`",
+        ));
+    }
+    if let Some(bad) = name.chars().find(|&c| !is_token_char(c)) {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "`{name}` is not a valid cookie name: {} is not allowed; cookie names are \
+                 letters, digits and ! # $ % & ' * + - . ^ _ ` | ~ (RFC 6265)",
+                describe_char(bad)
+            ),
+        ));
+    }
+    Ok(WithSpan {
+        value: name,
+        span: lit.span(),
+    })
+}
+
+fn scope_list(value: &Expr) -> syn::Result<WithSpan<Vec<String>>> {
+    let Expr::Array(array) = value else {
+        let hint = match string_literal(value) {
+            Some(lit) => format!("`scopes = [\"{}\"]`", lit.value()),
+            None => "`scopes = [\"orders:read\", \"orders:write\"]`".to_owned(),
+        };
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("expected a list of scopes in brackets: {hint}"),
+        ));
+    };
+    if array.elems.is_empty() {
+        return Err(syn::Error::new_spanned(
+            array,
+            "the scope list is empty; name at least one scope, or leave `scopes` out to require none",
+        ));
+    }
+    let mut scopes = Vec::new();
+    let mut errors = Errors::default();
+    for element in &array.elems {
+        let Some(lit) = string_literal(element) else {
+            errors.push(syn::Error::new_spanned(
+                element,
+                "expected a scope as a string literal, e.g. `\"orders:read\"`",
+            ));
+            continue;
+        };
+        let scope = lit.value();
+        if scope.is_empty() {
+            errors.push(syn::Error::new_spanned(lit, "a scope cannot be empty"));
+        } else if let Some(bad) = scope.chars().find(|&c| !is_scope_char(c)) {
+            errors.push(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "`{scope}` is not a valid scope: {} is not allowed; a scope is visible ASCII \
+                     without `\"`, `\\`, `,`, `[` or `]`, e.g. `orders:read`",
+                    describe_char(bad)
+                ),
+            ));
+        } else if scopes.contains(&scope) {
+            errors.push(syn::Error::new_spanned(
+                lit,
+                format!("the scope `{scope}` is listed twice"),
+            ));
+        } else {
+            scopes.push(scope);
+        }
+    }
+    errors.into_result()?;
+    Ok(WithSpan {
+        value: scopes,
+        span: array.span(),
+    })
+}
+
+/// A character of a scope token (RFC 6750) that also fits in the `API_KEYS` format.
+fn is_scope_char(c: char) -> bool {
+    c.is_ascii_graphic() && !"\"\\,[]".contains(c)
+}
+
+fn store_type(ty: &syn::Type) -> syn::Result<WithSpan<syn::Type>> {
+    match ty {
+        syn::Type::Path(path) if path.qself.is_none() => Ok(WithSpan {
+            value: ty.clone(),
+            span: path.span(),
+        }),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected the store's type, e.g. `store = PartnerKeys`",
+        )),
+    }
 }
 
 /// A `tchar` of RFC 9110 section 5.6.2, the characters of a header name.
@@ -270,8 +517,16 @@ fn unknown_argument(name: &str) -> String {
         }
         "status_code" | "code" | "http_status" => Some("the status is set with `status = 403`"),
         "auto_error" => Some(
-            "`auto_error` is FastAPI's; here a request without a valid key never reaches the handler",
+            "`auto_error=False` is written `optional` here: a request without a key reaches the \
+             handler, which takes `Option<VerifiedKey>`",
         ),
+        "token" | "authorization" | "bearer_token" => {
+            Some("for `Authorization: Bearer <key>`, write `bearer`")
+        }
+        "query_param" | "param" | "query_name" => {
+            Some("the query parameter is named with `query = \"api_key\"`")
+        }
+        "cookie_name" => Some("the cookie is named with `cookie = \"session\"`"),
         _ => None,
     };
     if let Some(hint) = hint {

@@ -8,24 +8,41 @@ use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, Item, ItemFn, LitInt, LitStr, Path, Signature};
 
-use crate::attr::{self, Args, DEFAULT_HEADER, DEFAULT_STATUS, Errors};
+use crate::attr::{self, Args, DEFAULT_HEADER, DEFAULT_STATUS, Errors, WithSpan};
 
 /// The whole expansion: check, then rewrite or report.
 pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = attr::parse(args, &mut errors);
-    let function = match syn::parse2::<ItemFn>(item.clone()) {
-        Ok(function) => Some(function),
-        Err(_) => {
+    let target = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(function)) => {
+            check_signature(&function.sig, &mut errors);
+            if let Some(optional) = &args.optional {
+                check_optional_key(&function.sig, optional.span, &mut errors);
+            }
+            Some(Target::Handler(function))
+        }
+        Ok(Item::Struct(config)) if is_unit_struct(&config) => {
+            if let Some(store) = &args.store {
+                errors.push(syn::Error::new_spanned(
+                    &store.value,
+                    "a guard type does not choose its store: name it where the guard is used, \
+                     `RequireApiKey<Config, Store>` or `RequireApiKey::<Config, Store>::layer(store)`",
+                ));
+            }
+            Some(Target::Config(config))
+        }
+        _ => {
             errors.push(not_a_function(&item));
             None
         }
     };
-    if let Some(function) = &function {
-        check_signature(&function.sig, &mut errors);
-    }
-    match (errors.into_result(), function) {
-        (Ok(()), Some(function)) => rewrite(args, function),
+    match (errors.into_result(), target) {
+        (Ok(()), Some(Target::Handler(function))) => rewrite(args, function),
+        (Ok(()), Some(Target::Config(config))) => {
+            let config_impl = config_impl(&args, &config.ident);
+            quote! { #config #config_impl }
+        }
         // The item goes out unchanged beside the errors, so the route that uses it raises no
         // follow-on errors and IDEs keep resolving it.
         (Err(error), _) => {
@@ -36,14 +53,49 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// What the attribute is on.
+enum Target {
+    /// An async handler, to protect.
+    Handler(ItemFn),
+    /// A unit struct, to make a guard configuration for layers and hand-written extractors.
+    Config(syn::ItemStruct),
+}
+
+fn is_unit_struct(item: &syn::ItemStruct) -> bool {
+    matches!(item.fields, syn::Fields::Unit) && item.generics.params.is_empty()
+}
+
+/// With `optional`, a request may come without a key, so a bare `VerifiedKey` argument would
+/// refuse it with a 500: the handler must take `Option<VerifiedKey>`.
+fn check_optional_key(sig: &Signature, optional: Span, errors: &mut Errors) {
+    for input in &sig.inputs {
+        let FnArg::Typed(typed) = input else { continue };
+        let syn::Type::Path(path) = &*typed.ty else {
+            continue;
+        };
+        let Some(last) = path.path.segments.last() else {
+            continue;
+        };
+        if last.ident == "VerifiedKey" && last.arguments.is_empty() {
+            let mut error = syn::Error::new_spanned(
+                &typed.ty,
+                "with `optional`, a request may come without a key: take `Option<VerifiedKey>`",
+            );
+            error.combine(syn::Error::new(optional, "the key is made optional here"));
+            errors.push(error);
+        }
+    }
+}
+
 fn not_a_function(item: &TokenStream) -> syn::Error {
     const MESSAGE: &str = "#[api_key] protects an async handler function; put it on the `async fn` \
-                           that handles the route";
+                           that handles the route, or on a unit struct (`struct ApiAccess;`) to \
+                           define a guard for a router layer";
     let Ok(item) = syn::parse2::<Item>(item.clone()) else {
         return syn::Error::new(Span::call_site(), MESSAGE);
     };
     let (what, span) = match &item {
-        Item::Struct(item) => ("a struct", item.struct_token.span),
+        Item::Struct(item) => ("a struct with fields or generics", item.struct_token.span),
         Item::Enum(item) => ("an enum", item.enum_token.span),
         Item::Union(item) => ("a union", item.union_token.span),
         Item::Impl(item) => ("an impl block", item.impl_token.span),
@@ -99,46 +151,99 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
 }
 
 fn rewrite(args: Args, function: ItemFn) -> TokenStream {
-    let Args {
-        header,
-        status,
-        krate,
-    } = args;
     let ItemFn {
         attrs,
         vis,
         mut sig,
         block,
     } = function;
-
-    let krate = krate.map_or_else(|| syn::parse_quote!(::axum_api_key), |k| k.value);
-    // Generated literals keep the span of the user's, so anything said about them points there.
-    let header = header.map_or_else(
-        || LitStr::new(DEFAULT_HEADER, Span::call_site()),
-        |h| LitStr::new(&h.value, h.span),
-    );
-    let status = status.map_or_else(
-        || LitInt::new(&DEFAULT_STATUS.to_string(), Span::call_site()),
-        |s| LitInt::new(&s.value.to_string(), s.span),
-    );
     let config = config_type_name(&sig);
-
-    let guard = guard_argument(&krate, &config);
-    sig.inputs.insert(0, guard);
+    let config_impl = config_impl(&args, &config);
+    let krate = runtime_path(&args);
+    let store = match &args.store {
+        Some(store) => {
+            let path = &store.value;
+            quote! { #path }
+        }
+        None => quote! { #krate::__private::ApiKeys },
+    };
+    sig.inputs.insert(
+        0,
+        syn::parse_quote! { _: #krate::__private::Guard<#config, #store> },
+    );
 
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #vis enum #config {}
 
-        impl #krate::__private::KeyConfig for #config {
-            const HEADER: #krate::__private::HeaderName =
-                #krate::__private::HeaderName::from_static(#header);
-            const STATUS: u16 = #status;
-        }
+        #config_impl
 
         #(#attrs)*
         #vis #sig #block
+    }
+}
+
+/// The path to the runtime crate: `crate = …`, or `::axum_api_key`.
+fn runtime_path(args: &Args) -> Path {
+    args.krate
+        .as_ref()
+        .map_or_else(|| syn::parse_quote!(::axum_api_key), |k| k.value.clone())
+}
+
+/// `impl KeyConfig for #ty`, holding the attribute's configuration as a constant.
+fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
+    let krate = runtime_path(args);
+    let Args {
+        header,
+        query,
+        cookie,
+        bearer,
+        status,
+        scopes,
+        optional,
+        store: _,
+        krate: _,
+    } = args;
+    let source = quote! { #krate::__private::Source };
+    // Generated literals keep the span of the user's, so anything said about them points there.
+    let literal = |value: &WithSpan<String>| LitStr::new(&value.value, value.span);
+    let mut sources = Vec::new();
+    if let Some(header) = header {
+        let name = literal(header);
+        sources.push(quote! { #source::Header(#name) });
+    }
+    if let Some(query) = query {
+        let name = literal(query);
+        sources.push(quote! { #source::Query(#name) });
+    }
+    if let Some(cookie) = cookie {
+        let name = literal(cookie);
+        sources.push(quote! { #source::Cookie(#name) });
+    }
+    if bearer.is_some() {
+        sources.push(quote! { #source::Bearer });
+    }
+    if sources.is_empty() {
+        sources.push(quote! { #source::Header(#DEFAULT_HEADER) });
+    }
+    let status = status.as_ref().map_or_else(
+        || LitInt::new(&DEFAULT_STATUS.to_string(), Span::call_site()),
+        |s| LitInt::new(&s.value.to_string(), s.span),
+    );
+    let scopes: Vec<LitStr> = scopes
+        .iter()
+        .flat_map(|list| list.value.iter().map(|scope| LitStr::new(scope, list.span)))
+        .collect();
+    let optional = optional.as_ref().map(|_| quote! { .optional() });
+    quote! {
+        impl #krate::__private::KeyConfig for #ty {
+            const CONFIG: #krate::__private::GuardConfig =
+                #krate::__private::GuardConfig::new(&[#(#sources),*])
+                    .with_status(#status)
+                    .with_scopes(&[#(#scopes),*])
+                    #optional;
+        }
     }
 }
 
@@ -148,11 +253,4 @@ fn config_type_name(sig: &Signature) -> syn::Ident {
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
     format_ident!("__api_key_config_{}", name, span = sig.ident.span())
-}
-
-fn guard_argument(krate: &Path, config: &syn::Ident) -> FnArg {
-    let span = Span::call_site();
-    syn::parse_quote_spanned! {span=>
-        _: #krate::__private::Guard<#config>
-    }
 }

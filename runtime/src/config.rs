@@ -5,15 +5,18 @@
 //! - `id=key`: a key in plaintext, hashed as it is read;
 //! - `id=sha256:<64 hex digits>`: a key given by its SHA-256 digest, so the plaintext never
 //!   reaches the service;
-//! - `key` alone: a key with the id `default`.
+//! - `key` alone: a key with the id `default`;
+//! - `id[scope scope]=key` or `id[scope]=sha256:<hex>`: a key holding scopes, separated by
+//!   spaces inside the brackets.
 //!
 //! Whitespace around entries, ids and keys is ignored, and so are empty entries (a trailing
-//! comma). Ids and keys are visible ASCII without `,`; ids have no `=` either.
+//! comma). Ids and keys are visible ASCII without `,`; ids have no `=`, `[` or `]` either, and
+//! scopes are visible ASCII without `"`, `\`, `,`, `[` or `]`.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::store::{ApiKeys, KeyDigest};
+use crate::store::{ApiKeys, Key, KeyDigest};
 
 /// The id of a key given alone, without `id=`.
 pub const DEFAULT_ID: &str = "default";
@@ -30,8 +33,11 @@ pub enum ConfigErrorKind {
     NoKeys,
     /// An entry has an empty id (`=key`).
     EmptyId,
-    /// An id holds a space, a control character, `,` or `=`.
+    /// An id holds a space, a control character, `,`, `=`, `[` or `]`.
     InvalidId,
+    /// A scope is empty or holds a character a scope cannot have, or the brackets around the
+    /// scopes are not closed.
+    InvalidScope,
     /// An entry has an empty key (`id=`).
     EmptyKey,
     /// A key is longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN), so no request could present it.
@@ -110,7 +116,11 @@ impl fmt::Display for ConfigError {
             K::NotUnicode => "is not valid Unicode",
             K::NoKeys => "holds no key; give `id=key` entries separated by commas",
             K::EmptyId => "the id before `=` is empty",
-            K::InvalidId => "the id must be visible ASCII without `,` or `=`",
+            K::InvalidId => "the id must be visible ASCII without `,`, `=`, `[` or `]`",
+            K::InvalidScope => {
+                "scopes go in brackets after the id, separated by spaces, each visible ASCII \
+                 without `\"`, `\\`, `,`, `[` or `]`: `id[orders:read orders:write]=key`"
+            }
             K::EmptyKey => "the key after `=` is empty",
             K::KeyTooLong => "the key is longer than 256 bytes, the longest a request may present",
             K::KeyNotPrintable => {
@@ -199,16 +209,22 @@ fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
         if entry.is_empty() {
             continue;
         }
-        let (id, value) = match entry.split_once('=') {
-            Some((id, value)) => (id.trim(), value.trim()),
+        let (name, value) = match entry.split_once('=') {
+            Some((name, value)) => (name.trim(), value.trim()),
             None => (DEFAULT_ID, entry),
         };
-        let added = match value.strip_prefix("sha256:") {
-            Some(hex) => match decode_digest(hex) {
-                Some(digest) => keys.try_with_digest(id, digest),
-                None => Err(ConfigError::new(ConfigErrorKind::BadDigest)),
-            },
-            None => keys.try_with_key(id, value),
+        let added = match id_and_scopes(name) {
+            None => Err(ConfigError::new(ConfigErrorKind::InvalidScope)),
+            Some((id, scopes)) => {
+                let key = match value.strip_prefix("sha256:") {
+                    Some(hex) => decode_digest(hex).map(|digest| Key::from_digest(id, digest)),
+                    None => Some(Key::new(id, value)),
+                };
+                match key {
+                    Some(key) => keys.try_with(key.scopes(scopes)),
+                    None => Err(ConfigError::new(ConfigErrorKind::BadDigest)),
+                }
+            }
         };
         keys = added.map_err(|mut error| {
             error.entry = Some(index + 1);
@@ -224,6 +240,17 @@ fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
         return Err(ConfigError::new(ConfigErrorKind::NoKeys));
     }
     Ok(keys)
+}
+
+/// Splits `id[scope scope]` into the id and its scopes; `None` when the brackets are not closed.
+fn id_and_scopes(name: &str) -> Option<(&str, Vec<&str>)> {
+    match name.split_once('[') {
+        None => Some((name, Vec::new())),
+        Some((id, rest)) => {
+            let scopes = rest.strip_suffix(']')?;
+            Some((id.trim(), scopes.split_whitespace().collect()))
+        }
+    }
 }
 
 fn decode_digest(hex: &str) -> Option<KeyDigest> {
@@ -262,6 +289,30 @@ mod tests {
         assert_eq!(keys.verify(b"key-a").unwrap().id(), "a");
         assert_eq!(keys.verify(b"from-digest").unwrap().id(), "b");
         assert_eq!(keys.verify(b"lone-key").unwrap().id(), DEFAULT_ID);
+    }
+
+    #[test]
+    fn reads_scopes() {
+        let keys: ApiKeys =
+            "reader[orders:read]=rk, admin[ orders:read  orders:write ]=ak, plain=pk"
+                .parse()
+                .unwrap();
+        let scopes = |key: &[u8]| {
+            keys.verify(key)
+                .unwrap()
+                .scopes()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(scopes(b"rk"), ["orders:read"]);
+        assert_eq!(scopes(b"ak"), ["orders:read", "orders:write"]);
+        assert!(scopes(b"pk").is_empty());
+        assert_eq!(
+            kind("a[orders:read=key"),
+            Some(ConfigErrorKind::InvalidScope)
+        );
+        assert_eq!(kind("a[x\"y]=key"), Some(ConfigErrorKind::InvalidScope));
+        assert_eq!(kind("a]b=key"), Some(ConfigErrorKind::InvalidId));
     }
 
     #[test]

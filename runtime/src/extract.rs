@@ -1,29 +1,157 @@
-//! [`RequireApiKey`]: the verifying extractor that `#[api_key]` puts first in a handler.
+//! [`RequireApiKey`]: the verifying extractor that `#[api_key]` puts first in a handler, and the
+//! configuration it reads.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use axum::extract::{FromRef, FromRequestParts, MatchedPath};
+use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
+use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
-use http::{HeaderName, StatusCode};
+use http::{HeaderValue, StatusCode};
 
+use crate::key::VerifiedKey;
 use crate::rejection::{ApiKeyRejection, Problem};
-use crate::store::{ApiKeys, KeyError};
+use crate::store::{ApiKeys, KeyError, KeyStore, MAX_KEY_LEN, is_key_shaped};
 
-/// Where a guard reads the key and how it answers a refusal.
+/// Where a request may carry its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// A request header, such as `x-api-key`, compared case-insensitively.
+    Header(&'static str),
+    /// A query parameter, such as `?api_key=…`. Percent-encoding is decoded.
+    Query(&'static str),
+    /// A cookie, such as `session=…`.
+    Cookie(&'static str),
+    /// `Authorization: Bearer <key>`, the scheme matched case-insensitively.
+    Bearer,
+}
+
+impl Source {
+    /// The key's place in words, for the problem's `detail`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Header(name) => format!("in the `{name}` header"),
+            Self::Query(name) => format!("in the `{name}` query parameter"),
+            Self::Cookie(name) => format!("in the `{name}` cookie"),
+            Self::Bearer => "as a Bearer token in the `Authorization` header".to_owned(),
+        }
+    }
+
+    /// The source's kind, for the audit event.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Header(_) => "header",
+            Self::Query(_) => "query",
+            Self::Cookie(_) => "cookie",
+            Self::Bearer => "bearer",
+        }
+    }
+}
+
+/// The sources used when a configuration names none: the `x-api-key` header.
+const DEFAULT_SOURCES: &[Source] = &[Source::Header("x-api-key")];
+
+/// How a guard reads and judges a key: its sources, the status of a refusal, the scopes the
+/// key must hold, and whether a request may come without a key.
 ///
-/// `#[api_key]` generates one implementation per handler; implement it by hand to use
-/// [`RequireApiKey`] without the attribute.
+/// `#[api_key(...)]` builds one per handler, at compile time; build one by hand with the `const`
+/// methods to configure [`RequireApiKey`] without the attribute.
 ///
 /// ```
-/// use axum_api_key::{KeyConfig, RequireApiKey};
-/// use http::HeaderName;
+/// use axum_api_key::{GuardConfig, KeyConfig, Source};
 ///
-/// enum PartnerKey {}
+/// enum Admin {}
 ///
-/// impl KeyConfig for PartnerKey {
-///     const HEADER: HeaderName = HeaderName::from_static("x-partner-key");
-///     const STATUS: u16 = 403;
+/// impl KeyConfig for Admin {
+///     const CONFIG: GuardConfig = GuardConfig::new(&[
+///         Source::Header("x-admin-key"),
+///         Source::Bearer,
+///     ])
+///     .with_status(403)
+///     .with_scopes(&["admin"]);
 /// }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct GuardConfig {
+    sources: &'static [Source],
+    status: u16,
+    scopes: &'static [&'static str],
+    optional: bool,
+}
+
+impl GuardConfig {
+    /// A guard reading the key from `sources` (the `x-api-key` header when empty), answering a
+    /// missing or invalid key with 401, requiring no scope.
+    pub const fn new(sources: &'static [Source]) -> Self {
+        let sources = if sources.is_empty() {
+            DEFAULT_SOURCES
+        } else {
+            sources
+        };
+        Self {
+            sources,
+            status: 401,
+            scopes: &[],
+            optional: false,
+        }
+    }
+
+    /// Answers a missing or invalid key with `status`, from 400 to 499 (anything else is
+    /// answered with 401).
+    pub const fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Requires the key to hold every one of `scopes`; a key lacking one gets 403.
+    pub const fn with_scopes(mut self, scopes: &'static [&'static str]) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Lets a request without any key through, with no [`VerifiedKey`]; a wrong key is still
+    /// refused.
+    pub const fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Where the key may be.
+    pub fn sources(&self) -> &'static [Source] {
+        self.sources
+    }
+
+    /// The scopes the key must hold.
+    pub fn scopes(&self) -> &'static [&'static str] {
+        self.scopes
+    }
+
+    /// Whether a request without a key is let through.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+
+    /// The status of a refused missing or invalid key.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status)
+            .ok()
+            .filter(StatusCode::is_client_error)
+            .unwrap_or(StatusCode::UNAUTHORIZED)
+    }
+}
+
+/// A type naming a [`GuardConfig`]: what [`RequireApiKey`] is parameterised by.
+///
+/// `#[api_key(...)]` on a handler generates one; on a unit struct it makes that struct one, to
+/// use with [`RequireApiKey::layer`] or as an extractor.
+///
+/// ```
+/// use axum_api_key::{api_key, RequireApiKey};
+///
+/// #[api_key(header = "x-partner-key", status = 403)]
+/// struct PartnerKey;
 ///
 /// async fn handler(_: RequireApiKey<PartnerKey>) -> &'static str {
 ///     "hello, partner"
@@ -31,111 +159,395 @@ use crate::store::{ApiKeys, KeyError};
 /// # let _: axum::Router<axum_api_key::ApiKeys> = axum::Router::new().route("/", axum::routing::get(handler));
 /// ```
 pub trait KeyConfig: 'static {
-    /// The request header that carries the key, in lower case.
-    const HEADER: HeaderName;
-    /// The status for a missing or invalid key, from 400 to 499; anything else is answered
-    /// with 401.
-    const STATUS: u16;
+    /// The guard's configuration.
+    const CONFIG: GuardConfig;
 }
 
 /// Verifies the request's API key before the handler runs.
 ///
-/// Extracting it reads the key from the header that `C` names, checks it against the
-/// [`ApiKeys`] in the router state, records the decision as an audit event (target
-/// `axum_api_key::audit`: outcome, key id, method, route; never the key), and stores the
-/// [`VerifiedKey`](crate::VerifiedKey) in the request's extensions for the handler. A refused request gets an
-/// [`ApiKeyRejection`] and never reaches the handler.
+/// Extracting it reads the key from the sources that `C` names, checks its shape and length,
+/// looks it up in the store `S` taken from the router state (an [`ApiKeys`] unless the
+/// attribute says `store = …`), checks its scopes, records the decision as an audit event
+/// (target `axum_api_key::audit`; never the key), and stores the [`VerifiedKey`] in the
+/// request's extensions for the handler. A refused request gets an [`ApiKeyRejection`] and
+/// never reaches the handler.
 ///
 /// `#[api_key]` adds it as a handler's first argument, so it runs before every other
-/// extractor. The state must provide the store: `ApiKeys` itself, or a state struct with
+/// extractor. The state must provide the store: the store itself, or a state struct with
 /// `#[derive(FromRef)]`.
-pub struct RequireApiKey<C> {
-    _config: PhantomData<fn() -> C>,
+pub struct RequireApiKey<C, S = ApiKeys> {
+    _config: PhantomData<fn() -> (C, S)>,
 }
 
-impl<C, S> FromRequestParts<S> for RequireApiKey<C>
+impl<C: KeyConfig, S: KeyStore + Clone> RequireApiKey<C, S> {
+    /// The same guard as a layer over a whole `Router`: every route under it needs a key, and
+    /// handlers may still take [`VerifiedKey`].
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use axum_api_key::{api_key, ApiKeys, RequireApiKey, VerifiedKey};
+    ///
+    /// #[api_key(header = "x-api-key", scopes = ["api"])]
+    /// struct ApiAccess;
+    ///
+    /// async fn orders(key: VerifiedKey) -> String {
+    ///     format!("orders of {}", key.id())
+    /// }
+    ///
+    /// let keys = ApiKeys::new();
+    /// let api = Router::new()
+    ///     .route("/orders", get(orders))
+    ///     .layer(RequireApiKey::<ApiAccess>::layer(keys.clone()));
+    /// let app: Router = Router::new().nest("/api", api).route("/health", get(|| async { "ok" }));
+    /// ```
+    pub fn layer(store: S) -> FromExtractorLayer<Self, S> {
+        from_extractor_with_state(store)
+    }
+}
+
+impl<C, S, St> FromRequestParts<St> for RequireApiKey<C, S>
 where
     C: KeyConfig,
-    ApiKeys: FromRef<S>,
-    S: Send + Sync,
+    S: KeyStore + FromRef<St>,
+    St: Send + Sync,
 {
     type Rejection = ApiKeyRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let keys = ApiKeys::from_ref(state);
-        let status = StatusCode::from_u16(C::STATUS)
-            .ok()
-            .filter(StatusCode::is_client_error)
-            .unwrap_or(StatusCode::UNAUTHORIZED);
-        guard(parts, &keys, C::HEADER, status)?;
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let store = S::from_ref(state);
+        guard(parts, &C::CONFIG, &store).await?;
         Ok(Self {
             _config: PhantomData,
         })
     }
 }
 
-/// The outcome of reading and checking a request's key, before it is answered and audited.
-enum Refusal {
-    Missing,
+/// What the sources of a request hold.
+enum Found<'a> {
+    Nothing,
+    One {
+        key: Cow<'a, [u8]>,
+        source: &'static Source,
+    },
+    /// A key in more than one place, or twice in one.
     Duplicate,
-    Key(KeyError),
 }
 
-/// The work of [`RequireApiKey`], outside the generic code so it is compiled once.
-fn guard(
+/// The work of [`RequireApiKey`]; only the store lookup is generic.
+async fn guard<S: KeyStore>(
     parts: &mut Parts,
-    keys: &ApiKeys,
-    header: HeaderName,
-    status: StatusCode,
+    config: &GuardConfig,
+    store: &S,
 ) -> Result<(), ApiKeyRejection> {
-    let outcome = {
-        let mut values = parts.headers.get_all(&header).into_iter();
-        match (values.next(), values.next()) {
-            (None, _) => Err(Refusal::Missing),
-            (Some(_), Some(_)) => Err(Refusal::Duplicate),
-            (Some(value), None) if value.is_empty() => Err(Refusal::Missing),
-            (Some(value), None) => keys.verify(value.as_bytes()).map_err(Refusal::Key),
+    let outcome = match find_key(parts, config.sources) {
+        Found::Nothing if config.optional => {
+            audit_anonymous(parts);
+            return Ok(());
         }
+        Found::Nothing => Err(Refusal::new(Problem::MissingKey, "missing", None)),
+        Found::Duplicate => Err(Refusal::new(Problem::DuplicateKey, "duplicate", None)),
+        Found::One { key, source } => match checked(&key) {
+            Err(error) => Err(Refusal::from_key_error(error, source)),
+            Ok(key) => match store.verify(key).await {
+                Err(error) => Err(Refusal::from_key_error(error, source)),
+                Ok(verified) => Ok((verified, source)),
+            },
+        },
     };
-    match outcome {
-        Ok(key) => {
-            tracing::debug!(
-                target: "axum_api_key::audit",
-                outcome = "accepted",
-                key_id = key.id(),
-                method = %parts.method,
-                route = route(parts),
-            );
-            parts.extensions.insert(key);
-            Ok(())
+    let (key, source) = match outcome {
+        Ok(accepted) => accepted,
+        Err(refusal) => return Err(refusal.reject(parts, config, None)),
+    };
+    if config.scopes.iter().any(|scope| !key.has_scope(scope)) {
+        let refusal = Refusal::new(
+            Problem::InsufficientScope,
+            "insufficient_scope",
+            Some(source),
+        );
+        return Err(refusal.reject(parts, config, Some(&key)));
+    }
+    tracing::debug!(
+        target: "axum_api_key::audit",
+        outcome = "accepted",
+        key_id = key.id(),
+        source = source.kind(),
+        method = %parts.method,
+        route = route(parts),
+    );
+    parts.extensions.insert(key);
+    Ok(())
+}
+
+/// The key's text, once its length and characters are those of a key: both are checked before
+/// any hashing or lookup.
+fn checked(key: &[u8]) -> Result<&str, KeyError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(KeyError::TooLong);
+    }
+    if !is_key_shaped(key) {
+        return Err(KeyError::Malformed);
+    }
+    std::str::from_utf8(key).map_err(|_| KeyError::Malformed)
+}
+
+/// Why a request is refused, before it is answered and audited.
+struct Refusal {
+    problem: Problem,
+    reason: &'static str,
+    source: Option<&'static Source>,
+}
+
+impl Refusal {
+    fn new(problem: Problem, reason: &'static str, source: Option<&'static Source>) -> Self {
+        Self {
+            problem,
+            reason,
+            source,
         }
-        Err(refusal) => {
-            let (reason, problem) = match refusal {
-                Refusal::Missing => ("missing", Problem::MissingKey),
-                Refusal::Duplicate => ("duplicate", Problem::DuplicateKey),
-                Refusal::Key(KeyError::TooLong) => ("too_long", Problem::InvalidKey),
-                Refusal::Key(KeyError::Malformed) => ("malformed", Problem::InvalidKey),
-                Refusal::Key(KeyError::Unknown) => ("unknown", Problem::InvalidKey),
-            };
-            let rejection = ApiKeyRejection::new(problem, status, header);
-            tracing::info!(
-                target: "axum_api_key::audit",
-                outcome = "refused",
-                reason,
-                status = rejection.status().as_u16(),
-                method = %parts.method,
-                route = route(parts),
-            );
-            Err(rejection)
-        }
+    }
+
+    fn from_key_error(error: KeyError, source: &'static Source) -> Self {
+        let (problem, reason) = match error {
+            KeyError::TooLong => (Problem::InvalidKey, "too_long"),
+            KeyError::Malformed => (Problem::InvalidKey, "malformed"),
+            KeyError::Unknown => (Problem::InvalidKey, "unknown"),
+            KeyError::Unavailable => (Problem::StoreUnavailable, "store_unavailable"),
+        };
+        Self::new(problem, reason, Some(source))
+    }
+
+    fn reject(
+        self,
+        parts: &Parts,
+        config: &GuardConfig,
+        key: Option<&VerifiedKey>,
+    ) -> ApiKeyRejection {
+        let missing_scopes = match key {
+            Some(key) => config
+                .scopes
+                .iter()
+                .copied()
+                .filter(|s| !key.has_scope(s))
+                .collect(),
+            None => Vec::new(),
+        };
+        let rejection = ApiKeyRejection::new(self.problem, *config, self.source, missing_scopes);
+        tracing::info!(
+            target: "axum_api_key::audit",
+            outcome = "refused",
+            reason = self.reason,
+            status = rejection.status().as_u16(),
+            key_id = key.map(VerifiedKey::id),
+            source = self.source.map(Source::kind),
+            method = %parts.method,
+            route = route(parts),
+        );
+        rejection
     }
 }
 
+fn audit_anonymous(parts: &Parts) {
+    tracing::debug!(
+        target: "axum_api_key::audit",
+        outcome = "anonymous",
+        method = %parts.method,
+        route = route(parts),
+    );
+}
+
 /// The route for the audit event: the matched pattern when axum's router set one, so ids in
-/// paths do not multiply log keys; otherwise the path without the query.
+/// paths do not multiply log keys; otherwise the path without the query, which may hold a key.
 fn route(parts: &Parts) -> &str {
     parts
         .extensions
         .get::<MatchedPath>()
         .map_or(parts.uri.path(), MatchedPath::as_str)
+}
+
+/// Reads every source; a key found in two places, or twice in one, is a duplicate.
+fn find_key<'a>(parts: &'a Parts, sources: &'static [Source]) -> Found<'a> {
+    let mut found = Found::Nothing;
+    for source in sources {
+        let values = match source {
+            Source::Header(name) => one_of(
+                parts
+                    .headers
+                    .get_all(*name)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .map(Cow::Borrowed),
+            ),
+            Source::Query(name) => one_of(query_values(parts, name)),
+            Source::Cookie(name) => one_of(cookie_values(parts, name).map(Cow::Borrowed)),
+            Source::Bearer => one_of(bearer_tokens(parts).map(Cow::Borrowed)),
+        };
+        found = match (found, values) {
+            (found, Values::None) => found,
+            (_, Values::Many) | (Found::One { .. } | Found::Duplicate, _) => {
+                return Found::Duplicate;
+            }
+            (Found::Nothing, Values::One(key)) => Found::One { key, source },
+        };
+    }
+    found
+}
+
+/// What one source holds: empty values count as none.
+enum Values<'a> {
+    None,
+    One(Cow<'a, [u8]>),
+    Many,
+}
+
+fn one_of<'a>(values: impl Iterator<Item = Cow<'a, [u8]>>) -> Values<'a> {
+    let mut values = values.filter(|value| !value.is_empty());
+    match (values.next(), values.next()) {
+        (None, _) => Values::None,
+        (Some(value), None) => Values::One(value),
+        (Some(_), Some(_)) => Values::Many,
+    }
+}
+
+fn query_values<'a>(parts: &'a Parts, name: &'static str) -> impl Iterator<Item = Cow<'a, [u8]>> {
+    let query = parts.uri.query().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .filter(move |(key, _)| key == name)
+        .map(|(_, value)| match value {
+            Cow::Borrowed(value) => Cow::Borrowed(value.as_bytes()),
+            Cow::Owned(value) => Cow::Owned(value.into_bytes()),
+        })
+}
+
+/// The values of the cookie `name` across every `Cookie` header, unquoted (RFC 6265).
+fn cookie_values<'a>(parts: &'a Parts, name: &'static str) -> impl Iterator<Item = &'a [u8]> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
+        .filter_map(move |pair| {
+            let pair = pair.trim_ascii();
+            let at = pair.iter().position(|&b| b == b'=')?;
+            let (cookie, value) = (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii());
+            (cookie == name.as_bytes()).then(|| {
+                value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value)
+            })
+        })
+}
+
+/// The tokens of every `Authorization: Bearer <token>` header; other schemes are not ours.
+fn bearer_tokens(parts: &Parts) -> impl Iterator<Item = &[u8]> {
+    parts
+        .headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|header| {
+            let value = header.as_bytes().trim_ascii();
+            let at = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+            value[..at]
+                .eq_ignore_ascii_case(b"bearer")
+                .then(|| value[at..].trim_ascii())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut request = http::Request::get(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    fn key(found: Found<'_>) -> Option<String> {
+        match found {
+            Found::One { key, .. } => Some(String::from_utf8(key.into_owned()).unwrap()),
+            Found::Nothing => None,
+            Found::Duplicate => Some("<duplicate>".to_owned()),
+        }
+    }
+
+    const ALL: &[Source] = &[
+        Source::Header("x-api-key"),
+        Source::Query("api_key"),
+        Source::Cookie("session"),
+        Source::Bearer,
+    ];
+
+    #[test]
+    fn reads_each_source() {
+        let find = |uri, headers| key(find_key(&parts(uri, headers), ALL));
+        assert_eq!(find("/", &[("x-api-key", "k1")]), Some("k1".into()));
+        assert_eq!(find("/?a=1&api_key=k%2B2+x", &[]), Some("k+2 x".into()));
+        assert_eq!(
+            find("/", &[("cookie", "a=1; session=\"k3\"; b=2")]),
+            Some("k3".into())
+        );
+        assert_eq!(
+            find("/", &[("authorization", "bEaReR   k4 ")]),
+            Some("k4".into())
+        );
+        assert_eq!(
+            find("/?apikey=x&api_key=", &[("authorization", "Basic abc")]),
+            None
+        );
+        assert_eq!(find("/", &[("cookie", "sessions=x; xsession=y")]), None);
+    }
+
+    #[test]
+    fn a_key_in_two_places_is_a_duplicate() {
+        let find = |uri, headers| key(find_key(&parts(uri, headers), ALL));
+        let duplicate = Some("<duplicate>".to_owned());
+        assert_eq!(find("/?api_key=a", &[("x-api-key", "a")]), duplicate);
+        assert_eq!(find("/?api_key=a&api_key=b", &[]), duplicate);
+        assert_eq!(
+            find("/", &[("cookie", "session=a"), ("cookie", "session=b")]),
+            duplicate
+        );
+        assert_eq!(
+            find(
+                "/",
+                &[("authorization", "Bearer a"), ("authorization", "bearer b")]
+            ),
+            duplicate
+        );
+        assert_eq!(
+            find(
+                "/",
+                &[("authorization", "Bearer a"), ("cookie", "session=a")]
+            ),
+            duplicate
+        );
+        // An empty value is no key at all.
+        assert_eq!(find("/?api_key=", &[("x-api-key", "a")]), Some("a".into()));
+    }
+
+    #[test]
+    fn sources_not_configured_are_ignored() {
+        const HEADER_ONLY: &[Source] = &[Source::Header("x-api-key")];
+        let request = parts(
+            "/?api_key=q",
+            &[("authorization", "Bearer b"), ("x-api-key", "h")],
+        );
+        assert_eq!(key(find_key(&request, HEADER_ONLY)), Some("h".into()));
+    }
+
+    #[test]
+    fn a_config_without_sources_reads_x_api_key() {
+        assert_eq!(GuardConfig::new(&[]).sources(), DEFAULT_SOURCES);
+        assert_eq!(
+            GuardConfig::new(&[]).with_status(200).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            GuardConfig::new(&[]).with_status(404).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 }

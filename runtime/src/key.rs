@@ -8,7 +8,8 @@ use http::request::Parts;
 
 use crate::rejection::ApiKeyRejection;
 
-/// The key that a request presented and the guard accepted: its id, never the key itself.
+/// The key that a request presented and the guard accepted: its id and scopes, never the key
+/// itself.
 ///
 /// A handler under `#[api_key]` takes it as an argument, in any position, and reads it without a
 /// second verification: the guard stores it in the request's extensions after checking the key.
@@ -18,13 +19,21 @@ use crate::rejection::ApiKeyRejection;
 ///
 /// #[api_key]
 /// async fn whoami(key: VerifiedKey) -> String {
-///     format!("you are {}", key.id())
+///     format!("you are {} with scopes {:?}", key.id(), key.scopes().collect::<Vec<_>>())
 /// }
 /// ```
 ///
 /// Taken on a route with no guard in front of it, it refuses the request with a 500 and logs
-/// the mistake: a handler that asks who the caller is must never run without knowing. Take
-/// `Option<VerifiedKey>` where the guard is optional.
+/// the mistake: a handler that asks who the caller is must never run without knowing. Where
+/// the guard is `optional`, take `Option<VerifiedKey>`: `None` when the request had no key.
+///
+/// A custom [`KeyStore`](crate::KeyStore) builds one for each key it accepts:
+///
+/// ```
+/// let key = axum_api_key::VerifiedKey::new("partner-a").with_scopes(["orders:read"]);
+/// assert!(key.has_scope("orders:read"));
+/// assert_eq!(format!("{key:?}"), r#"VerifiedKey { id: "partner-a", scopes: ["orders:read"] }"#);
+/// ```
 #[derive(Clone)]
 pub struct VerifiedKey {
     record: Arc<KeyRecord>,
@@ -32,12 +41,32 @@ pub struct VerifiedKey {
 
 struct KeyRecord {
     id: Box<str>,
+    scopes: Box<[Box<str>]>,
 }
 
 impl VerifiedKey {
-    pub(crate) fn new(id: &str) -> Self {
+    /// A verified key with this id and no scopes.
+    pub fn new(id: impl Into<Box<str>>) -> Self {
         Self {
-            record: Arc::new(KeyRecord { id: id.into() }),
+            record: Arc::new(KeyRecord {
+                id: id.into(),
+                scopes: Box::default(),
+            }),
+        }
+    }
+
+    /// The same key, holding these scopes instead of its own.
+    pub fn with_scopes<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        let scopes = scopes.into_iter().map(Into::into).collect();
+        Self {
+            record: Arc::new(KeyRecord {
+                id: self.record.id.clone(),
+                scopes,
+            }),
         }
     }
 
@@ -45,19 +74,30 @@ impl VerifiedKey {
     pub fn id(&self) -> &str {
         &self.record.id
     }
+
+    /// The scopes the key holds, in the order they were configured.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.record.scopes.iter().map(AsRef::as_ref)
+    }
+
+    /// Whether the key holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.record.scopes.iter().any(|held| **held == *scope)
+    }
 }
 
 impl fmt::Debug for VerifiedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifiedKey")
             .field("id", &self.id())
+            .field("scopes", &self.record.scopes)
             .finish()
     }
 }
 
 impl PartialEq for VerifiedKey {
     fn eq(&self, other: &Self) -> bool {
-        self.id() == other.id()
+        self.id() == other.id() && self.record.scopes == other.record.scopes
     }
 }
 
@@ -74,8 +114,9 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedKey {
                     target: "axum_api_key::audit",
                     method = %parts.method,
                     path = parts.uri.path(),
-                    "a handler takes `VerifiedKey` but no API-key guard ran before it; put \
-                     `#[api_key]` on the handler, or take `Option<VerifiedKey>`"
+                    "a handler takes `VerifiedKey` but no API-key guard accepted a key before \
+                     it; put `#[api_key]` on the handler, or take `Option<VerifiedKey>` where \
+                     the key is optional"
                 );
                 Err(ApiKeyRejection::not_protected())
             }

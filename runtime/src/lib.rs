@@ -44,13 +44,15 @@ mod config;
 mod extract;
 mod key;
 mod rejection;
+mod render;
 mod store;
 
 pub use config::{ConfigError, ConfigErrorKind, DEFAULT_ID};
-pub use extract::{KeyConfig, RequireApiKey};
+pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
 pub use key::VerifiedKey;
 pub use rejection::{ApiKeyRejection, Problem};
-pub use store::{ApiKeys, KeyDigest, KeyError, MAX_KEY_LEN, digest};
+pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
+pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest};
 
 /// Protects an async axum handler with an API key.
 ///
@@ -126,6 +128,6 @@ pub use axum_api_key_macros::api_key;
 /// What generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::extract::{KeyConfig, RequireApiKey as Guard};
-    pub use http::HeaderName;
+    pub use crate::extract::{GuardConfig, KeyConfig, RequireApiKey as Guard, Source};
+    pub use crate::store::ApiKeys;
 }

@@ -4,7 +4,9 @@ use std::fmt;
 
 use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
+
+use crate::extract::{GuardConfig, Source};
 
 /// Why a request was refused. Each kind has its own problem `type` URI in the response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,9 +17,13 @@ pub enum Problem {
     /// The key is unknown, malformed, oversized or not UTF-8. Answered with the configured
     /// status.
     InvalidKey,
-    /// The key was sent more than once. Always `400 Bad Request`: which copy counts is never
-    /// guessed.
+    /// The key was sent more than once, or in two places. Always `400 Bad Request`: which copy
+    /// counts is never guessed.
     DuplicateKey,
+    /// The key is valid but lacks a scope the route requires. Always `403 Forbidden`.
+    InsufficientScope,
+    /// The key store could not answer. Always `503 Service Unavailable`.
+    StoreUnavailable,
     /// A handler takes [`VerifiedKey`](crate::VerifiedKey) but no guard ran before it: a mistake
     /// in the service, answered with `500 Internal Server Error`.
     NotProtected,
@@ -26,19 +32,21 @@ pub enum Problem {
 impl Problem {
     /// The problem `type` URI: the documentation of this variant.
     pub fn type_uri(self) -> &'static str {
+        macro_rules! uri {
+            ($variant:literal) => {
+                concat!(
+                    "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.",
+                    $variant
+                )
+            };
+        }
         match self {
-            Self::MissingKey => {
-                "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.MissingKey"
-            }
-            Self::InvalidKey => {
-                "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.InvalidKey"
-            }
-            Self::DuplicateKey => {
-                "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.DuplicateKey"
-            }
-            Self::NotProtected => {
-                "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.NotProtected"
-            }
+            Self::MissingKey => uri!("MissingKey"),
+            Self::InvalidKey => uri!("InvalidKey"),
+            Self::DuplicateKey => uri!("DuplicateKey"),
+            Self::InsufficientScope => uri!("InsufficientScope"),
+            Self::StoreUnavailable => uri!("StoreUnavailable"),
+            Self::NotProtected => uri!("NotProtected"),
         }
     }
 
@@ -48,61 +56,57 @@ impl Problem {
             Self::MissingKey => "API key required",
             Self::InvalidKey => "Invalid API key",
             Self::DuplicateKey => "API key sent more than once",
+            Self::InsufficientScope => "Insufficient scope",
+            Self::StoreUnavailable => "API key check unavailable",
             Self::NotProtected => "API key check not configured",
         }
     }
 }
 
-/// The answer to a refused request: a status, a `WWW-Authenticate` challenge on 401, and an
-/// `application/problem+json` body (RFC 9457) with `type`, `title`, `status` and `detail`.
+/// The answer to a refused request: a status, a `WWW-Authenticate` challenge where one is due,
+/// and an `application/problem+json` body (RFC 9457) with `type`, `title`, `status` and
+/// `detail`.
 ///
-/// The body names where the key goes, never the key that was sent.
-///
-/// ```
-/// use axum::response::IntoResponse;
-/// use axum_api_key::{ApiKeyRejection, Problem};
-/// use http::{HeaderName, StatusCode};
-///
-/// let rejection = ApiKeyRejection::new(
-///     Problem::MissingKey,
-///     StatusCode::UNAUTHORIZED,
-///     HeaderName::from_static("x-api-key"),
-/// );
-/// let response = rejection.into_response();
-/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-/// assert_eq!(response.headers()["www-authenticate"], r#"ApiKey header="x-api-key""#);
-/// assert_eq!(response.headers()["content-type"], "application/problem+json");
-/// ```
+/// The body says where the key goes, never the key that was sent. To render rejections in an
+/// app's own format, see [`render_rejections`](crate::render_rejections).
 #[derive(Debug, Clone)]
 pub struct ApiKeyRejection {
     problem: Problem,
     status: StatusCode,
-    header: HeaderName,
+    config: GuardConfig,
+    source: Option<&'static Source>,
+    missing_scopes: Vec<&'static str>,
 }
 
 impl ApiKeyRejection {
-    /// A rejection of `problem`, answered with `status`, for a key expected in `header`.
-    ///
-    /// [`Problem::DuplicateKey`] is always answered with 400 and [`Problem::NotProtected`] with
-    /// 500, whatever `status` says.
-    pub fn new(problem: Problem, status: StatusCode, header: HeaderName) -> Self {
+    pub(crate) fn new(
+        problem: Problem,
+        config: GuardConfig,
+        source: Option<&'static Source>,
+        missing_scopes: Vec<&'static str>,
+    ) -> Self {
         let status = match problem {
-            Problem::MissingKey | Problem::InvalidKey => status,
+            Problem::MissingKey | Problem::InvalidKey => config.status(),
             Problem::DuplicateKey => StatusCode::BAD_REQUEST,
+            Problem::InsufficientScope => StatusCode::FORBIDDEN,
+            Problem::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Problem::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {
             problem,
             status,
-            header,
+            config,
+            source,
+            missing_scopes,
         }
     }
 
     pub(crate) fn not_protected() -> Self {
         Self::new(
             Problem::NotProtected,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            HeaderName::from_static("x-api-key"),
+            GuardConfig::new(&[]),
+            None,
+            Vec::new(),
         )
     }
 
@@ -116,18 +120,47 @@ impl ApiKeyRejection {
         self.status
     }
 
+    /// The scopes the key lacked, for [`Problem::InsufficientScope`]; empty otherwise.
+    pub fn missing_scopes(&self) -> &[&'static str] {
+        &self.missing_scopes
+    }
+
     /// The human-readable explanation in the body's `detail`.
     pub fn detail(&self) -> String {
-        let header = self.header.as_str();
-        match self.problem {
-            Problem::MissingKey => {
-                format!("This endpoint requires an API key in the `{header}` header.")
+        let places = || {
+            let places: Vec<String> = self.config.sources().iter().map(Source::describe).collect();
+            match places.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
             }
-            Problem::InvalidKey => format!("The API key in the `{header}` header is not valid."),
+        };
+        match self.problem {
+            Problem::MissingKey => format!("This endpoint requires an API key {}.", places()),
+            Problem::InvalidKey => match self.source {
+                Some(source) => format!("The API key {} is not valid.", source.describe()),
+                None => "The API key is not valid.".to_owned(),
+            },
             Problem::DuplicateKey => {
                 format!(
-                    "The API key was sent more than once; send it once, in the `{header}` header."
+                    "The API key was sent more than once; send it once, {}.",
+                    places()
                 )
+            }
+            Problem::InsufficientScope => {
+                let scopes: Vec<String> = self
+                    .missing_scopes
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect();
+                let noun = if scopes.len() == 1 { "scope" } else { "scopes" };
+                format!(
+                    "The API key lacks the {noun} {}, which this endpoint requires.",
+                    scopes.join(", ")
+                )
+            }
+            Problem::StoreUnavailable => {
+                "The API key could not be checked right now; try again later.".to_owned()
             }
             Problem::NotProtected => {
                 "The server could not check this request's API key.".to_owned()
@@ -135,15 +168,50 @@ impl ApiKeyRejection {
         }
     }
 
-    /// The `WWW-Authenticate` challenge, sent with 401 answers only.
-    fn challenge(&self) -> Option<HeaderValue> {
-        if self.status != StatusCode::UNAUTHORIZED {
+    /// The `WWW-Authenticate` challenges: on a 401, one naming where the key goes (`ApiKey
+    /// header="x-api-key", query="api_key"`) and `Bearer` for a bearer source, with
+    /// `error="invalid_token"` when a bearer token was refused; on a scope refusal of a bearer
+    /// token, RFC 6750's `insufficient_scope` with the required scopes.
+    pub fn challenge(&self) -> Option<HeaderValue> {
+        let bearer_sent = self.source == Some(&Source::Bearer);
+        let mut challenges = Vec::new();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let params: Vec<String> = self
+                .config
+                .sources()
+                .iter()
+                .filter_map(|source| match source {
+                    // Names are tokens (checked when configured), so they need no escaping.
+                    Source::Header(name) => Some(format!("header=\"{name}\"")),
+                    Source::Query(name) => Some(format!("query=\"{name}\"")),
+                    Source::Cookie(name) => Some(format!("cookie=\"{name}\"")),
+                    Source::Bearer => None,
+                })
+                .collect();
+            if !params.is_empty() {
+                challenges.push(format!("ApiKey {}", params.join(", ")));
+            }
+            if self.config.sources().contains(&Source::Bearer) {
+                let invalid = bearer_sent && self.problem == Problem::InvalidKey;
+                challenges.push(if invalid {
+                    "Bearer error=\"invalid_token\"".to_owned()
+                } else {
+                    "Bearer".to_owned()
+                });
+            }
+        } else if self.problem == Problem::InsufficientScope && bearer_sent {
+            let scope = self.config.scopes().join(" ");
+            challenges.push(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            ));
+        }
+        if challenges.is_empty() {
             return None;
         }
-        // A header name is a token (RFC 9110), so it needs no escaping inside the quotes.
-        HeaderValue::try_from(format!("ApiKey header=\"{}\"", self.header.as_str())).ok()
+        HeaderValue::try_from(challenges.join(", ")).ok()
     }
 
+    /// The default body: RFC 9457 problem details.
     fn body(&self) -> String {
         format!(
             "{{\"type\":{},\"title\":{},\"status\":{},\"detail\":{}}}",
@@ -152,6 +220,16 @@ impl ApiKeyRejection {
             self.status.as_u16(),
             JsonStr(&self.detail()),
         )
+    }
+
+    /// Makes `response` carry this rejection's status and challenge, and the rejection itself
+    /// in its extensions, whatever its body.
+    pub(crate) fn apply(&self, response: &mut Response) {
+        *response.status_mut() = self.status;
+        if let Some(challenge) = self.challenge() {
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        response.extensions_mut().insert(self.clone());
     }
 }
 
@@ -165,15 +243,12 @@ impl std::error::Error for ApiKeyRejection {}
 
 impl IntoResponse for ApiKeyRejection {
     fn into_response(self) -> Response {
-        let mut response = (self.status, self.body()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
+        let mut response = self.body().into_response();
+        response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(challenge) = self.challenge() {
-            headers.insert(WWW_AUTHENTICATE, challenge);
-        }
+        self.apply(&mut response);
         response
     }
 }
@@ -200,6 +275,21 @@ impl fmt::Display for JsonStr<'_> {
 mod tests {
     use super::*;
 
+    const HEADER: &[Source] = &[Source::Header("x-key")];
+    const MIXED: &[Source] = &[
+        Source::Header("x-key"),
+        Source::Query("api_key"),
+        Source::Bearer,
+    ];
+
+    fn rejection(
+        problem: Problem,
+        config: GuardConfig,
+        source: Option<&'static Source>,
+    ) -> ApiKeyRejection {
+        ApiKeyRejection::new(problem, config, source, vec!["orders:write"])
+    }
+
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(JsonStr("a\"b\\c\n").to_string(), r#""a\"b\\c\u000a""#);
@@ -207,11 +297,16 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_problem() {
-        let header = HeaderName::from_static("x-api-key");
-        let status = |p| ApiKeyRejection::new(p, StatusCode::FORBIDDEN, header.clone()).status();
+        let config = GuardConfig::new(HEADER).with_status(403);
+        let status = |p| rejection(p, config, None).status();
         assert_eq!(status(Problem::MissingKey), StatusCode::FORBIDDEN);
         assert_eq!(status(Problem::InvalidKey), StatusCode::FORBIDDEN);
         assert_eq!(status(Problem::DuplicateKey), StatusCode::BAD_REQUEST);
+        assert_eq!(status(Problem::InsufficientScope), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(Problem::StoreUnavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(
             status(Problem::NotProtected),
             StatusCode::INTERNAL_SERVER_ERROR
@@ -219,15 +314,57 @@ mod tests {
     }
 
     #[test]
-    fn challenge_only_on_401() {
-        let header = HeaderName::from_static("x-key");
-        let on_401 = ApiKeyRejection::new(
-            Problem::InvalidKey,
-            StatusCode::UNAUTHORIZED,
-            header.clone(),
+    fn challenges_name_every_place() {
+        let header = GuardConfig::new(HEADER);
+        assert_eq!(
+            rejection(Problem::MissingKey, header, None)
+                .challenge()
+                .unwrap(),
+            r#"ApiKey header="x-key""#
         );
-        assert_eq!(on_401.challenge().unwrap(), r#"ApiKey header="x-key""#);
-        let on_403 = ApiKeyRejection::new(Problem::InvalidKey, StatusCode::FORBIDDEN, header);
-        assert!(on_403.challenge().is_none());
+        assert!(
+            rejection(Problem::MissingKey, header.with_status(403), None)
+                .challenge()
+                .is_none()
+        );
+
+        let mixed = GuardConfig::new(MIXED).with_scopes(&["orders:read", "orders:write"]);
+        assert_eq!(
+            rejection(Problem::MissingKey, mixed, None)
+                .challenge()
+                .unwrap(),
+            r#"ApiKey header="x-key", query="api_key", Bearer"#
+        );
+        assert_eq!(
+            rejection(Problem::InvalidKey, mixed, Some(&Source::Bearer))
+                .challenge()
+                .unwrap(),
+            r#"ApiKey header="x-key", query="api_key", Bearer error="invalid_token""#
+        );
+        assert_eq!(
+            rejection(Problem::InsufficientScope, mixed, Some(&Source::Bearer))
+                .challenge()
+                .unwrap(),
+            r#"Bearer error="insufficient_scope", scope="orders:read orders:write""#
+        );
+        assert!(
+            rejection(Problem::InsufficientScope, mixed, Some(&MIXED[0]))
+                .challenge()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn details_say_where_the_key_goes() {
+        let mixed = GuardConfig::new(MIXED);
+        assert_eq!(
+            rejection(Problem::MissingKey, mixed, None).detail(),
+            "This endpoint requires an API key in the `x-key` header, in the `api_key` query \
+             parameter or as a Bearer token in the `Authorization` header."
+        );
+        assert_eq!(
+            rejection(Problem::InsufficientScope, mixed, None).detail(),
+            "The API key lacks the scope `orders:write`, which this endpoint requires."
+        );
     }
 }

@@ -31,6 +31,9 @@ pub enum KeyError {
     Malformed,
     /// The key is well-formed but no key in the store has its digest.
     Unknown,
+    /// The store could not answer (its database or key service failed). The request gets
+    /// `503 Service Unavailable`; log the cause in the store, where it is known.
+    Unavailable,
 }
 
 impl fmt::Display for KeyError {
@@ -39,6 +42,7 @@ impl fmt::Display for KeyError {
             Self::TooLong => "the API key is longer than the longest accepted key",
             Self::Malformed => "the API key holds characters that no key has",
             Self::Unknown => "the API key is not a known key",
+            Self::Unavailable => "the key store could not answer",
         })
     }
 }
@@ -88,22 +92,18 @@ impl ApiKeys {
         Self::default()
     }
 
-    /// Adds a key under `id`, keeping only the key's digest.
+    /// Adds a key under `id`, keeping only the key's digest. Shorthand for
+    /// `with(Key::new(id, key))`.
     ///
     /// For tests and tools; services read their keys from configuration with
     /// [`from_env`](Self::from_env).
     ///
     /// # Panics
     ///
-    /// When [`try_with_key`](Self::try_with_key) would return an error: an empty or repeated id,
-    /// an empty key, a key longer than [`MAX_KEY_LEN`], a key with characters other than
-    /// visible ASCII, or a key already in the store.
+    /// When [`try_with`](Self::try_with) would return an error.
     #[track_caller]
     pub fn with_key(self, id: impl Into<String>, key: impl AsRef<[u8]>) -> Self {
-        match self.try_with_key(id, key) {
-            Ok(keys) => keys,
-            Err(error) => panic!("ApiKeys::with_key: {error}"),
-        }
+        self.with(Key::new(id, key))
     }
 
     /// Adds a key under `id`, keeping only the key's digest, or says why it cannot.
@@ -120,50 +120,60 @@ impl ApiKeys {
         id: impl Into<String>,
         key: impl AsRef<[u8]>,
     ) -> Result<Self, ConfigError> {
-        let id = id.into();
-        let key = key.as_ref();
-        let fail = |kind| Err(ConfigError::new(kind).with_id(&id));
-        if key.is_empty() {
-            return fail(ConfigErrorKind::EmptyKey);
-        }
-        if key.len() > MAX_KEY_LEN {
-            return fail(ConfigErrorKind::KeyTooLong);
-        }
-        if !is_key_shaped(key) {
-            return fail(ConfigErrorKind::KeyNotPrintable);
-        }
-        self.try_with_digest(id, digest(key))
+        self.try_with(Key::new(id, key))
     }
 
-    /// Adds a key by its SHA-256 digest, for keys whose plaintext the service never sees.
+    /// Adds a key described by a [`Key`]: its id, its digest and its scopes.
+    ///
+    /// # Panics
+    ///
+    /// When [`try_with`](Self::try_with) would return an error: an empty or repeated id, an
+    /// empty key, a key longer than [`MAX_KEY_LEN`], a key with characters other than visible
+    /// ASCII, an invalid scope, or a key already in the store.
+    #[track_caller]
+    pub fn with(self, key: Key) -> Self {
+        match self.try_with(key) {
+            Ok(keys) => keys,
+            Err(error) => panic!("ApiKeys::with: {error}"),
+        }
+    }
+
+    /// Adds a key described by a [`Key`], or says why it cannot.
     ///
     /// ```
-    /// use axum_api_key::{ApiKeys, digest};
+    /// use axum_api_key::{ApiKeys, Key, digest};
     ///
-    /// let keys = ApiKeys::new().try_with_digest("partner-a", digest(b"pa_7Qm2xY9wLkV3rT8s"))?;
+    /// let keys = ApiKeys::new()
+    ///     .try_with(Key::new("reader", "rd_9Xc2Vb7Nm4Lk").scopes(["orders:read"]))?
+    ///     .try_with(Key::from_digest("partner-a", digest(b"pa_7Qm2xY9wLkV3rT8s")))?;
+    /// assert!(keys.verify(b"rd_9Xc2Vb7Nm4Lk").unwrap().has_scope("orders:read"));
     /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
-    pub fn try_with_digest(
-        mut self,
-        id: impl Into<String>,
-        digest: KeyDigest,
-    ) -> Result<Self, ConfigError> {
-        let id = id.into();
+    pub fn try_with(mut self, key: Key) -> Result<Self, ConfigError> {
+        let Key { id, digest, scopes } = key;
+        let fail = |kind| Err(ConfigError::new(kind).with_id(&id));
         if let Some(kind) = invalid_id(&id) {
-            return Err(ConfigError::new(kind).with_id(&id));
+            return fail(kind);
+        }
+        let digest = match digest {
+            Ok(digest) => digest,
+            Err(kind) => return fail(kind),
+        };
+        if scopes.iter().any(|scope| !is_scope_token(scope)) {
+            return fail(ConfigErrorKind::InvalidScope);
         }
         let inner = Arc::make_mut(&mut self.inner);
         if inner.ids.contains(id.as_str()) {
-            return Err(ConfigError::new(ConfigErrorKind::DuplicateId).with_id(&id));
+            return fail(ConfigErrorKind::DuplicateId);
         }
         if inner.find(&digest).is_some() {
-            return Err(ConfigError::new(ConfigErrorKind::DuplicateKey).with_id(&id));
+            return fail(ConfigErrorKind::DuplicateKey);
         }
         let digest = Words::of(&digest);
         let entry = Entry {
             digest,
-            key: VerifiedKey::new(&id),
+            key: VerifiedKey::new(id.as_str()).with_scopes(scopes),
         };
         inner.ids.insert(id.into_boxed_str());
         inner
@@ -194,11 +204,133 @@ impl ApiKeys {
         if !is_key_shaped(presented) {
             return Err(KeyError::Malformed);
         }
-        let digest = digest(presented);
+        self.lookup(presented)
+    }
+
+    /// Hashes a key already checked for length and shape, and looks its digest up.
+    fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
+        let digest = digest(key);
         self.inner
             .find(&digest)
             .map(|entry| entry.key.clone())
             .ok_or(KeyError::Unknown)
+    }
+}
+
+/// A key to add to a store: its id, its digest (the plaintext is hashed at once and dropped),
+/// and the scopes it holds.
+///
+/// ```
+/// use axum_api_key::{ApiKeys, Key};
+///
+/// let keys = ApiKeys::new().with(Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s").scopes(["orders:read", "orders:write"]));
+/// let key = keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap();
+/// assert_eq!(key.scopes().collect::<Vec<_>>(), ["orders:read", "orders:write"]);
+/// ```
+#[derive(Clone)]
+pub struct Key {
+    id: String,
+    digest: Result<KeyDigest, ConfigErrorKind>,
+    scopes: Vec<String>,
+}
+
+impl Key {
+    /// A key given in plaintext. It is checked and hashed here; a key that could never be
+    /// presented (empty, longer than [`MAX_KEY_LEN`], not visible ASCII) is refused when it is
+    /// added to a store.
+    pub fn new(id: impl Into<String>, key: impl AsRef<[u8]>) -> Self {
+        let key = key.as_ref();
+        let digest = if key.is_empty() {
+            Err(ConfigErrorKind::EmptyKey)
+        } else if key.len() > MAX_KEY_LEN {
+            Err(ConfigErrorKind::KeyTooLong)
+        } else if !is_key_shaped(key) {
+            Err(ConfigErrorKind::KeyNotPrintable)
+        } else {
+            Ok(digest(key))
+        };
+        Self {
+            id: id.into(),
+            digest,
+            scopes: Vec::new(),
+        }
+    }
+
+    /// A key given by its SHA-256 [`digest`], for keys whose plaintext the service never sees.
+    pub fn from_digest(id: impl Into<String>, digest: KeyDigest) -> Self {
+        Self {
+            id: id.into(),
+            digest: Ok(digest),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// The scopes the key holds, such as `orders:read`. A scope is visible ASCII without
+    /// `"`, `\`, `,`, `[` or `]` (an RFC 6750 scope token that fits in `API_KEYS`).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a guard looks keys up: [`ApiKeys`], or a store of your own, such as a database table
+/// of key digests or a key service.
+///
+/// The guard calls [`verify`](Self::verify) only with a key that is visible ASCII and at most
+/// [`MAX_KEY_LEN`] bytes, after every cheap check, and at most once per request. Name the store
+/// in the attribute, `#[api_key(store = PartnerKeys)]`, and provide it from the router state
+/// through `FromRef`, as for `ApiKeys`.
+///
+/// ```
+/// use axum_api_key::{api_key, digest, KeyError, KeyStore, VerifiedKey};
+///
+/// /// Keys kept as digests in a database; a map stands in for the table here.
+/// #[derive(Clone)]
+/// struct PartnerKeys {
+///     table: std::sync::Arc<std::collections::HashMap<[u8; 32], String>>,
+/// }
+///
+/// impl KeyStore for PartnerKeys {
+///     async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+///         // A real store would run `SELECT id FROM api_keys WHERE digest = $1` here.
+///         match self.table.get(&digest(key.as_bytes())) {
+///             Some(id) => Ok(VerifiedKey::new(id.as_str())),
+///             None => Err(KeyError::Unknown),
+///         }
+///     }
+/// }
+///
+/// #[api_key(store = PartnerKeys)]
+/// async fn partner_only(key: VerifiedKey) -> String {
+///     format!("hello {}", key.id())
+/// }
+/// ```
+///
+/// A lookup by digest in an indexed column is as safe as the in-memory store's: the digest of
+/// a guess reveals nothing about the digests that are stored.
+pub trait KeyStore: Send + Sync + 'static {
+    /// Accepts `key` as one of the store's keys, or says why not: [`KeyError::Unknown`] for a
+    /// key it does not hold, [`KeyError::Unavailable`] when it cannot answer.
+    fn verify(&self, key: &str) -> impl Future<Output = Result<VerifiedKey, KeyError>> + Send;
+}
+
+impl KeyStore for ApiKeys {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+        // The guard has checked the key's length and shape already.
+        self.lookup(key.as_bytes())
     }
 }
 
@@ -263,11 +395,20 @@ pub(crate) fn is_key_shaped(key: &[u8]) -> bool {
     !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// A scope the store accepts: an RFC 6750 scope token (visible ASCII without `"` or `\`) that
+/// also fits in the `API_KEYS` format (no `,`, `[` or `]`).
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b',' | b'[' | b']'))
+}
+
 /// Why `id` cannot name a key, if it cannot.
 fn invalid_id(id: &str) -> Option<ConfigErrorKind> {
     if id.is_empty() {
         Some(ConfigErrorKind::EmptyId)
-    } else if !id.bytes().all(|b| b.is_ascii_graphic()) || id.contains([',', '=']) {
+    } else if !id.bytes().all(|b| b.is_ascii_graphic()) || id.contains([',', '=', '[', ']']) {
         Some(ConfigErrorKind::InvalidId)
     } else {
         None

@@ -1,7 +1,9 @@
 use axum_api_key::api_key;
 
 #[api_key]
-struct Handler;
+struct Handler {
+    name: String,
+}
 
 #[api_key(status = 403)]
 mod handlers {}

@@ -1,0 +1,12 @@
+use axum_api_key::api_key;
+
+#[api_key(store = 5)]
+async fn not_a_type() {}
+
+#[api_key(store = &str)]
+async fn generic_type() {}
+
+#[api_key(store = axum_api_key::ApiKeys)]
+struct Guard;
+
+fn main() {}
