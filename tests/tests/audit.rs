@@ -93,3 +93,67 @@ async fn a_missing_guard_is_logged_as_an_error_with_the_fix() {
     assert!(text.contains("#[api_key]"), "{text}");
     assert!(!text.contains(KEY_A), "{text}");
 }
+
+/// A store whose backend is down.
+#[derive(Clone)]
+struct DownStore;
+
+impl axum_api_key::KeyStore for DownStore {
+    async fn verify(&self, _key: &str) -> Result<VerifiedKey, axum_api_key::KeyError> {
+        Err(axum_api_key::KeyError::Unavailable)
+    }
+}
+
+#[api_key(store = DownStore, bearer, scopes = ["admin"])]
+async fn admin() {}
+
+#[api_key(optional)]
+async fn maybe(_key: Option<VerifiedKey>) {}
+
+#[tokio::test]
+async fn store_failures_scopes_and_anonymous_requests_are_audited() {
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let down = Router::new()
+        .route("/admin", get(admin))
+        .with_state(DownStore);
+    send(
+        down,
+        request("/admin", &[("authorization", b"Bearer adm_secret-token-1")]),
+    )
+    .await;
+    let scoped = Router::new()
+        .route("/scoped", get(admin_in_memory))
+        .with_state(keys());
+    send(
+        scoped,
+        request(
+            "/scoped",
+            &[("authorization", format!("Bearer {KEY_A}").as_bytes())],
+        ),
+    )
+    .await;
+    let open = Router::new().route("/maybe", get(maybe)).with_state(keys());
+    send(open, request("/maybe", &[])).await;
+
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains("reason=\"store_unavailable\" status=503"),
+        "{text}"
+    );
+    assert!(lines[0].contains("source=\"bearer\""), "{text}");
+    assert!(
+        lines[1].contains("reason=\"insufficient_scope\" status=403 key_id=\"partner-a\""),
+        "{text}"
+    );
+    assert!(lines[2].contains("outcome=\"anonymous\""), "{text}");
+    assert!(
+        !text.contains("adm_secret") && !text.contains(KEY_A),
+        "{text}"
+    );
+}
+
+#[api_key(bearer, scopes = ["admin"])]
+async fn admin_in_memory() {}
