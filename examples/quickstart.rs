@@ -48,28 +48,17 @@ pub(crate) fn app(keys: ApiKeys) -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    // A `.env` file is optional; variables already set win over it.
-    if let Err(error) = dotenvy::dotenv()
-        && !error.not_found()
-    {
-        return Err(format!(".env: {error}").into());
-    }
-    let port: u16 = match std::env::var("PORT") {
-        Ok(port) => port
-            .parse()
-            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
-        Err(_) => 3000,
-    };
+    axum_api_key_examples::load_dotenv()?;
     let (keys, demo_key) = match ApiKeys::from_env("API_KEYS") {
         Ok(keys) => (keys, None),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
-            let key = demo_key()?;
+            let key = axum_api_key_examples::demo_key("demo")?;
             (ApiKeys::new().try_with_key("demo", &key)?, Some(key))
         }
         Err(error) => return Err(error.into()),
     };
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = axum_api_key_examples::bind(3000).await?;
     let address = listener.local_addr()?;
     println!("quickstart listening on http://{address}");
     match demo_key {
@@ -90,22 +79,5 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         None => println!("serving {} key(s) from API_KEYS", keys.len()),
     }
-
-    axum::serve(listener, app(keys))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
-}
-
-/// A fresh random key: `demo_` and 32 hex digits from the operating system's CSPRNG.
-fn demo_key() -> Result<String, Box<dyn Error>> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| format!("no random bytes for a demo key: {error}"))?;
-    Ok(format!(
-        "demo_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    axum_api_key_examples::serve(listener, app(keys)).await
 }

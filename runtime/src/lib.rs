@@ -65,16 +65,27 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 ///
 /// | argument | meaning | default |
 /// | --- | --- | --- |
-/// | `header = "x-api-key"` | the request header that carries the key; any case, compared case-insensitively | `"x-api-key"` |
+/// | `header = "x-api-key"` | read the key from this request header; any case | `"x-api-key"` when no source is named |
+/// | `query = "api_key"` | read it from this query parameter, percent-decoded | – |
+/// | `cookie = "session"` | read it from this cookie | – |
+/// | `bearer` | read it from `Authorization: Bearer <key>`, the scheme in any case | – |
 /// | `status = 401` | the answer to a missing or invalid key, an integer literal from 400 to 499 | `401` |
+/// | `scopes = ["orders:read", …]` | the key must hold every one of these | none |
+/// | `optional` | a request without a key reaches the handler, which takes `Option<VerifiedKey>` | off |
+/// | `store = PartnerKeys` | the [`KeyStore`] to take from the router state | [`ApiKeys`] |
 /// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
 ///
 /// A missing, empty, unknown, malformed, oversized (over [`MAX_KEY_LEN`] bytes) or non-UTF-8
-/// key gets `status`; a 401 also carries `WWW-Authenticate: ApiKey header="<header>"`. The key
-/// sent twice gets 400. See [`ApiKeyRejection`] for the body.
+/// key gets `status`; a 401 also carries a `WWW-Authenticate` challenge naming where the key
+/// goes (`ApiKey header="x-api-key"`, and `Bearer` for a bearer source). A key sent twice, or in
+/// two places, gets 400; a valid key lacking a scope gets 403 naming it; a store that cannot
+/// answer gets 503. See [`ApiKeyRejection`] for the body.
 ///
-/// The router state must provide an [`ApiKeys`]: `Router::with_state(keys)`, or a state struct
-/// with `#[derive(FromRef)]` holding one.
+/// The router state must provide the store: `Router::with_state(keys)`, or a state struct with
+/// `#[derive(FromRef)]` holding one.
+///
+/// On a unit struct, the attribute defines a guard configuration instead, a [`KeyConfig`] for
+/// [`RequireApiKey::layer`] or [`RequireApiKey`] as an extractor.
 ///
 /// # Examples
 ///
@@ -113,10 +124,20 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `#[api_key(status = "403")]` | the status is an integer, not a string |
 /// | `#[api_key(status = 200)]`, `status = 500` | not a client-error status; use an integer from 400 to 499 |
 /// | `#[api_key(status)]`, `#[api_key(header)]` | this argument needs a value |
+/// | `#[api_key(header = "Authorization")]`, `"cookie"` | that header holds more than a key: use `bearer`, or `cookie = "name"` |
+/// | `#[api_key(query = "")]`, `query = "api key"` | the query parameter's name is empty, or not URL-safe (naming the character) |
+/// | `#[api_key(cookie = "")]`, `cookie = "a;b"` | the cookie's name is empty, or not a valid cookie name (naming the character) |
+/// | `#[api_key(bearer = 1)]`, `optional = true` | takes no value: write `#[api_key(bearer)]` |
+/// | `#[api_key(scopes = [])]` | the scope list is empty |
+/// | `#[api_key(scopes = "orders:read")]` | expected a list of scopes in brackets |
+/// | `#[api_key(scopes = ["", "a b", "a", "a"])]` | a scope cannot be empty; not a valid scope; listed twice |
+/// | `#[api_key(optional)]` with a `VerifiedKey` argument | with `optional`, take `Option<VerifiedKey>` |
+/// | `#[api_key(store = 5)]`, `store = &str` | expected the store's type |
+/// | `store = …` on a unit struct | a guard type does not choose its store |
 /// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` |
 /// | `async fn handler(&self)` | a handler cannot take `self` |
 /// | `const`, `unsafe` or `extern` fn | cannot be an axum handler, with what to remove |
-/// | on a struct, enum, impl block, module, ... | protects an async handler function, not on a struct |
+/// | on a struct with fields, an enum, impl block, module, ... | protects an async handler function, or a unit struct |
 ///
 /// ```compile_fail
 /// #[axum_api_key::api_key(stauts = 403)] // unknown argument `stauts`; did you mean `status`?

@@ -123,6 +123,9 @@ pub async fn send(app: Router, request: Request<Body>) -> Answer {
     }
 }
 
+/// Headers to send, each name with its raw value.
+pub type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+
 /// A GET request for `uri` with the given headers, each sent as given (a name twice sends it
 /// twice).
 pub fn get(uri: &str, headers: &[(&str, &[u8])]) -> Request<Body> {

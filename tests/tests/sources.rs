@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::routing::get;
 use axum_api_key::{VerifiedKey, api_key};
-use axum_api_key_tests::{KEY_A, KEY_B, StatusCode, get as request, keys, send};
+use axum_api_key_tests::{Headers, KEY_A, KEY_B, StatusCode, get as request, keys, send};
 
 #[api_key(query = "api_key")]
 async fn by_query(key: VerifiedKey) -> String {
@@ -54,7 +54,7 @@ async fn each_source_carries_the_key() {
     let cookie = format!("theme=dark; session={KEY_A}; lang=en");
     let bearer = format!("Bearer {KEY_A}");
     let lower = format!("bearer {KEY_B}");
-    let cases: Vec<(String, Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<(String, Headers<'_>, &str)> = vec![
         (
             format!("/query?page=2&api_key={KEY_A}"),
             vec![],
@@ -174,7 +174,7 @@ async fn a_key_in_two_places_or_twice_in_one_gets_400() {
     let bearer = format!("Bearer {KEY_A}");
     let cookie = format!("session={KEY_A}");
     let twice_cookie = format!("session={KEY_A}; session={KEY_A}");
-    let cases: Vec<(String, Vec<(&str, &[u8])>)> = vec![
+    let cases: Vec<(String, Headers<'_>)> = vec![
         (
             format!("/anywhere?api_key={KEY_A}"),
             vec![("x-api-key", KEY_A.as_bytes())],

@@ -9,10 +9,13 @@ use axum::routing::get;
 use axum_api_key::{ApiKeys, KeyError, KeyStore, VerifiedKey, api_key, digest};
 use axum_api_key_tests::{KEY_A, StatusCode, get as request, keys, send};
 
+/// A row of the table: a key's digest, id and scopes.
+type Row = ([u8; 32], &'static str, &'static [&'static str]);
+
 /// A store that looks digests up in a "table" and can be taken down, counting its lookups.
 #[derive(Clone, Default)]
 struct TableStore {
-    rows: Arc<Vec<([u8; 32], &'static str, &'static [&'static str])>>,
+    rows: Arc<Vec<Row>>,
     down: Arc<AtomicBool>,
     lookups: Arc<AtomicUsize>,
 }
