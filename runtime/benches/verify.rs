@@ -4,7 +4,8 @@
 //! medians and ratios. Groups:
 //!
 //! - `route`: one GET through a real `Router` in-process, unprotected, with `#[api_key]` and a
-//!   valid key, and with the hand-written `==` extractor people write today.
+//!   valid key, with the same guard as a router layer (beside a layer that does nothing, the
+//!   cost of any router layer), and with the hand-written `==` extractor people write today.
 //! - `verify`: `ApiKeys::verify` of a valid key against 1 and 1,000,000 keys, the second also
 //!   with a different key each time so that the lookup misses the cache, beside one SHA-256.
 
@@ -16,7 +17,7 @@ use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::{Request, StatusCode, request::Parts};
 use axum::routing::get;
-use axum_api_key::{ApiKeys, api_key, digest};
+use axum_api_key::{ApiKeys, RequireApiKey, api_key, digest};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 
@@ -30,6 +31,10 @@ async fn open() -> &'static str {
 async fn protected() -> &'static str {
     "ok"
 }
+
+/// The same guard as a layer over the router.
+#[api_key]
+struct LayerGuard;
 
 /// The extractor people hand-write today: one hard-coded key, compared with `==`.
 struct SeedKey;
@@ -74,7 +79,21 @@ fn route(c: &mut Criterion) {
         ),
         (
             "seed_eq",
-            Router::new().route("/", get(seed)).with_state(keys),
+            Router::new().route("/", get(seed)).with_state(keys.clone()),
+        ),
+        (
+            "identity_layer",
+            Router::new()
+                .route("/", get(open))
+                .layer(tower::layer::util::Identity::new())
+                .with_state(keys.clone()),
+        ),
+        (
+            "layer",
+            Router::new()
+                .route("/", get(open))
+                .layer(RequireApiKey::<LayerGuard>::layer(keys.clone()))
+                .with_state(keys),
         ),
     ];
     let mut group = c.benchmark_group("route");
