@@ -15,7 +15,8 @@ pub(crate) const DEFAULT_STATUS: u16 = 401;
 
 /// The arguments the attribute accepts, in the order the error message lists them.
 const ARGUMENTS: &[&str] = &[
-    "header", "query", "cookie", "bearer", "status", "scopes", "optional", "store", "crate",
+    "header", "query", "cookie", "bearer", "status", "scopes", "optional", "store", "state",
+    "crate",
 ];
 
 /// A value and the span of the tokens it came from.
@@ -43,6 +44,8 @@ pub(crate) struct Args {
     pub(crate) optional: Option<WithSpan<()>>,
     /// `store = Type`.
     pub(crate) store: Option<WithSpan<syn::Type>>,
+    /// `state = Type`: the router state, to check at the handler that it provides the store.
+    pub(crate) state: Option<WithSpan<syn::Type>>,
     /// `crate = path`.
     pub(crate) krate: Option<WithSpan<Path>>,
 }
@@ -84,9 +87,12 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     for argument in metas {
         let result = match argument {
             Argument::Meta(meta) => parse_one(&meta, &mut args),
-            Argument::Store(path, ty) => {
-                store_type(&ty).and_then(|store| set_once(&mut args.store, store, &path))
+            Argument::Type(path, ty) if path.is_ident("store") => {
+                type_path(&ty, "store = PartnerKeys")
+                    .and_then(|store| set_once(&mut args.store, store, &path))
             }
+            Argument::Type(path, ty) => type_path(&ty, "state = AppState")
+                .and_then(|state| set_once(&mut args.state, state, &path)),
         };
         if let Err(error) = result {
             errors.push(error);
@@ -95,29 +101,33 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     args
 }
 
-/// One argument as written: `store = Type` takes a type, which `Meta` cannot hold when it is
-/// generic, and every other argument is a `Meta`.
+/// One argument as written: `store = Type` and `state = Type` take a type, which `Meta` cannot
+/// hold when it is generic, and every other argument is a `Meta`.
 enum Argument {
     Meta(Meta),
-    Store(Path, syn::Type),
+    Type(Path, syn::Type),
 }
 
 fn parse_arguments(input: syn::parse::ParseStream<'_>) -> syn::Result<Vec<Argument>> {
     let mut arguments = Vec::new();
     while !input.is_empty() {
         let fork = input.fork();
-        let is_store =
-            fork.parse::<syn::Ident>().is_ok_and(|name| name == "store") && fork.peek(Token![=]);
-        if is_store {
+        let takes_type = fork
+            .parse::<syn::Ident>()
+            .is_ok_and(|name| name == "store" || name == "state")
+            && fork.peek(Token![=]);
+        if takes_type {
             let name: syn::Ident = input.parse()?;
             input.parse::<Token![=]>()?;
+            let example = if name == "store" {
+                "store = PartnerKeys"
+            } else {
+                "state = AppState"
+            };
             let ty = input.parse().map_err(|error| {
-                syn::Error::new(
-                    error.span(),
-                    "expected the store's type, e.g. `store = PartnerKeys`",
-                )
+                syn::Error::new(error.span(), format!("expected a type, e.g. `{example}`"))
             })?;
-            arguments.push(Argument::Store(Path::from(name), ty));
+            arguments.push(Argument::Type(Path::from(name), ty));
         } else {
             arguments.push(Argument::Meta(input.parse()?));
         }
@@ -177,6 +187,10 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
         "store" => Err(syn::Error::new_spanned(
             path,
             "this argument needs a value: `store = PartnerKeys`",
+        )),
+        "state" => Err(syn::Error::new_spanned(
+            path,
+            "this argument needs a value: `state = AppState`",
         )),
         "crate" => {
             let value = value_of(meta, "crate = ::my_crate::axum_api_key")?;
@@ -411,7 +425,7 @@ fn is_scope_char(c: char) -> bool {
     c.is_ascii_graphic() && !"\"\\,[]".contains(c)
 }
 
-fn store_type(ty: &syn::Type) -> syn::Result<WithSpan<syn::Type>> {
+fn type_path(ty: &syn::Type, example: &str) -> syn::Result<WithSpan<syn::Type>> {
     match ty {
         syn::Type::Path(path) if path.qself.is_none() => Ok(WithSpan {
             value: ty.clone(),
@@ -419,7 +433,7 @@ fn store_type(ty: &syn::Type) -> syn::Result<WithSpan<syn::Type>> {
         }),
         other => Err(syn::Error::new_spanned(
             other,
-            "expected the store's type, e.g. `store = PartnerKeys`",
+            format!("expected a type by its name, e.g. `{example}`"),
         )),
     }
 }

@@ -167,10 +167,18 @@ fn rewrite(args: Args, function: ItemFn) -> TokenStream {
         }
         None => quote! { #krate::__private::ApiKeys },
     };
-    sig.inputs.insert(
-        0,
-        syn::parse_quote! { _: #krate::__private::Guard<#config, #store> },
-    );
+    let state_check = state_check(&args, &sig, &krate, &store);
+    let guard = quote! { #krate::__private::Guard<#config, #store> };
+    match sig.inputs.first_mut() {
+        // The guard joins the first argument in a tuple, which axum extracts left to right:
+        // it runs first, and the handler keeps its arity, so code that calls it with its own
+        // arguments (`#[debug_handler]`'s checks among them) still compiles.
+        Some(FnArg::Typed(first)) if first.attrs.is_empty() => {
+            let (pat, ty) = (&first.pat, &first.ty);
+            *first = syn::parse_quote! { (_, #pat): (#guard, #ty) };
+        }
+        _ => sig.inputs.insert(0, syn::parse_quote! { _: #guard }),
+    }
 
     quote! {
         #[doc(hidden)]
@@ -179,9 +187,49 @@ fn rewrite(args: Args, function: ItemFn) -> TokenStream {
 
         #config_impl
 
+        #state_check
+
         #(#attrs)*
         #vis #sig #block
     }
+}
+
+/// With `state = T`, a check at `T` that the router state provides the store: a missing store
+/// is then reported there, in our words, rather than as an unsatisfied `Handler` bound at the
+/// route. (A `State<T>` argument does not name the router state: `T` may be a part of it.)
+fn state_check(
+    args: &Args,
+    sig: &Signature,
+    krate: &Path,
+    store: &TokenStream,
+) -> Option<TokenStream> {
+    let state = &args.state.as_ref()?.value;
+    // The state type may name the handler's generics, which a free-standing check cannot.
+    if !sig.generics.params.is_empty() {
+        return None;
+    }
+    let check = quote! {
+        const _: () = #krate::__private::check_store_in_state::<#store, #state>();
+    };
+    Some(respan(check, state.span()))
+}
+
+/// `tokens` with every span set to `span`, so that errors in them point at the user's code.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut respanned =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                token = proc_macro2::TokenTree::Group(respanned);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 /// The path to the runtime crate: `crate = …`, or `::axum_api_key`.
@@ -203,6 +251,7 @@ fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
         scopes,
         optional,
         store: _,
+        state: _,
         krate: _,
     } = args;
     let source = quote! { #krate::__private::Source };

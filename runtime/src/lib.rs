@@ -151,4 +151,20 @@ pub use axum_api_key_macros::api_key;
 pub mod __private {
     pub use crate::extract::{GuardConfig, KeyConfig, RequireApiKey as Guard, Source};
     pub use crate::store::ApiKeys;
+
+    /// Holds when the router state `State` provides the key store: what a handler's guard
+    /// needs, checked where the state type is written so that the message lands there.
+    #[diagnostic::on_unimplemented(
+        message = "the router state `{State}` does not provide the API key store `{Self}`",
+        label = "this state has no `{Self}` to check keys against",
+        note = "give the state a field of type `{Self}` and derive `FromRef`: \
+                `#[derive(Clone, FromRef)] struct AppState {{ keys: {Self}, .. }}`",
+        note = "or use the store itself as the router state: `Router::new().route(..).with_state(keys)`"
+    )]
+    pub trait StoreInState<State> {}
+
+    impl<K: axum::extract::FromRef<State>, State> StoreInState<State> for K {}
+
+    /// Compiles only when `State` provides `K`.
+    pub const fn check_store_in_state<K: StoreInState<State>, State>() {}
 }
