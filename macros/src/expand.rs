@@ -141,6 +141,17 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
             "an `extern` fn cannot be an axum handler; remove the ABI",
         ));
     }
+    // axum implements `Handler` for functions of up to 16 arguments.
+    if let Some(extra) = sig.inputs.iter().nth(16) {
+        errors.push(syn::Error::new_spanned(
+            extra,
+            format!(
+                "axum handlers take at most 16 arguments and this one takes {}; group extractors \
+                 into a tuple or a struct that derives `FromRequestParts`",
+                sig.inputs.len()
+            ),
+        ));
+    }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
         errors.push(syn::Error::new(
             receiver.self_token.span,

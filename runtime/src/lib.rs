@@ -73,6 +73,7 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `scopes = ["orders:read", …]` | the key must hold every one of these | none |
 /// | `optional` | a request without a key reaches the handler, which takes `Option<VerifiedKey>` | off |
 /// | `store = PartnerKeys` | the [`KeyStore`] to take from the router state | [`ApiKeys`] |
+/// | `state = AppState` | the router state, checked at compile time to provide the store, with the error at this type | – |
 /// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
 ///
 /// A missing, empty, unknown, malformed, oversized (over [`MAX_KEY_LEN`] bytes) or non-UTF-8
@@ -83,6 +84,13 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 ///
 /// The router state must provide the store: `Router::with_state(keys)`, or a state struct with
 /// `#[derive(FromRef)]` holding one.
+///
+/// The guard joins the handler's first argument in a tuple (or becomes the only argument of a
+/// handler without one), so the handler keeps its arity and composes with other attributes:
+/// `#[axum::debug_handler]` below `#[api_key]` (give it `state = …` as for any handler using
+/// state) or above it (the handler then needs an argument), and `#[tracing::instrument]` above or
+/// below. Handlers must be free functions: in an `impl` block, the type the attribute defines
+/// beside the handler is refused by the compiler.
 ///
 /// On a unit struct, the attribute defines a guard configuration instead, a [`KeyConfig`] for
 /// [`RequireApiKey::layer`] or [`RequireApiKey`] as an extractor.
@@ -132,7 +140,10 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `#[api_key(scopes = "orders:read")]` | expected a list of scopes in brackets |
 /// | `#[api_key(scopes = ["", "a b", "a", "a"])]` | a scope cannot be empty; not a valid scope; listed twice |
 /// | `#[api_key(optional)]` with a `VerifiedKey` argument | with `optional`, take `Option<VerifiedKey>` |
-/// | `#[api_key(store = 5)]`, `store = &str` | expected the store's type |
+/// | `#[api_key(store = 5)]`, `store = &str` | expected a type |
+/// | `#[api_key(state = AppState)]` where `AppState` lacks the store | the router state `AppState` does not provide the API key store `ApiKeys`, at `AppState`, with the two fixes |
+/// | the same without `state = …` | axum's unsatisfied `Handler` bound at the route: add `state = AppState` to get the message above |
+/// | more than 16 arguments | axum handlers take at most 16 arguments |
 /// | `store = …` on a unit struct | a guard type does not choose its store |
 /// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` |
 /// | `async fn handler(&self)` | a handler cannot take `self` |

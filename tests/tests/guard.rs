@@ -341,3 +341,21 @@ async fn an_empty_store_refuses_everything() {
     let answer = send(app, request("/data", &[("x-api-key", KEY_A.as_bytes())])).await;
     answer.assert_problem(StatusCode::UNAUTHORIZED, "InvalidKey");
 }
+
+#[api_key]
+async fn only_body(Json(order): Json<Order>) -> String {
+    format!("ordered {}", order.item)
+}
+
+#[tokio::test]
+async fn the_guard_runs_before_a_body_extractor_that_is_the_only_argument() {
+    let app = Router::new()
+        .route("/orders", post(only_body))
+        .with_state(keys());
+    let answer = send(app.clone(), post_json(None, "{not json")).await;
+    answer.assert_problem(StatusCode::UNAUTHORIZED, "MissingKey");
+    let answer = send(app.clone(), post_json(Some(KEY_A), "{not json")).await;
+    assert!(answer.status.is_client_error() && answer.status != StatusCode::UNAUTHORIZED);
+    let answer = send(app, post_json(Some(KEY_A), r#"{"item":"tea"}"#)).await;
+    assert_eq!(answer.text(), "ordered tea");
+}

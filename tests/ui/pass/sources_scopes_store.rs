@@ -30,7 +30,7 @@ async fn maybe(key: Option<VerifiedKey>) -> String {
     key.map(|k| k.id().to_owned()).unwrap_or_default()
 }
 
-#[api_key(store = AdminKeys, header = "x-admin-key")]
+#[api_key(store = AdminKeys, header = "x-admin-key", state = AppState)]
 async fn admin(key: VerifiedKey) -> String {
     key.id().to_owned()
 }

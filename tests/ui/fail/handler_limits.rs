@@ -1,0 +1,22 @@
+use axum_api_key::api_key;
+
+// axum handlers take at most 16 arguments.
+#[api_key]
+async fn seventeen(
+    _: (), _: (), _: (), _: (), _: (), _: (), _: (), _: (), _: (), _: (), _: (), _: (), _: (),
+    _: (), _: (), _: (), _: (),
+) {
+}
+
+#[api_key]
+const async fn constant() {}
+
+struct Handlers;
+
+// Associated functions cannot carry the attribute: it defines a type beside the handler.
+impl Handlers {
+    #[api_key]
+    async fn list() {}
+}
+
+fn main() {}
