@@ -179,6 +179,11 @@ fn rewrite(args: Args, function: ItemFn) -> TokenStream {
         None => quote! { #krate::__private::ApiKeys },
     };
     let state_check = state_check(&args, &sig, &krate, &store);
+    // A type that is no store is reported at the type, not as a bound deep in `Handler`.
+    let store_check = args.store.as_ref().map(|named| {
+        let check = quote! { const _: () = #krate::__private::check_key_store::<#store>(); };
+        respan(check, named.value.span())
+    });
     let guard = quote! { #krate::__private::Guard<#config, #store> };
     match sig.inputs.first_mut() {
         // The guard joins the first argument in a tuple, which axum extracts left to right:
@@ -199,6 +204,7 @@ fn rewrite(args: Args, function: ItemFn) -> TokenStream {
         #config_impl
 
         #state_check
+        #store_check
 
         #(#attrs)*
         #vis #sig #block

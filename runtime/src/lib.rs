@@ -143,6 +143,7 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `#[api_key(store = 5)]`, `store = &str` | expected a type |
 /// | `#[api_key(state = AppState)]` where `AppState` lacks the store | the router state `AppState` does not provide the API key store `ApiKeys`, at `AppState`, with the two fixes |
 /// | the same without `state = …` | axum's unsatisfied `Handler` bound at the route: add `state = AppState` to get the message above |
+/// | `#[api_key(store = String)]` | `String` is not an API key store, at the type, with the method to implement |
 /// | more than 16 arguments | axum handlers take at most 16 arguments |
 /// | `store = …` on a unit struct | a guard type does not choose its store |
 /// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` |
@@ -178,4 +179,7 @@ pub mod __private {
 
     /// Compiles only when `State` provides `K`.
     pub const fn check_store_in_state<K: StoreInState<State>, State>() {}
+
+    /// Compiles only when `K` is a key store.
+    pub const fn check_key_store<K: crate::KeyStore>() {}
 }

@@ -321,6 +321,11 @@ impl fmt::Debug for Key {
 ///
 /// A lookup by digest in an indexed column is as safe as the in-memory store's: the digest of
 /// a guess reveals nothing about the digests that are stored.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an API key store",
+    label = "named as the store here",
+    note = "implement `axum_api_key::KeyStore` for `{Self}`: `async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError>`"
+)]
 pub trait KeyStore: Send + Sync + 'static {
     /// Accepts `key` as one of the store's keys, or says why not: [`KeyError::Unknown`] for a
     /// key it does not hold, [`KeyError::Unavailable`] when it cannot answer.

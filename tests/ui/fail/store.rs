@@ -10,3 +10,8 @@ async fn generic_type() {}
 struct Guard;
 
 fn main() {}
+
+mod not_a_store {
+    #[axum_api_key::api_key(store = String)]
+    async fn handler() {}
+}
