@@ -158,12 +158,12 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
         }
         "query" => {
             let value = value_of(meta, "query = \"api_key\"")?;
-            let query = query_name(value)?;
+            let query = name_literal(value, &QUERY_NAME)?;
             set_once(&mut args.query, query, path)
         }
         "cookie" => {
             let value = value_of(meta, "cookie = \"session\"")?;
-            let cookie = cookie_name(value)?;
+            let cookie = name_literal(value, &COOKIE_NAME)?;
             set_once(&mut args.cookie, cookie, path)
         }
         "bearer" => {
@@ -258,30 +258,84 @@ fn string_literal(value: &Expr) -> Option<&syn::LitStr> {
     }
 }
 
-fn header_name(value: &Expr) -> syn::Result<WithSpan<String>> {
+/// The rules of one kind of name, for its errors.
+struct NameRule {
+    /// What the name is, as a sentence starts: "the header name".
+    what: &'static str,
+    /// What a valid one is: "a valid HTTP header name".
+    valid: &'static str,
+    /// The characters it may hold, in words.
+    alphabet: &'static str,
+    allowed: fn(char) -> bool,
+    /// The argument written right.
+    example: &'static str,
+}
+
+const HEADER_NAME: NameRule = NameRule {
+    what: "the header name",
+    valid: "a valid HTTP header name",
+    alphabet: "letters, digits and ! # $ % & ' * + - . ^ _ ` | ~",
+    allowed: is_token_char,
+    example: "header = \"x-api-key\"",
+};
+
+/// Unreserved characters (RFC 3986): the name appears as it is in every URL.
+const QUERY_NAME: NameRule = NameRule {
+    what: "the query parameter's name",
+    valid: "a URL-safe query parameter name",
+    alphabet: "letters, digits and - . _ ~",
+    allowed: |c| c.is_ascii_alphanumeric() || "-._~".contains(c),
+    example: "query = \"api_key\"",
+};
+
+/// A cookie name is a token (RFC 6265).
+const COOKIE_NAME: NameRule = NameRule {
+    what: "the cookie's name",
+    valid: "a valid cookie name",
+    alphabet: "letters, digits and ! # $ % & ' * + - . ^ _ ` | ~",
+    allowed: is_token_char,
+    example: "cookie = \"session\"",
+};
+
+/// A non-empty string literal of the characters `rule` allows.
+fn name_literal(value: &Expr, rule: &NameRule) -> syn::Result<WithSpan<String>> {
+    let NameRule {
+        what,
+        valid,
+        alphabet,
+        allowed,
+        example,
+    } = rule;
     let Some(lit) = string_literal(value) else {
         return Err(syn::Error::new_spanned(
             value,
-            "expected the header name as a string literal: `header = \"x-api-key\"`",
+            format!("expected {what} as a string literal: `{example}`"),
         ));
     };
     let name = lit.value();
     if name.is_empty() {
         return Err(syn::Error::new_spanned(
             lit,
-            "the header name is empty; name the header that carries the key, e.g. `header = \"x-api-key\"`",
+            format!("{what} is empty; name it, e.g. `{example}`"),
         ));
     }
-    if let Some(bad) = name.chars().find(|&c| !is_token_char(c)) {
+    if let Some(bad) = name.chars().find(|&c| !allowed(c)) {
         return Err(syn::Error::new_spanned(
             lit,
             format!(
-                "`{name}` is not a valid HTTP header name: {} is not allowed; header names are \
-                 letters, digits and ! # $ % & ' * + - . ^ _ ` | ~, e.g. `x-api-key`",
+                "`{name}` is not {valid}: {} is not allowed; use {alphabet}",
                 describe_char(bad)
             ),
         ));
     }
+    Ok(WithSpan {
+        value: name,
+        span: lit.span(),
+    })
+}
+
+fn header_name(value: &Expr) -> syn::Result<WithSpan<String>> {
+    let WithSpan { value: name, span } = name_literal(value, &HEADER_NAME)?;
     // Header names are case-insensitive and the `http` crate stores them lower-cased.
     let name = name.to_ascii_lowercase();
     let hint = match name.as_str() {
@@ -290,79 +344,12 @@ fn header_name(value: &Expr) -> syn::Result<WithSpan<String>> {
         _ => None,
     };
     if let Some(hint) = hint {
-        return Err(syn::Error::new_spanned(
-            lit,
+        return Err(syn::Error::new(
+            span,
             format!("the `{name}` header holds more than a key: {hint}"),
         ));
     }
-    Ok(WithSpan {
-        value: name,
-        span: lit.span(),
-    })
-}
-
-fn query_name(value: &Expr) -> syn::Result<WithSpan<String>> {
-    let Some(lit) = string_literal(value) else {
-        return Err(syn::Error::new_spanned(
-            value,
-            "expected the query parameter's name as a string literal: `query = \"api_key\"`",
-        ));
-    };
-    let name = lit.value();
-    if name.is_empty() {
-        return Err(syn::Error::new_spanned(
-            lit,
-            "the query parameter's name is empty; name it, e.g. `query = \"api_key\"`",
-        ));
-    }
-    // Unreserved characters (RFC 3986): the name appears as it is in every URL.
-    if let Some(bad) = name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~".contains(c)))
-    {
-        return Err(syn::Error::new_spanned(
-            lit,
-            format!(
-                "`{name}` is not a URL-safe query parameter name: {} is not allowed; use \
-                 letters, digits and - . _ ~, e.g. `api_key`",
-                describe_char(bad)
-            ),
-        ));
-    }
-    Ok(WithSpan {
-        value: name,
-        span: lit.span(),
-    })
-}
-
-fn cookie_name(value: &Expr) -> syn::Result<WithSpan<String>> {
-    let Some(lit) = string_literal(value) else {
-        return Err(syn::Error::new_spanned(
-            value,
-            "expected the cookie's name as a string literal: `cookie = \"session\"`",
-        ));
-    };
-    let name = lit.value();
-    if name.is_empty() {
-        return Err(syn::Error::new_spanned(
-            lit,
-            "the cookie's name is empty; name it, e.g. `cookie = \"session\"`",
-        ));
-    }
-    if let Some(bad) = name.chars().find(|&c| !is_token_char(c)) {
-        return Err(syn::Error::new_spanned(
-            lit,
-            format!(
-                "`{name}` is not a valid cookie name: {} is not allowed; cookie names are \
-                 letters, digits and ! # $ % & ' * + - . ^ _ ` | ~ (RFC 6265)",
-                describe_char(bad)
-            ),
-        ));
-    }
-    Ok(WithSpan {
-        value: name,
-        span: lit.span(),
-    })
+    Ok(WithSpan { value: name, span })
 }
 
 fn scope_list(value: &Expr) -> syn::Result<WithSpan<Vec<String>>> {
