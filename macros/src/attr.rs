@@ -323,7 +323,7 @@ fn name_literal(value: &Expr, rule: &NameRule) -> syn::Result<WithSpan<String>> 
         return Err(syn::Error::new_spanned(
             lit,
             format!(
-                "`{name}` is not {valid}: {} is not allowed; use {alphabet}",
+                "`{name}` is not {valid}: {} is not allowed; use {alphabet}, e.g. `{example}`",
                 describe_char(bad)
             ),
         ));
