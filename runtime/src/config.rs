@@ -50,6 +50,23 @@ pub enum ConfigErrorKind {
     DuplicateId,
     /// The same key is given twice, under two ids.
     DuplicateKey,
+    /// No key has this id.
+    UnknownId,
+    /// Rotation generates a key, and the store has no [`KeyFormat`](crate::KeyFormat) to
+    /// generate it in.
+    NoFormat,
+    /// A key given in plaintext is not of the store's [`KeyFormat`](crate::KeyFormat).
+    NotOfFormat,
+    /// A key format's prefix is not 1 to 16 ASCII letters and digits.
+    InvalidPrefix,
+    /// The records file could not be read.
+    FileUnreadable,
+    /// The records file is not valid TOML of the documented shape.
+    FileSyntax,
+    /// A time in the records file is not an offset date-time such as `2027-01-01T00:00:00Z`.
+    BadTime,
+    /// The store was not read from a file, so there is nothing to reload.
+    NoFile,
 }
 
 /// Why a key configuration was refused: what is wrong and in which entry, never the key itself.
@@ -67,7 +84,11 @@ pub struct ConfigError {
     kind: ConfigErrorKind,
     origin: Option<String>,
     entry: Option<usize>,
+    line: Option<usize>,
+    field: Option<String>,
     id: Option<String>,
+    /// What the parser said, for syntax errors.
+    message: Option<String>,
 }
 
 impl ConfigError {
@@ -76,8 +97,30 @@ impl ConfigError {
             kind,
             origin: None,
             entry: None,
+            line: None,
+            field: None,
             id: None,
+            message: None,
         }
+    }
+
+    /// Names where the configuration came from: a variable or a file.
+    pub(crate) fn in_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Places the error at a line and field of a file.
+    pub(crate) fn at(mut self, line: Option<usize>, field: Option<&str>) -> Self {
+        self.line = line;
+        self.field = field.map(str::to_owned);
+        self
+    }
+
+    /// Adds what a parser said.
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
     }
 
     /// Names the key the error is about, for ids given explicitly (never a parsed entry's, which
@@ -96,6 +139,16 @@ impl ConfigError {
     pub fn entry(&self) -> Option<usize> {
         self.entry
     }
+
+    /// The 1-based line of the records file at fault.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// The field of the records file at fault.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -107,6 +160,12 @@ impl fmt::Display for ConfigError {
         }
         if let Some(entry) = self.entry {
             place.push(format!("entry {entry}"));
+        }
+        if let Some(line) = self.line {
+            place.push(format!("line {line}"));
+        }
+        if let Some(field) = &self.field {
+            place.push(format!("field `{field}`"));
         }
         if let Some(id) = &self.id {
             place.push(format!("key `{id}`"));
@@ -133,15 +192,32 @@ impl fmt::Display for ConfigError {
             }
             K::DuplicateId => "another key already has this id",
             K::DuplicateKey => "the same key is already in the store under another id",
+            K::UnknownId => "no key has this id",
+            K::NoFormat => {
+                "rotation generates the new key, so the store needs a key format: \
+                 `ApiKeys::with_format(KeyFormat::new(\"myapp\")?)`"
+            }
+            K::NotOfFormat => "the key is not of the store's key format (prefix and checksum)",
+            K::InvalidPrefix => "a key prefix is 1 to 16 ASCII letters and digits, e.g. `myapp`",
+            K::FileUnreadable => "cannot be read",
+            K::FileSyntax => "is not a valid records file",
+            K::BadTime => "the time must be an offset date-time, e.g. 2027-01-01T00:00:00Z",
+            K::NoFile => {
+                "the store was not read from a file: build it with `ApiKeys::from_file` to reload it"
+            }
         };
         let separator = match self.kind {
-            K::NotSet | K::NotUnicode | K::NoKeys => " ",
+            K::NotSet | K::NotUnicode | K::NoKeys | K::FileUnreadable | K::FileSyntax => " ",
             _ => ": ",
         };
         if place.is_empty() {
-            f.write_str(what)
+            f.write_str(what)?;
         } else {
-            write!(f, "{}{separator}{what}", place.join(", "))
+            write!(f, "{}{separator}{what}", place.join(", "))?;
+        }
+        match &self.message {
+            Some(message) => write!(f, ": {message}"),
+            None => Ok(()),
         }
     }
 }
@@ -166,10 +242,7 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn from_env(var: &str) -> Result<Self, ConfigError> {
-        let in_var = |mut error: ConfigError| {
-            error.origin = Some(var.to_owned());
-            error
-        };
+        let in_var = |error: ConfigError| error.in_origin(var);
         match std::env::var(var) {
             Ok(text) => parse(&text).map_err(in_var),
             Err(std::env::VarError::NotPresent) => {
@@ -253,7 +326,7 @@ fn id_and_scopes(name: &str) -> Option<(&str, Vec<&str>)> {
     }
 }
 
-fn decode_digest(hex: &str) -> Option<KeyDigest> {
+pub(crate) fn decode_digest(hex: &str) -> Option<KeyDigest> {
     let hex = hex.as_bytes();
     if hex.len() != 64 {
         return None;

@@ -248,6 +248,14 @@ async fn guard<S: KeyStore>(
         Found::Duplicate => Err(Refusal::new(Problem::DuplicateKey, "duplicate", None)),
         Found::One { key, source } => match checked(&key) {
             Err(error) => Err(Refusal::from_key_error(error, source)),
+            Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
+                warn_in_clear(parts, key);
+                Err(Refusal::new(
+                    Problem::HttpsRequired,
+                    "insecure_transport",
+                    Some(source),
+                ))
+            }
             Ok(key) => match store.verify(key).await {
                 Err(error) => Err(Refusal::from_key_error(error, source)),
                 Ok(verified) => Ok((verified, source)),
@@ -311,6 +319,9 @@ impl Refusal {
             KeyError::TooLong => (Problem::InvalidKey, "too_long"),
             KeyError::Malformed => (Problem::InvalidKey, "malformed"),
             KeyError::Unknown => (Problem::InvalidKey, "unknown"),
+            KeyError::Revoked => (Problem::RevokedKey, "revoked"),
+            KeyError::Expired => (Problem::ExpiredKey, "expired"),
+            KeyError::NotYetValid => (Problem::KeyNotYetValid, "not_yet_valid"),
             KeyError::Unavailable => (Problem::StoreUnavailable, "store_unavailable"),
         };
         Self::new(problem, reason, Some(source))
@@ -344,6 +355,24 @@ impl Refusal {
         );
         rejection
     }
+}
+
+/// A key came over plain HTTP to a store that requires HTTPS. It is not verified; the warning
+/// names it by a fingerprint of its digest (the first 12 hex digits), which finds its record
+/// without revealing it, so that the operator can rotate it.
+fn warn_in_clear(parts: &Parts, key: &str) {
+    let digest = crate::digest(key.as_bytes());
+    let fingerprint: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    tracing::warn!(
+        target: "axum_api_key::audit",
+        outcome = "refused",
+        reason = "insecure_transport",
+        key_fingerprint = %fingerprint,
+        method = %parts.method,
+        route = route(parts),
+        "an API key travelled over plain HTTP: treat it as leaked and rotate the key whose \
+         digest starts with this fingerprint"
+    );
 }
 
 fn audit_anonymous(parts: &Parts) {

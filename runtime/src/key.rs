@@ -1,7 +1,9 @@
 //! [`VerifiedKey`]: what a handler learns about the key that let the request in.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
@@ -39,20 +41,34 @@ pub struct VerifiedKey {
     record: Arc<KeyRecord>,
 }
 
-struct KeyRecord {
-    id: Box<str>,
-    scopes: Box<[Box<str>]>,
+/// Everything the store knows about a key but its digest.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyRecord {
+    pub(crate) id: Box<str>,
+    pub(crate) scopes: Box<[Box<str>]>,
+    pub(crate) not_before: Option<SystemTime>,
+    pub(crate) expires: Option<SystemTime>,
+    pub(crate) revoked: bool,
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 impl VerifiedKey {
     /// A verified key with this id and no scopes.
     pub fn new(id: impl Into<Box<str>>) -> Self {
+        Self::from_record(KeyRecord {
+            id: id.into(),
+            ..KeyRecord::default()
+        })
+    }
+
+    pub(crate) fn from_record(record: KeyRecord) -> Self {
         Self {
-            record: Arc::new(KeyRecord {
-                id: id.into(),
-                scopes: Box::default(),
-            }),
+            record: Arc::new(record),
         }
+    }
+
+    pub(crate) fn record(&self) -> &KeyRecord {
+        &self.record
     }
 
     /// The same key, holding these scopes instead of its own.
@@ -62,12 +78,10 @@ impl VerifiedKey {
         S: Into<Box<str>>,
     {
         let scopes = scopes.into_iter().map(Into::into).collect();
-        Self {
-            record: Arc::new(KeyRecord {
-                id: self.record.id.clone(),
-                scopes,
-            }),
-        }
+        Self::from_record(KeyRecord {
+            scopes,
+            ..KeyRecord::clone(&self.record)
+        })
     }
 
     /// The id the key was configured under, e.g. `partner-a`: safe to log and to show.
@@ -84,6 +98,16 @@ impl VerifiedKey {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.record.scopes.iter().any(|held| **held == *scope)
     }
+
+    /// When the key stops being accepted, if it expires.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.record.expires
+    }
+
+    /// A free metadata field of the key's record, such as its owner.
+    pub fn metadata(&self, name: &str) -> Option<&str> {
+        self.record.metadata.get(name).map(String::as_str)
+    }
 }
 
 impl fmt::Debug for VerifiedKey {
@@ -97,7 +121,7 @@ impl fmt::Debug for VerifiedKey {
 
 impl PartialEq for VerifiedKey {
     fn eq(&self, other: &Self) -> bool {
-        self.id() == other.id() && self.record.scopes == other.record.scopes
+        self.record == other.record
     }
 }
 

@@ -42,6 +42,10 @@
 
 mod config;
 mod extract;
+#[cfg(feature = "file")]
+mod file;
+mod format;
+mod https;
 mod key;
 mod rejection;
 mod render;
@@ -49,6 +53,8 @@ mod store;
 
 pub use config::{ConfigError, ConfigErrorKind, DEFAULT_ID};
 pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
+pub use format::KeyFormat;
+pub use https::{Https, HttpsPolicy};
 pub use key::VerifiedKey;
 pub use rejection::{ApiKeyRejection, Problem};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};

@@ -20,8 +20,17 @@ pub enum Problem {
     /// The key was sent more than once, or in two places. Always `400 Bad Request`: which copy
     /// counts is never guessed.
     DuplicateKey,
+    /// The key was revoked. Answered with the configured status.
+    RevokedKey,
+    /// The key's expiry has passed. Answered with the configured status.
+    ExpiredKey,
+    /// The key's not-before time has not come yet. Answered with the configured status.
+    KeyNotYetValid,
     /// The key is valid but lacks a scope the route requires. Always `403 Forbidden`.
     InsufficientScope,
+    /// The key came over plain HTTP to a store that requires HTTPS. It was not verified, and
+    /// should be treated as leaked. Always `403 Forbidden`.
+    HttpsRequired,
     /// The key store could not answer. Always `503 Service Unavailable`.
     StoreUnavailable,
     /// A handler takes [`VerifiedKey`](crate::VerifiedKey) but no guard ran before it: a mistake
@@ -44,7 +53,11 @@ impl Problem {
             Self::MissingKey => uri!("MissingKey"),
             Self::InvalidKey => uri!("InvalidKey"),
             Self::DuplicateKey => uri!("DuplicateKey"),
+            Self::RevokedKey => uri!("RevokedKey"),
+            Self::ExpiredKey => uri!("ExpiredKey"),
+            Self::KeyNotYetValid => uri!("KeyNotYetValid"),
             Self::InsufficientScope => uri!("InsufficientScope"),
+            Self::HttpsRequired => uri!("HttpsRequired"),
             Self::StoreUnavailable => uri!("StoreUnavailable"),
             Self::NotProtected => uri!("NotProtected"),
         }
@@ -56,7 +69,11 @@ impl Problem {
             Self::MissingKey => "API key required",
             Self::InvalidKey => "Invalid API key",
             Self::DuplicateKey => "API key sent more than once",
+            Self::RevokedKey => "API key revoked",
+            Self::ExpiredKey => "API key expired",
+            Self::KeyNotYetValid => "API key not valid yet",
             Self::InsufficientScope => "Insufficient scope",
+            Self::HttpsRequired => "HTTPS required",
             Self::StoreUnavailable => "API key check unavailable",
             Self::NotProtected => "API key check not configured",
         }
@@ -86,7 +103,12 @@ impl ApiKeyRejection {
         missing_scopes: Vec<&'static str>,
     ) -> Self {
         let status = match problem {
-            Problem::MissingKey | Problem::InvalidKey => config.status(),
+            Problem::MissingKey
+            | Problem::InvalidKey
+            | Problem::RevokedKey
+            | Problem::ExpiredKey
+            | Problem::KeyNotYetValid => config.status(),
+            Problem::HttpsRequired => StatusCode::FORBIDDEN,
             Problem::DuplicateKey => StatusCode::BAD_REQUEST,
             Problem::InsufficientScope => StatusCode::FORBIDDEN,
             Problem::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,6 +163,12 @@ impl ApiKeyRejection {
                 Some(source) => format!("The API key {} is not valid.", source.describe()),
                 None => "The API key is not valid.".to_owned(),
             },
+            Problem::RevokedKey => "API key revoked: ask for a new key.".to_owned(),
+            Problem::ExpiredKey => "API key expired: ask for a new key.".to_owned(),
+            Problem::KeyNotYetValid => "API key not valid yet.".to_owned(),
+            Problem::HttpsRequired => "API keys must be sent over HTTPS. This key travelled in \
+                                       clear: treat it as leaked and have it rotated."
+                .to_owned(),
             Problem::DuplicateKey => {
                 format!(
                     "The API key was sent more than once; send it once, {}.",
@@ -192,7 +220,14 @@ impl ApiKeyRejection {
                 challenges.push(format!("ApiKey {}", params.join(", ")));
             }
             if self.config.sources().contains(&Source::Bearer) {
-                let invalid = bearer_sent && self.problem == Problem::InvalidKey;
+                let invalid = bearer_sent
+                    && matches!(
+                        self.problem,
+                        Problem::InvalidKey
+                            | Problem::RevokedKey
+                            | Problem::ExpiredKey
+                            | Problem::KeyNotYetValid
+                    );
                 challenges.push(if invalid {
                     "Bearer error=\"invalid_token\"".to_owned()
                 } else {

@@ -1,16 +1,20 @@
 //! The key store: SHA-256 digests of the valid keys, looked up in O(1) and compared in constant
-//! time.
+//! time, changed at run time without blocking a request.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use hashbrown::HashTable;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{ConfigError, ConfigErrorKind};
-use crate::key::VerifiedKey;
+use crate::format::KeyFormat;
+use crate::https::HttpsPolicy;
+use crate::key::{KeyRecord, VerifiedKey};
 
 /// The longest key, in bytes, that is ever hashed. Longer keys are refused before any work.
 ///
@@ -27,10 +31,17 @@ pub type KeyDigest = [u8; 32];
 pub enum KeyError {
     /// The key is longer than [`MAX_KEY_LEN`] bytes; it was not hashed.
     TooLong,
-    /// The key holds bytes that a key never has: anything but visible ASCII (`!` to `~`).
+    /// The key holds bytes that a key never has (anything but visible ASCII), or does not have
+    /// the store's [`KeyFormat`]: its prefix, length or checksum is wrong.
     Malformed,
     /// The key is well-formed but no key in the store has its digest.
     Unknown,
+    /// The key was revoked.
+    Revoked,
+    /// The key's expiry has passed.
+    Expired,
+    /// The key's not-before time has not come yet.
+    NotYetValid,
     /// The store could not answer (its database or key service failed). The request gets
     /// `503 Service Unavailable`; log the cause in the store, where it is known.
     Unavailable,
@@ -40,8 +51,11 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::TooLong => "the API key is longer than the longest accepted key",
-            Self::Malformed => "the API key holds characters that no key has",
+            Self::Malformed => "the API key is not in the form of a key",
             Self::Unknown => "the API key is not a known key",
+            Self::Revoked => "the API key was revoked",
+            Self::Expired => "the API key expired",
+            Self::NotYetValid => "the API key is not valid yet",
             Self::Unavailable => "the key store could not answer",
         })
     }
@@ -55,6 +69,16 @@ impl std::error::Error for KeyError {}
 /// is or inside a state struct with `#[derive(FromRef)]`. It never holds a key in plaintext, and
 /// its `Debug` output shows only how many keys it has.
 ///
+/// Two kinds of change:
+///
+/// - building, with the `with_*` methods, which take the store by value: a store that has been
+///   cloned is copied first, so other clones do not change;
+/// - managing a live store, with [`add`](Self::add), [`revoke`](Self::revoke),
+///   [`rotate`](Self::rotate) and [`reload`](Self::reload), which take `&self`: every clone sees
+///   the change, requests in flight finish on the set they started with, and no request waits.
+///   Each change copies the set (O(number of keys)) and swaps it in whole, so a request never
+///   sees half of one.
+///
 /// # Examples
 ///
 /// ```
@@ -67,17 +91,35 @@ impl std::error::Error for KeyError {}
 /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
 /// assert!(keys.verify(b"pa_wrong").is_err());
 /// assert_eq!(format!("{keys:?}"), "ApiKeys { len: 2, .. }");
+///
+/// keys.revoke("partner-b")?;
+/// assert!(keys.verify(b"pb_Zc4nH6jR1eW5uB0d").is_err());
+/// # Ok::<(), axum_api_key::ConfigError>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct ApiKeys {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
+#[derive(Default)]
+struct Shared {
+    /// The set requests read, swapped whole on every change.
+    current: ArcSwap<KeySet>,
+    /// Serialises changes: each one copies the current set, changes the copy and swaps it in.
+    changing: Mutex<()>,
+}
+
+/// One version of the store: what a request reads, all of it immutable.
 #[derive(Clone, Default)]
-struct Inner {
+pub(crate) struct KeySet {
     /// Keyed by the digest itself: its first word is already a uniform hash.
     by_digest: HashTable<Entry>,
-    ids: HashSet<Box<str>>,
+    /// Every id, with how many keys it names (more than one during a rotation).
+    ids: HashMap<Box<str>, usize>,
+    pub(crate) format: Option<KeyFormat>,
+    pub(crate) https: Option<HttpsPolicy>,
+    /// The records file the set was read from, for [`ApiKeys::reload`].
+    pub(crate) file: Option<Arc<std::path::Path>>,
 }
 
 #[derive(Clone)]
@@ -90,6 +132,16 @@ impl ApiKeys {
     /// An empty store, which refuses every key. Add keys with [`with_key`](Self::with_key).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub(crate) fn from_set(set: KeySet) -> Self {
+        let shared = Shared {
+            current: ArcSwap::from_pointee(set),
+            changing: Mutex::new(()),
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Adds a key under `id`, keeping only the key's digest. Shorthand for
@@ -123,13 +175,13 @@ impl ApiKeys {
         self.try_with(Key::new(id, key))
     }
 
-    /// Adds a key described by a [`Key`]: its id, its digest and its scopes.
+    /// Adds a key described by a [`Key`]: its id, its digest, its scopes and validity.
     ///
     /// # Panics
     ///
     /// When [`try_with`](Self::try_with) would return an error: an empty or repeated id, an
     /// empty key, a key longer than [`MAX_KEY_LEN`], a key with characters other than visible
-    /// ASCII, an invalid scope, or a key already in the store.
+    /// ASCII or not of the store's format, an invalid scope, or a key already in the store.
     #[track_caller]
     pub fn with(self, key: Key) -> Self {
         match self.try_with(key) {
@@ -150,52 +202,58 @@ impl ApiKeys {
     /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
-    pub fn try_with(mut self, key: Key) -> Result<Self, ConfigError> {
-        let Key { id, digest, scopes } = key;
-        let fail = |kind| Err(ConfigError::new(kind).with_id(&id));
-        if let Some(kind) = invalid_id(&id) {
-            return fail(kind);
-        }
-        let digest = match digest {
-            Ok(digest) => digest,
-            Err(kind) => return fail(kind),
-        };
-        if scopes.iter().any(|scope| !is_scope_token(scope)) {
-            return fail(ConfigErrorKind::InvalidScope);
-        }
-        let inner = Arc::make_mut(&mut self.inner);
-        if inner.ids.contains(id.as_str()) {
-            return fail(ConfigErrorKind::DuplicateId);
-        }
-        if inner.find(&digest).is_some() {
-            return fail(ConfigErrorKind::DuplicateKey);
-        }
-        let digest = Words::of(&digest);
-        let entry = Entry {
-            digest,
-            key: VerifiedKey::new(id.as_str()).with_scopes(scopes),
-        };
-        inner.ids.insert(id.into_boxed_str());
-        inner
-            .by_digest
-            .insert_unique(digest.table_hash(), entry, |e| e.digest.table_hash());
-        Ok(self)
+    pub fn try_with(self, key: Key) -> Result<Self, ConfigError> {
+        self.build(|set| set.insert(key, false))
     }
 
-    /// How many keys the store holds.
+    /// Requires every key to have `format`: a key without its prefix, length or checksum is
+    /// refused before it is hashed, and keys added in plaintext are checked too.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, KeyFormat};
+    ///
+    /// let format = KeyFormat::new("myapp")?;
+    /// let key = format.generate();
+    /// let keys = ApiKeys::new().with_format(format).try_with_key("partner-a", &key)?;
+    /// assert!(keys.verify(key.as_bytes()).is_ok());
+    /// assert_eq!(keys.verify(b"myapp_typo").unwrap_err(), axum_api_key::KeyError::Malformed);
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn with_format(self, format: KeyFormat) -> Self {
+        let built = self.build(|set| {
+            set.format = Some(format);
+            Ok(())
+        });
+        built.unwrap_or_else(|_| unreachable!("setting the format cannot fail"))
+    }
+
+    /// Requires keys to arrive over HTTPS; see [`HttpsPolicy`]. A key sent over plain HTTP is
+    /// refused without being verified, and the refusal is logged as a warning that the key
+    /// travelled in clear and should be rotated.
+    pub fn with_https(self, policy: HttpsPolicy) -> Self {
+        let built = self.build(|set| {
+            set.https = Some(policy);
+            Ok(())
+        });
+        built.unwrap_or_else(|_| unreachable!("setting the policy cannot fail"))
+    }
+
+    /// How many keys the store holds, revoked ones included.
     pub fn len(&self) -> usize {
-        self.inner.by_digest.len()
+        self.shared.current.load().by_digest.len()
     }
 
     /// Whether the store holds no key, and so refuses every request.
     pub fn is_empty(&self) -> bool {
-        self.inner.by_digest.is_empty()
+        self.len() == 0
     }
 
-    /// Checks a presented key: refuses it unhashed when it is too long or malformed, otherwise
-    /// hashes it and looks the digest up, comparing digests in constant time.
+    /// Checks a presented key: refuses it unhashed when it is too long, malformed or not of the
+    /// store's format; otherwise hashes it, looks the digest up comparing digests in constant
+    /// time, and checks that the key is neither revoked, expired nor not yet valid.
     ///
-    /// The cost does not grow with the number of keys.
+    /// The cost does not grow with the number of keys, and no change to the store makes it
+    /// wait.
     pub fn verify(&self, presented: &[u8]) -> Result<VerifiedKey, KeyError> {
         // Both checks come before hashing, so an oversized or garbage key costs almost nothing.
         if presented.len() > MAX_KEY_LEN {
@@ -207,31 +265,298 @@ impl ApiKeys {
         self.lookup(presented)
     }
 
-    /// Hashes a key already checked for length and shape, and looks its digest up.
+    /// Checks the format of a key already checked for length and shape, hashes it and looks it
+    /// up.
     fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
-        let digest = digest(key);
-        self.inner
-            .find(&digest)
-            .map(|entry| entry.key.clone())
-            .ok_or(KeyError::Unknown)
+        let set = self.shared.current.load();
+        if let Some(format) = &set.format
+            && !format.is_well_formed(key)
+        {
+            return Err(KeyError::Malformed);
+        }
+        let entry = set.find(&digest(key)).ok_or(KeyError::Unknown)?;
+        valid_now(&entry.key)?;
+        Ok(entry.key.clone())
+    }
+
+    /// The HTTPS requirement, if any.
+    pub(crate) fn https(&self) -> Option<HttpsPolicy> {
+        self.shared.current.load().https.clone()
+    }
+
+    /// Adds a key to the live store; every clone sees it from the next request on.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new();
+    /// let served = keys.clone(); // as the router holds it
+    /// keys.add(Key::new("late", "lt_Qw8Er2Ty6Ui1"))?;
+    /// assert_eq!(served.verify(b"lt_Qw8Er2Ty6Ui1").unwrap().id(), "late");
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn add(&self, key: Key) -> Result<(), ConfigError> {
+        self.change(|set| set.insert(key, false))
+    }
+
+    /// Revokes every key with this id: from the moment it returns, no request is let in with
+    /// them. Returns how many keys were revoked.
+    pub fn revoke(&self, id: &str) -> Result<usize, ConfigError> {
+        self.change(|set| {
+            let revoked = set.update(id, |record| record.revoked = true);
+            if revoked == 0 {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+            Ok(revoked)
+        })
+    }
+
+    /// Issues a new key for `id`, in the store's [`KeyFormat`], and lets the old ones keep
+    /// working until `grace` has passed. Returns the new key, which is not kept anywhere: hand
+    /// it to its owner now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_api_key::{ApiKeys, Key, KeyFormat};
+    ///
+    /// let format = KeyFormat::new("myapp")?;
+    /// let old = format.generate();
+    /// let keys = ApiKeys::new().with_format(format).try_with(Key::new("partner-a", &old).scopes(["orders:read"]))?;
+    ///
+    /// let new = keys.rotate("partner-a", Duration::from_secs(24 * 3600))?;
+    /// assert_eq!(keys.verify(new.as_bytes()).unwrap().scopes().collect::<Vec<_>>(), ["orders:read"]);
+    /// assert!(keys.verify(old.as_bytes()).is_ok()); // until the grace period ends
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn rotate(&self, id: &str, grace: Duration) -> Result<String, ConfigError> {
+        let deadline = SystemTime::now() + grace;
+        self.change(|set| {
+            let Some(format) = set.format.clone() else {
+                return Err(ConfigError::new(ConfigErrorKind::NoFormat).with_id(id));
+            };
+            let Some(template) = set.live_record(id) else {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            };
+            set.update(id, |record| {
+                record.expires = Some(record.expires.map_or(deadline, |e| e.min(deadline)));
+            });
+            let new = format.generate();
+            let record = KeyRecord {
+                not_before: None,
+                revoked: false,
+                ..template
+            };
+            set.insert_record(digest(new.as_bytes()), record, true)?;
+            Ok(new)
+        })
+    }
+
+    /// Runs one change on a copy of the live set and swaps it in, or leaves the set as it was.
+    pub(crate) fn change<T>(
+        &self,
+        change: impl FnOnce(&mut KeySet) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let _one_at_a_time = self
+            .shared
+            .changing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = KeySet::clone(&self.shared.current.load());
+        let out = change(&mut next)?;
+        self.shared.current.store(Arc::new(next));
+        Ok(out)
+    }
+
+    /// Runs one change for a builder: in place when no one else holds this store, on a copy
+    /// otherwise, so that other clones do not change.
+    fn build(
+        mut self,
+        change: impl FnOnce(&mut KeySet) -> Result<(), ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => {
+                let mut set = shared.current.swap(Arc::default());
+                let result = change(Arc::make_mut(&mut set));
+                shared.current.store(set);
+                result.map(|()| self)
+            }
+            None => {
+                let mut set = KeySet::clone(&self.shared.current.load());
+                change(&mut set)?;
+                Ok(Self::from_set(set))
+            }
+        }
+    }
+}
+
+/// Whether the key may be used now: not revoked, not expired, not before its time.
+fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
+    let record = key.record();
+    if record.revoked {
+        return Err(KeyError::Revoked);
+    }
+    if record.expires.is_none() && record.not_before.is_none() {
+        return Ok(());
+    }
+    let now = SystemTime::now();
+    if record.expires.is_some_and(|expires| now >= expires) {
+        return Err(KeyError::Expired);
+    }
+    if record.not_before.is_some_and(|not_before| now < not_before) {
+        return Err(KeyError::NotYetValid);
+    }
+    Ok(())
+}
+
+impl KeySet {
+    /// Adds a key; `shared_id` allows an id that already names keys (a rotation).
+    pub(crate) fn insert(&mut self, key: Key, shared_id: bool) -> Result<(), ConfigError> {
+        let Key {
+            id,
+            digest,
+            shape,
+            record,
+        } = key;
+        let fail = |kind| Err(ConfigError::new(kind).with_id(&id));
+        let digest = match digest {
+            Ok(digest) => digest,
+            Err(kind) => return fail(kind),
+        };
+        if let Some(format) = &self.format {
+            let fits = match &shape {
+                Shape::Unknown => true,
+                Shape::Plain => false,
+                Shape::Generated(prefix) => format.prefix() == &**prefix,
+            };
+            if !fits {
+                return fail(ConfigErrorKind::NotOfFormat);
+            }
+        }
+        self.insert_record(
+            digest,
+            KeyRecord {
+                id: id.as_str().into(),
+                ..record
+            },
+            shared_id,
+        )
+    }
+
+    fn insert_record(
+        &mut self,
+        digest: KeyDigest,
+        record: KeyRecord,
+        shared_id: bool,
+    ) -> Result<(), ConfigError> {
+        let fail = |kind| Err(ConfigError::new(kind).with_id(&record.id));
+        if let Some(kind) = invalid_id(&record.id) {
+            return fail(kind);
+        }
+        if record.scopes.iter().any(|scope| !is_scope_token(scope)) {
+            return fail(ConfigErrorKind::InvalidScope);
+        }
+        if !shared_id && self.ids.contains_key(&record.id) {
+            return fail(ConfigErrorKind::DuplicateId);
+        }
+        if self.find(&digest).is_some() {
+            return fail(ConfigErrorKind::DuplicateKey);
+        }
+        *self.ids.entry(record.id.clone()).or_default() += 1;
+        let digest = Words::of(&digest);
+        let entry = Entry {
+            digest,
+            key: VerifiedKey::from_record(record),
+        };
+        self.by_digest
+            .insert_unique(digest.table_hash(), entry, |e| e.digest.table_hash());
+        Ok(())
+    }
+
+    /// Applies `update` to the record of every key named `id`; returns how many there were.
+    fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
+        if !self.ids.contains_key(id) {
+            return 0;
+        }
+        let mut updated = 0;
+        for entry in self
+            .by_digest
+            .iter_mut()
+            .filter(|entry| entry.key.id() == id)
+        {
+            let mut record = entry.key.record().clone();
+            update(&mut record);
+            entry.key = VerifiedKey::from_record(record);
+            updated += 1;
+        }
+        updated
+    }
+
+    /// The record of a key named `id` that is not revoked, to model a rotated key on.
+    fn live_record(&self, id: &str) -> Option<KeyRecord> {
+        self.ids.get(id)?;
+        self.by_digest
+            .iter()
+            .filter(|entry| entry.key.id() == id && !entry.key.record().revoked)
+            .max_by_key(|entry| entry.key.record().expires.is_none())
+            .map(|entry| entry.key.record().clone())
+    }
+
+    fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
+        let digest = Words::of(digest);
+        // Every candidate the table probes is compared in constant time, so the lookup reveals
+        // nothing about how close a wrong key's digest came to a stored one.
+        self.by_digest
+            .find(digest.table_hash(), |entry| entry.digest.ct_eq(&digest))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
 /// A key to add to a store: its id, its digest (the plaintext is hashed at once and dropped),
-/// and the scopes it holds.
+/// its scopes, validity and metadata.
 ///
 /// ```
+/// use std::time::{Duration, SystemTime};
 /// use axum_api_key::{ApiKeys, Key};
 ///
-/// let keys = ApiKeys::new().with(Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s").scopes(["orders:read", "orders:write"]));
+/// let keys = ApiKeys::new().with(
+///     Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s")
+///         .scopes(["orders:read", "orders:write"])
+///         .expires_at(SystemTime::now() + Duration::from_secs(90 * 24 * 3600))
+///         .metadata("owner", "Partner A Ltd"),
+/// );
 /// let key = keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap();
 /// assert_eq!(key.scopes().collect::<Vec<_>>(), ["orders:read", "orders:write"]);
+/// assert_eq!(key.metadata("owner"), Some("Partner A Ltd"));
 /// ```
 #[derive(Clone)]
 pub struct Key {
     id: String,
     digest: Result<KeyDigest, ConfigErrorKind>,
-    scopes: Vec<String>,
+    /// What the plaintext looked like, to check it against a store's format later.
+    shape: Shape,
+    record: KeyRecord,
+}
+
+/// What is known of a key's plaintext once it is dropped.
+#[derive(Clone)]
+enum Shape {
+    /// Given by its digest: nothing.
+    Unknown,
+    /// Not a generated key.
+    Plain,
+    /// A well-formed generated key with this prefix.
+    Generated(Box<str>),
 }
 
 impl Key {
@@ -249,10 +574,13 @@ impl Key {
         } else {
             Ok(digest(key))
         };
+        let shape = KeyFormat::prefix_of(key)
+            .map_or(Shape::Plain, |prefix| Shape::Generated(prefix.into()));
         Self {
             id: id.into(),
             digest,
-            scopes: Vec::new(),
+            shape,
+            record: KeyRecord::default(),
         }
     }
 
@@ -261,7 +589,8 @@ impl Key {
         Self {
             id: id.into(),
             digest: Ok(digest),
-            scopes: Vec::new(),
+            shape: Shape::Unknown,
+            record: KeyRecord::default(),
         }
     }
 
@@ -272,7 +601,35 @@ impl Key {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self.record.scopes = scopes
+            .into_iter()
+            .map(|s| s.into().into_boxed_str())
+            .collect();
+        self
+    }
+
+    /// The key is refused before this time.
+    pub fn not_before(mut self, time: SystemTime) -> Self {
+        self.record.not_before = Some(time);
+        self
+    }
+
+    /// The key is refused from this time on, with the detail "API key expired".
+    pub fn expires_at(mut self, time: SystemTime) -> Self {
+        self.record.expires = Some(time);
+        self
+    }
+
+    /// The key is kept in the store but refused, as a revoked key.
+    pub fn revoked(mut self, revoked: bool) -> Self {
+        self.record.revoked = revoked;
+        self
+    }
+
+    /// A free field of the key's record, such as its owner or a ticket number, which handlers
+    /// read with [`VerifiedKey::metadata`].
+    pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.record.metadata.insert(name.into(), value.into());
         self
     }
 }
@@ -281,7 +638,7 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Key")
             .field("id", &self.id)
-            .field("scopes", &self.scopes)
+            .field("scopes", &self.record.scopes)
             .finish_non_exhaustive()
     }
 }
@@ -330,6 +687,12 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Accepts `key` as one of the store's keys, or says why not: [`KeyError::Unknown`] for a
     /// key it does not hold, [`KeyError::Unavailable`] when it cannot answer.
     fn verify(&self, key: &str) -> impl Future<Output = Result<VerifiedKey, KeyError>> + Send;
+
+    /// Whether keys must arrive over HTTPS, and how to tell; `None` (the default) accepts any
+    /// transport.
+    fn https(&self) -> Option<HttpsPolicy> {
+        None
+    }
 }
 
 impl KeyStore for ApiKeys {
@@ -337,23 +700,9 @@ impl KeyStore for ApiKeys {
         // The guard has checked the key's length and shape already.
         self.lookup(key.as_bytes())
     }
-}
 
-impl Inner {
-    fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
-        let digest = Words::of(digest);
-        // Every candidate the table probes is compared in constant time, so the lookup reveals
-        // nothing about how close a wrong key's digest came to a stored one.
-        self.by_digest
-            .find(digest.table_hash(), |entry| entry.digest.ct_eq(&digest))
-    }
-}
-
-impl fmt::Debug for ApiKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeys")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
+    fn https(&self) -> Option<HttpsPolicy> {
+        ApiKeys::https(self)
     }
 }
 
@@ -493,12 +842,109 @@ mod tests {
     }
 
     #[test]
-    fn clones_share_until_changed() {
+    fn building_copies_a_shared_store_and_managing_changes_every_clone() {
         let one = ApiKeys::new().with_key("a", "key-a");
         let two = one.clone().with_key("b", "key-b");
         assert_eq!(one.len(), 1);
         assert_eq!(two.len(), 2);
         assert!(one.verify(b"key-b").is_err());
+
+        let served = two.clone();
+        two.add(Key::new("c", "key-c")).unwrap();
+        assert_eq!(served.verify(b"key-c").unwrap().id(), "c");
+        served.revoke("a").unwrap();
+        assert_eq!(two.verify(b"key-a").unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            one.verify(b"key-a").unwrap().id(),
+            "a",
+            "a store built apart is apart"
+        );
+    }
+
+    #[test]
+    fn validity_times_are_enforced() {
+        let hour = Duration::from_secs(3600);
+        let now = SystemTime::now();
+        let keys = ApiKeys::new()
+            .with(Key::new("old", "key-old").expires_at(now - hour))
+            .with(Key::new("early", "key-early").not_before(now + hour))
+            .with(
+                Key::new("current", "key-current")
+                    .not_before(now - hour)
+                    .expires_at(now + hour),
+            )
+            .with(Key::new("gone", "key-gone").revoked(true));
+        assert_eq!(keys.verify(b"key-old").unwrap_err(), KeyError::Expired);
+        assert_eq!(
+            keys.verify(b"key-early").unwrap_err(),
+            KeyError::NotYetValid
+        );
+        assert_eq!(keys.verify(b"key-current").unwrap().id(), "current");
+        assert_eq!(keys.verify(b"key-gone").unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            keys.revoke("nobody").unwrap_err().kind(),
+            ConfigErrorKind::UnknownId
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_until_the_deadline() {
+        let format = KeyFormat::new("test").unwrap();
+        let old = format.generate();
+        let keys = ApiKeys::new()
+            .with_format(format)
+            .with(Key::new("svc", &old).scopes(["a"]).metadata("owner", "ops"));
+        let new = keys.rotate("svc", Duration::from_secs(60)).unwrap();
+        let rotated = keys.verify(new.as_bytes()).unwrap();
+        assert_eq!(
+            (rotated.id(), rotated.scopes().collect::<Vec<_>>()),
+            ("svc", vec!["a"])
+        );
+        assert_eq!(rotated.metadata("owner"), Some("ops"));
+        assert!(rotated.expires_at().is_none());
+        let old_key = keys.verify(old.as_bytes()).unwrap();
+        assert!(
+            old_key
+                .expires_at()
+                .is_some_and(|at| at <= SystemTime::now() + Duration::from_secs(60))
+        );
+
+        let newer = keys.rotate("svc", Duration::ZERO).unwrap();
+        assert_eq!(keys.verify(old.as_bytes()).unwrap_err(), KeyError::Expired);
+        assert_eq!(keys.verify(new.as_bytes()).unwrap_err(), KeyError::Expired);
+        assert!(keys.verify(newer.as_bytes()).is_ok());
+        assert_eq!(
+            ApiKeys::new()
+                .with_key("x", "key-x")
+                .rotate("x", Duration::ZERO)
+                .unwrap_err()
+                .kind(),
+            ConfigErrorKind::NoFormat
+        );
+    }
+
+    #[test]
+    fn a_format_refuses_other_keys_before_lookup() {
+        let format = KeyFormat::new("app").unwrap();
+        let good = format.generate();
+        let keys = ApiKeys::new()
+            .with_format(format.clone())
+            .with_key("a", &good);
+        assert!(keys.verify(good.as_bytes()).is_ok());
+        let mut typo = good.clone().into_bytes();
+        let last = typo.len() - 8;
+        typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+        assert_eq!(keys.verify(&typo).unwrap_err(), KeyError::Malformed);
+        assert_eq!(keys.verify(b"app_short").unwrap_err(), KeyError::Malformed);
+        let other = KeyFormat::new("other").unwrap().generate();
+        assert_eq!(
+            keys.clone().try_with_key("b", other).unwrap_err().kind(),
+            ConfigErrorKind::NotOfFormat
+        );
+        assert_eq!(
+            keys.try_with_key("c", "plain-key").unwrap_err().kind(),
+            ConfigErrorKind::NotOfFormat
+        );
     }
 
     #[test]
