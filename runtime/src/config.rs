@@ -82,6 +82,12 @@ pub enum ConfigErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     kind: ConfigErrorKind,
+    /// Where the error is, boxed: errors are rare and results stay small.
+    place: Box<Place>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Place {
     origin: Option<String>,
     entry: Option<usize>,
     line: Option<usize>,
@@ -95,38 +101,33 @@ impl ConfigError {
     pub(crate) fn new(kind: ConfigErrorKind) -> Self {
         Self {
             kind,
-            origin: None,
-            entry: None,
-            line: None,
-            field: None,
-            id: None,
-            message: None,
+            place: Box::default(),
         }
     }
 
     /// Names where the configuration came from: a variable or a file.
     pub(crate) fn in_origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
+        self.place.origin = Some(origin.into());
         self
     }
 
     /// Places the error at a line and field of a file.
     pub(crate) fn at(mut self, line: Option<usize>, field: Option<&str>) -> Self {
-        self.line = line;
-        self.field = field.map(str::to_owned);
+        self.place.line = line;
+        self.place.field = field.map(str::to_owned);
         self
     }
 
     /// Adds what a parser said.
     pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = Some(message.into());
+        self.place.message = Some(message.into());
         self
     }
 
     /// Names the key the error is about, for ids given explicitly (never a parsed entry's, which
     /// could be part of a mistyped key).
     pub(crate) fn with_id(mut self, id: &str) -> Self {
-        self.id = Some(id.to_owned());
+        self.place.id = Some(id.to_owned());
         self
     }
 
@@ -137,17 +138,17 @@ impl ConfigError {
 
     /// The 1-based position of the entry at fault, counting every comma-separated entry.
     pub fn entry(&self) -> Option<usize> {
-        self.entry
+        self.place.entry
     }
 
     /// The 1-based line of the records file at fault.
     pub fn line(&self) -> Option<usize> {
-        self.line
+        self.place.line
     }
 
     /// The field of the records file at fault.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.place.field.as_deref()
     }
 }
 
@@ -155,19 +156,19 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ConfigErrorKind as K;
         let mut place = Vec::new();
-        if let Some(origin) = &self.origin {
+        if let Some(origin) = &self.place.origin {
             place.push(origin.clone());
         }
-        if let Some(entry) = self.entry {
+        if let Some(entry) = self.place.entry {
             place.push(format!("entry {entry}"));
         }
-        if let Some(line) = self.line {
+        if let Some(line) = self.place.line {
             place.push(format!("line {line}"));
         }
-        if let Some(field) = &self.field {
+        if let Some(field) = &self.place.field {
             place.push(format!("field `{field}`"));
         }
-        if let Some(id) = &self.id {
+        if let Some(id) = &self.place.id {
             place.push(format!("key `{id}`"));
         }
         let what = match self.kind {
@@ -186,7 +187,7 @@ impl fmt::Display for ConfigError {
                 "the key must be visible ASCII (no spaces or control characters), as requests send it"
             }
             K::BadDigest => "the digest after `sha256:` must be 64 hexadecimal digits",
-            K::DuplicateId if self.id.as_deref() == Some(DEFAULT_ID) => {
+            K::DuplicateId if self.place.id.as_deref() == Some(DEFAULT_ID) => {
                 "another key already has this id; keys given alone all get the id `default`, so \
                  name each one: `id=key`"
             }
@@ -215,7 +216,7 @@ impl fmt::Display for ConfigError {
         } else {
             write!(f, "{}{separator}{what}", place.join(", "))?;
         }
-        match &self.message {
+        match &self.place.message {
             Some(message) => write!(f, ": {message}"),
             None => Ok(()),
         }
@@ -300,11 +301,11 @@ fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
             }
         };
         keys = added.map_err(|mut error| {
-            error.entry = Some(index + 1);
+            error.place.entry = Some(index + 1);
             // A parsed id may be the front of a key that holds `=`; name it only when the id
             // itself is the problem.
             if error.kind != ConfigErrorKind::DuplicateId {
-                error.id = None;
+                error.place.id = None;
             }
             error
         })?;

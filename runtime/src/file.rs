@@ -268,8 +268,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_the_field() {
-        let text = format!("\n[[keys]]\nid = \"a\"\ndigest = \"sha256:12\"\n");
-        let e = error(&text);
+        let text = "\n[[keys]]\nid = \"a\"\ndigest = \"sha256:12\"\n";
+        let e = error(text);
         assert_eq!(
             (e.kind(), e.line(), e.field()),
             (ConfigErrorKind::BadDigest, Some(4), Some("digest"))
