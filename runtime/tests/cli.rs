@@ -1,0 +1,183 @@
+//! The command-line tool, run as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use axum_api_key::{ApiKeys, KeyFormat};
+
+fn tool(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_axum-api-key"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tool starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("stdin takes the key");
+    child.wait_with_output().expect("the tool ends")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+/// The lines of a records-file entry the tool printed, unindented.
+fn records_entry(output: &str) -> String {
+    let start = output.find("[[keys]]").expect("a records entry");
+    output[start..]
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn generate_prints_the_key_once_and_a_configuration_without_it() {
+    let out = tool(
+        &[
+            "generate",
+            "--prefix",
+            "myapp",
+            "--id",
+            "partner-a",
+            "--scopes",
+            "orders:read,orders:write",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    let key = stdout.trim_end();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "standard output holds the key alone: {stdout}"
+    );
+    assert!(
+        KeyFormat::new("myapp")
+            .unwrap()
+            .is_well_formed(key.as_bytes()),
+        "{key}"
+    );
+    assert!(
+        !stderr.contains(key),
+        "the configuration never holds the key"
+    );
+
+    // The API_KEYS entry configures the key.
+    let entry = stderr
+        .lines()
+        .find(|line| line.trim_start().starts_with("partner-a["))
+        .expect("an API_KEYS entry");
+    let keys: ApiKeys = entry.trim().parse().expect("a valid API_KEYS entry");
+    let verified = keys
+        .verify(key.as_bytes())
+        .expect("the entry accepts the key");
+    assert_eq!(
+        verified.scopes().collect::<Vec<_>>(),
+        ["orders:read", "orders:write"]
+    );
+
+    // So does the records entry.
+    let dir = std::env::temp_dir().join(format!("axum-api-key-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.toml");
+    std::fs::write(&path, records_entry(&stderr)).unwrap();
+    let keys = ApiKeys::from_file(&path).expect("a valid records file");
+    assert_eq!(keys.verify(key.as_bytes()).unwrap().id(), "partner-a");
+
+    // Every run makes another key.
+    let again = tool(&["generate", "--prefix", "myapp", "--id", "partner-a"], b"");
+    assert_ne!(text(&again.stdout), stdout);
+}
+
+#[test]
+fn generate_with_an_expiry_writes_it_to_the_record() {
+    let out = tool(
+        &[
+            "generate",
+            "--prefix",
+            "svc",
+            "--id",
+            "batch",
+            "--expires",
+            "90d",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = text(&out.stdout).trim_end().to_owned();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("API_KEYS entries cannot expire"),
+        "{stderr}"
+    );
+    let dir = std::env::temp_dir().join(format!("axum-api-key-cli-exp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.toml");
+    std::fs::write(&path, records_entry(&stderr)).unwrap();
+    let verified = ApiKeys::from_file(&path)
+        .unwrap()
+        .verify(key.as_bytes())
+        .unwrap();
+    let left = verified
+        .expires_at()
+        .unwrap()
+        .duration_since(SystemTime::now())
+        .unwrap();
+    let ninety_days = Duration::from_secs(90 * 24 * 3600);
+    assert!(
+        left <= ninety_days && left > ninety_days - Duration::from_secs(3600),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn hash_reads_the_key_from_standard_input() {
+    let out = tool(
+        &["hash", "--id", "partner-b", "--scopes", "a"],
+        b"pb_Zc4nH6jR1eW5uB0d\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("pb_Zc4nH6jR1eW5uB0d"));
+    let entry = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("partner-b["))
+        .expect("an entry");
+    let keys: ApiKeys = entry.trim().parse().unwrap();
+    assert!(keys.verify(b"pb_Zc4nH6jR1eW5uB0d").unwrap().has_scope("a"));
+}
+
+#[test]
+fn mistakes_exit_with_2_and_say_what_is_wrong() {
+    let out = tool(&["generate", "--prefix", "my_app", "--id", "x"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--prefix"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no key is printed for a refused request"
+    );
+
+    let out = tool(&["generate", "--prefix", "ok", "--id", "a b"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+
+    let out = tool(&["hash"], b"has space\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !text(&out.stderr).contains("has space"),
+        "the key is never echoed"
+    );
+}
