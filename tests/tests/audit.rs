@@ -157,3 +157,31 @@ async fn store_failures_scopes_and_anonymous_requests_are_audited() {
 
 #[api_key(bearer, scopes = ["admin"])]
 async fn admin_in_memory() {}
+
+#[api_key]
+async fn secure_only() {}
+
+#[tokio::test]
+async fn a_key_sent_in_clear_is_logged_as_a_warning_by_fingerprint_never_by_value() {
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let keys = keys().with_https(axum_api_key::HttpsPolicy::Direct);
+    let app = Router::new()
+        .route("/secure", get(secure_only))
+        .with_state(keys);
+    send(app, request("/secure", &[("x-api-key", KEY_A.as_bytes())])).await;
+
+    let text = logs.text();
+    let fingerprint: String = axum_api_key::digest(KEY_A.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("rotate"), "{text}");
+    assert!(text.contains("reason=\"insecure_transport\""), "{text}");
+    assert!(
+        text.contains(&format!("key_fingerprint={fingerprint}")),
+        "{text}"
+    );
+    assert!(!text.contains(KEY_A) && !text.contains("key_id"), "{text}");
+}
