@@ -82,8 +82,8 @@ async fn database_up(State(admins): State<AdminKeys>) -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let partner_key = axum_api_key_examples::demo_key("pa")?;
-    let admin_key = axum_api_key_examples::demo_key("adm")?;
+    let partner_key = axum_api_key::KeyFormat::new("pa")?.generate();
+    let admin_key = axum_api_key::KeyFormat::new("adm")?.generate();
     let admins = AdminKeys::default();
     let row = Row {
         id: "root".to_owned(),

@@ -1,19 +1,7 @@
-//! What the runnable examples share: making a demo key when none is configured, and serving a
-//! router on loopback. See `cargo run --example quickstart`.
-
-#![allow(clippy::print_stdout)]
+//! What the runnable examples share: reading `.env`, and serving a router on loopback. See
+//! `cargo run --example quickstart`.
 
 use std::error::Error;
-
-/// A fresh random key, `prefix` and 32 hex digits from the operating system's CSPRNG, for
-/// runs with no keys configured. It lives in memory only.
-pub fn demo_key(prefix: &str) -> Result<String, Box<dyn Error>> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| format!("no random bytes for a demo key: {error}"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{prefix}_{hex}"))
-}
 
 /// Reads a `.env` file in the working directory, if there is one; variables already set win.
 pub fn load_dotenv() -> Result<(), Box<dyn Error>> {

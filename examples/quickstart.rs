@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Keys come from `API_KEYS` (e.g. `API_KEYS="partner-a=pa_7Qm2xY9wLkV3rT8s"`), or from a `.env`
-//! file in the working directory. With neither, the server makes a random demo key, prints it
-//! once with a `curl` line to try it, and keeps it in memory only. `PORT` overrides the port
+//! file in the working directory. With neither, the server generates a demo key (`demo_…`, with
+//! a checksum), prints it once with a `curl` line to try it, and keeps it in memory only. `PORT` overrides the port
 //! (3000).
 //!
 //! - `GET /data`: `#[api_key]`, the header `x-api-key`, 401 when the key is missing or wrong.
@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (keys, demo_key) = match ApiKeys::from_env("API_KEYS") {
         Ok(keys) => (keys, None),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
-            let key = axum_api_key_examples::demo_key("demo")?;
+            let key = axum_api_key::KeyFormat::new("demo")?.generate();
             (ApiKeys::new().try_with_key("demo", &key)?, Some(key))
         }
         Err(error) => return Err(error.into()),

@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (keys, demo_key) = match ApiKeys::from_env("API_KEYS") {
         Ok(keys) => (keys, None),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
-            let key = axum_api_key_examples::demo_key("pa")?;
+            let key = axum_api_key::KeyFormat::new("pa")?.generate();
             (
                 ApiKeys::new().try_with(Key::new("demo", &key).scopes(["api"]))?,
                 Some(key),

@@ -50,8 +50,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (keys, demo) = match ApiKeys::from_env("API_KEYS") {
         Ok(keys) => (keys, None),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
-            let reader = axum_api_key_examples::demo_key("rd")?;
-            let writer = axum_api_key_examples::demo_key("wr")?;
+            let reader = axum_api_key::KeyFormat::new("rd")?.generate();
+            let writer = axum_api_key::KeyFormat::new("wr")?.generate();
             let keys = ApiKeys::new()
                 .try_with(Key::new("reader", &reader).scopes(["orders:read"]))?
                 .try_with(Key::new("writer", &writer).scopes(["orders:read", "orders:write"]))?;
