@@ -80,7 +80,8 @@ impl ApiKeys {
     /// see the new. On any error the store is left as it was. Returns how many keys it holds.
     ///
     /// Keys added with [`add`](Self::add) or [`rotate`](Self::rotate) and not written to the
-    /// file are dropped; the store's HTTPS requirement is kept.
+    /// file are dropped. The store's HTTPS requirement is kept, and so is its key format unless
+    /// the file names one.
     pub fn reload(&self) -> Result<usize, ConfigError> {
         self.change(|set| {
             let Some(path) = set.file.clone() else {
@@ -88,7 +89,9 @@ impl ApiKeys {
             };
             let mut fresh = read(&path)?;
             fresh.file = Some(path);
-            fresh.https = set.https.clone();
+            if fresh.format.is_none() {
+                fresh.format = set.format.clone();
+            }
             *set = fresh;
             Ok(set.len())
         })

@@ -107,6 +107,8 @@ struct Shared {
     current: ArcSwap<KeySet>,
     /// Serialises changes: each one copies the current set, changes the copy and swaps it in.
     changing: Mutex<()>,
+    /// Fixed when the store is built, so that a request reads it without touching the set.
+    https: Option<HttpsPolicy>,
 }
 
 /// One version of the store: what a request reads, all of it immutable.
@@ -117,7 +119,6 @@ pub(crate) struct KeySet {
     /// Every id, with how many keys it names (more than one during a rotation).
     ids: HashMap<Box<str>, usize>,
     pub(crate) format: Option<KeyFormat>,
-    pub(crate) https: Option<HttpsPolicy>,
     /// The records file the set was read from, for [`ApiKeys::reload`].
     pub(crate) file: Option<Arc<std::path::Path>>,
 }
@@ -138,6 +139,7 @@ impl ApiKeys {
         let shared = Shared {
             current: ArcSwap::from_pointee(set),
             changing: Mutex::new(()),
+            https: None,
         };
         Self {
             shared: Arc::new(shared),
@@ -230,12 +232,20 @@ impl ApiKeys {
     /// Requires keys to arrive over HTTPS; see [`HttpsPolicy`]. A key sent over plain HTTP is
     /// refused without being verified, and the refusal is logged as a warning that the key
     /// travelled in clear and should be rotated.
-    pub fn with_https(self, policy: HttpsPolicy) -> Self {
-        let built = self.build(|set| {
-            set.https = Some(policy);
-            Ok(())
-        });
-        built.unwrap_or_else(|_| unreachable!("setting the policy cannot fail"))
+    pub fn with_https(mut self, policy: HttpsPolicy) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.https = Some(policy);
+            return self;
+        }
+        let set = KeySet::clone(&self.shared.current.load());
+        let shared = Shared {
+            current: ArcSwap::from_pointee(set),
+            changing: Mutex::new(()),
+            https: Some(policy),
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// How many keys the store holds, revoked ones included.
@@ -280,8 +290,8 @@ impl ApiKeys {
     }
 
     /// The HTTPS requirement, if any.
-    pub(crate) fn https(&self) -> Option<HttpsPolicy> {
-        self.shared.current.load().https.clone()
+    pub(crate) fn https(&self) -> Option<&HttpsPolicy> {
+        self.shared.https.as_ref()
     }
 
     /// Adds a key to the live store; every clone sees it from the next request on.
@@ -383,7 +393,15 @@ impl ApiKeys {
             None => {
                 let mut set = KeySet::clone(&self.shared.current.load());
                 change(&mut set)?;
-                Ok(Self::from_set(set))
+                let https = self.shared.https.clone();
+                let shared = Shared {
+                    current: ArcSwap::from_pointee(set),
+                    changing: Mutex::new(()),
+                    https,
+                };
+                Ok(Self {
+                    shared: Arc::new(shared),
+                })
             }
         }
     }
@@ -690,7 +708,7 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Whether keys must arrive over HTTPS, and how to tell; `None` (the default) accepts any
     /// transport.
-    fn https(&self) -> Option<HttpsPolicy> {
+    fn https(&self) -> Option<&HttpsPolicy> {
         None
     }
 }
@@ -701,7 +719,7 @@ impl KeyStore for ApiKeys {
         self.lookup(key.as_bytes())
     }
 
-    fn https(&self) -> Option<HttpsPolicy> {
+    fn https(&self) -> Option<&HttpsPolicy> {
         ApiKeys::https(self)
     }
 }

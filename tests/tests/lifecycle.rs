@@ -323,8 +323,8 @@ impl KeyStore for Counting {
         self.keys.verify(key.as_bytes())
     }
 
-    fn https(&self) -> Option<HttpsPolicy> {
-        Some(HttpsPolicy::Direct)
+    fn https(&self) -> Option<&HttpsPolicy> {
+        Some(&HttpsPolicy::Direct)
     }
 }
 
