@@ -112,6 +112,7 @@ impl ConfigError {
     }
 
     /// Places the error at a line and field of a file.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn at(mut self, line: Option<usize>, field: Option<&str>) -> Self {
         self.place.line = line;
         self.place.field = field.map(str::to_owned);
@@ -119,6 +120,7 @@ impl ConfigError {
     }
 
     /// Adds what a parser said.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
         self.place.message = Some(message.into());
         self

@@ -31,9 +31,22 @@
 //! - A refused request gets an [`ApiKeyRejection`]: the configured status (401 by default, with
 //!   a `WWW-Authenticate` challenge), or 400 for a key sent twice, and an
 //!   `application/problem+json` body that never contains the key.
+//! - Keys come from configuration: [`ApiKeys::from_env`] (`id=key`, `id=sha256:<hex>`, scopes in
+//!   brackets) or a TOML records file (`ApiKeys::from_file`, feature `file`, on by default)
+//!   with scopes, validity times, revocation and metadata.
+//! - A live store changes without a restart and without blocking a request:
+//!   [`ApiKeys::add`], [`revoke`](ApiKeys::revoke), [`rotate`](ApiKeys::rotate) with a grace
+//!   period, `reload` (feature `file`).
+//! - [`KeyFormat`] generates keys like `myapp_…` with a checksum, so a store refuses typos and
+//!   garbage before hashing; the `axum-api-key` command-line tool (feature `cli`) prints a new
+//!   key once and the configuration that holds only its digest.
+//! - [`HttpsPolicy`] refuses keys that travelled in clear, directly or behind trusted proxies.
+//! - Sources beyond a header (query, cookie, bearer), scopes, optional keys, custom
+//!   [`KeyStore`]s, a router-wide [`RequireApiKey::layer`] and app-wide
+//!   [`render_rejections`] are described at [`api_key`](macro@api_key).
 //! - Every decision is a `tracing` event with target `axum_api_key::audit`: refusals at `INFO`
-//!   (outcome, reason, status, method, route), acceptances at `DEBUG` (with the key id). The
-//!   key itself is never logged.
+//!   (outcome, reason, status, source, method, route; `WARN` for a key sent in clear),
+//!   acceptances at `DEBUG` (with the key id). The key itself is never logged.
 //!
 //! [axum]: https://docs.rs/axum
 

@@ -74,7 +74,7 @@ impl std::error::Error for KeyError {}
 /// - building, with the `with_*` methods, which take the store by value: a store that has been
 ///   cloned is copied first, so other clones do not change;
 /// - managing a live store, with [`add`](Self::add), [`revoke`](Self::revoke),
-///   [`rotate`](Self::rotate) and [`reload`](Self::reload), which take `&self`: every clone sees
+///   [`rotate`](Self::rotate) and `reload` (feature `file`), which take `&self`: every clone sees
 ///   the change, requests in flight finish on the set they started with, and no request waits.
 ///   Each change copies the set (O(number of keys)) and swaps it in whole, so a request never
 ///   sees half of one.
@@ -120,6 +120,7 @@ pub(crate) struct KeySet {
     ids: HashMap<Box<str>, usize>,
     pub(crate) format: Option<KeyFormat>,
     /// The records file the set was read from, for [`ApiKeys::reload`].
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) file: Option<Arc<std::path::Path>>,
 }
 
