@@ -72,7 +72,7 @@ impl ApiKeys {
         let path: Arc<Path> = path.as_ref().into();
         let mut set = read(&path)?;
         set.file = Some(path);
-        Ok(Self::from_set(set))
+        Ok(Self::from_parts(set, None))
     }
 
     /// Reads the records file again and swaps the new set in whole, without a restart and
@@ -238,7 +238,7 @@ mod tests {
              not_before = 2020-01-01T00:00:00Z\nexpires = 2999-01-01T00:00:00+02:00\n\
              metadata = {{ owner = \"Team A\" }}\n"
         );
-        let keys = ApiKeys::from_set(parse(&text).unwrap());
+        let keys = ApiKeys::from_parts(parse(&text).unwrap(), None);
         let key = keys.verify(b"hello").unwrap();
         assert_eq!(key.scopes().collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(key.metadata("owner"), Some("Team A"));
@@ -255,10 +255,10 @@ mod tests {
     fn enforces_what_it_reads() {
         let text =
             format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nexpires = 2001-01-01T00:00:00Z\n");
-        let keys = ApiKeys::from_set(parse(&text).unwrap());
+        let keys = ApiKeys::from_parts(parse(&text).unwrap(), None);
         assert_eq!(keys.verify(b"hello").unwrap_err(), KeyError::Expired);
         let text = format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nrevoked = true\n");
-        let keys = ApiKeys::from_set(parse(&text).unwrap());
+        let keys = ApiKeys::from_parts(parse(&text).unwrap(), None);
         assert_eq!(keys.verify(b"hello").unwrap_err(), KeyError::Revoked);
     }
 

@@ -136,11 +136,12 @@ impl ApiKeys {
         Self::default()
     }
 
-    pub(crate) fn from_set(set: KeySet) -> Self {
+    /// A store of `set`, not shared with any other.
+    pub(crate) fn from_parts(set: KeySet, https: Option<HttpsPolicy>) -> Self {
         let shared = Shared {
             current: ArcSwap::from_pointee(set),
             changing: Mutex::new(()),
-            https: None,
+            https,
         };
         Self {
             shared: Arc::new(shared),
@@ -238,15 +239,7 @@ impl ApiKeys {
             shared.https = Some(policy);
             return self;
         }
-        let set = KeySet::clone(&self.shared.current.load());
-        let shared = Shared {
-            current: ArcSwap::from_pointee(set),
-            changing: Mutex::new(()),
-            https: Some(policy),
-        };
-        Self {
-            shared: Arc::new(shared),
-        }
+        Self::from_parts(KeySet::clone(&self.shared.current.load()), Some(policy))
     }
 
     /// How many keys the store holds, revoked ones included.
@@ -394,15 +387,7 @@ impl ApiKeys {
             None => {
                 let mut set = KeySet::clone(&self.shared.current.load());
                 change(&mut set)?;
-                let https = self.shared.https.clone();
-                let shared = Shared {
-                    current: ArcSwap::from_pointee(set),
-                    changing: Mutex::new(()),
-                    https,
-                };
-                Ok(Self {
-                    shared: Arc::new(shared),
-                })
+                Ok(Self::from_parts(set, self.shared.https.clone()))
             }
         }
     }
@@ -528,6 +513,7 @@ impl KeySet {
             .find(digest.table_hash(), |entry| entry.digest.ct_eq(&digest))
     }
 
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.by_digest.len()
     }
