@@ -316,8 +316,8 @@ impl ApiKeys {
     }
 
     /// Issues a new key for `id`, in the store's [`KeyFormat`], and lets the old ones keep
-    /// working until `grace` has passed. Returns the new key, which is not kept anywhere: hand
-    /// it to its owner now.
+    /// working until `grace` has passed. The new key has the old one's scopes and metadata and
+    /// no expiry. Returns the new key, which is not kept anywhere: hand it to its owner now.
     ///
     /// ```
     /// use std::time::Duration;
@@ -345,8 +345,10 @@ impl ApiKeys {
                 record.expires = Some(record.expires.map_or(deadline, |e| e.min(deadline)));
             });
             let new = format.generate();
+            // The new key keeps what the key may do, not when: its own validity starts now.
             let record = KeyRecord {
                 not_before: None,
+                expires: None,
                 revoked: false,
                 ..template
             };
