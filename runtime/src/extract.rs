@@ -12,7 +12,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::key::VerifiedKey;
 use crate::rejection::{ApiKeyRejection, Problem};
-use crate::store::{ApiKeys, KeyError, KeyStore, MAX_KEY_LEN, is_key_shaped};
+use crate::store::{ApiKeys, KeyError, KeyStore, checked};
 
 /// Where a request may carry its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,18 +284,6 @@ async fn guard<S: KeyStore>(
     );
     parts.extensions.insert(key);
     Ok(())
-}
-
-/// The key's text, once its length and characters are those of a key: both are checked before
-/// any hashing or lookup.
-fn checked(key: &[u8]) -> Result<&str, KeyError> {
-    if key.len() > MAX_KEY_LEN {
-        return Err(KeyError::TooLong);
-    }
-    if !is_key_shaped(key) {
-        return Err(KeyError::Malformed);
-    }
-    std::str::from_utf8(key).map_err(|_| KeyError::Malformed)
 }
 
 /// Why a request is refused, before it is answered and audited.

@@ -259,14 +259,7 @@ impl ApiKeys {
     /// The cost does not grow with the number of keys, and no change to the store makes it
     /// wait.
     pub fn verify(&self, presented: &[u8]) -> Result<VerifiedKey, KeyError> {
-        // Both checks come before hashing, so an oversized or garbage key costs almost nothing.
-        if presented.len() > MAX_KEY_LEN {
-            return Err(KeyError::TooLong);
-        }
-        if !is_key_shaped(presented) {
-            return Err(KeyError::Malformed);
-        }
-        self.lookup(presented)
+        self.lookup(checked(presented)?.as_bytes())
     }
 
     /// Checks the format of a key already checked for length and shape, hashes it and looks it
@@ -749,6 +742,18 @@ impl Words {
         let difference = (a0 ^ b0) | (a1 ^ b1) | (a2 ^ b2) | (a3 ^ b3);
         bool::from(difference.ct_eq(&0))
     }
+}
+
+/// The key's text, once its length and characters are those of a key: both are checked before
+/// any hashing or lookup, so an oversized or garbage key costs almost nothing.
+pub(crate) fn checked(key: &[u8]) -> Result<&str, KeyError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(KeyError::TooLong);
+    }
+    if !is_key_shaped(key) {
+        return Err(KeyError::Malformed);
+    }
+    std::str::from_utf8(key).map_err(|_| KeyError::Malformed)
 }
 
 /// Keys are visible ASCII: anything else cannot be a key, whatever the store holds.
