@@ -1,7 +1,9 @@
 //! Checking the annotated item and rewriting the handler.
 //!
-//! The handler gets one extra first argument, the runtime's verifying extractor, parameterised by
-//! a zero-sized config type generated beside it. Everything else about the function is kept.
+//! The runtime's verifying extractor, parameterised by a zero-sized config type generated beside
+//! the handler, joins the handler's first argument in a tuple (or becomes its only argument), so
+//! it is extracted first and the handler keeps its arity. Everything else about the function is
+//! kept. On a unit struct, the attribute only implements the config trait for it.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -28,6 +30,12 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
                     &store.value,
                     "a guard type does not choose its store: name it where the guard is used, \
                      `RequireApiKey<Config, Store>` or `RequireApiKey::<Config, Store>::layer(store)`",
+                ));
+            }
+            if let Some(state) = &args.state {
+                errors.push(syn::Error::new_spanned(
+                    &state.value,
+                    "`state` checks a handler's router state; a guard type has none, so leave it out",
                 ));
             }
             Some(Target::Config(config))

@@ -15,3 +15,6 @@ mod not_a_store {
     #[axum_api_key::api_key(store = String)]
     async fn handler() {}
 }
+
+#[axum_api_key::api_key(state = String)]
+struct StatefulGuard;
