@@ -85,3 +85,58 @@ proptest! {
         }
     }
 }
+
+#[api_key(query = "api_key", cookie = "session", bearer)]
+async fn anywhere(key: VerifiedKey) -> String {
+    key.id().to_owned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn no_query_cookie_or_authorization_value_panics_passes_or_is_echoed(
+        value in "[!-~]{12,200}",
+        place in 0..3usize,
+    ) {
+        let app = Router::new().route("/", get(anywhere)).with_state(keys());
+        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        let (uri, headers): (String, Vec<(&str, Vec<u8>)>) = match place {
+            0 => (format!("/?api_key={encoded}"), vec![]),
+            1 => ("/".to_owned(), vec![("cookie", format!("session={value}").into_bytes())]),
+            _ => ("/".to_owned(), vec![("authorization", format!("Bearer {value}").into_bytes())]),
+        };
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let answer = runtime().block_on(send(app, request(&uri, &headers)));
+        prop_assert!(answer.status == StatusCode::UNAUTHORIZED || answer.status == StatusCode::BAD_REQUEST);
+        answer.assert_never_contains(value.as_bytes());
+    }
+
+    #[test]
+    fn generated_keys_survive_and_any_one_character_typo_is_refused(
+        prefix in "[a-zA-Z0-9]{1,16}",
+        at in any::<proptest::sample::Index>(),
+        replacement in proptest::char::range('!', '~'),
+    ) {
+        let format = axum_api_key::KeyFormat::new(&prefix).expect("a valid prefix");
+        let key = format.generate();
+        prop_assert!(format.is_well_formed(key.as_bytes()));
+        let mut typo = key.clone().into_bytes();
+        let at = at.index(typo.len());
+        prop_assume!(typo[at] != replacement as u8);
+        typo[at] = replacement as u8;
+        prop_assert!(!format.is_well_formed(&typo));
+    }
+
+    #[test]
+    fn no_records_file_text_panics(text in "(\\[\\[keys\\]\\]\n|id = \"[a-z]{1,5}\"\n|digest = \"sha256:[0-9a-f]{0,64}\"\n|scopes = \\[\"[ -~]{0,8}\"\\]\n|expires = [0-9T:Z-]{0,25}\n|[ -~]{0,20}\n){0,12}") {
+        let dir = std::env::temp_dir().join(format!("axum-api-key-prop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let path = dir.join("keys.toml");
+        std::fs::write(&path, &text).expect("the file is written");
+        // Parsed or refused with a line-numbered error; never a panic.
+        if let Err(error) = ApiKeys::from_file(&path) {
+            prop_assert!(error.to_string().contains("keys.toml"));
+        }
+    }
+}
