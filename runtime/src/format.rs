@@ -34,10 +34,7 @@ pub struct KeyFormat {
 impl KeyFormat {
     /// A format with this prefix: 1 to 16 ASCII letters and digits.
     pub fn new(prefix: &str) -> Result<Self, ConfigError> {
-        let valid = !prefix.is_empty()
-            && prefix.len() <= MAX_PREFIX_LEN
-            && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid {
+        if !is_prefix(prefix.as_bytes()) {
             return Err(ConfigError::new(ConfigErrorKind::InvalidPrefix));
         }
         Ok(Self {
@@ -77,7 +74,8 @@ impl KeyFormat {
                 random += 1;
             }
         }
-        key.push_str(&checksum(key.as_bytes()));
+        let sum = checksum(key.as_bytes());
+        key.extend(sum.iter().map(|&digit| char::from(digit)));
         key
     }
 
@@ -92,28 +90,34 @@ impl KeyFormat {
         let body_len = RANDOM_LEN + CHECKSUM_LEN;
         let split = key.len().checked_sub(body_len + 1)?;
         let (head, body) = key.split_at(split);
-        let prefix = std::str::from_utf8(head).ok()?;
-        let valid_prefix = !prefix.is_empty()
-            && prefix.len() <= MAX_PREFIX_LEN
-            && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
         let [b'_', body @ ..] = body else { return None };
-        if !valid_prefix || !body.iter().all(u8::is_ascii_alphanumeric) {
+        if !is_prefix(head) || !body.iter().all(u8::is_ascii_alphanumeric) {
             return None;
         }
         let (signed, sum) = key.split_at(key.len() - CHECKSUM_LEN);
-        (checksum(signed).as_bytes() == sum).then_some(prefix)
+        if checksum(signed) != sum {
+            return None;
+        }
+        std::str::from_utf8(head).ok()
     }
 }
 
-/// The CRC-32 of `bytes` as six base62 digits.
-fn checksum(bytes: &[u8]) -> String {
+/// A prefix a format accepts: 1 to 16 ASCII letters and digits.
+fn is_prefix(prefix: &[u8]) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_LEN
+        && prefix.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// The CRC-32 of `bytes` as six base62 digits; no allocation, as stores check it per request.
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
     let mut value = u64::from(crc32(bytes));
     let mut digits = [b'0'; CHECKSUM_LEN];
     for digit in digits.iter_mut().rev() {
         *digit = BASE62[usize::try_from(value % 62).unwrap_or_default()];
         value /= 62;
     }
-    digits.iter().map(|&d| char::from(d)).collect()
+    digits
 }
 
 /// CRC-32 (ISO-HDLC, as in zlib and PNG), bit by bit: keys are short.
