@@ -48,6 +48,9 @@ pub(crate) struct Args {
     pub(crate) state: Option<WithSpan<syn::Type>>,
     /// `crate = path`.
     pub(crate) krate: Option<WithSpan<Path>>,
+    /// The names of arguments given with a mistake, already reported: checks that depend on
+    /// them are skipped rather than guess.
+    pub(crate) broken: Vec<String>,
 }
 
 /// Errors collected while checking, reported together.
@@ -68,37 +71,57 @@ impl Errors {
 }
 
 /// Parses the attribute's arguments. Syntax errors and invalid values go to `errors`; the
-/// returned `Args` holds every argument that was valid.
+/// returned `Args` holds every argument that was valid. A malformed argument does not hide the
+/// others: parsing resumes after the next comma.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
-    let metas = match parse_arguments.parse2(tokens) {
-        Ok(metas) => metas,
-        Err(error) => {
-            errors.push(syn::Error::new(
-                error.span(),
-                format!(
-                    "{error}\nhelp: arguments are written `name = value` and separated by commas, \
-                     e.g. `#[api_key(header = \"x-api-key\", status = 403)]`"
-                ),
-            ));
-            return args;
-        }
+    let arguments = match parse_arguments.parse2(tokens) {
+        Ok(parsed) => parsed,
+        // The parser recovers from every error it reports, so this is only a safeguard.
+        Err(error) => vec![Err(error)],
     };
-    for argument in metas {
-        let result = match argument {
-            Argument::Meta(meta) => parse_one(&meta, &mut args),
-            Argument::Type(path, ty) if path.is_ident("store") => {
+    for argument in arguments {
+        let (name, result) = match argument {
+            Err(error) => (None, Err(error)),
+            Ok(Argument::Meta(meta)) => (
+                meta.path().get_ident().map(ToString::to_string),
+                parse_one(&meta, &mut args),
+            ),
+            Ok(Argument::Type(path, ty)) if path.is_ident("store") => (
+                Some("store".to_owned()),
                 type_path(&ty, "store = PartnerKeys")
-                    .and_then(|store| set_once(&mut args.store, store, &path))
-            }
-            Argument::Type(path, ty) => type_path(&ty, "state = AppState")
-                .and_then(|state| set_once(&mut args.state, state, &path)),
+                    .and_then(|store| set_once(&mut args.store, store, &path)),
+            ),
+            Ok(Argument::Type(path, ty)) => (
+                Some("state".to_owned()),
+                type_path(&ty, "state = AppState")
+                    .and_then(|state| set_once(&mut args.state, state, &path)),
+            ),
         };
         if let Err(error) = result {
             errors.push(error);
+            args.broken.extend(name);
         }
     }
     args
+}
+
+/// Checks the arguments that are valid alone against each other.
+pub(crate) fn check_combination(args: &Args, errors: &mut Errors) {
+    // A request without a key holds no scope: a scoped route must refuse it.
+    if let (Some(optional), Some(scopes)) = (&args.optional, &args.scopes) {
+        let mut error = syn::Error::new(
+            optional.span,
+            "`optional` cannot go with `scopes`: a request without a key holds no scope, so a \
+             scoped route must refuse it; remove `optional` to require a key, or give the \
+             anonymous part its own route without `scopes`",
+        );
+        error.combine(syn::Error::new(
+            scopes.span,
+            "the route requires these scopes",
+        ));
+        errors.push(error);
+    }
 }
 
 /// One argument as written: `store = Type` and `state = Type` take a type, which `Meta` cannot
@@ -108,35 +131,81 @@ enum Argument {
     Type(Path, syn::Type),
 }
 
-fn parse_arguments(input: syn::parse::ParseStream<'_>) -> syn::Result<Vec<Argument>> {
+/// Every argument in the order written: parsed, or the error of one that does not parse.
+fn parse_arguments(input: syn::parse::ParseStream<'_>) -> syn::Result<Vec<syn::Result<Argument>>> {
     let mut arguments = Vec::new();
     while !input.is_empty() {
-        let fork = input.fork();
-        let takes_type = fork
-            .parse::<syn::Ident>()
-            .is_ok_and(|name| name == "store" || name == "state")
-            && fork.peek(Token![=]);
-        if takes_type {
-            let name: syn::Ident = input.parse()?;
-            input.parse::<Token![=]>()?;
-            let example = if name == "store" {
-                "store = PartnerKeys"
-            } else {
-                "state = AppState"
-            };
-            let ty = input.parse().map_err(|error| {
-                syn::Error::new(error.span(), format!("expected a type, e.g. `{example}`"))
-            })?;
-            arguments.push(Argument::Type(Path::from(name), ty));
-        } else {
-            arguments.push(Argument::Meta(input.parse()?));
+        match parse_argument(input) {
+            Ok(argument) if input.is_empty() => arguments.push(Ok(argument)),
+            Ok(argument) => match input.parse::<Token![,]>() {
+                Ok(_) => arguments.push(Ok(argument)),
+                // The argument goes on past what parsed (`header "x"`): it is not what was
+                // meant, so only the syntax error is reported.
+                Err(error) => {
+                    arguments.push(Err(syntax_error(&error)));
+                    skip_argument(input)?;
+                }
+            },
+            Err(error) => {
+                arguments.push(Err(syntax_error(&error)));
+                skip_argument(input)?;
+            }
         }
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
     }
     Ok(arguments)
+}
+
+fn syntax_error(error: &syn::Error) -> syn::Error {
+    syn::Error::new(
+        error.span(),
+        format!(
+            "{error}\nhelp: arguments are written `name = value` and separated by commas, \
+             e.g. `#[api_key(header = \"x-api-key\", status = 403)]`"
+        ),
+    )
+}
+
+/// Skips the rest of a malformed argument, up to and including the next comma that is not
+/// between angle brackets (`store = Map<A, B>` holds one).
+fn skip_argument(input: syn::parse::ParseStream<'_>) -> syn::Result<()> {
+    input.step(|cursor| {
+        let mut rest = *cursor;
+        let mut depth = 0usize;
+        while let Some((token, next)) = rest.token_tree() {
+            rest = next;
+            if let proc_macro2::TokenTree::Punct(punct) = &token {
+                match punct.as_char() {
+                    '<' => depth += 1,
+                    '>' => depth = depth.saturating_sub(1),
+                    ',' if depth == 0 => break,
+                    _ => {}
+                }
+            }
+        }
+        Ok(((), rest))
+    })
+}
+
+fn parse_argument(input: syn::parse::ParseStream<'_>) -> syn::Result<Argument> {
+    let fork = input.fork();
+    let takes_type = fork
+        .parse::<syn::Ident>()
+        .is_ok_and(|name| name == "store" || name == "state")
+        && fork.peek(Token![=]);
+    if !takes_type {
+        return input.parse().map(Argument::Meta);
+    }
+    let name: syn::Ident = input.parse()?;
+    input.parse::<Token![=]>()?;
+    let example = if name == "store" {
+        "store = PartnerKeys"
+    } else {
+        "state = AppState"
+    };
+    let ty = input.parse().map_err(|error| {
+        syn::Error::new(error.span(), format!("expected a type, e.g. `{example}`"))
+    })?;
+    Ok(Argument::Type(Path::from(name), ty))
 }
 
 fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
@@ -452,6 +521,19 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
                 format!("the status is an integer, not a string: write `status = {hint}`"),
             ));
         }
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Float(lit),
+            ..
+        }) if lit.base10_digits().parse::<u16>().is_ok() => {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "the status is a plain integer: write `status = {}`, without the `{}` suffix",
+                    lit.base10_digits(),
+                    lit.suffix()
+                ),
+            ));
+        }
         other => {
             return Err(syn::Error::new_spanned(
                 other,
@@ -460,6 +542,16 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
             ));
         }
     };
+    if !lit.suffix().is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "the status is a plain integer: write `status = {}`, without the `{}` suffix",
+                lit.base10_digits(),
+                lit.suffix()
+            ),
+        ));
+    }
     let out_of_range = || {
         syn::Error::new_spanned(
             lit,

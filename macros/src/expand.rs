@@ -8,7 +8,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
-use syn::{FnArg, Item, ItemFn, LitInt, LitStr, Path, Signature};
+use syn::{FnArg, Item, LitInt, LitStr, Signature};
 
 use crate::attr::{self, Args, DEFAULT_HEADER, DEFAULT_STATUS, Errors, WithSpan};
 
@@ -16,37 +16,42 @@ use crate::attr::{self, Args, DEFAULT_HEADER, DEFAULT_STATUS, Errors, WithSpan};
 pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = attr::parse(args, &mut errors);
-    let target = match syn::parse2::<Item>(item.clone()) {
-        Ok(Item::Fn(function)) => {
-            check_signature(&function.sig, &mut errors);
-            if let Some(optional) = &args.optional {
-                check_optional_key(&function.sig, optional.span, &mut errors);
+    attr::check_combination(&args, &mut errors);
+    let target = if let Ok(handler) = syn::parse2::<Handler>(item.clone()) {
+        check_signature(&handler.sig, &mut errors);
+        check_applied_once(&handler.attrs, &handler.sig.ident, &mut errors);
+        check_key_arguments(&handler.sig, &args, &mut errors);
+        Some(Target::Handler(handler))
+    } else {
+        match syn::parse2::<Item>(item.clone()) {
+            Ok(Item::Struct(config)) if is_unit_struct(&config) => {
+                check_applied_once(&config.attrs, &config.ident, &mut errors);
+                if let Some(store) = &args.store {
+                    errors.push(syn::Error::new_spanned(
+                        &store.value,
+                        "a guard type does not choose its store: name it where the guard is used, \
+                         `RequireApiKey<Config, Store>` or `RequireApiKey::<Config, Store>::layer(store)`",
+                    ));
+                }
+                if let Some(state) = &args.state {
+                    errors.push(syn::Error::new_spanned(
+                        &state.value,
+                        "`state` checks a handler's router state; a guard type has none, so leave it out",
+                    ));
+                }
+                Some(Target::Config(config))
             }
-            Some(Target::Handler(function))
-        }
-        Ok(Item::Struct(config)) if is_unit_struct(&config) => {
-            if let Some(store) = &args.store {
-                errors.push(syn::Error::new_spanned(
-                    &store.value,
-                    "a guard type does not choose its store: name it where the guard is used, \
-                     `RequireApiKey<Config, Store>` or `RequireApiKey::<Config, Store>::layer(store)`",
-                ));
+            Ok(other) => {
+                errors.push(not_a_function(&other));
+                None
             }
-            if let Some(state) = &args.state {
-                errors.push(syn::Error::new_spanned(
-                    &state.value,
-                    "`state` checks a handler's router state; a guard type has none, so leave it out",
-                ));
-            }
-            Some(Target::Config(config))
-        }
-        _ => {
-            errors.push(not_a_function(&item));
-            None
+            // Not even an item: the compiler reports the syntax error itself, at the real
+            // place, when the tokens go out unchanged below.
+            Err(_) => None,
         }
     };
     match (errors.into_result(), target) {
-        (Ok(()), Some(Target::Handler(function))) => rewrite(args, function),
+        (Ok(()), Some(Target::Handler(handler))) => rewrite(&args, handler),
         (Ok(()), Some(Target::Config(config))) => {
             let config_impl = config_impl(&args, &config.ident);
             quote! { #config #config_impl }
@@ -61,10 +66,61 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// A function as the attribute needs it: everything but the body parsed, the body kept as
+/// tokens. A syntax error inside the body is then the compiler's to report, at its place, and
+/// the body costs no parsing here.
+struct Handler {
+    attrs: Vec<syn::Attribute>,
+    vis: syn::Visibility,
+    sig: Signature,
+    body: proc_macro2::Group,
+}
+
+impl syn::parse::Parse for Handler {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let body = input.step(|cursor| match cursor.token_tree() {
+            Some((proc_macro2::TokenTree::Group(group), rest))
+                if group.delimiter() == proc_macro2::Delimiter::Brace =>
+            {
+                Ok((group, rest))
+            }
+            _ => Err(cursor.error("expected the function's body")),
+        })?;
+        Ok(Self {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
+/// A second `#[api_key]` below the first: the handler would get two guards and two generated
+/// types of the same name.
+fn check_applied_once(attrs: &[syn::Attribute], name: &syn::Ident, errors: &mut Errors) {
+    let again = attrs.iter().find(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "api_key")
+    });
+    if let Some(again) = again {
+        errors.push(syn::Error::new_spanned(
+            again,
+            format!(
+                "#[api_key] is applied twice to `{name}`; keep one and put every argument in it"
+            ),
+        ));
+    }
+}
+
 /// What the attribute is on.
 enum Target {
     /// An async handler, to protect.
-    Handler(ItemFn),
+    Handler(Handler),
     /// A unit struct, to make a guard configuration for layers and hand-written extractors.
     Config(syn::ItemStruct),
 }
@@ -73,36 +129,86 @@ fn is_unit_struct(item: &syn::ItemStruct) -> bool {
     matches!(item.fields, syn::Fields::Unit) && item.generics.params.is_empty()
 }
 
-/// With `optional`, a request may come without a key, so a bare `VerifiedKey` argument would
-/// refuse it with a 500: the handler must take `Option<VerifiedKey>`.
-fn check_optional_key(sig: &Signature, optional: Span, errors: &mut Errors) {
+/// The key arguments must match `optional`, in both directions: with it, a request may come
+/// without a key, so a bare `VerifiedKey` would have nothing to hold; without it, every request
+/// that reaches the handler has a key, so `Option<VerifiedKey>` would always be `Some`. Spellings
+/// the macro cannot see (a type alias, a struct extractor) are safe at run time: a keyless
+/// request is then refused as one without a key.
+fn check_key_arguments(sig: &Signature, args: &Args, errors: &mut Errors) {
+    if args.broken.iter().any(|name| name == "optional") {
+        return;
+    }
+    let mut found = Vec::new();
     for input in &sig.inputs {
-        let FnArg::Typed(typed) = input else { continue };
-        let syn::Type::Path(path) = &*typed.ty else {
-            continue;
-        };
-        let Some(last) = path.path.segments.last() else {
-            continue;
-        };
-        if last.ident == "VerifiedKey" && last.arguments.is_empty() {
-            let mut error = syn::Error::new_spanned(
-                &typed.ty,
-                "with `optional`, a request may come without a key: take `Option<VerifiedKey>`",
-            );
-            error.combine(syn::Error::new(optional, "the key is made optional here"));
-            errors.push(error);
+        if let FnArg::Typed(typed) = input {
+            key_types(&typed.ty, &mut found);
+        }
+    }
+    for (ty, wrapped) in found {
+        match (&args.optional, wrapped) {
+            (Some(optional), false) => {
+                let mut error = syn::Error::new_spanned(
+                    ty,
+                    "with `optional`, a request may come without a key: take `Option<VerifiedKey>`",
+                );
+                error.combine(syn::Error::new(
+                    optional.span,
+                    "the key is made optional here",
+                ));
+                errors.push(error);
+            }
+            (None, true) => errors.push(syn::Error::new_spanned(
+                ty,
+                "without `optional`, every request that reaches this handler has a key, so this \
+                 is always `Some`: take `VerifiedKey`, or write `#[api_key(optional)]` to let \
+                 requests without a key in",
+            )),
+            _ => {}
         }
     }
 }
 
-fn not_a_function(item: &TokenStream) -> syn::Error {
+/// The `VerifiedKey` types an argument's type names, directly or in a tuple, each with whether
+/// it is wrapped in `Option`.
+fn key_types<'a>(ty: &'a syn::Type, found: &mut Vec<(&'a syn::Type, bool)>) {
+    match ty {
+        syn::Type::Paren(inner) => key_types(&inner.elem, found),
+        syn::Type::Group(inner) => key_types(&inner.elem, found),
+        syn::Type::Tuple(tuple) => tuple.elems.iter().for_each(|elem| key_types(elem, found)),
+        syn::Type::Path(_) if is_verified_key(ty) => found.push((ty, false)),
+        syn::Type::Path(path) => {
+            let Some(last) = path.path.segments.last() else {
+                return;
+            };
+            let syn::PathArguments::AngleBracketed(generics) = &last.arguments else {
+                return;
+            };
+            if last.ident == "Option"
+                && let Some(syn::GenericArgument::Type(inner)) = generics.args.first()
+                && is_verified_key(inner)
+            {
+                found.push((ty, true));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_verified_key(ty: &syn::Type) -> bool {
+    let syn::Type::Path(path) = ty else {
+        return false;
+    };
+    path.path
+        .segments
+        .last()
+        .is_some_and(|last| last.ident == "VerifiedKey" && last.arguments.is_empty())
+}
+
+fn not_a_function(item: &Item) -> syn::Error {
     const MESSAGE: &str = "#[api_key] protects an async handler function; put it on the `async fn` \
                            that handles the route, or on a unit struct (`struct ApiAccess;`) to \
                            define a guard for a router layer";
-    let Ok(item) = syn::parse2::<Item>(item.clone()) else {
-        return syn::Error::new(Span::call_site(), MESSAGE);
-    };
-    let (what, span) = match &item {
+    let (what, span) = match item {
         Item::Struct(item) => ("a struct with fields or generics", item.struct_token.span),
         Item::Enum(item) => ("an enum", item.enum_token.span),
         Item::Union(item) => ("a union", item.union_token.span),
@@ -169,30 +275,48 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-fn rewrite(args: Args, function: ItemFn) -> TokenStream {
-    let ItemFn {
+fn rewrite(args: &Args, handler: Handler) -> TokenStream {
+    let Handler {
         attrs,
         vis,
-        mut sig,
-        block,
-    } = function;
-    let config = config_type_name(&sig);
-    let config_impl = config_impl(&args, &config);
-    let krate = runtime_path(&args);
-    let store = match &args.store {
-        Some(store) => {
-            let path = &store.value;
-            quote! { #path }
+        sig: original,
+        body,
+    } = handler;
+    let mut sig = original.clone();
+    let private = private_path(args);
+    let (config, config_items) = match standard_config(args, &private) {
+        // The common configurations are types of the runtime, shared by every handler that
+        // uses them: nothing is defined beside the handler, and nothing is compiled per handler.
+        Some(standard) => (standard, TokenStream::new()),
+        None => {
+            let name = config_type_name(&sig);
+            let config_impl = config_impl(args, &name);
+            // The store is named once, in the config's `HandlerConfig` impl: a type that is no
+            // store is reported there, at the user's token, in our words, and an undefined one
+            // once.
+            let store = match &args.store {
+                Some(store) => {
+                    let path = &store.value;
+                    quote! { #path }
+                }
+                None => quote! { #private::ApiKeys },
+            };
+            let items = quote! {
+                #[doc(hidden)]
+                #[allow(non_camel_case_types)]
+                #vis enum #name {}
+
+                #config_impl
+
+                impl #private::HandlerConfig for #name {
+                    type Store = #store;
+                }
+            };
+            (quote! { #name }, items)
         }
-        None => quote! { #krate::__private::ApiKeys },
     };
-    let state_check = state_check(&args, &sig, &krate, &store);
-    // A type that is no store is reported at the type, not as a bound deep in `Handler`.
-    let store_check = args.store.as_ref().map(|named| {
-        let check = quote! { const _: () = #krate::__private::check_key_store::<#store>(); };
-        respan(check, named.value.span())
-    });
-    let guard = quote! { #krate::__private::Guard<#config, #store> };
+    let state_check = state_check(args, &sig, &private, &config);
+    let guard = quote! { #private::Guard<#config> };
     match sig.inputs.first_mut() {
         // The guard joins the first argument in a tuple, which axum extracts left to right:
         // it runs first, and the handler keeps its arity, so code that calls it with its own
@@ -203,19 +327,33 @@ fn rewrite(args: Args, function: ItemFn) -> TokenStream {
         }
         _ => sig.inputs.insert(0, syn::parse_quote! { _: #guard }),
     }
+    // Documentation shows the handler as written, not the rewritten first argument; only the
+    // attributes that documentation reads go with it.
+    let doc_attrs = attrs.iter().filter(|attr| {
+        [
+            "doc",
+            "deprecated",
+            "must_use",
+            "cfg",
+            "cfg_attr",
+            "allow",
+            "expect",
+        ]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
+    });
 
     quote! {
-        #[doc(hidden)]
-        #[allow(non_camel_case_types)]
-        #vis enum #config {}
-
-        #config_impl
-
+        #config_items
         #state_check
-        #store_check
 
+        #[cfg(not(doc))]
         #(#attrs)*
-        #vis #sig #block
+        #vis #sig #body
+
+        #[cfg(doc)]
+        #(#doc_attrs)*
+        #vis #original #body
     }
 }
 
@@ -225,8 +363,8 @@ fn rewrite(args: Args, function: ItemFn) -> TokenStream {
 fn state_check(
     args: &Args,
     sig: &Signature,
-    krate: &Path,
-    store: &TokenStream,
+    private: &TokenStream,
+    config: &TokenStream,
 ) -> Option<TokenStream> {
     let state = &args.state.as_ref()?.value;
     // The state type may name the handler's generics, which a free-standing check cannot.
@@ -234,7 +372,10 @@ fn state_check(
         return None;
     }
     let check = quote! {
-        const _: () = #krate::__private::check_store_in_state::<#store, #state>();
+        const _: () = #private::check_store_in_state::<
+            <#config as #private::HandlerConfig>::Store,
+            #state,
+        >();
     };
     Some(respan(check, state.span()))
 }
@@ -257,16 +398,75 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-/// The path to the runtime crate: `crate = …`, or `::axum_api_key`.
-fn runtime_path(args: &Args) -> Path {
-    args.krate
-        .as_ref()
-        .map_or_else(|| syn::parse_quote!(::axum_api_key), |k| k.value.clone())
+/// The path to the runtime's `__private` module: under `crate = …`, spanned at that path, so
+/// that a path which is not the runtime is reported there; otherwise `::axum_api_key::__private`.
+fn private_path(args: &Args) -> TokenStream {
+    match &args.krate {
+        Some(krate) => {
+            let path = &krate.value;
+            respan(quote! { #path::__private }, krate.span)
+        }
+        None => quote! { ::axum_api_key::__private },
+    }
+}
+
+/// The runtime's shared configuration type for a guard of an `ApiKeys` store without scopes
+/// that reads one place: `Standard` for the `x-api-key` header, `Single` for another header, a
+/// query parameter, a cookie (names up to 32 bytes, packed into two integers) or a bearer token.
+fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
+    let Args {
+        header,
+        query,
+        cookie,
+        bearer,
+        status,
+        scopes,
+        optional,
+        store,
+        state: _,
+        krate: _,
+        broken: _,
+    } = args;
+    if scopes.is_some() || store.is_some() {
+        return None;
+    }
+    let status = status.as_ref().map_or_else(
+        || LitInt::new(&format!("{DEFAULT_STATUS}u16"), Span::call_site()),
+        |s| LitInt::new(&format!("{}u16", s.value), s.span),
+    );
+    let optional = optional.is_some();
+    let (kind, name) = match (header, query, cookie, bearer) {
+        (None, None, None, None) => return Some(quote! { #private::Standard<#status, #optional> }),
+        (Some(header), None, None, None) if header.value == DEFAULT_HEADER => {
+            return Some(quote! { #private::Standard<#status, #optional> });
+        }
+        (Some(header), None, None, None) => (0u8, header.value.as_str()),
+        (None, Some(query), None, None) => (1, query.value.as_str()),
+        (None, None, Some(cookie), None) => (2, cookie.value.as_str()),
+        (None, None, None, Some(_)) => (3, ""),
+        _ => return None,
+    };
+    // Names are checked ASCII tokens without NUL, so zero padding marks their end.
+    if name.len() > 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    bytes[..name.len()].copy_from_slice(name.as_bytes());
+    let word = |half: &[u8]| {
+        let mut word = [0u8; 16];
+        word.copy_from_slice(half);
+        LitInt::new(
+            &format!("{}u128", u128::from_le_bytes(word)),
+            Span::call_site(),
+        )
+    };
+    let (n0, n1) = (word(&bytes[..16]), word(&bytes[16..]));
+    Some(quote! { #private::Single<#status, #optional, #kind, #n0, #n1> })
 }
 
 /// `impl KeyConfig for #ty`, holding the attribute's configuration as a constant.
 fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
-    let krate = runtime_path(args);
+    let private = private_path(args);
     let Args {
         header,
         query,
@@ -278,8 +478,9 @@ fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
         store: _,
         state: _,
         krate: _,
+        broken: _,
     } = args;
-    let source = quote! { #krate::__private::Source };
+    let source = quote! { #private::Source };
     // Generated literals keep the span of the user's, so anything said about them points there.
     let literal = |value: &WithSpan<String>| LitStr::new(&value.value, value.span);
     let mut sources = Vec::new();
@@ -311,9 +512,9 @@ fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
         .collect();
     let optional = optional.as_ref().map(|_| quote! { .optional() });
     quote! {
-        impl #krate::__private::KeyConfig for #ty {
-            const CONFIG: #krate::__private::GuardConfig =
-                #krate::__private::GuardConfig::new(&[#(#sources),*])
+        impl #private::KeyConfig for #ty {
+            const CONFIG: #private::GuardConfig =
+                #private::GuardConfig::new(&[#(#sources),*])
                     .with_status(#status)
                     .with_scopes(&[#(#scopes),*])
                     #optional;

@@ -67,6 +67,12 @@ pub enum ConfigErrorKind {
     BadTime,
     /// The store was not read from a file, so there is nothing to reload.
     NoFile,
+    /// The records file holds no key, so every request would be refused; see
+    /// `ApiKeys::from_file_allowing_empty`.
+    FileEmpty,
+    /// The records file does not end with a line break, or changed while it was read: it may
+    /// have been read while being written.
+    FileIncomplete,
 }
 
 /// Why a key configuration was refused: what is wrong and in which entry, never the key itself.
@@ -130,6 +136,14 @@ impl ConfigError {
     /// could be part of a mistyped key).
     pub(crate) fn with_id(mut self, id: &str) -> Self {
         self.place.id = Some(id.to_owned());
+        self
+    }
+
+    /// Forgets the id, for errors about configuration text: an id read from it may be a key
+    /// pasted into the wrong place, and the entry or line already says where the error is.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) fn without_id(mut self) -> Self {
+        self.place.id = None;
         self
     }
 
@@ -208,9 +222,24 @@ impl fmt::Display for ConfigError {
             K::NoFile => {
                 "the store was not read from a file: build it with `ApiKeys::from_file` to reload it"
             }
+            K::FileEmpty => {
+                "holds no key, so every request would be refused; the keys are left as they were \
+                 (use `ApiKeys::from_file_allowing_empty` for a store that may be empty)"
+            }
+            K::FileIncomplete => {
+                "does not end with a line break, or changed while it was read: it may be half \
+                 written; the keys are left as they were (write the file to a temporary file and \
+                 rename it into place, and end it with a line break)"
+            }
         };
         let separator = match self.kind {
-            K::NotSet | K::NotUnicode | K::NoKeys | K::FileUnreadable | K::FileSyntax => " ",
+            K::NotSet
+            | K::NotUnicode
+            | K::NoKeys
+            | K::FileUnreadable
+            | K::FileSyntax
+            | K::FileEmpty
+            | K::FileIncomplete => " ",
             _ => ": ",
         };
         if place.is_empty() {
@@ -304,10 +333,17 @@ fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
         };
         keys = added.map_err(|mut error| {
             error.place.entry = Some(index + 1);
-            // A parsed id may be the front of a key that holds `=`; name it only when the id
-            // itself is the problem.
-            if error.kind != ConfigErrorKind::DuplicateId {
-                error.place.id = None;
+            // A parsed id may be the front of a key that holds `=` (a key pasted alone), so it
+            // is never shown: a repeated id is named by the entry that has it first, except the
+            // id every lone key gets, which is no secret.
+            error.place.id = None;
+            if error.kind == ConfigErrorKind::DuplicateId {
+                if name == DEFAULT_ID {
+                    error.place.id = Some(DEFAULT_ID.to_owned());
+                }
+                if let Some(first) = first_entry_with_id(text, index, name) {
+                    error.place.message = Some(format!("the id of entry {first}"));
+                }
             }
             error
         })?;
@@ -316,6 +352,22 @@ fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
         return Err(ConfigError::new(ConfigErrorKind::NoKeys));
     }
     Ok(keys)
+}
+
+/// The 1-based position of the first entry before `before` whose id is `name`'s.
+fn first_entry_with_id(text: &str, before: usize, name: &str) -> Option<usize> {
+    let id = |name: &str| id_and_scopes(name).map(|(id, _)| id.to_owned());
+    let wanted = id(name)?;
+    text.split(',')
+        .take(before)
+        .position(|entry| {
+            let entry = entry.trim();
+            let name = entry
+                .split_once('=')
+                .map_or(DEFAULT_ID, |(name, _)| name.trim());
+            !entry.is_empty() && id(name).as_deref() == Some(wanted.as_str())
+        })
+        .map(|at| at + 1)
 }
 
 /// Splits `id[scope scope]` into the id and its scopes; `None` when the brackets are not closed.
@@ -436,8 +488,18 @@ mod tests {
         let error = "a=one,a=two".parse::<ApiKeys>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "entry 2, key `a`: another key already has this id"
+            "entry 2: another key already has this id: the id of entry 1"
         );
+
+        // Keys holding `=` pasted alone parse as `id=key`, with the front of the key as the
+        // id: a repeat must not show it.
+        let error = "pa_7Qm2x=Y9w,pa_7Qm2x=Zk4".parse::<ApiKeys>().unwrap_err();
+        assert_eq!(error.kind(), ConfigErrorKind::DuplicateId);
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("pa_7Qm2x"), "{shown}");
+
+        let error = "one, two".parse::<ApiKeys>().unwrap_err();
+        assert!(error.to_string().contains("`default`"), "{error}");
     }
 
     #[test]

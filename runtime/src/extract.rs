@@ -2,7 +2,10 @@
 //! configuration it reads.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts, MatchedPath};
 use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
@@ -113,6 +116,11 @@ impl GuardConfig {
 
     /// Lets a request without any key through, with no [`VerifiedKey`]; a wrong key is still
     /// refused.
+    ///
+    /// A configuration that also requires scopes refuses a request without a key all the same:
+    /// a request without a key holds no scope. (`#[api_key]` refuses the combination at compile
+    /// time.) A handler that takes `VerifiedKey` rather than `Option<VerifiedKey>` behind an
+    /// optional guard refuses a request without a key as the guard would, never with a 500.
     pub const fn optional(mut self) -> Self {
         self.optional = true;
         self
@@ -213,12 +221,65 @@ where
 {
     type Rejection = ApiKeyRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let store = S::from_ref(state);
-        guard(parts, &C::CONFIG, &store).await?;
-        Ok(Self {
-            _config: PhantomData,
-        })
+    // Not an `async fn`: the state machine of the check depends on the store alone, so a
+    // program with a hundred guarded handlers compiles it once per store, not once per handler;
+    // only the small `Guarded` wrapper is made per configuration.
+    fn from_request_parts(
+        parts: &mut Parts,
+        state: &St,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        Guarded {
+            check: guard_owned(parts, C::CONFIG, S::from_ref(state)),
+            _guard: PhantomData,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequireApiKey`]'s extraction: the check, made a `RequireApiKey`.
+    struct Guarded<F, G> {
+        #[pin]
+        check: F,
+        _guard: PhantomData<fn() -> G>,
+    }
+}
+
+impl<F, C, S> Future for Guarded<F, RequireApiKey<C, S>>
+where
+    F: Future<Output = Result<(), ApiKeyRejection>>,
+{
+    type Output = Result<RequireApiKey<C, S>, ApiKeyRejection>;
+
+    // Written out rather than with `map`s, whose closures would each be compiled once per
+    // configuration.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().check.poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(RequireApiKey {
+                _config: PhantomData,
+            })),
+            Poll::Ready(Err(rejection)) => Poll::Ready(Err(rejection)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The check with everything it needs owned or borrowed from the request.
+async fn guard_owned<S: KeyStore>(
+    parts: &mut Parts,
+    config: GuardConfig,
+    store: S,
+) -> Result<(), ApiKeyRejection> {
+    guard(parts, &config, &store).await
+}
+
+/// Left in the extensions of a request that an optional guard let in without a key.
+#[derive(Clone, Copy)]
+pub(crate) struct Anonymous(GuardConfig);
+
+impl Anonymous {
+    /// The refusal the guard would have given the request had the key been required.
+    pub(crate) fn refuse(self, parts: &Parts) -> ApiKeyRejection {
+        Refusal::new(Problem::MissingKey, "missing", None).reject(parts, &self.0, None)
     }
 }
 
@@ -240,8 +301,12 @@ async fn guard<S: KeyStore>(
     store: &S,
 ) -> Result<(), ApiKeyRejection> {
     let outcome = match find_key(parts, config.sources) {
-        Found::Nothing if config.optional => {
+        // A request without a key holds no scope: a scoped route never lets it in.
+        Found::Nothing if config.optional && config.scopes.is_empty() => {
             audit_anonymous(parts);
+            // Read by `VerifiedKey`, in case the handler takes it under a name the attribute
+            // could not check: the request is then refused as one without a key.
+            parts.extensions.insert(Anonymous(*config));
             return Ok(());
         }
         Found::Nothing => Err(Refusal::new(Problem::MissingKey, "missing", None)),

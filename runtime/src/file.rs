@@ -69,15 +69,34 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path: Arc<Path> = path.as_ref().into();
-        let mut set = read(&path)?;
+        Self::open_file(path.as_ref(), false)
+    }
+
+    /// [`from_file`](Self::from_file) for a store that may hold no key, and so refuse every
+    /// request: one whose keys are all added at run time. `from_file` refuses such a file, and
+    /// so does [`reload`](Self::reload) of a store built with it, as the sign of a file
+    /// truncated or emptied by mistake.
+    pub fn from_file_allowing_empty(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Self::open_file(path.as_ref(), true)
+    }
+
+    fn open_file(path: &Path, allow_empty: bool) -> Result<Self, ConfigError> {
+        let path: Arc<Path> = path.into();
+        let mut set = read(&path, allow_empty, None)?;
         set.file = Some(path);
+        set.allow_empty = allow_empty;
         Ok(Self::from_parts(set, None))
     }
 
     /// Reads the records file again and swaps the new set in whole, without a restart and
     /// without making a request wait: requests in flight finish on the old set, the next ones
     /// see the new. On any error the store is left as it was. Returns how many keys it holds.
+    ///
+    /// A file that holds no key is refused (unless the store was built with
+    /// [`from_file_allowing_empty`](Self::from_file_allowing_empty)), and so is one that does
+    /// not end with a line break or changes while it is read: both are the marks of a file read
+    /// while a tool rewrites it in place. Write the file to a temporary file and rename it over
+    /// the old one, so that a reload sees either version whole.
     ///
     /// Keys added with [`add`](Self::add) or [`rotate`](Self::rotate) and not written to the
     /// file are dropped. The store's HTTPS requirement is kept, and so is its key format unless
@@ -87,8 +106,9 @@ impl ApiKeys {
             let Some(path) = set.file.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFile));
             };
-            let mut fresh = read(&path)?;
+            let mut fresh = read(&path, set.allow_empty, set.file_id)?;
             fresh.file = Some(path);
+            fresh.allow_empty = set.allow_empty;
             if fresh.format.is_none() {
                 fresh.format = set.format.clone();
             }
@@ -98,14 +118,81 @@ impl ApiKeys {
     }
 }
 
-fn read(path: &Path) -> Result<KeySet, ConfigError> {
+/// How long a records file rewritten in place must have been left alone before it is read: the
+/// tool rewriting it touches it with every write, so a file changed more recently may be half
+/// written. A file replaced by a rename (another inode) is read at once.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// How many times a file still being written is waited for before the read is given up.
+const SETTLE_TRIES: u32 = 10;
+
+/// A file's device and inode, where the platform has them.
+fn file_id(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        None
+    }
+}
+
+/// Reads and parses the records file. `previous` is the file the set was last read from: when
+/// this is the same file, it was rewritten in place, and it is read only once it has settled.
+fn read(
+    path: &Path,
+    allow_empty: bool,
+    previous: Option<(u64, u64)>,
+) -> Result<KeySet, ConfigError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let unreadable = |error: std::io::Error| {
         ConfigError::new(ConfigErrorKind::FileUnreadable)
             .in_origin(&origin)
             .with_message(error.to_string())
-    })?;
-    parse(&text).map_err(|error| error.in_origin(origin))
+    };
+    let mut text = None;
+    let mut id = None;
+    for _ in 0..SETTLE_TRIES {
+        let before = std::fs::metadata(path).map_err(unreadable)?;
+        id = file_id(&before);
+        let replaced = previous.is_some() && id.is_some() && id != previous;
+        let age = before
+            .modified()
+            .ok()
+            .and_then(|modified| SystemTime::now().duration_since(modified).ok());
+        if let Some(age) = age.filter(|age| !replaced && *age < SETTLE) {
+            std::thread::sleep(SETTLE - age);
+            continue;
+        }
+        let read = std::fs::read_to_string(path).map_err(unreadable)?;
+        let after = std::fs::metadata(path).map_err(unreadable)?;
+        // A file being rewritten shows it: its size or time moves under the read.
+        let still = before.len() == after.len()
+            && after.len() == read.len() as u64
+            && before.modified().ok() == after.modified().ok()
+            && id == file_id(&after);
+        // A file rewritten in place must also end a line: a tool that stalls mid-write leaves
+        // it cut short. (A file read for the first time, or put in place by a rename, may end
+        // without one.)
+        let in_place = previous.is_some() && id == previous;
+        if still && (!in_place || read.is_empty() || read.ends_with('\n')) {
+            text = Some(read);
+            break;
+        }
+        std::thread::sleep(SETTLE);
+    }
+    let Some(text) = text else {
+        return Err(ConfigError::new(ConfigErrorKind::FileIncomplete).in_origin(origin));
+    };
+    let mut set = parse(&text).map_err(|error| error.in_origin(&origin))?;
+    set.file_id = id;
+    if set.len() == 0 && !allow_empty {
+        return Err(ConfigError::new(ConfigErrorKind::FileEmpty).in_origin(origin));
+    }
+    Ok(set)
 }
 
 /// Parses a records file's text.
@@ -115,7 +202,7 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         let at = error.span().and_then(|span| line(span.start));
         ConfigError::new(ConfigErrorKind::FileSyntax)
             .at(at, None)
-            .with_message(error.message().trim())
+            .with_message(safe_message(error.message().trim()))
     })?;
     let mut set = KeySet::default();
     if let Some(format) = &file.format {
@@ -163,6 +250,8 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             key = key.expires_at(at);
         }
         set.insert(key, false).map_err(|error| {
+            // The line and field say where; the id read from the file may be a pasted key.
+            let error = error.without_id();
             let (at, field) = match error.kind() {
                 ConfigErrorKind::InvalidScope => (
                     record
@@ -178,6 +267,54 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         })?;
     }
     Ok(set)
+}
+
+/// The names the records file knows, which a parser's message may quote.
+const FIELDS: &[&str] = &[
+    "format",
+    "keys",
+    "id",
+    "digest",
+    "scopes",
+    "not_before",
+    "expires",
+    "revoked",
+    "metadata",
+];
+
+/// What the TOML parser said, without anything it quoted from the file: a secret pasted into
+/// the wrong field would otherwise end up in the start-up log.
+fn safe_message(message: &str) -> String {
+    // "invalid type: string \"…\", expected a sequence": the value goes, the expectation stays.
+    for prefix in ["invalid type", "invalid value", "invalid length"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return match rest.rsplit_once(", expected ") {
+                Some((_, expected)) => format!("{prefix}, expected {expected}"),
+                None => prefix.to_owned(),
+            };
+        }
+    }
+    // "unknown field `…`, expected one of `id`, …": the name goes, the valid names stay.
+    if let Some(rest) = message.strip_prefix("unknown field") {
+        return match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("unknown field, expected {expected}"),
+            None => "unknown field".to_owned(),
+        };
+    }
+    // Anything else is kept only if all it quotes, in backticks, is a field name or a
+    // character or two of syntax, and it quotes nothing in double quotes.
+    let mut parts = message.split('`');
+    let outside: String = parts.clone().step_by(2).collect();
+    let quotes_only_syntax = parts
+        .by_ref()
+        .skip(1)
+        .step_by(2)
+        .all(|quoted| FIELDS.contains(&quoted) || quoted.chars().count() <= 2);
+    if quotes_only_syntax && !outside.contains('"') {
+        message.to_owned()
+    } else {
+        "not valid TOML here".to_owned()
+    }
 }
 
 /// An offset date-time as a `SystemTime`; `None` for local dates and times, which name no
@@ -263,6 +400,43 @@ mod tests {
     }
 
     #[test]
+    fn errors_never_quote_the_file() {
+        let secret = "pa_7Qm2xY9wLkV3rT8s";
+        let cases = [
+            format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nscopes = \"{secret}\"\n"),
+            format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\n{secret} = 1\n"),
+            format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nrevoked = \"{secret}\"\n"),
+            format!("[[keys]]\nid = \"a\"\ndigest = {secret}\n"),
+            format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\n[{secret}\n"),
+            format!("{secret} = 1\n"),
+            format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nmetadata = \"{secret}\"\n"),
+            format!("keys = \"{secret}\"\n"),
+            format!(
+                "[[keys]]\nid = \"{secret}\"\ndigest = \"{HELLO}\"\n[[keys]]\nid = \"{secret}\"\ndigest = \"sha256:{}\"\n",
+                "0".repeat(64)
+            ),
+            format!("[[keys]]\nid = \"{secret}\"\ndigest = \"{HELLO}\"\nscopes = [\"a b\"]\n"),
+            format!("[[keys]]\nid = \"a\"\ndigest = \"{secret}\"\n"),
+        ];
+        for text in cases {
+            let error = error(&text);
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(error.line().is_some(), "{shown}");
+        }
+        // What the parser says of the file's shape stays.
+        let e = error("[[keys]]\nid = \"a\"\n");
+        assert!(e.to_string().contains("missing field `digest`"), "{e}");
+        let e = error(&format!(
+            "[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nscopes = \"x\"\n"
+        ));
+        assert!(
+            e.to_string().ends_with("invalid type, expected a sequence"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn converts_civil_dates() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
@@ -300,7 +474,11 @@ mod tests {
 
         let e = error("[[keys]]\nid = \"a\"\ndigset = \"x\"\n");
         assert_eq!((e.kind(), e.line()), (ConfigErrorKind::FileSyntax, Some(3)));
-        assert!(e.to_string().contains("digset"), "{e}");
+        assert!(
+            e.to_string().contains("unknown field, expected one of"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("digset"), "{e}");
 
         let e = error("[[keys]]\nid = \"a\"\n");
         assert_eq!(e.kind(), ConfigErrorKind::FileSyntax);

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
+use crate::extract::Anonymous;
 use crate::rejection::ApiKeyRejection;
 
 /// The key that a request presented and the guard accepted: its id and scopes, never the key
@@ -27,7 +28,9 @@ use crate::rejection::ApiKeyRejection;
 ///
 /// Taken on a route with no guard in front of it, it refuses the request with a 500 and logs
 /// the mistake: a handler that asks who the caller is must never run without knowing. Where
-/// the guard is `optional`, take `Option<VerifiedKey>`: `None` when the request had no key.
+/// the guard is `optional`, take `Option<VerifiedKey>`: `None` when the request had no key. (A
+/// `VerifiedKey` behind an optional guard refuses a request without a key as the guard would
+/// refuse it were the key required.)
 ///
 /// A custom [`KeyStore`](crate::KeyStore) builds one for each key it accepts:
 ///
@@ -131,8 +134,14 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedKey {
     type Rejection = ApiKeyRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<VerifiedKey>() {
-            Some(key) => Ok(key.clone()),
+        if let Some(key) = parts.extensions.get::<VerifiedKey>() {
+            return Ok(key.clone());
+        }
+        // An optional guard let the request in without a key, and the handler wants one under a
+        // name the attribute could not check: the request had no key, so it is refused as the
+        // guard refuses a missing key.
+        match parts.extensions.get::<Anonymous>() {
+            Some(anonymous) => Err(anonymous.refuse(parts)),
             None => {
                 tracing::error!(
                     target: "axum_api_key::audit",

@@ -69,7 +69,7 @@ pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
 pub use format::KeyFormat;
 pub use https::{Https, HttpsPolicy};
 pub use key::VerifiedKey;
-pub use rejection::{ApiKeyRejection, Problem};
+pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest};
 
@@ -180,8 +180,98 @@ pub use axum_api_key_macros::api_key;
 /// What generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::extract::{GuardConfig, KeyConfig, RequireApiKey as Guard, Source};
+    pub use crate::extract::{GuardConfig, KeyConfig, Source};
     pub use crate::store::ApiKeys;
+
+    /// The store a handler's guard takes from the router state, named once per handler.
+    pub trait HandlerConfig: KeyConfig {
+        /// `store = …`, or `ApiKeys`.
+        type Store: crate::KeyStore;
+    }
+
+    /// The configuration of every guard on the `x-api-key` header of an [`ApiKeys`] store
+    /// without scopes, shared by all the handlers that use it.
+    pub enum Standard<const STATUS: u16, const OPTIONAL: bool> {}
+
+    impl<const STATUS: u16, const OPTIONAL: bool> KeyConfig for Standard<STATUS, OPTIONAL> {
+        const CONFIG: GuardConfig = {
+            let config = GuardConfig::new(&[]).with_status(STATUS);
+            if OPTIONAL { config.optional() } else { config }
+        };
+    }
+
+    impl<const STATUS: u16, const OPTIONAL: bool> HandlerConfig for Standard<STATUS, OPTIONAL> {
+        type Store = ApiKeys;
+    }
+
+    /// The configuration of every guard reading one named place (`KIND` 0: a header, 1: a
+    /// query parameter, 2: a cookie; the name packed little-endian in `N0` and `N1`, up to 32
+    /// bytes) or a bearer token (`KIND` 3) of an [`ApiKeys`] store without scopes: handlers
+    /// with the same configuration share one type, so nothing is compiled per handler.
+    pub enum Single<
+        const STATUS: u16,
+        const OPTIONAL: bool,
+        const KIND: u8,
+        const N0: u128,
+        const N1: u128,
+    > {}
+
+    impl<const STATUS: u16, const OPTIONAL: bool, const KIND: u8, const N0: u128, const N1: u128>
+        Single<STATUS, OPTIONAL, KIND, N0, N1>
+    {
+        const BYTES: &'static [u8; 32] = &unpack(N0, N1);
+        const NAME: &'static str =
+            match core::str::from_utf8(Self::BYTES.split_at(name_len(Self::BYTES)).0) {
+                Ok(name) => name,
+                Err(_) => panic!("a packed name is ASCII"),
+            };
+        const SOURCES: &'static [Source] = &[match KIND {
+            0 => Source::Header(Self::NAME),
+            1 => Source::Query(Self::NAME),
+            2 => Source::Cookie(Self::NAME),
+            _ => Source::Bearer,
+        }];
+    }
+
+    impl<const STATUS: u16, const OPTIONAL: bool, const KIND: u8, const N0: u128, const N1: u128>
+        KeyConfig for Single<STATUS, OPTIONAL, KIND, N0, N1>
+    {
+        const CONFIG: GuardConfig = {
+            let config = GuardConfig::new(Self::SOURCES).with_status(STATUS);
+            if OPTIONAL { config.optional() } else { config }
+        };
+    }
+
+    impl<const STATUS: u16, const OPTIONAL: bool, const KIND: u8, const N0: u128, const N1: u128>
+        HandlerConfig for Single<STATUS, OPTIONAL, KIND, N0, N1>
+    {
+        type Store = ApiKeys;
+    }
+
+    /// The 32 bytes packed in two words, little-endian.
+    const fn unpack(n0: u128, n1: u128) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        let (low, high) = (n0.to_le_bytes(), n1.to_le_bytes());
+        let mut i = 0;
+        while i < 16 {
+            bytes[i] = low[i];
+            bytes[16 + i] = high[i];
+            i += 1;
+        }
+        bytes
+    }
+
+    /// The length of a name padded with zeros.
+    const fn name_len(bytes: &[u8; 32]) -> usize {
+        let mut len = 0;
+        while len < 32 && bytes[len] != 0 {
+            len += 1;
+        }
+        len
+    }
+
+    /// The guard `#[api_key]` puts first in a handler.
+    pub type Guard<C> = crate::RequireApiKey<C, <C as HandlerConfig>::Store>;
 
     /// Holds when the router state `State` provides the key store: what a handler's guard
     /// needs, checked where the state type is written so that the message lands there.
@@ -198,7 +288,4 @@ pub mod __private {
 
     /// Compiles only when `State` provides `K`.
     pub const fn check_store_in_state<K: StoreInState<State>, State>() {}
-
-    /// Compiles only when `K` is a key store.
-    pub const fn check_key_store<K: crate::KeyStore>() {}
 }

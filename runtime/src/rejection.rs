@@ -1,14 +1,23 @@
 //! [`ApiKeyRejection`]: the answer to a request the guard refuses, as RFC 9457 problem details.
+//!
+//! The answers of one guard are a handful of fixed shapes (a problem, a place, a status), so each
+//! is rendered once and shared: refusing a request costs no more than accepting one.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use arc_swap::ArcSwap;
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
 use crate::extract::{GuardConfig, Source};
 
-/// Why a request was refused. Each kind has its own problem `type` URI in the response body.
+/// Why a request was refused. Each kind has its own problem `type` in the response body: see
+/// [`set_problem_type_base`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Problem {
@@ -38,28 +47,42 @@ pub enum Problem {
     NotProtected,
 }
 
+const PROBLEMS: [Problem; 10] = [
+    Problem::MissingKey,
+    Problem::InvalidKey,
+    Problem::DuplicateKey,
+    Problem::RevokedKey,
+    Problem::ExpiredKey,
+    Problem::KeyNotYetValid,
+    Problem::InsufficientScope,
+    Problem::HttpsRequired,
+    Problem::StoreUnavailable,
+    Problem::NotProtected,
+];
+
 impl Problem {
-    /// The problem `type` URI: the documentation of this variant.
+    /// The problem `type` URI: `about:blank` (the problem is then told by its `title`), or the
+    /// base set with [`set_problem_type_base`] followed by [`slug`](Self::slug).
     pub fn type_uri(self) -> &'static str {
-        macro_rules! uri {
-            ($variant:literal) => {
-                concat!(
-                    "https://docs.rs/axum-api-key/latest/axum_api_key/enum.Problem.html#variant.",
-                    $variant
-                )
-            };
-        }
+        let uris = TYPE_URIS.get_or_init(|| PROBLEMS.map(|_| Box::from("about:blank")));
+        &uris[self as usize]
+    }
+
+    /// The problem's name in a `type` URI: `missing-key`, `invalid-key`, `duplicate-key`,
+    /// `revoked-key`, `expired-key`, `key-not-yet-valid`, `insufficient-scope`,
+    /// `https-required`, `store-unavailable` or `not-protected`.
+    pub fn slug(self) -> &'static str {
         match self {
-            Self::MissingKey => uri!("MissingKey"),
-            Self::InvalidKey => uri!("InvalidKey"),
-            Self::DuplicateKey => uri!("DuplicateKey"),
-            Self::RevokedKey => uri!("RevokedKey"),
-            Self::ExpiredKey => uri!("ExpiredKey"),
-            Self::KeyNotYetValid => uri!("KeyNotYetValid"),
-            Self::InsufficientScope => uri!("InsufficientScope"),
-            Self::HttpsRequired => uri!("HttpsRequired"),
-            Self::StoreUnavailable => uri!("StoreUnavailable"),
-            Self::NotProtected => uri!("NotProtected"),
+            Self::MissingKey => "missing-key",
+            Self::InvalidKey => "invalid-key",
+            Self::DuplicateKey => "duplicate-key",
+            Self::RevokedKey => "revoked-key",
+            Self::ExpiredKey => "expired-key",
+            Self::KeyNotYetValid => "key-not-yet-valid",
+            Self::InsufficientScope => "insufficient-scope",
+            Self::HttpsRequired => "https-required",
+            Self::StoreUnavailable => "store-unavailable",
+            Self::NotProtected => "not-protected",
         }
     }
 
@@ -80,6 +103,72 @@ impl Problem {
     }
 }
 
+/// The `type` URI of each problem, fixed by the first refusal or by [`set_problem_type_base`].
+static TYPE_URIS: OnceLock<[Box<str>; 10]> = OnceLock::new();
+
+/// Makes every problem's `type` URI `base` followed by its [`Problem::slug`], so that clients
+/// can follow it to the app's own documentation of the problem:
+/// `https://api.example.com/problems/missing-key`.
+///
+/// Without it, `type` is `about:blank` and the problem is told by its `title` (RFC 9457,
+/// section 4.2.1). Call it once at start-up, before the first request: the URIs are fixed by the
+/// first refusal, and a later call returns [`ProblemTypeBaseError::AlreadySet`].
+///
+/// ```
+/// use axum_api_key::{set_problem_type_base, Problem};
+///
+/// set_problem_type_base("https://api.example.com/problems/")?;
+/// assert_eq!(Problem::MissingKey.type_uri(), "https://api.example.com/problems/missing-key");
+/// # Ok::<(), axum_api_key::ProblemTypeBaseError>(())
+/// ```
+pub fn set_problem_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
+    let absolute = base.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    // The URI goes into a JSON string as it is: no character that would need escaping.
+    if !absolute
+        || !base
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(ProblemTypeBaseError::NotAbsolute);
+    }
+    let uris = PROBLEMS.map(|problem| format!("{base}{}", problem.slug()).into_boxed_str());
+    TYPE_URIS
+        .set(uris)
+        .map_err(|_| ProblemTypeBaseError::AlreadySet)
+}
+
+/// Why [`set_problem_type_base`] refused a base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemTypeBaseError {
+    /// The base is not an absolute URI of visible ASCII, such as `https://api.example.com/problems/`.
+    NotAbsolute,
+    /// The `type` URIs were already fixed, by an earlier call or by a refusal.
+    AlreadySet,
+}
+
+impl fmt::Display for ProblemTypeBaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAbsolute => {
+                "the problem type base must be an absolute URI of visible ASCII without `\"` or \
+                 `\\`, such as `https://api.example.com/problems/`"
+            }
+            Self::AlreadySet => {
+                "the problem type URIs are already fixed: set the base once, at start-up, before \
+                 the first request"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ProblemTypeBaseError {}
+
 /// The answer to a refused request: a status, a `WWW-Authenticate` challenge where one is due,
 /// and an `application/problem+json` body (RFC 9457) with `type`, `title`, `status` and
 /// `detail`.
@@ -90,9 +179,16 @@ impl Problem {
 pub struct ApiKeyRejection {
     problem: Problem,
     status: StatusCode,
-    config: GuardConfig,
-    source: Option<&'static Source>,
     missing_scopes: Vec<&'static str>,
+    rendered: Arc<Rendered>,
+}
+
+/// What a rejection sends, rendered once per shape.
+#[derive(Debug)]
+struct Rendered {
+    detail: Box<str>,
+    challenge: Option<HeaderValue>,
+    body: Bytes,
 }
 
 impl ApiKeyRejection {
@@ -114,12 +210,24 @@ impl ApiKeyRejection {
             Problem::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Problem::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self {
+        let shape = Shape {
             problem,
             status,
             config,
             source,
+            missing_scopes: &missing_scopes,
+        };
+        // A scope refusal names the scopes a key lacked, which vary; every other shape is fixed.
+        let rendered = if problem == Problem::InsufficientScope {
+            Arc::new(shape.render())
+        } else {
+            cached(&shape)
+        };
+        Self {
+            problem,
+            status,
             missing_scopes,
+            rendered,
         }
     }
 
@@ -148,7 +256,59 @@ impl ApiKeyRejection {
     }
 
     /// The human-readable explanation in the body's `detail`.
-    pub fn detail(&self) -> String {
+    pub fn detail(&self) -> &str {
+        &self.rendered.detail
+    }
+
+    /// The `WWW-Authenticate` challenges: on a 401, one naming where the key goes (`ApiKey
+    /// header="x-api-key", query="api_key"`) and `Bearer` for a bearer source, with
+    /// `error="invalid_token"` when a bearer token was refused; on a scope refusal of a bearer
+    /// token, RFC 6750's `insufficient_scope` with the required scopes; on a key sent twice to a
+    /// route that reads bearer tokens, `Bearer error="invalid_request"`.
+    pub fn challenge(&self) -> Option<HeaderValue> {
+        self.rendered.challenge.clone()
+    }
+
+    /// Makes `response` carry this rejection's status and challenge, and the rejection itself
+    /// in its extensions, whatever its body.
+    pub(crate) fn apply(self, response: &mut Response) {
+        *response.status_mut() = self.status;
+        if let Some(challenge) = &self.rendered.challenge {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, challenge.clone());
+        }
+        response.extensions_mut().insert(self);
+    }
+}
+
+/// Everything an answer depends on.
+struct Shape<'a> {
+    problem: Problem,
+    status: StatusCode,
+    config: GuardConfig,
+    source: Option<&'static Source>,
+    missing_scopes: &'a [&'static str],
+}
+
+impl Shape<'_> {
+    fn render(&self) -> Rendered {
+        let detail = self.detail();
+        let body = format!(
+            "{{\"type\":{},\"title\":{},\"status\":{},\"detail\":{}}}",
+            JsonStr(self.problem.type_uri()),
+            JsonStr(self.problem.title()),
+            self.status.as_u16(),
+            JsonStr(&detail),
+        );
+        Rendered {
+            detail: detail.into_boxed_str(),
+            challenge: self.challenge(),
+            body: Bytes::from(body),
+        }
+    }
+
+    fn detail(&self) -> String {
         let places = || {
             let places: Vec<String> = self.config.sources().iter().map(Source::describe).collect();
             match places.split_last() {
@@ -196,11 +356,8 @@ impl ApiKeyRejection {
         }
     }
 
-    /// The `WWW-Authenticate` challenges: on a 401, one naming where the key goes (`ApiKey
-    /// header="x-api-key", query="api_key"`) and `Bearer` for a bearer source, with
-    /// `error="invalid_token"` when a bearer token was refused; on a scope refusal of a bearer
-    /// token, RFC 6750's `insufficient_scope` with the required scopes.
-    pub fn challenge(&self) -> Option<HeaderValue> {
+    fn challenge(&self) -> Option<HeaderValue> {
+        let bearer_configured = self.config.sources().contains(&Source::Bearer);
         let bearer_sent = self.source == Some(&Source::Bearer);
         let mut challenges = Vec::new();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -219,7 +376,7 @@ impl ApiKeyRejection {
             if !params.is_empty() {
                 challenges.push(format!("ApiKey {}", params.join(", ")));
             }
-            if self.config.sources().contains(&Source::Bearer) {
+            if bearer_configured {
                 let invalid = bearer_sent
                     && matches!(
                         self.problem,
@@ -239,32 +396,107 @@ impl ApiKeyRejection {
             challenges.push(format!(
                 "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
             ));
+        } else if self.problem == Problem::DuplicateKey && bearer_configured {
+            // RFC 6750, section 3.1: a malformed request, answered with 400.
+            challenges.push("Bearer error=\"invalid_request\"".to_owned());
         }
         if challenges.is_empty() {
             return None;
         }
         HeaderValue::try_from(challenges.join(", ")).ok()
     }
+}
 
-    /// The default body: RFC 9457 problem details.
-    fn body(&self) -> String {
-        format!(
-            "{{\"type\":{},\"title\":{},\"status\":{},\"detail\":{}}}",
-            JsonStr(self.problem.type_uri()),
-            JsonStr(self.problem.title()),
-            self.status.as_u16(),
-            JsonStr(&self.detail()),
-        )
+/// What identifies a cached answer: the configuration's sources (static data, by address), its
+/// status, the problem and which source held the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct ShapeKey {
+    sources: usize,
+    sources_len: usize,
+    status: u16,
+    problem: Problem,
+    source: Option<usize>,
+}
+
+/// At most this many answers are kept: far more than the shapes of any app's guards, and a
+/// bound whatever configurations are built at run time.
+const CACHE_LIMIT: usize = 4096;
+
+type Cache = hashbrown::HashMap<ShapeKey, Arc<Rendered>, ShapeHasher>;
+
+/// The rendered answers, read without a lock; a new shape copies the map (a handful of times in
+/// a process's life).
+static CACHE: OnceLock<(ArcSwap<Cache>, Mutex<()>)> = OnceLock::new();
+
+fn cached(shape: &Shape<'_>) -> Arc<Rendered> {
+    let sources = shape.config.sources();
+    let key = ShapeKey {
+        sources: sources.as_ptr() as usize,
+        sources_len: sources.len(),
+        status: shape.status.as_u16(),
+        problem: shape.problem,
+        source: shape
+            .source
+            .and_then(|source| sources.iter().position(|s| s == source)),
+    };
+    let (cache, adding) = CACHE.get_or_init(Default::default);
+    if let Some(rendered) = cache.load().get(&key) {
+        return Arc::clone(rendered);
+    }
+    let rendered = Arc::new(shape.render());
+    let _one_at_a_time = adding.lock().unwrap_or_else(PoisonError::into_inner);
+    let current = cache.load();
+    if current.len() < CACHE_LIMIT {
+        let mut next = Cache::clone(&current);
+        next.insert(key, Arc::clone(&rendered));
+        cache.store(Arc::new(next));
+    }
+    rendered
+}
+
+/// A multiply-rotate hash (the rustc hasher's), enough for a few integers of our own making.
+#[derive(Clone, Copy, Default)]
+struct ShapeHasher;
+
+impl BuildHasher for ShapeHasher {
+    type Hasher = FxHasher;
+
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
     }
 
-    /// Makes `response` carry this rejection's status and challenge, and the rejection itself
-    /// in its extensions, whatever its body.
-    pub(crate) fn apply(&self, response: &mut Response) {
-        *response.status_mut() = self.status;
-        if let Some(challenge) = self.challenge() {
-            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-        }
-        response.extensions_mut().insert(self.clone());
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -278,7 +510,7 @@ impl std::error::Error for ApiKeyRejection {}
 
 impl IntoResponse for ApiKeyRejection {
     fn into_response(self) -> Response {
-        let mut response = self.body().into_response();
+        let mut response = Response::new(Body::from(self.rendered.body.clone()));
         response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -107,14 +107,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = match this.inner.poll(cx) {
+        let mut response = match this.inner.poll(cx) {
             Poll::Ready(Ok(response)) => response,
             other => return other,
         };
-        let Some(rejection) = response.extensions().get::<ApiKeyRejection>() else {
+        let Some(rejection) = response.extensions_mut().remove::<ApiKeyRejection>() else {
             return Poll::Ready(Ok(response));
         };
-        let mut rendered = (this.render)(rejection).into_response();
+        let mut rendered = (this.render)(&rejection).into_response();
         rejection.apply(&mut rendered);
         Poll::Ready(Ok(rendered))
     }

@@ -122,6 +122,13 @@ pub(crate) struct KeySet {
     /// The records file the set was read from, for [`ApiKeys::reload`].
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) file: Option<Arc<std::path::Path>>,
+    /// Whether the records file may hold no key (`from_file_allowing_empty`).
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) allow_empty: bool,
+    /// Which file (device and inode) the set was last read from, to tell a file replaced by a
+    /// rename from one rewritten in place.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) file_id: Option<(u64, u64)>,
 }
 
 #[derive(Clone)]
@@ -326,7 +333,8 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn rotate(&self, id: &str, grace: Duration) -> Result<String, ConfigError> {
-        let deadline = SystemTime::now() + grace;
+        // A grace period past what a clock can hold never ends: the old key keeps its expiry.
+        let deadline = SystemTime::now().checked_add(grace);
         self.change(|set| {
             let Some(format) = set.format.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFormat).with_id(id));
@@ -334,9 +342,11 @@ impl ApiKeys {
             let Some(template) = set.live_record(id) else {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
             };
-            set.update(id, |record| {
-                record.expires = Some(record.expires.map_or(deadline, |e| e.min(deadline)));
-            });
+            if let Some(deadline) = deadline {
+                set.update(id, |record| {
+                    record.expires = Some(record.expires.map_or(deadline, |e| e.min(deadline)));
+                });
+            }
             let new = format.generate();
             // The new key keeps what the key may do, not when: its own validity starts now.
             let record = KeyRecord {
@@ -925,6 +935,16 @@ mod tests {
         assert_eq!(keys.verify(old.as_bytes()).unwrap_err(), KeyError::Expired);
         assert_eq!(keys.verify(new.as_bytes()).unwrap_err(), KeyError::Expired);
         assert!(keys.verify(newer.as_bytes()).is_ok());
+        // A grace period no clock can hold is no panic: the old key simply keeps working.
+        let endless = keys.rotate("svc", Duration::MAX).unwrap();
+        assert!(keys.verify(endless.as_bytes()).is_ok());
+        assert!(keys.verify(newer.as_bytes()).is_ok());
+        assert!(
+            keys.verify(newer.as_bytes())
+                .unwrap()
+                .expires_at()
+                .is_none()
+        );
         assert_eq!(
             ApiKeys::new()
                 .with_key("x", "key-x")

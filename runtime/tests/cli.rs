@@ -174,6 +174,19 @@ fn mistakes_exit_with_2_and_say_what_is_wrong() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 
+    // A duration past what a clock or a records file can hold is refused, never a panic.
+    for far in ["100000y", "500000000000y"] {
+        let out = tool(
+            &["generate", "--prefix", "ok", "--id", "a", "--expires", far],
+            b"",
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{far}: {stderr}");
+        assert!(stderr.contains("--expires"), "{far}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{far}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+
     let out = tool(&["hash"], b"has space\n");
     assert_eq!(out.status.code(), Some(2));
     assert!(

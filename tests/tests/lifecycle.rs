@@ -51,6 +51,13 @@ fn temp_file(name: &str) -> std::path::PathBuf {
     dir.join("keys.toml")
 }
 
+/// Replaces the file whole, as deploy tools should: a temporary file renamed over it.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let temporary = path.with_extension("toml.new");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
 const STEADY: &str = "st_Aq1Sw2De3Fr4Gt5";
 const ONLY_A: &str = "oa_Hy6Ju7Ki8Lo9Pa0";
 const ONLY_B: &str = "ob_Zx1Cv2Bn3Mq4Wr5";
@@ -112,13 +119,13 @@ async fn requests_during_reloads_never_see_a_half_applied_set() {
         } else {
             &version_a
         };
-        std::fs::write(&path, version).unwrap();
+        replace_file(&path, version);
         assert_eq!(keys.reload().expect("the file reloads"), 2);
         round += 1;
         tokio::task::yield_now().await;
     }
     if round % 2 == 1 {
-        std::fs::write(&path, &version_a).unwrap();
+        replace_file(&path, &version_a);
         keys.reload().expect("the file reloads");
     }
     done.store(true, Ordering::SeqCst);
@@ -139,7 +146,7 @@ async fn requests_during_reloads_never_see_a_half_applied_set() {
     assert_eq!(answer.text(), "only-a a");
 
     // A broken file leaves the store as it was.
-    std::fs::write(&path, "[[keys]]\nid = \"x\"\n").unwrap();
+    replace_file(&path, "[[keys]]\nid = \"x\"\n");
     let error = keys.reload().unwrap_err();
     assert!(error.to_string().contains("keys.toml"), "{error}");
     let answer = send(
@@ -361,16 +368,65 @@ async fn a_key_over_plain_http_is_refused_without_being_verified() {
         "refused before any lookup"
     );
 
-    // An `https` URI, or the marker a TLS layer sets, is HTTPS.
-    let secure = Request::get("https://api.example/counted")
+    // The client chooses the URI's scheme, so an `https` URI proves nothing; the marker a TLS
+    // layer sets does.
+    let claimed = Request::get("https://api.example/counted")
         .header("x-api-key", "https_Mn8Bv7Cx6Za5")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(send(router.clone(), secure).await.status, StatusCode::OK);
+    send(router.clone(), claimed)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "HttpsRequired");
     let mut marked = request("/counted", &[("x-api-key", b"https_Mn8Bv7Cx6Za5")]);
     marked.extensions_mut().insert(Https);
     assert_eq!(send(router, marked).await.status, StatusCode::OK);
-    assert_eq!(store.lookups.load(Ordering::SeqCst), 2);
+    assert_eq!(store.lookups.load(Ordering::SeqCst), 1);
+}
+
+/// Sends a raw HTTP/1.1 request line and headers to a loopback server and returns the status.
+async fn raw_status(base: &str, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absolute_https_request_line_over_plain_tcp_is_refused() {
+    let keys = ApiKeys::new()
+        .with_key("steady", STEADY)
+        .with_https(HttpsPolicy::Direct);
+    let (base, server) = serve_with_peer(keys).await;
+    let absolute = format!(
+        "GET https://api.example/whoami HTTP/1.1\r\nhost: api.example\r\nx-api-key: {STEADY}\r\nconnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&base, &absolute).await, 403);
+    let origin = format!(
+        "GET /whoami HTTP/1.1\r\nhost: api.example\r\nx-api-key: {STEADY}\r\nconnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&base, &origin).await, 403);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_recognised_in_its_ipv4_mapped_form() {
+    let mapped = ApiKeys::new()
+        .with_key("steady", STEADY)
+        .with_https(HttpsPolicy::behind_proxies(["::ffff:127.0.0.1"
+            .parse()
+            .unwrap()]));
+    let (base, server) = serve_with_peer(mapped).await;
+    assert_eq!(status_over_loopback(&base, Some("https")).await, 200);
+    assert_eq!(status_over_loopback(&base, Some("http")).await, 403);
+    server.abort();
 }
 
 /// Serves `keys` on a loopback port with the peer address known, as behind a proxy.
@@ -425,4 +481,104 @@ async fn behind_a_trusted_proxy_x_forwarded_proto_counts_and_from_anyone_else_it
         "only trusted proxies are believed"
     );
     server.abort();
+}
+
+#[test]
+fn a_file_without_keys_is_refused_at_start_up_and_on_reload_unless_allowed() {
+    use axum_api_key::ConfigErrorKind;
+    let path = temp_file("empty");
+    for text in ["", "# every key was removed\n\n", "format = \"myapp\"\n"] {
+        replace_file(&path, text);
+        let error = ApiKeys::from_file(&path).unwrap_err();
+        assert_eq!(error.kind(), ConfigErrorKind::FileEmpty, "{text:?}");
+        assert!(error.to_string().contains("holds no key"), "{error}");
+        let allowed = ApiKeys::from_file_allowing_empty(&path).expect("allowed");
+        assert!(allowed.is_empty());
+        assert_eq!(allowed.reload().expect("still allowed"), 0);
+    }
+
+    replace_file(&path, &records(&[("steady", STEADY)], "a"));
+    let keys = ApiKeys::from_file(&path).unwrap();
+    replace_file(&path, "# truncated\n");
+    assert_eq!(
+        keys.reload().unwrap_err().kind(),
+        ConfigErrorKind::FileEmpty
+    );
+    assert_eq!(keys.verify(STEADY.as_bytes()).unwrap().id(), "steady");
+}
+
+#[test]
+fn a_file_cut_short_is_refused_and_the_keys_stay() {
+    use axum_api_key::ConfigErrorKind;
+    let path = temp_file("cut");
+    let whole = records(&[("steady", STEADY), ("only-a", ONLY_A)], "a");
+    replace_file(&path, &whole);
+    let keys = ApiKeys::from_file(&path).unwrap();
+    // Rewritten in place and cut after the first record, without its final line break: it
+    // parses, but does not end where a whole file ends.
+    let first_record_end = whole.find("\n\n").unwrap();
+    std::fs::write(&path, &whole[..first_record_end]).unwrap();
+    let error = keys.reload().unwrap_err();
+    assert_eq!(error.kind(), ConfigErrorKind::FileIncomplete);
+    assert!(error.to_string().contains("rename"), "{error}");
+    assert_eq!(keys.len(), 2);
+    // A file put in place whole may end without a line break, as hand-written files do.
+    replace_file(&path, whole.trim_end());
+    assert_eq!(keys.reload().expect("a whole file"), 2);
+    assert_eq!(ApiKeys::from_file(&path).expect("a whole file").len(), 2);
+}
+
+#[test]
+fn reloads_racing_a_tool_that_rewrites_the_file_in_place_never_take_a_partial_file() {
+    use std::io::Write;
+    let path = temp_file("in-place");
+    let owned: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("key-{i}"), format!("ip_{i:04}_Aq1Sw2De3Fr4Gt5")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let whole = records(&pairs, "a");
+    replace_file(&path, &whole);
+    let keys = ApiKeys::from_file(&path).unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (path, whole, done) = (path.clone(), whole.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut rewrites = 0;
+            while !done.load(Ordering::SeqCst) {
+                // Truncate, then write in small pieces, as a careless deploy step does.
+                let mut file = std::fs::File::create(&path).unwrap();
+                for piece in whole.as_bytes().chunks(97) {
+                    file.write_all(piece).unwrap();
+                    file.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(file);
+                rewrites += 1;
+                std::thread::sleep(Duration::from_millis(70));
+            }
+            rewrites
+        })
+    };
+    let started = std::time::Instant::now();
+    let (mut taken, mut refused) = (0, 0);
+    while started.elapsed() < Duration::from_secs(3) {
+        match keys.reload() {
+            Ok(count) => {
+                assert_eq!(count, 40, "a reload took a partial file");
+                taken += 1;
+            }
+            Err(_) => refused += 1,
+        }
+        assert_eq!(keys.len(), 40, "the store never loses a key");
+    }
+    done.store(true, Ordering::SeqCst);
+    let rewrites = writer.join().unwrap();
+    assert!(
+        rewrites > 5 && taken > 5,
+        "{rewrites} rewrites, {taken} reloads taken, {refused} refused"
+    );
 }

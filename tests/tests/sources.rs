@@ -36,8 +36,59 @@ async fn maybe_bearer(key: Option<VerifiedKey>) -> String {
     key.map_or_else(|| "anonymous".to_owned(), |key| key.id().to_owned())
 }
 
+/// `VerifiedKey` under a name the attribute cannot see through.
+type Caller = VerifiedKey;
+
+#[api_key(optional)]
+async fn maybe_aliased(key: Caller) -> String {
+    key.id().to_owned()
+}
+
+/// An extractor of the app's that takes the key inside it.
+struct Partner(VerifiedKey);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Partner {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        VerifiedKey::from_request_parts(parts, state)
+            .await
+            .map(Partner)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+#[api_key(optional, status = 403)]
+async fn maybe_in_struct(Partner(key): Partner) -> String {
+    key.id().to_owned()
+}
+
+/// Optional and scoped at once, which the attribute refuses: built by hand, the guard still
+/// refuses a request without a key.
+enum OptionalScoped {}
+
+impl axum_api_key::KeyConfig for OptionalScoped {
+    const CONFIG: axum_api_key::GuardConfig = axum_api_key::GuardConfig::new(&[])
+        .with_scopes(&["admin"])
+        .optional();
+}
+
+async fn optional_scoped(
+    _: axum_api_key::RequireApiKey<OptionalScoped>,
+    key: Option<VerifiedKey>,
+) -> String {
+    key.map_or_else(|| "anonymous".to_owned(), |key| key.id().to_owned())
+}
+
 fn app() -> Router {
     Router::new()
+        .route("/maybe-aliased", get(maybe_aliased))
+        .route("/maybe-in-struct", get(maybe_in_struct))
+        .route("/optional-scoped", get(optional_scoped))
         .route("/query", get(by_query))
         .route("/cookie", get(by_cookie))
         .route("/bearer", get(by_bearer))
@@ -210,7 +261,11 @@ async fn a_key_in_two_places_or_twice_in_one_gets_400() {
     for (uri, headers) in cases {
         let answer = send(app(), request(&uri, &headers)).await;
         answer.assert_problem(StatusCode::BAD_REQUEST, "DuplicateKey");
-        assert_eq!(answer.header("www-authenticate"), None, "{uri}");
+        // RFC 6750, section 3.1: a malformed request to a route that reads bearer tokens says
+        // so in its challenge; other routes send none.
+        let reads_bearer = uri.starts_with("/bearer") || uri.starts_with("/anywhere");
+        let expected = reads_bearer.then_some(r#"Bearer error="invalid_request""#);
+        assert_eq!(answer.header("www-authenticate"), expected, "{uri}");
         answer.assert_never_contains(KEY_A.as_bytes());
         answer.assert_never_contains(KEY_B.as_bytes());
     }
@@ -276,4 +331,51 @@ async fn optional_lets_a_request_without_a_key_through_and_nothing_else() {
     answer.assert_problem(StatusCode::FORBIDDEN, "InvalidKey");
     let answer = send(app(), request("/maybe-bearer", &[])).await;
     assert_eq!(answer.text(), "anonymous");
+}
+
+#[tokio::test]
+async fn a_key_taken_under_another_name_behind_optional_refuses_a_keyless_request_cleanly() {
+    // Never a 500: the request had no key, so it gets the guard's missing-key answer.
+    let answer = send(app(), request("/maybe-aliased", &[])).await;
+    answer.assert_problem(StatusCode::UNAUTHORIZED, "MissingKey");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"ApiKey header="x-api-key""#)
+    );
+    let answer = send(app(), request("/maybe-in-struct", &[])).await;
+    answer.assert_problem(StatusCode::FORBIDDEN, "MissingKey");
+
+    // With a key, the handler runs.
+    let answer = send(
+        app(),
+        request("/maybe-aliased", &[("x-api-key", KEY_A.as_bytes())]),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.text()),
+        (StatusCode::OK, "partner-a".to_owned())
+    );
+    let answer = send(
+        app(),
+        request("/maybe-in-struct", &[("x-api-key", KEY_B.as_bytes())]),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.text()),
+        (StatusCode::OK, "partner-b".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_scoped_guard_never_admits_a_request_without_a_key_even_when_optional() {
+    let answer = send(app(), request("/optional-scoped", &[])).await;
+    answer.assert_problem(StatusCode::UNAUTHORIZED, "MissingKey");
+    assert_ne!(answer.text(), "anonymous");
+    // A key without the scope gets 403, as on any scoped route.
+    let answer = send(
+        app(),
+        request("/optional-scoped", &[("x-api-key", KEY_A.as_bytes())]),
+    )
+    .await;
+    answer.assert_problem(StatusCode::FORBIDDEN, "InsufficientScope");
 }

@@ -72,7 +72,16 @@ fn run(command: Command) -> Result<(), String> {
         } => {
             let format = KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?;
             let key = format.generate();
-            let expires = expires.map(|duration| SystemTime::now() + *duration);
+            // A records file holds years up to 9999: anything later is refused, never a panic.
+            let latest = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+            let expires = expires
+                .map(|duration| {
+                    SystemTime::now()
+                        .checked_add(*duration)
+                        .filter(|at| *at <= latest)
+                        .ok_or("--expires: too far in the future; give a duration ending before the year 10000")
+                })
+                .transpose()?;
             let mut checked = Key::new(id.as_str(), &key).scopes(scopes.iter().cloned());
             if let Some(at) = expires {
                 checked = checked.expires_at(at);

@@ -13,10 +13,16 @@ const async fn constant() {}
 
 struct Handlers;
 
-// Associated functions cannot carry the attribute: it defines a type beside the handler.
+// An associated function carries the attribute when its configuration is one the runtime
+// shares (one source, no scopes, the default store); scopes need a type defined beside the
+// handler, which an `impl` block cannot hold.
 impl Handlers {
-    #[api_key]
+    #[api_key(scopes = ["admin"])]
     async fn list() {}
 }
 
-fn main() {}
+fn main() {
+    let _: axum::Router = axum::Router::new()
+        .route("/list", axum::routing::get(Handlers::list))
+        .with_state(axum_api_key::ApiKeys::new());
+}

@@ -34,8 +34,25 @@ mod nested {
     }
 }
 
+struct Orders;
+
+// Associated functions, for configurations the runtime shares.
+impl Orders {
+    #[api_key]
+    async fn list() -> &'static str {
+        "orders"
+    }
+
+    #[api_key(bearer, status = 403)]
+    async fn create(key: VerifiedKey) -> String {
+        key.id().to_owned()
+    }
+}
+
 fn main() {
     let state = AppState { keys: ApiKeys::new(), name: "shop".into() };
+    let _: Router<AppState> = Router::new()
+        .route("/orders", get(Orders::list).post(Orders::create));
     let _: Router = Router::new()
         .route("/show/{a}/{b}", get(show::<u32>))
         .route("/create", post(create))

@@ -10,7 +10,7 @@ async fn protected(key: VerifiedKey) -> String {
 #[api_key(status = 404, header = "X-Partner-Key")]
 async fn hidden() {}
 
-#[api_key(status = 499u16)]
+#[api_key(status = 499)]
 async fn suffixed() {}
 
 fn main() {
