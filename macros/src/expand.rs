@@ -1,9 +1,12 @@
 //! Checking the annotated item and rewriting the handler.
 //!
-//! The runtime's verifying extractor, parameterised by a zero-sized config type generated beside
-//! the handler, joins the handler's first argument in a tuple (or becomes its only argument), so
-//! it is extracted first and the handler keeps its arity. Everything else about the function is
-//! kept. On a unit struct, the attribute only implements the config trait for it.
+//! The runtime's verifying extractor, parameterised by a zero-sized config type, joins the
+//! handler's first argument in a tuple (or becomes its only argument), so it is extracted first
+//! and the handler keeps its arity. The config type is one the runtime shares when the
+//! configuration is common (one source, no scopes, the default store), and otherwise one
+//! generated beside the handler. Everything else about the function is kept; documentation
+//! sees the function as written. On a unit struct, the attribute only implements the config
+//! trait for it.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};

@@ -16,7 +16,6 @@ def median(group, name):
 
 
 rows = [(g, n, median(g, n)) for g, n in [
-    ("route", "unprotected"), ("route", "api_key"), ("route", "identity_layer"), ("route", "layer"), ("route", "hand_layer"), ("route", "seed_eq"),
     ("verify", "sha256"), ("verify", "1_key"), ("verify", "1m_keys"), ("verify", "1m_keys_spread"),
 ]]
 m = {f"{g}/{n}": v for g, n, v in rows}
@@ -28,16 +27,8 @@ print()
 print("| ratio | value |")
 print("| --- | --- |")
 for label, a, b in [
-    ("api_key / unprotected", "route/api_key", "route/unprotected"),
-    ("layer / unprotected", "route/layer", "route/unprotected"),
-    ("layer / identity_layer", "route/layer", "route/identity_layer"),
-    ("hand_layer / layer", "route/hand_layer", "route/layer"),
-    ("seed_eq / unprotected", "route/seed_eq", "route/unprotected"),
-    ("api_key / seed_eq", "route/api_key", "route/seed_eq"),
     ("1m_keys / 1_key", "verify/1m_keys", "verify/1_key"),
     ("1m_keys_spread / 1_key", "verify/1m_keys_spread", "verify/1_key"),
     ("1_key / sha256", "verify/1_key", "verify/sha256"),
 ]:
     print(f"| {label} | {m[a] / m[b]:.3f} |")
-print()
-print(f"api_key - unprotected: {m['route/api_key'] - m['route/unprotected']:,.1f} ns")

@@ -30,7 +30,10 @@
 //!   whatever the number of keys, and digests are compared in constant time.
 //! - A refused request gets an [`ApiKeyRejection`]: the configured status (401 by default, with
 //!   a `WWW-Authenticate` challenge), or 400 for a key sent twice, and an
-//!   `application/problem+json` body that never contains the key.
+//!   `application/problem+json` body that never contains the key. Its `type` is `about:blank`
+//!   until [`set_problem_type_base`] points it at the app's own documentation. Each refusal's
+//!   answer is rendered once and shared, so refusing a request costs about what accepting one
+//!   does.
 //! - Keys come from configuration: [`ApiKeys::from_env`] (`id=key`, `id=sha256:<hex>`, scopes in
 //!   brackets) or a TOML records file (`ApiKeys::from_file`, feature `file`, on by default)
 //!   with scopes, validity times, revocation and metadata.
@@ -108,8 +111,21 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// handler without one), so the handler keeps its arity and composes with other attributes:
 /// `#[axum::debug_handler]` below `#[api_key]` (give it `state = …` as for any handler using
 /// state) or above it (the handler then needs an argument), and `#[tracing::instrument]` above or
-/// below. Handlers must be free functions: in an `impl` block, the type the attribute defines
-/// beside the handler is refused by the compiler.
+/// below. Documentation shows the handler as written.
+///
+/// A configuration that reads one place (a header, a query parameter, a cookie, or a bearer
+/// token) without `scopes` or `store` is a type of this crate that every handler configured
+/// alike shares: nothing is defined beside the handler, it costs the compiler no more than a
+/// hand-written extractor, and the handler may be an associated function in an `impl` block.
+/// Other configurations define a type beside the handler, which an `impl` block cannot hold:
+/// their handlers are free functions.
+///
+/// `optional` and the key arguments must agree: with `optional`, take `Option<VerifiedKey>`
+/// (a bare `VerifiedKey`, also inside a tuple, is an error); without it, take `VerifiedKey` (an
+/// `Option<VerifiedKey>` would always be `Some`, and is an error). Spellings the attribute cannot
+/// see (a type alias, a struct extractor holding the key) are safe at run time: behind an
+/// optional guard, a request without a key is refused as a missing key, never with a 500.
+/// `optional` with `scopes` is an error: a request without a key holds no scope.
 ///
 /// On a unit struct, the attribute defines a guard configuration instead, a [`KeyConfig`] for
 /// [`RequireApiKey::layer`] or [`RequireApiKey`] as an extractor.
@@ -149,6 +165,7 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `#[api_key(header = "x api key")]` | not a valid HTTP header name, naming the character at fault |
 /// | `#[api_key(header = "")]` | the header name is empty |
 /// | `#[api_key(status = "403")]` | the status is an integer, not a string |
+/// | `#[api_key(status = 401u8)]`, `status = 403f32` | the status is a plain integer, without the suffix |
 /// | `#[api_key(status = 200)]`, `status = 500` | not a client-error status; use an integer from 400 to 499 |
 /// | `#[api_key(status)]`, `#[api_key(header)]` | this argument needs a value |
 /// | `#[api_key(header = "Authorization")]`, `"cookie"` | that header holds more than a key: use `bearer`, or `cookie = "name"` |
@@ -158,7 +175,13 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `#[api_key(scopes = [])]` | the scope list is empty |
 /// | `#[api_key(scopes = "orders:read")]` | expected a list of scopes in brackets |
 /// | `#[api_key(scopes = ["", "a b", "a", "a"])]` | a scope cannot be empty; not a valid scope; listed twice |
-/// | `#[api_key(optional)]` with a `VerifiedKey` argument | with `optional`, take `Option<VerifiedKey>` |
+/// | `#[api_key(optional)]` with a `VerifiedKey` argument, also inside a tuple | with `optional`, take `Option<VerifiedKey>` |
+/// | `#[api_key]` with an `Option<VerifiedKey>` argument | without `optional`, it is always `Some`: take `VerifiedKey`, or add `optional` |
+/// | `#[api_key(optional, scopes = [...])]` | `optional` cannot go with `scopes`: a scoped route must refuse a request without a key |
+/// | `#[api_key]` twice on one item | applied twice; keep one, at the second attribute |
+/// | `#[api_key(stauts = 403, store = 5)]` | every malformed argument, each at its token |
+/// | `#[api_key(crate = axum)]` | cannot find `__private` in `axum`, at the path |
+/// | `#[api_key(store = PartnerKeys)]` with no such type | cannot find type `PartnerKeys`, once, at the type |
 /// | `#[api_key(store = 5)]`, `store = &str` | expected a type |
 /// | `#[api_key(state = AppState)]` where `AppState` lacks the store | the router state `AppState` does not provide the API key store `ApiKeys`, at `AppState`, with the two fixes |
 /// | the same without `state = …` | axum's unsatisfied `Handler` bound at the route: add `state = AppState` to get the message above |
@@ -166,6 +189,8 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | more than 16 arguments | axum handlers take at most 16 arguments |
 /// | `store = …` on a unit struct | a guard type does not choose its store |
 /// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` |
+/// | a syntax error in the handler's body | the compiler's own error, at its place, and nothing else |
+/// | `#[api_key(scopes = [...])]` on an associated fn in an `impl` block | the compiler's "enum is not supported in `trait`s or `impl`s", at the attribute: move the handler out of the `impl` |
 /// | `async fn handler(&self)` | a handler cannot take `self` |
 /// | `const`, `unsafe` or `extern` fn | cannot be an axum handler, with what to remove |
 /// | on a struct with fields, an enum, impl block, module, ... | protects an async handler function, or a unit struct |

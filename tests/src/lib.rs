@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests: send a request through a real `Router`, read the
 //! whole answer, and check it for what must and must not be there.
 
+/// Every Rust block of the README, compiled (and run, unless marked `no_run`) as printed.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -118,3 +118,71 @@ async fn the_quickstart_answers_like_the_readme_says() {
 
     server.abort();
 }
+
+/// The README's quickstart session, as printed: each `curl` line with the status line and the
+/// body printed under it.
+fn readme_session() -> Vec<(String, String, String)> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```console")
+        .expect("the README's quickstart session");
+    let session = &readme[start..];
+    let session = &session[..session[10..].find("```").expect("its end") + 10];
+    let mut exchanges = Vec::new();
+    for part in session.split("$ curl").skip(1) {
+        let mut lines = part.lines();
+        let command = lines.next().unwrap_or_default().to_owned();
+        let status = lines
+            .clone()
+            .find(|line| line.starts_with("HTTP/1.1"))
+            .unwrap_or_default()
+            .to_owned();
+        let body = lines
+            .find(|line| line.starts_with('{'))
+            .unwrap_or_default()
+            .to_owned();
+        exchanges.push((command, status, body));
+    }
+    exchanges
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_session_is_what_the_quickstart_answers() {
+    let keys = ApiKeys::new().with_key("demo", KEY);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move { axum::serve(listener, quickstart::app(keys)).await });
+
+    let session = readme_session();
+    assert_eq!(session.len(), 4, "{session:?}");
+    for (command, status, body) in session {
+        let path = command
+            .split("http://127.0.0.1:3000")
+            .nth(1)
+            .expect("a URL")
+            .trim();
+        let keys: Vec<&str> = command
+            .split("-H ")
+            .skip(1)
+            .map(|header| {
+                // `'x-api-key: …'` or `"x-api-key: …"`: the text between the quotes.
+                let quote = header.chars().next().expect("a quoted header");
+                let value = header[1..].split(quote).next().expect("the closing quote");
+                match value.trim_start_matches("x-api-key: ") {
+                    "$KEY" => KEY,
+                    other => other,
+                }
+            })
+            .collect();
+        let reply = call(&base, path, &keys).await;
+        if !status.is_empty() {
+            let code: u16 = status.split(' ').nth(1).unwrap().parse().unwrap();
+            assert_eq!(reply.status, code, "{command}");
+        }
+        let printed: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(reply.body, printed, "{command}");
+    }
+    server.abort();
+}

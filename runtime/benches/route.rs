@@ -1,0 +1,306 @@
+//! What a guarded route costs beside an open one, and what a refused request costs beside an
+//! accepted one: every variant in one process, interleaved.
+//!
+//! `cargo bench -p axum-api-key --bench route` (options after `--`: `--rounds 41`,
+//! `--iterations 20000`).
+//!
+//! Each round runs every variant for the same number of requests, in an order that rotates
+//! from round to round, and computes each ratio within the round; the report gives the median
+//! of the per-round ratios and their spread (quartiles, and the extremes). A shared, noisy
+//! machine moves every variant of one round alike, so the ratios hold where absolute times
+//! drift; a single sequential run of each variant does not.
+//!
+//! Every request is one `GET /` through a real `Router` in-process (`tower::ServiceExt::oneshot`)
+//! with one `x-api-key` header:
+//!
+//! - `unprotected`: no guard;
+//! - `seed_eq`: the hand-written extractor comparing the header with `==` against a hard-coded
+//!   key, as services do today;
+//! - `valid`: `#[api_key]`, a valid key;
+//! - `invalid`: `#[api_key]`, a well-formed key of the same length that is not in the store
+//!   (the answer a client spraying guesses gets);
+//! - `missing`: `#[api_key]`, no key at all;
+//! - `identity_layer` and `layer`: a layer that does nothing, and the same guard as
+//!   `RequireApiKey::layer` over the router, with a valid key.
+
+#![allow(clippy::print_stdout)] // the report is the output
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::{Request, StatusCode, request::Parts};
+use axum::routing::get;
+use axum_api_key::{ApiKeys, RequireApiKey, api_key};
+use tower::ServiceExt;
+
+const KEY: &str = "bench_k3Yq9Vx2Lm7Tr4Wp8Zn1Cs6";
+const WRONG: &str = "bench_Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2";
+
+async fn open() -> &'static str {
+    "ok"
+}
+
+#[api_key]
+async fn protected() -> &'static str {
+    "ok"
+}
+
+/// The same guard as a layer over the router.
+#[api_key]
+struct LayerGuard;
+
+/// The extractor people hand-write today: one hard-coded key, compared with `==`.
+struct SeedKey;
+
+impl<S: Send + Sync> FromRequestParts<S> for SeedKey {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("x-api-key") {
+            Some(value) if value == KEY => Ok(SeedKey),
+            _ => Err(StatusCode::UNAUTHORIZED),
+        }
+    }
+}
+
+async fn seed(_: SeedKey) -> &'static str {
+    "ok"
+}
+
+fn request(key: Option<&str>) -> Request<Body> {
+    let mut request = Request::get("/");
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    request.body(Body::empty()).expect("a valid request")
+}
+
+struct Variant {
+    name: &'static str,
+    router: Router,
+    key: Option<&'static str>,
+    status: StatusCode,
+}
+
+/// `(numerator, denominator, what it says)` for each ratio the project tracks.
+const RATIOS: &[(&str, &str, &str)] = &[
+    (
+        "valid",
+        "unprotected",
+        "an accepted key over the open route (target <= 1.2)",
+    ),
+    (
+        "invalid",
+        "valid",
+        "a refused key over an accepted one (target <= 1.1)",
+    ),
+    ("missing", "valid", "a missing key over an accepted one"),
+    (
+        "seed_eq",
+        "unprotected",
+        "the hand-written `==` extractor over the open route",
+    ),
+    (
+        "valid",
+        "seed_eq",
+        "#[api_key] over the hand-written `==` extractor",
+    ),
+    (
+        "layer",
+        "identity_layer",
+        "the guard as a layer over a do-nothing layer",
+    ),
+];
+
+fn option(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|at| args.get(at + 1))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let at = (sorted.len() - 1) as f64 * q;
+    let (low, high) = (at.floor() as usize, at.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (at - low as f64)
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench`-less arguments; a bench run passes
+    // `--bench`. Without it, one short round checks that every variant answers as expected.
+    let benchmarking = std::env::args().any(|arg| arg == "--bench");
+    let rounds = if benchmarking {
+        option("--rounds", 41)
+    } else {
+        1
+    };
+    let iterations = if benchmarking {
+        option("--iterations", 20_000)
+    } else {
+        10
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let keys = ApiKeys::new().with_key("bench", KEY);
+    let variant = |name, router: Router<ApiKeys>, key, status| Variant {
+        name,
+        router: router.with_state(keys.clone()),
+        key,
+        status,
+    };
+    let variants = [
+        variant(
+            "unprotected",
+            Router::new().route("/", get(open)),
+            Some(KEY),
+            StatusCode::OK,
+        ),
+        variant(
+            "seed_eq",
+            Router::new().route("/", get(seed)),
+            Some(KEY),
+            StatusCode::OK,
+        ),
+        variant(
+            "valid",
+            Router::new().route("/", get(protected)),
+            Some(KEY),
+            StatusCode::OK,
+        ),
+        variant(
+            "invalid",
+            Router::new().route("/", get(protected)),
+            Some(WRONG),
+            StatusCode::UNAUTHORIZED,
+        ),
+        variant(
+            "missing",
+            Router::new().route("/", get(protected)),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        variant(
+            "identity_layer",
+            Router::new()
+                .route("/", get(open))
+                .layer(tower::layer::util::Identity::new()),
+            Some(KEY),
+            StatusCode::OK,
+        ),
+        variant(
+            "layer",
+            Router::new()
+                .route("/", get(open))
+                .layer(RequireApiKey::<LayerGuard>::layer(keys.clone())),
+            Some(KEY),
+            StatusCode::OK,
+        ),
+    ];
+    for variant in &variants {
+        let answer = runtime
+            .block_on(variant.router.clone().oneshot(request(variant.key)))
+            .expect("infallible");
+        assert_eq!(answer.status(), variant.status, "{}", variant.name);
+    }
+
+    // `--only <variant>` runs that variant alone, for a profiler or an instruction counter
+    // (`valgrind --tool=callgrind`), whose counts do not drift with the machine's load.
+    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
+    if let Some(name) = only {
+        let variant = variants
+            .iter()
+            .find(|v| v.name == name)
+            .expect("a variant of that name");
+        for _ in 0..iterations {
+            let answer = runtime.block_on(
+                variant
+                    .router
+                    .clone()
+                    .oneshot(black_box(request(variant.key))),
+            );
+            black_box(answer.expect("infallible"));
+        }
+        return;
+    }
+
+    // Nanoseconds per request, per variant and round.
+    let mut times = vec![Vec::with_capacity(rounds); variants.len()];
+    for round in 0..rounds {
+        for offset in 0..variants.len() {
+            let index = (round + offset) % variants.len();
+            let variant = &variants[index];
+            let started = Instant::now();
+            for _ in 0..iterations {
+                let answer = runtime.block_on(
+                    variant
+                        .router
+                        .clone()
+                        .oneshot(black_box(request(variant.key))),
+                );
+                black_box(answer.expect("infallible"));
+            }
+            times[index].push(started.elapsed().as_nanos() as f64 / iterations as f64);
+        }
+    }
+    if !benchmarking {
+        return;
+    }
+    let column = |name: &str| {
+        let at = variants
+            .iter()
+            .position(|v| v.name == name)
+            .expect("a variant of that name");
+        &times[at]
+    };
+
+    println!("{rounds} rounds of {iterations} requests per variant, interleaved\n");
+    println!("| variant | median ns per request | quartiles |");
+    println!("| --- | --- | --- |");
+    for (variant, times) in variants.iter().zip(&times) {
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {:.1} | {:.1} to {:.1} |",
+            variant.name,
+            quantile(&sorted, 0.5),
+            quantile(&sorted, 0.25),
+            quantile(&sorted, 0.75)
+        );
+    }
+    println!("\n| ratio | median of per-round ratios | quartiles | extremes | what it says |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (top, bottom, meaning) in RATIOS {
+        let mut ratios: Vec<f64> = column(top)
+            .iter()
+            .zip(column(bottom))
+            .map(|(t, b)| t / b)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "| {top} / {bottom} | {:.3} | {:.3} to {:.3} | {:.3} to {:.3} | {meaning} |",
+            quantile(&ratios, 0.5),
+            quantile(&ratios, 0.25),
+            quantile(&ratios, 0.75),
+            ratios[0],
+            ratios[ratios.len() - 1],
+        );
+    }
+    let difference: Vec<f64> = column("invalid")
+        .iter()
+        .zip(column("valid"))
+        .map(|(i, v)| i - v)
+        .collect();
+    let mut difference = difference;
+    difference.sort_by(f64::total_cmp);
+    println!(
+        "\ninvalid - valid: median {:.1} ns per request",
+        quantile(&difference, 0.5)
+    );
+}
