@@ -328,7 +328,11 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
             let (pat, ty) = (&first.pat, &first.ty);
             *first = syn::parse_quote! { (_, #pat): (#guard, #ty) };
         }
-        _ => sig.inputs.insert(0, syn::parse_quote! { _: #guard }),
+        Some(_) => sig.inputs.insert(0, syn::parse_quote! { _: #guard }),
+        // Nothing after the guard reads the request: the key need not be kept for anyone.
+        None => sig
+            .inputs
+            .push(syn::parse_quote! { _: #private::GuardAlone<#config> }),
     }
     // Documentation shows the handler as written, not the rewritten first argument; only the
     // attributes that documentation reads go with it.

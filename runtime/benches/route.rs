@@ -16,7 +16,9 @@
 //! - `unprotected`: no guard;
 //! - `seed_eq`: the hand-written extractor comparing the header with `==` against a hard-coded
 //!   key, as services do today;
-//! - `valid`: `#[api_key]`, a valid key;
+//! - `valid`: `#[api_key]` on a handler without arguments, a valid key;
+//! - `valid_key_arg`: the same on a handler that takes the `VerifiedKey`, which the guard then
+//!   keeps in the request's extensions for it;
 //! - `invalid`: `#[api_key]`, a well-formed key of the same length that is not in the store
 //!   (the answer a client spraying guesses gets);
 //! - `missing`: `#[api_key]`, no key at all;
@@ -33,7 +35,7 @@ use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::{Request, StatusCode, request::Parts};
 use axum::routing::get;
-use axum_api_key::{ApiKeys, RequireApiKey, api_key};
+use axum_api_key::{ApiKeys, RequireApiKey, VerifiedKey, api_key};
 use tower::ServiceExt;
 
 const KEY: &str = "bench_k3Yq9Vx2Lm7Tr4Wp8Zn1Cs6";
@@ -45,6 +47,12 @@ async fn open() -> &'static str {
 
 #[api_key]
 async fn protected() -> &'static str {
+    "ok"
+}
+
+#[api_key]
+async fn protected_with_key(key: VerifiedKey) -> &'static str {
+    black_box(key);
     "ok"
 }
 
@@ -91,6 +99,11 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "valid",
         "unprotected",
         "an accepted key over the open route (target <= 1.2)",
+    ),
+    (
+        "valid_key_arg",
+        "unprotected",
+        "the same, the handler taking the key",
     ),
     (
         "invalid",
@@ -171,6 +184,12 @@ fn main() {
         variant(
             "valid",
             Router::new().route("/", get(protected)),
+            Some(KEY),
+            StatusCode::OK,
+        ),
+        variant(
+            "valid_key_arg",
+            Router::new().route("/", get(protected_with_key)),
             Some(KEY),
             StatusCode::OK,
         ),

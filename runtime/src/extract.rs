@@ -229,18 +229,70 @@ where
         state: &St,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         Guarded {
-            check: guard_owned(parts, C::CONFIG, S::from_ref(state)),
-            _guard: PhantomData,
+            check: guard_owned(parts, C::CONFIG, S::from_ref(state), Keep::InExtensions),
+            _guard: PhantomData::<fn() -> Self>,
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`RequireApiKey`]'s extraction: the check, made a `RequireApiKey`.
+    /// The future of a guard's extraction: the check, made the guard.
     struct Guarded<F, G> {
         #[pin]
         check: F,
         _guard: PhantomData<fn() -> G>,
+    }
+}
+
+/// Where the guard leaves the key it accepted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// In the request's extensions, for `VerifiedKey` arguments and handlers behind a layer.
+    InExtensions,
+    /// Nowhere: the handler takes nothing that could read it.
+    Nowhere,
+}
+
+/// The guard of a handler without arguments of its own: nothing after it reads the request, so
+/// the accepted key is not stored for anyone. Not public API: `#[api_key]` uses it.
+#[doc(hidden)]
+pub struct GuardAlone<C, S = ApiKeys> {
+    _config: PhantomData<fn() -> (C, S)>,
+}
+
+impl<C, S, St> FromRequestParts<St> for GuardAlone<C, S>
+where
+    C: KeyConfig,
+    S: KeyStore + FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = ApiKeyRejection;
+
+    fn from_request_parts(
+        parts: &mut Parts,
+        state: &St,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        Guarded {
+            check: guard_owned(parts, C::CONFIG, S::from_ref(state), Keep::Nowhere),
+            _guard: PhantomData::<fn() -> Self>,
+        }
+    }
+}
+
+impl<F, C, S> Future for Guarded<F, GuardAlone<C, S>>
+where
+    F: Future<Output = Result<(), ApiKeyRejection>>,
+{
+    type Output = Result<GuardAlone<C, S>, ApiKeyRejection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().check.poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(GuardAlone {
+                _config: PhantomData,
+            })),
+            Poll::Ready(Err(rejection)) => Poll::Ready(Err(rejection)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -268,8 +320,9 @@ async fn guard_owned<S: KeyStore>(
     parts: &mut Parts,
     config: GuardConfig,
     store: S,
+    keep: Keep,
 ) -> Result<(), ApiKeyRejection> {
-    guard(parts, &config, &store).await
+    guard(parts, &config, &store, keep).await
 }
 
 /// Left in the extensions of a request that an optional guard let in without a key.
@@ -299,6 +352,7 @@ async fn guard<S: KeyStore>(
     parts: &mut Parts,
     config: &GuardConfig,
     store: &S,
+    keep: Keep,
 ) -> Result<(), ApiKeyRejection> {
     let outcome = match find_key(parts, config.sources) {
         // A request without a key holds no scope: a scoped route never lets it in.
@@ -306,7 +360,9 @@ async fn guard<S: KeyStore>(
             audit_anonymous(parts);
             // Read by `VerifiedKey`, in case the handler takes it under a name the attribute
             // could not check: the request is then refused as one without a key.
-            parts.extensions.insert(Anonymous(*config));
+            if keep == Keep::InExtensions {
+                parts.extensions.insert(Anonymous(*config));
+            }
             return Ok(());
         }
         Found::Nothing => Err(Refusal::new(Problem::MissingKey, "missing", None)),
@@ -347,7 +403,9 @@ async fn guard<S: KeyStore>(
         method = %parts.method,
         route = route(parts),
     );
-    parts.extensions.insert(key);
+    if keep == Keep::InExtensions {
+        parts.extensions.insert(key);
+    }
     Ok(())
 }
 
@@ -395,7 +453,8 @@ impl Refusal {
                 .collect(),
             None => Vec::new(),
         };
-        let rejection = ApiKeyRejection::new(self.problem, *config, self.source, missing_scopes);
+        let rejection = ApiKeyRejection::new(self.problem, *config, self.source, missing_scopes)
+            .for_request(parts);
         tracing::info!(
             target: "axum_api_key::audit",
             outcome = "refused",

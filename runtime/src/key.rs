@@ -151,7 +151,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedKey {
                      it; put `#[api_key]` on the handler, or take `Option<VerifiedKey>` where \
                      the key is optional"
                 );
-                Err(ApiKeyRejection::not_protected())
+                Err(ApiKeyRejection::not_protected().for_request(parts))
             }
         }
     }

@@ -298,6 +298,9 @@ pub mod __private {
     /// The guard `#[api_key]` puts first in a handler.
     pub type Guard<C> = crate::RequireApiKey<C, <C as HandlerConfig>::Store>;
 
+    /// The guard `#[api_key]` gives a handler without arguments: nothing reads the key after it.
+    pub type GuardAlone<C> = crate::extract::GuardAlone<C, <C as HandlerConfig>::Store>;
+
     /// Holds when the router state `State` provides the key store: what a handler's guard
     /// needs, checked where the state type is written so that the message lands there.
     #[diagnostic::on_unimplemented(

@@ -181,6 +181,9 @@ pub struct ApiKeyRejection {
     status: StatusCode,
     missing_scopes: Vec<&'static str>,
     rendered: Arc<Rendered>,
+    /// Whether a [`render_rejections`](crate::render_rejections) layer will look for the
+    /// rejection in the response's extensions: only then is it put there.
+    rendered_by_layer: bool,
 }
 
 /// What a rejection sends, rendered once per shape.
@@ -228,7 +231,18 @@ impl ApiKeyRejection {
             status,
             missing_scopes,
             rendered,
+            rendered_by_layer: false,
         }
+    }
+
+    /// Puts the rejection in the response's extensions when the request passed through a
+    /// [`render_rejections`](crate::render_rejections) layer.
+    pub(crate) fn for_request(mut self, parts: &http::request::Parts) -> Self {
+        self.rendered_by_layer = parts
+            .extensions
+            .get::<crate::render::RenderingRejections>()
+            .is_some();
+        self
     }
 
     pub(crate) fn not_protected() -> Self {
@@ -269,8 +283,8 @@ impl ApiKeyRejection {
         self.rendered.challenge.clone()
     }
 
-    /// Makes `response` carry this rejection's status and challenge, and the rejection itself
-    /// in its extensions, whatever its body.
+    /// Makes `response` carry this rejection's status and challenge, and, for a
+    /// `render_rejections` layer, the rejection itself in its extensions, whatever its body.
     pub(crate) fn apply(self, response: &mut Response) {
         *response.status_mut() = self.status;
         if let Some(challenge) = &self.rendered.challenge {
@@ -278,7 +292,9 @@ impl ApiKeyRejection {
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, challenge.clone());
         }
-        response.extensions_mut().insert(self);
+        if self.rendered_by_layer {
+            response.extensions_mut().insert(self);
+        }
     }
 }
 

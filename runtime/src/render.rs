@@ -66,9 +66,14 @@ pub struct RenderRejections<S, F> {
     render: F,
 }
 
-impl<S, F, R, Request> Service<Request> for RenderRejections<S, F>
+/// Left in a request's extensions by [`RenderRejections`], so that the guard hands its
+/// rejection over in the response's extensions (and spares the work where nothing reads it).
+#[derive(Clone, Copy)]
+pub(crate) struct RenderingRejections;
+
+impl<S, F, R, B> Service<http::Request<B>> for RenderRejections<S, F>
 where
-    S: Service<Request, Response = Response>,
+    S: Service<http::Request<B>, Response = Response>,
     F: Fn(&ApiKeyRejection) -> R + Clone,
     R: IntoResponse,
 {
@@ -80,7 +85,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(RenderingRejections);
         RenderFuture {
             inner: self.inner.call(request),
             render: self.render.clone(),

@@ -767,8 +767,22 @@ pub(crate) fn checked(key: &[u8]) -> Result<&str, KeyError> {
 }
 
 /// Keys are visible ASCII: anything else cannot be a key, whatever the store holds.
+///
+/// Eight bytes at a time: a byte is visible ASCII (0x21 to 0x7E) when its high bit is clear,
+/// adding 0x5F sets it (the byte is at least 0x21), and adding 0x01 does not (it is below 0x7F).
+/// No addition carries into the next byte, since every byte is below 0x80 by then.
 pub(crate) fn is_key_shaped(key: &[u8]) -> bool {
-    !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic())
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let graphic =
+        |word: u64| word & HIGH == 0 && (word + 0x5F * LOW) & !(word + LOW) & HIGH == HIGH;
+    let mut chunks = key.chunks_exact(8);
+    let words_ok = chunks.by_ref().all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        graphic(u64::from_le_bytes(word))
+    });
+    !key.is_empty() && words_ok && chunks.remainder().iter().all(u8::is_ascii_graphic)
 }
 
 /// A scope the store accepts: an RFC 6750 scope token (visible ASCII without `"` or `\`) that
@@ -817,6 +831,22 @@ mod tests {
             keys.verify(&[b'k'; MAX_KEY_LEN + 1]).err(),
             Some(KeyError::TooLong)
         );
+    }
+
+    #[test]
+    fn the_shape_check_accepts_exactly_visible_ascii() {
+        for byte in 0..=u8::MAX {
+            for at in 0..17 {
+                let mut key = vec![b'k'; 17];
+                key[at] = byte;
+                assert_eq!(
+                    is_key_shaped(&key),
+                    byte.is_ascii_graphic(),
+                    "byte {byte:#04x} at {at}"
+                );
+            }
+        }
+        assert!(!is_key_shaped(b""));
     }
 
     #[test]
