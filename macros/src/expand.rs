@@ -24,6 +24,8 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
         check_signature(&handler.sig, &mut errors);
         check_applied_once(&handler.attrs, &handler.sig.ident, &mut errors);
         check_key_arguments(&handler.sig, &args, &mut errors);
+        check_body_last(&handler.sig, &mut errors);
+        check_debug_handler_below(&handler.attrs, &args, &mut errors);
         Some(Target::Handler(handler))
     } else {
         match syn::parse2::<Item>(item.clone()) {
@@ -59,11 +61,31 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
             let config_impl = config_impl(&args, &config.ident);
             quote! { #config #config_impl }
         }
-        // The item goes out unchanged beside the errors, so the route that uses it raises no
-        // follow-on errors and IDEs keep resolving it.
-        (Err(error), _) => {
+        // The handler goes out beside the errors as the closest valid handler (async, without
+        // `const`, `unsafe` or an ABI), so the route that uses it raises no follow-on errors and
+        // IDEs keep resolving it; anything else goes out unchanged.
+        (Err(error), target) => {
             let error = error.into_compile_error();
-            quote! { #item #error }
+            match target {
+                Some(Target::Handler(handler)) => {
+                    let Handler {
+                        attrs,
+                        vis,
+                        mut sig,
+                        body,
+                    } = handler;
+                    sig.asyncness = Some(Default::default());
+                    sig.constness = None;
+                    sig.unsafety = None;
+                    sig.abi = None;
+                    // A body extractor goes last, where axum takes it.
+                    let (reads_body, rest): (Vec<FnArg>, Vec<FnArg>) =
+                        sig.inputs.into_iter().partition(is_body_argument);
+                    sig.inputs = rest.into_iter().chain(reads_body).collect();
+                    quote! { #(#attrs)* #vis #sig #body #error }
+                }
+                _ => quote! { #item #error },
+            }
         }
         (Ok(()), None) => item,
     }
@@ -99,6 +121,82 @@ impl syn::parse::Parse for Handler {
             body,
         })
     }
+}
+
+/// Extractors that read the request's body, which axum runs last: one anywhere else is an
+/// error at that argument, rather than an unsatisfied bound naming the rewritten first argument.
+const BODY_EXTRACTORS: &[&str] = &[
+    "Json",
+    "Form",
+    "Bytes",
+    "String",
+    "Request",
+    "Multipart",
+    "RawForm",
+    "Body",
+];
+
+fn check_body_last(sig: &Signature, errors: &mut Errors) {
+    let count = sig.inputs.len();
+    for input in sig.inputs.iter().take(count.saturating_sub(1)) {
+        let FnArg::Typed(typed) = input else { continue };
+        if let Some(name) = body_extractor(&typed.ty) {
+            errors.push(syn::Error::new_spanned(
+                &typed.ty,
+                format!(
+                    "`{name}` reads the request body, so it must be the handler's last argument; \
+                     move it after the others"
+                ),
+            ));
+        }
+    }
+}
+
+fn is_body_argument(input: &FnArg) -> bool {
+    matches!(input, FnArg::Typed(typed) if body_extractor(&typed.ty).is_some())
+}
+
+/// The name of the body extractor `ty` is, if it is one.
+fn body_extractor(ty: &syn::Type) -> Option<&syn::Ident> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    BODY_EXTRACTORS
+        .iter()
+        .any(|name| last.ident == name)
+        .then_some(&last.ident)
+}
+
+/// `#[axum::debug_handler]` below `#[api_key]` checks the rewritten handler, whose guard takes
+/// the key store from the router state: it must know that state. With `state = …` here it is
+/// passed on; without it, the error says what to write.
+fn check_debug_handler_below(attrs: &[syn::Attribute], args: &Args, errors: &mut Errors) {
+    let Some(debug) = attrs.iter().find(|attr| is_debug_handler(attr)) else {
+        return;
+    };
+    let has_state =
+        match &debug.meta {
+            syn::Meta::List(list) => list.tokens.clone().into_iter().any(
+                |token| matches!(token, proc_macro2::TokenTree::Ident(ident) if ident == "state"),
+            ),
+            _ => false,
+        };
+    if !has_state && args.state.is_none() {
+        errors.push(syn::Error::new_spanned(
+            debug,
+            "below #[api_key], #[axum::debug_handler] checks the guard, which takes the key store \
+             from the router state: tell it the state, `#[axum::debug_handler(state = AppState)]` \
+             (or `state = AppState` in #[api_key]), or put #[axum::debug_handler] above #[api_key]",
+        ));
+    }
+}
+
+fn is_debug_handler(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "debug_handler")
 }
 
 /// A second `#[api_key]` below the first: the handler would get two guards and two generated
@@ -280,11 +378,12 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
 
 fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     let Handler {
-        attrs,
+        mut attrs,
         vis,
         sig: original,
         body,
     } = handler;
+    pass_state_to_debug_handler(&mut attrs, args);
     let mut sig = original.clone();
     let private = private_path(args);
     let (config, config_items) = match standard_config(args, &private) {
@@ -319,6 +418,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         }
     };
     let state_check = state_check(args, &sig, &private, &config);
+    let response_check = response_check(&sig, &private);
     let guard = quote! { #private::Guard<#config> };
     match sig.inputs.first_mut() {
         // The guard joins the first argument in a tuple, which axum extracts left to right:
@@ -353,6 +453,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     quote! {
         #config_items
         #state_check
+        #response_check
 
         #[cfg(not(doc))]
         #(#attrs)*
@@ -361,6 +462,66 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         #[cfg(doc)]
         #(#doc_attrs)*
         #vis #original #body
+    }
+}
+
+/// A check that the handler's return type is a response, reported at that type in our words
+/// (the route that uses the handler still reports axum's unsatisfied `Handler` bound after it).
+/// A named constant, which an `impl` block may hold too; skipped for generic handlers and
+/// `impl Trait` returns.
+fn response_check(sig: &Signature, private: &TokenStream) -> Option<TokenStream> {
+    let syn::ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    if !sig.generics.params.is_empty() || mentions_impl_trait(ty) {
+        return None;
+    }
+    let name = sig.ident.to_string();
+    let name = format_ident!(
+        "__api_key_response_{}",
+        name.strip_prefix("r#").unwrap_or(&name),
+        span = Span::mixed_site()
+    );
+    let check = respan(quote! { #private::check_response::<#ty>() }, ty.span());
+    Some(quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        const #name: () = #check;
+    })
+}
+
+fn mentions_impl_trait(ty: &syn::Type) -> bool {
+    fn has_impl(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+            proc_macro2::TokenTree::Group(group) => has_impl(group.stream()),
+            _ => false,
+        })
+    }
+    has_impl(quote!(#ty))
+}
+
+/// `#[axum::debug_handler]` below `#[api_key]` without a state of its own gets the one given
+/// here.
+fn pass_state_to_debug_handler(attrs: &mut [syn::Attribute], args: &Args) {
+    let Some(state) = &args.state else { return };
+    let state = &state.value;
+    for attr in attrs.iter_mut().filter(|attr| is_debug_handler(attr)) {
+        let path = attr.path().clone();
+        match &attr.meta {
+            syn::Meta::Path(_) => {
+                attr.meta = syn::parse_quote! { #path(state = #state) };
+            }
+            syn::Meta::List(list)
+                if !list.tokens.clone().into_iter().any(|token| {
+                    matches!(token, proc_macro2::TokenTree::Ident(ident) if ident == "state")
+                }) =>
+            {
+                let tokens = &list.tokens;
+                attr.meta = syn::parse_quote! { #path(state = #state, #tokens) };
+            }
+            _ => {}
+        }
     }
 }
 

@@ -188,8 +188,11 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest
 /// | `#[api_key(store = String)]` | `String` is not an API key store, at the type, with the method to implement |
 /// | more than 16 arguments | axum handlers take at most 16 arguments |
 /// | `store = …` on a unit struct | a guard type does not choose its store |
-/// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` |
+/// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` (the route using it raises nothing more) |
 /// | a syntax error in the handler's body | the compiler's own error, at its place, and nothing else |
+/// | `async fn h(Json(b): Json<T>, key: VerifiedKey)` | `Json` reads the request body, so it must be the last argument, at `Json<T>` |
+/// | a return type that is no response | `T` is not a response, so the handler cannot serve a route, at the type (axum's `Handler` error at the route follows) |
+/// | `#[axum::debug_handler]` below `#[api_key]` without a state | tell it the state, or put it above; with `state = AppState` in `#[api_key]`, that state is passed on to it |
 /// | `#[api_key(scopes = [...])]` on an associated fn in an `impl` block | the compiler's "enum is not supported in `trait`s or `impl`s", at the attribute: move the handler out of the `impl` |
 /// | `async fn handler(&self)` | a handler cannot take `self` |
 /// | `const`, `unsafe` or `extern` fn | cannot be an axum handler, with what to remove |
@@ -313,6 +316,20 @@ pub mod __private {
     pub trait StoreInState<State> {}
 
     impl<K: axum::extract::FromRef<State>, State> StoreInState<State> for K {}
+
+    /// What a handler may return, named in our words when it is not.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a response, so the handler cannot serve a route",
+        label = "returned here",
+        note = "a handler returns a type that implements `axum::response::IntoResponse`: a \
+                `String`, `Json<T>`, `(StatusCode, T)`, `Result<T, E>` of responses, ..."
+    )]
+    pub trait HandlerResponse {}
+
+    impl<T: axum::response::IntoResponse> HandlerResponse for T {}
+
+    /// Compiles only when `T` is a response.
+    pub const fn check_response<T: HandlerResponse>() {}
 
     /// Compiles only when `State` provides `K`.
     pub const fn check_store_in_state<K: StoreInState<State>, State>() {}

@@ -1,5 +1,5 @@
-// Every mistake is reported at once, and the function is kept, so the route that uses it
-// raises no error of its own.
+// Every mistake is reported at once, and the function is kept as the closest valid handler
+// (here made async), so the route that uses it raises no error of its own.
 use axum::{Router, routing::get};
 use axum_api_key::{ApiKeys, api_key};
 
@@ -9,5 +9,5 @@ fn handler() -> &'static str {
 }
 
 fn main() {
-    let _: Router = Router::new().route("/", get(|| async { handler() })).with_state(ApiKeys::new());
+    let _: Router = Router::new().route("/", get(handler)).with_state(ApiKeys::new());
 }

@@ -15,4 +15,13 @@ async fn not_a_string() {}
 #[api_key(header)]
 async fn no_value() {}
 
-fn main() {}
+// Every handler is routed, so that a follow-on error at the route would show here.
+fn main() {
+    let _: axum::Router = axum::Router::new()
+        .route("/0", axum::routing::get(space))
+        .route("/1", axum::routing::get(colon))
+        .route("/2", axum::routing::get(empty))
+        .route("/3", axum::routing::get(not_a_string))
+        .route("/4", axum::routing::get(no_value))
+        .with_state(axum_api_key::ApiKeys::new());
+}

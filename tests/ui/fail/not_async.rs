@@ -5,4 +5,9 @@ fn handler() -> &'static str {
     "hi"
 }
 
-fn main() {}
+// Every handler is routed, so that a follow-on error at the route would show here.
+fn main() {
+    let _: axum::Router = axum::Router::new()
+        .route("/0", axum::routing::get(handler))
+        .with_state(axum_api_key::ApiKeys::new());
+}

@@ -11,4 +11,11 @@ async fn bare_key(key: VerifiedKey) -> String {
 #[api_key(auto_error = false)]
 async fn fastapi_spelling() {}
 
-fn main() {}
+// Every handler is routed, so that a follow-on error at the route would show here.
+fn main() {
+    let _: axum::Router = axum::Router::new()
+        .route("/0", axum::routing::get(with_value))
+        .route("/1", axum::routing::get(bare_key))
+        .route("/2", axum::routing::get(fastapi_spelling))
+        .with_state(axum_api_key::ApiKeys::new());
+}

@@ -21,4 +21,15 @@ async fn not_a_string() {}
 #[api_key(scope = ["orders:read"])]
 async fn singular() {}
 
-fn main() {}
+// Every handler is routed, so that a follow-on error at the route would show here.
+fn main() {
+    let _: axum::Router = axum::Router::new()
+        .route("/0", axum::routing::get(empty_list))
+        .route("/1", axum::routing::get(empty_scope))
+        .route("/2", axum::routing::get(not_a_list))
+        .route("/3", axum::routing::get(bad_characters))
+        .route("/4", axum::routing::get(listed_twice))
+        .route("/5", axum::routing::get(not_a_string))
+        .route("/6", axum::routing::get(singular))
+        .with_state(axum_api_key::ApiKeys::new());
+}
