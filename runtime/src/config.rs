@@ -61,6 +61,8 @@ pub enum ConfigErrorKind {
     InvalidPrefix,
     /// The records file could not be read.
     FileUnreadable,
+    /// A change could not be written to the records file; the store was left as it was.
+    FileUnwritable,
     /// The records file is not valid TOML of the documented shape.
     FileSyntax,
     /// A time in the records file is not an offset date-time such as `2027-01-01T00:00:00Z`.
@@ -217,6 +219,7 @@ impl fmt::Display for ConfigError {
             K::NotOfFormat => "the key is not of the store's key format (prefix and checksum)",
             K::InvalidPrefix => "a key prefix is 1 to 16 ASCII letters and digits, e.g. `myapp`",
             K::FileUnreadable => "cannot be read",
+            K::FileUnwritable => "cannot be written; the change was not made",
             K::FileSyntax => "is not a valid records file",
             K::BadTime => "the time must be an offset date-time, e.g. 2027-01-01T00:00:00Z",
             K::NoFile => {
@@ -237,6 +240,7 @@ impl fmt::Display for ConfigError {
             | K::NotUnicode
             | K::NoKeys
             | K::FileUnreadable
+            | K::FileUnwritable
             | K::FileSyntax
             | K::FileEmpty
             | K::FileIncomplete => " ",

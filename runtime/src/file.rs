@@ -11,7 +11,7 @@ use toml::value::{Datetime, Offset};
 
 use crate::config::{ConfigError, ConfigErrorKind, decode_digest};
 use crate::format::KeyFormat;
-use crate::store::{ApiKeys, Key, KeySet};
+use crate::store::{ApiKeys, FileEdit, Key, KeySet};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,7 +102,7 @@ impl ApiKeys {
     /// file are dropped. The store's HTTPS requirement is kept, and so is its key format unless
     /// the file names one.
     pub fn reload(&self) -> Result<usize, ConfigError> {
-        self.change(|set| {
+        self.change(|set, _| {
             let Some(path) = set.file.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFile));
             };
@@ -205,6 +205,9 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             .with_message(safe_message(error.message().trim()))
     })?;
     let mut set = KeySet::default();
+    // Ids with a key that has no end: not revoked, no expiry. An id names several records only
+    // during a rotation, when all but one of them have an end.
+    let mut open_ended = std::collections::HashSet::new();
     if let Some(format) = &file.format {
         let parsed = KeyFormat::new(format.get_ref())
             .map_err(|error| error.at(line(format.span().start), Some("format")))?;
@@ -249,7 +252,9 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             })?;
             key = key.expires_at(at);
         }
-        set.insert(key, false).map_err(|error| {
+        let ends = record.revoked || record.expires.is_some();
+        let shared_id = ends || open_ended.insert(record.id.get_ref().clone());
+        set.insert(key, shared_id).map_err(|error| {
             // The line and field say where; the id read from the file may be a pasted key.
             let error = error.without_id();
             let (at, field) = match error.kind() {
@@ -267,6 +272,215 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         })?;
     }
     Ok(set)
+}
+
+/// Writes `edits` to the records file at `path` and returns the set the written file holds,
+/// with `template`'s format (unless the file names one), emptiness rule and path.
+///
+/// Another process changing the same file waits on an advisory lock of `<file>.lock`, so no
+/// change is lost. The file is read afresh under the lock, edited in place (comments and
+/// layout kept), checked as a whole, written to a temporary file in the same directory, flushed
+/// to disk, renamed over the old one, and the directory flushed: a crash at any point leaves
+/// the old file or the new one, whole. Any error leaves the file as it was.
+pub(crate) fn write_through(
+    path: &Path,
+    edits: &[FileEdit],
+    template: &KeySet,
+) -> Result<KeySet, ConfigError> {
+    let origin = path.display().to_string();
+    let io_error = |error: std::io::Error| {
+        ConfigError::new(ConfigErrorKind::FileUnwritable)
+            .in_origin(&origin)
+            .with_message(error.to_string())
+    };
+    let _lock = lock(path).map_err(io_error)?;
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::new(ConfigErrorKind::FileUnreadable)
+            .in_origin(&origin)
+            .with_message(error.to_string())
+    })?;
+    let mut document = text.parse::<toml_edit::DocumentMut>().map_err(|error| {
+        let line = error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        ConfigError::new(ConfigErrorKind::FileSyntax)
+            .in_origin(&origin)
+            .at(line, None)
+            .with_message(safe_message(error.message()))
+    })?;
+    for edit in edits {
+        apply(&mut document, edit).map_err(|error| error.in_origin(&origin))?;
+    }
+    let written = document.to_string();
+    // The edited file must read back as a valid records file: a change another process made
+    // meanwhile (the same id added twice, say) refuses this one rather than break the file.
+    let mut set = parse(&written).map_err(|error| error.in_origin(&origin))?;
+    if set.format.is_none() {
+        set.format = template.format.clone();
+    }
+    set.file = template.file.clone();
+    set.allow_empty = template.allow_empty;
+    set.file_id = replace(path, written.as_bytes()).map_err(io_error)?;
+    Ok(set)
+}
+
+/// Takes the advisory lock that serialises the processes changing the file at `path`.
+fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_file_name(name))?;
+    lock.lock()?;
+    Ok(lock)
+}
+
+/// Replaces the file at `path` with `contents`, atomically and durably; returns the new file's
+/// identity.
+fn replace(path: &Path, contents: &[u8]) -> std::io::Result<Option<(u64, u64)>> {
+    use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let written = (|| -> std::io::Result<Option<(u64, u64)>> {
+        let mut file = std::fs::File::create(&temporary)?;
+        // Keep the old file's permissions: a records file may be readable by its owner only.
+        if let Ok(metadata) = std::fs::metadata(path) {
+            file.set_permissions(metadata.permissions())?;
+        }
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(file_id(&file.metadata()?))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    let id = written?;
+    // The rename itself is durable once the directory is.
+    #[cfg(unix)]
+    if let Some(directory) = path.parent() {
+        let directory = if directory.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            directory
+        };
+        std::fs::File::open(directory)?.sync_all()?;
+    }
+    Ok(id)
+}
+
+/// Applies one edit to the records file's document.
+fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), ConfigError> {
+    use toml_edit::{Item, Value, value};
+    let keys = document
+        .entry("keys")
+        .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+    let Some(keys) = keys.as_array_of_tables_mut() else {
+        return Err(ConfigError::new(ConfigErrorKind::FileSyntax)
+            .at(None, Some("keys"))
+            .with_message("`keys` must be an array of tables, `[[keys]]`"));
+    };
+    let of_id =
+        |table: &toml_edit::Table, id: &str| table.get("id").and_then(Item::as_str) == Some(id);
+    match edit {
+        FileEdit::Append { digest, record } => {
+            let mut table = toml_edit::Table::new();
+            table.insert("id", value(&*record.id));
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            table.insert("digest", value(format!("sha256:{hex}")));
+            if !record.scopes.is_empty() {
+                let scopes: toml_edit::Array = record.scopes.iter().map(|s| &**s).collect();
+                table.insert("scopes", value(scopes));
+            }
+            if let Some(at) = record.not_before {
+                table.insert("not_before", value(datetime(at)?));
+            }
+            if let Some(at) = record.expires {
+                table.insert("expires", value(datetime(at)?));
+            }
+            if record.revoked {
+                table.insert("revoked", value(true));
+            }
+            if !record.metadata.is_empty() {
+                let mut metadata = toml_edit::InlineTable::new();
+                for (name, text) in &record.metadata {
+                    metadata.insert(name, Value::from(text.as_str()));
+                }
+                table.insert("metadata", value(metadata));
+            }
+            keys.push(table);
+        }
+        FileEdit::Revoke { id } => {
+            let mut found = false;
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                table.insert("revoked", value(true));
+                found = true;
+            }
+            if !found {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+        }
+        FileEdit::Expire { id, at } => {
+            let deadline = datetime(*at)?;
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                let sooner = table
+                    .get("expires")
+                    .and_then(Item::as_datetime)
+                    .and_then(system_time)
+                    .is_some_and(|expires| expires <= *at);
+                if !sooner {
+                    table.insert("expires", value(deadline));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A time as a TOML offset date-time in UTC, to the nanosecond.
+fn datetime(at: SystemTime) -> Result<Datetime, ConfigError> {
+    let too_far = || ConfigError::new(ConfigErrorKind::BadTime);
+    let since = at.duration_since(UNIX_EPOCH).map_err(|_| too_far())?;
+    // TOML dates have four-digit years.
+    if since.as_secs() > 253_402_300_799 {
+        return Err(too_far());
+    }
+    let seconds = i64::try_from(since.as_secs()).map_err(|_| too_far())?;
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let of_day = seconds.rem_euclid(86_400);
+    let fraction = match since.subsec_nanos() {
+        0 => String::new(),
+        nanos => format!(".{nanos:09}"),
+    };
+    let text = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        of_day / 3_600,
+        of_day % 3_600 / 60,
+        of_day % 60
+    );
+    text.parse().map_err(|_| too_far())
+}
+
+/// The date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// The names the records file knows, which a parser's message may quote.
@@ -433,6 +647,70 @@ mod tests {
         assert!(
             e.to_string().ends_with("invalid type, expected a sequence"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn times_written_read_back_exactly() {
+        for seconds in [
+            0u64,
+            951_782_400,
+            1_709_164_800,
+            32_472_144_000,
+            253_402_300_799,
+        ] {
+            for nanos in [0u32, 1, 999_999_999] {
+                let at = UNIX_EPOCH + Duration::new(seconds, nanos);
+                let written = datetime(at).unwrap();
+                assert_eq!(system_time(&written), Some(at), "{written}");
+            }
+        }
+        assert!(datetime(UNIX_EPOCH + Duration::from_secs(253_402_300_800)).is_err());
+        for days in [-719_468, -1, 0, 11_017, 19_782, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn edits_keep_comments_and_layout() {
+        let text = format!(
+            "# header\nformat = \"app\"\n\n[[keys]]\nid = \"a\"  # partner A\ndigest = \"{HELLO}\"\n"
+        );
+        let mut document = text.parse::<toml_edit::DocumentMut>().unwrap();
+        apply(&mut document, &FileEdit::Revoke { id: "a".into() }).unwrap();
+        let record = crate::key::KeyRecord {
+            id: "b".into(),
+            scopes: vec!["x".into()].into_boxed_slice(),
+            ..Default::default()
+        };
+        apply(
+            &mut document,
+            &FileEdit::Append {
+                digest: crate::digest(b"b"),
+                record,
+            },
+        )
+        .unwrap();
+        let edited = document.to_string();
+        assert!(
+            edited.starts_with("# header\nformat = \"app\"\n\n[[keys]]\nid = \"a\"  # partner A\n"),
+            "{edited}"
+        );
+        assert!(edited.contains("revoked = true"), "{edited}");
+        assert!(edited.contains("id = \"b\""), "{edited}");
+        let set = parse(&edited).unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(
+            apply(
+                &mut document,
+                &FileEdit::Revoke {
+                    id: "nobody".into()
+                }
+            )
+            .unwrap_err()
+            .kind(),
+            ConfigErrorKind::UnknownId
         );
     }
 

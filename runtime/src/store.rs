@@ -77,7 +77,8 @@ impl std::error::Error for KeyError {}
 ///   [`rotate`](Self::rotate) and `reload` (feature `file`), which take `&self`: every clone sees
 ///   the change, requests in flight finish on the set they started with, and no request waits.
 ///   Each change copies the set (O(number of keys)) and swaps it in whole, so a request never
-///   sees half of one.
+///   sees half of one. A store read from a records file (`from_file`) writes every change to
+///   the file before the call returns; one that cannot be written is not made.
 ///
 /// # Examples
 ///
@@ -132,9 +133,9 @@ pub(crate) struct KeySet {
 }
 
 #[derive(Clone)]
-struct Entry {
+pub(crate) struct Entry {
     digest: Words,
-    key: VerifiedKey,
+    pub(crate) key: VerifiedKey,
 }
 
 impl ApiKeys {
@@ -300,17 +301,30 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn add(&self, key: Key) -> Result<(), ConfigError> {
-        self.change(|set| set.insert(key, false))
+        self.change(|set, edits| {
+            let digest = key.digest;
+            set.insert(key, false)?;
+            if let Ok(digest) = digest
+                && let Some(entry) = set.find(&digest)
+            {
+                edits.push(FileEdit::Append {
+                    digest,
+                    record: entry.key.record().clone(),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Revokes every key with this id: from the moment it returns, no request is let in with
     /// them. Returns how many keys were revoked.
     pub fn revoke(&self, id: &str) -> Result<usize, ConfigError> {
-        self.change(|set| {
+        self.change(|set, edits| {
             let revoked = set.update(id, |record| record.revoked = true);
             if revoked == 0 {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
             }
+            edits.push(FileEdit::Revoke { id: id.into() });
             Ok(revoked)
         })
     }
@@ -318,6 +332,9 @@ impl ApiKeys {
     /// Issues a new key for `id`, in the store's [`KeyFormat`], and lets the old ones keep
     /// working until `grace` has passed. The new key has the old one's scopes and metadata and
     /// no expiry. Returns the new key, which is not kept anywhere: hand it to its owner now.
+    ///
+    /// The store needs a key format to generate the key in ([`with_format`](Self::with_format),
+    /// or `format = "…"` in the records file); without one, `rotate` returns an error.
     ///
     /// ```
     /// use std::time::Duration;
@@ -335,7 +352,7 @@ impl ApiKeys {
     pub fn rotate(&self, id: &str, grace: Duration) -> Result<String, ConfigError> {
         // A grace period past what a clock can hold never ends: the old key keeps its expiry.
         let deadline = SystemTime::now().checked_add(grace);
-        self.change(|set| {
+        self.change(|set, edits| {
             let Some(format) = set.format.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFormat).with_id(id));
             };
@@ -346,6 +363,10 @@ impl ApiKeys {
                 set.update(id, |record| {
                     record.expires = Some(record.expires.map_or(deadline, |e| e.min(deadline)));
                 });
+                edits.push(FileEdit::Expire {
+                    id: id.into(),
+                    at: deadline,
+                });
             }
             let new = format.generate();
             // The new key keeps what the key may do, not when: its own validity starts now.
@@ -355,15 +376,21 @@ impl ApiKeys {
                 revoked: false,
                 ..template
             };
-            set.insert_record(digest(new.as_bytes()), record, true)?;
+            let digest = digest(new.as_bytes());
+            set.insert_record(digest, record.clone(), true)?;
+            edits.push(FileEdit::Append { digest, record });
             Ok(new)
         })
     }
 
     /// Runs one change on a copy of the live set and swaps it in, or leaves the set as it was.
+    ///
+    /// For a store read from a records file, the change's edits are written to the file first,
+    /// and the set swapped in is the file as written: a change that cannot be written is not
+    /// made, and changes another process wrote to the file meanwhile are taken along.
     pub(crate) fn change<T>(
         &self,
-        change: impl FnOnce(&mut KeySet) -> Result<T, ConfigError>,
+        change: impl FnOnce(&mut KeySet, &mut Vec<FileEdit>) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
         let _one_at_a_time = self
             .shared
@@ -371,7 +398,14 @@ impl ApiKeys {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut next = KeySet::clone(&self.shared.current.load());
-        let out = change(&mut next)?;
+        let mut edits = Vec::new();
+        let out = change(&mut next, &mut edits)?;
+        #[cfg(feature = "file")]
+        if let Some(path) = next.file.clone()
+            && !edits.is_empty()
+        {
+            next = crate::file::write_through(&path, &edits, &next)?;
+        }
         self.shared.current.store(Arc::new(next));
         Ok(out)
     }
@@ -396,6 +430,20 @@ impl ApiKeys {
             }
         }
     }
+}
+
+/// One change of a live store, as the records file of a store read from one records it.
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
+pub(crate) enum FileEdit {
+    /// A new key.
+    Append {
+        digest: KeyDigest,
+        record: KeyRecord,
+    },
+    /// Every key of this id revoked.
+    Revoke { id: Box<str> },
+    /// Every key of this id expiring at this time at the latest.
+    Expire { id: Box<str>, at: SystemTime },
 }
 
 /// Whether the key may be used now: not revoked, not expired, not before its time.
@@ -510,7 +558,7 @@ impl KeySet {
             .map(|entry| entry.key.record().clone())
     }
 
-    fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
+    pub(crate) fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
         let digest = Words::of(digest);
         // Every candidate the table probes is compared in constant time, so the lookup reveals
         // nothing about how close a wrong key's digest came to a stored one.

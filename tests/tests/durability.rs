@@ -1,0 +1,276 @@
+//! A store read from a records file keeps every change in the file: across restarts, across
+//! processes changing the same file, and through a process killed mid-change.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use axum_api_key::{ApiKeys, ConfigErrorKind, Key, KeyError, KeyFormat};
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "axum-api-key-durability-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let path = dir.join("keys.toml");
+    std::fs::write(&path, text).expect("the records file");
+    path
+}
+
+const HEADER: &str =
+    "# Keys of the orders API. Edit by hand or through the service.\nformat = \"dur\"\n\n";
+
+/// A records file holding one generated key, `first`, and that key.
+fn one_key_file(name: &str) -> (PathBuf, String) {
+    let format = KeyFormat::new("dur").unwrap();
+    let key = format.generate();
+    let digest: String = axum_api_key::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let text = format!(
+        "{HEADER}[[keys]]\nid = \"first\"   # the first partner\ndigest = \"sha256:{digest}\"\nscopes = [\"orders:read\"]\n"
+    );
+    (temp_file(name, &text), key)
+}
+
+/// Waits until the file has settled, as a restart reads it (the store reads a file changed in
+/// the last moment only once it has settled).
+fn restart(path: &Path) -> ApiKeys {
+    ApiKeys::from_file(path).expect("the records file reads back")
+}
+
+#[test]
+fn a_revocation_survives_a_restart() {
+    let (path, key) = one_key_file("revoke");
+    let keys = ApiKeys::from_file(&path).unwrap();
+    assert!(keys.verify(key.as_bytes()).is_ok());
+    assert_eq!(keys.revoke("first").unwrap(), 1);
+    assert_eq!(keys.verify(key.as_bytes()).unwrap_err(), KeyError::Revoked);
+
+    let restarted = restart(&path);
+    assert_eq!(
+        restarted.verify(key.as_bytes()).unwrap_err(),
+        KeyError::Revoked
+    );
+    // The file kept its comments and layout; the change is where the key is.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(HEADER), "{text}");
+    assert!(text.contains("# the first partner"), "{text}");
+    assert!(text.contains("revoked = true"), "{text}");
+}
+
+#[test]
+fn a_rotation_survives_a_restart_with_its_grace_period() {
+    let (path, old) = one_key_file("rotate");
+    let keys = ApiKeys::from_file(&path).unwrap();
+    let grace = Duration::from_secs(3_600);
+    let new = keys.rotate("first", grace).unwrap();
+
+    let restarted = restart(&path);
+    let accepted = restarted.verify(new.as_bytes()).expect("the new key works");
+    assert_eq!(accepted.id(), "first");
+    assert_eq!(accepted.scopes().collect::<Vec<_>>(), ["orders:read"]);
+    let old_key = restarted
+        .verify(old.as_bytes())
+        .expect("the old key, until its deadline");
+    let deadline = old_key.expires_at().expect("a deadline");
+    let expected = SystemTime::now() + grace;
+    assert!(
+        deadline <= expected + Duration::from_secs(2)
+            && deadline + Duration::from_secs(5) >= expected,
+        "the deadline is about an hour away"
+    );
+
+    // A grace period of nothing: the old key is refused, after a restart too.
+    let newest = restarted.rotate("first", Duration::ZERO).unwrap();
+    let again = restart(&path);
+    assert_eq!(again.verify(old.as_bytes()).unwrap_err(), KeyError::Expired);
+    assert_eq!(again.verify(new.as_bytes()).unwrap_err(), KeyError::Expired);
+    assert!(again.verify(newest.as_bytes()).is_ok());
+}
+
+#[test]
+fn an_added_key_survives_a_restart_and_the_file_never_holds_it() {
+    let (path, _) = one_key_file("add");
+    let keys = ApiKeys::from_file(&path).unwrap();
+    let key = KeyFormat::new("dur").unwrap().generate();
+    keys.add(
+        Key::new("second", &key)
+            .scopes(["orders:write"])
+            .metadata("owner", "Partner B"),
+    )
+    .unwrap();
+    let restarted = restart(&path);
+    let accepted = restarted.verify(key.as_bytes()).unwrap();
+    assert_eq!(accepted.metadata("owner"), Some("Partner B"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(&key), "the key itself is never written");
+}
+
+#[test]
+fn a_change_that_cannot_be_written_is_not_made() {
+    let (path, key) = one_key_file("unwritable");
+    let keys = ApiKeys::from_file(&path).unwrap();
+    // Someone breaks the file by hand: the change cannot be written, and is not made.
+    std::fs::write(&path, "[[keys]\nid = \"broken\"\n").unwrap();
+    let error = keys.revoke("first").unwrap_err();
+    assert_eq!(error.kind(), ConfigErrorKind::FileSyntax);
+    assert!(
+        keys.verify(key.as_bytes()).is_ok(),
+        "the store is as it was"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "[[keys]\nid = \"broken\"\n",
+        "the file is as it was"
+    );
+
+    // A key another process added under the same id meanwhile refuses this addition.
+    let (path, _) = one_key_file("conflict");
+    let here = ApiKeys::from_file(&path).unwrap();
+    let there = ApiKeys::from_file(&path).unwrap();
+    let format = KeyFormat::new("dur").unwrap();
+    there.add(Key::new("second", format.generate())).unwrap();
+    let error = here.add(Key::new("second", format.generate())).unwrap_err();
+    assert_eq!(error.kind(), ConfigErrorKind::DuplicateId);
+    assert_eq!(restart(&path).len(), 2);
+}
+
+#[test]
+fn a_change_takes_along_what_another_process_wrote() {
+    let (path, _) = one_key_file("merge");
+    let here = ApiKeys::from_file(&path).unwrap();
+    let there = ApiKeys::from_file(&path).unwrap();
+    let format = KeyFormat::new("dur").unwrap();
+    let theirs = format.generate();
+    there.add(Key::new("theirs", &theirs)).unwrap();
+    here.add(Key::new("ours", format.generate())).unwrap();
+    assert!(here.verify(theirs.as_bytes()).is_ok());
+    assert_eq!(restart(&path).len(), 3);
+}
+
+/// Runs this test binary's `child` test in a new process, adding keys to `path`.
+fn spawn_child(path: &Path, prefix: &str, count: usize) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DURABILITY_FILE", path)
+        .env("DURABILITY_PREFIX", prefix)
+        .env("DURABILITY_COUNT", count.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    command
+}
+
+/// Not a test of its own: the process the other tests start and kill.
+#[test]
+#[ignore = "run by the other tests, as a child process"]
+fn child() {
+    use std::io::Write;
+    let path = std::env::var("DURABILITY_FILE").unwrap();
+    let prefix = std::env::var("DURABILITY_PREFIX").unwrap();
+    let count: usize = std::env::var("DURABILITY_COUNT").unwrap().parse().unwrap();
+    let keys = ApiKeys::from_file(&path).unwrap();
+    let format = KeyFormat::new("dur").unwrap();
+    let mut out = std::io::stdout();
+    for i in 0..count {
+        let id = format!("{prefix}-{i}");
+        keys.add(Key::new(&id, format.generate())).unwrap();
+        if i % 3 == 2 {
+            keys.revoke(&id).unwrap();
+        }
+        // Said only once the change returned.
+        writeln!(out, "done {id}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+fn ids_in(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let value: toml::Table = text.parse().expect("the file parses");
+    value["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_processes_changing_one_file_lose_nothing() {
+    let (path, _) = one_key_file("two-processes");
+    let mut a = spawn_child(&path, "a", 40).spawn().unwrap();
+    let mut b = spawn_child(&path, "b", 40).spawn().unwrap();
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    let ids = ids_in(&path);
+    assert_eq!(ids.len(), 81, "{ids:?}");
+    for prefix in ["a", "b"] {
+        for i in 0..40 {
+            assert!(ids.contains(&format!("{prefix}-{i}")), "{prefix}-{i} lost");
+        }
+    }
+    let keys = restart(&path);
+    assert_eq!(keys.len(), 81);
+}
+
+#[test]
+fn a_process_killed_mid_change_leaves_a_whole_file_with_every_returned_change() {
+    use std::time::Instant;
+    let mut seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    for round in 0..12 {
+        let (path, _) = one_key_file(&format!("killed-{round}"));
+        let mut process = spawn_child(&path, "k", 10_000).spawn().unwrap();
+        let stdout = process.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(id) = line.strip_prefix("done ") {
+                    let _ = sender.send(id.to_owned());
+                }
+            }
+        });
+        // A random moment within the first 400 ms of changes.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait = Duration::from_millis(20 + seed % 400);
+        let started = Instant::now();
+        while started.elapsed() < wait {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        process.kill().unwrap(); // SIGKILL
+        process.wait().unwrap();
+        reader.join().unwrap();
+        let returned: Vec<String> = receiver.try_iter().collect();
+
+        let ids = ids_in(&path);
+        for id in &returned {
+            assert!(
+                ids.contains(id),
+                "round {round}: {id} returned but is not in the file"
+            );
+        }
+        let keys = restart(&path);
+        assert!(keys.len() > returned.len(), "round {round}");
+        // No temporary file is mistaken for the records file, and the directory holds no
+        // more than the file, its lock, and at most one temporary file of the killed process.
+        let others = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert!(others <= 3, "round {round}: {others} files");
+    }
+}
