@@ -395,20 +395,20 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
                 let scopes: toml_edit::Array = record.scopes.iter().map(|s| &**s).collect();
                 table.insert("scopes", value(scopes));
             }
-            if let Some(at) = record.not_before {
+            if let Some(at) = record.not_before() {
                 table.insert("not_before", value(datetime(at)?));
             }
-            if let Some(at) = record.expires {
+            if let Some(at) = record.expires() {
                 table.insert("expires", value(datetime(at)?));
             }
             if record.revoked {
                 table.insert("revoked", value(true));
             }
-            if !record.metadata.is_empty() {
-                let mut metadata = toml_edit::InlineTable::new();
-                for (name, text) in &record.metadata {
-                    metadata.insert(name, Value::from(text.as_str()));
-                }
+            let mut metadata = toml_edit::InlineTable::new();
+            for (name, text) in record.metadata() {
+                metadata.insert(name, Value::from(text));
+            }
+            if !metadata.is_empty() {
                 table.insert("metadata", value(metadata));
             }
             keys.push(table);
@@ -679,11 +679,9 @@ mod tests {
         );
         let mut document = text.parse::<toml_edit::DocumentMut>().unwrap();
         apply(&mut document, &FileEdit::Revoke { id: "a".into() }).unwrap();
-        let record = crate::key::KeyRecord {
-            id: "b".into(),
-            scopes: vec!["x".into()].into_boxed_slice(),
-            ..Default::default()
-        };
+        let mut record = crate::key::KeyRecord::default();
+        record.id = "b".into();
+        record.scopes = vec!["x".into()].into_boxed_slice();
         apply(
             &mut document,
             &FileEdit::Append {

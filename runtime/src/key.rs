@@ -44,22 +44,128 @@ pub struct VerifiedKey {
     record: Arc<KeyRecord>,
 }
 
-/// Everything the store knows about a key but its digest.
+/// Everything the store knows about a key but its digest, laid out small: a store holds a
+/// million of them, and most keys have no validity times and no metadata.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct KeyRecord {
-    pub(crate) id: Box<str>,
+    pub(crate) id: IdText,
     pub(crate) scopes: Box<[Box<str>]>,
-    pub(crate) not_before: Option<SystemTime>,
-    pub(crate) expires: Option<SystemTime>,
+    validity: Option<Box<Validity>>,
     pub(crate) revoked: bool,
-    pub(crate) metadata: BTreeMap<String, String>,
+    // Boxed on purpose: an empty map is three words in every record, a box one.
+    #[allow(clippy::box_collection)]
+    metadata: Option<Box<BTreeMap<String, String>>>,
+}
+
+/// A key's id, held in the record itself when short (as ids are) rather than in an allocation
+/// of its own: a store of a million keys saves a million allocations.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum IdText {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl Default for IdText {
+    fn default() -> Self {
+        Self::Inline {
+            len: 0,
+            bytes: [0; 22],
+        }
+    }
+}
+
+impl From<&str> for IdText {
+    fn from(id: &str) -> Self {
+        match u8::try_from(id.len()) {
+            Ok(len) if usize::from(len) <= 22 => {
+                let mut bytes = [0; 22];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(id.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for IdText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Only ever filled from a `&str`, whole: the bytes are UTF-8.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(id) => id,
+        }
+    }
+}
+
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Validity {
+    not_before: Option<SystemTime>,
+    expires: Option<SystemTime>,
+}
+
+impl KeyRecord {
+    /// The key is refused before this time.
+    pub(crate) fn not_before(&self) -> Option<SystemTime> {
+        self.validity.as_ref().and_then(|v| v.not_before)
+    }
+
+    /// The key is refused from this time on.
+    pub(crate) fn expires(&self) -> Option<SystemTime> {
+        self.validity.as_ref().and_then(|v| v.expires)
+    }
+
+    /// Whether the key has a not-before or an expiry time.
+    pub(crate) fn has_validity(&self) -> bool {
+        self.validity.is_some()
+    }
+
+    pub(crate) fn set_not_before(&mut self, at: Option<SystemTime>) {
+        self.validity.get_or_insert_default().not_before = at;
+        self.drop_empty_validity();
+    }
+
+    pub(crate) fn set_expires(&mut self, at: Option<SystemTime>) {
+        self.validity.get_or_insert_default().expires = at;
+        self.drop_empty_validity();
+    }
+
+    fn drop_empty_validity(&mut self) {
+        if self
+            .validity
+            .as_ref()
+            .is_some_and(|v| v.not_before.is_none() && v.expires.is_none())
+        {
+            self.validity = None;
+        }
+    }
+
+    /// The free metadata fields.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.metadata
+            .iter()
+            .flat_map(|map| map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    pub(crate) fn metadata_field(&self, name: &str) -> Option<&str> {
+        self.metadata.as_ref()?.get(name).map(String::as_str)
+    }
+
+    pub(crate) fn insert_metadata(&mut self, name: String, value: String) {
+        self.metadata.get_or_insert_default().insert(name, value);
+    }
 }
 
 impl VerifiedKey {
     /// A verified key with this id and no scopes.
     pub fn new(id: impl Into<Box<str>>) -> Self {
+        let id: Box<str> = id.into();
         Self::from_record(KeyRecord {
-            id: id.into(),
+            id: IdText::from(&*id),
             ..KeyRecord::default()
         })
     }
@@ -104,12 +210,12 @@ impl VerifiedKey {
 
     /// When the key stops being accepted, if it expires.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.record.expires
+        self.record.expires()
     }
 
     /// A free metadata field of the key's record, such as its owner.
     pub fn metadata(&self, name: &str) -> Option<&str> {
-        self.record.metadata.get(name).map(String::as_str)
+        self.record.metadata_field(name)
     }
 }
 

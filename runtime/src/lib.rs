@@ -63,6 +63,7 @@ mod file;
 mod format;
 mod https;
 mod key;
+mod radix;
 mod rejection;
 mod render;
 mod store;

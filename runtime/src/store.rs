@@ -1,13 +1,11 @@
 //! The key store: SHA-256 digests of the valid keys, looked up in O(1) and compared in constant
 //! time, changed at run time without blocking a request.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use hashbrown::HashTable;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -15,6 +13,7 @@ use crate::config::{ConfigError, ConfigErrorKind};
 use crate::format::KeyFormat;
 use crate::https::HttpsPolicy;
 use crate::key::{KeyRecord, VerifiedKey};
+use crate::radix::Radix;
 
 /// The longest key, in bytes, that is ever hashed. Longer keys are refused before any work.
 ///
@@ -113,12 +112,17 @@ struct Shared {
 }
 
 /// One version of the store: what a request reads, all of it immutable.
+///
+/// Both tables are [`Radix`] maps, which share all but the changed path with the version they
+/// were made from: copying a set and changing a key costs the same at any size.
 #[derive(Clone, Default)]
 pub(crate) struct KeySet {
-    /// Keyed by the digest itself: its first word is already a uniform hash.
-    by_digest: HashTable<Entry>,
-    /// Every id, with how many keys it names (more than one during a rotation).
-    ids: HashMap<Box<str>, usize>,
+    /// The keys, by their digest's first word, which is already a uniform hash.
+    by_digest: Radix<Entry>,
+    /// The first word of the digest of every key, by a hash of its id: the keys an id names
+    /// (more than one during a rotation) without a scan.
+    by_id: Radix<u64>,
+    len: usize,
     pub(crate) format: Option<KeyFormat>,
     /// The records file the set was read from, for [`ApiKeys::reload`].
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
@@ -136,6 +140,15 @@ pub(crate) struct KeySet {
 pub(crate) struct Entry {
     digest: Words,
     pub(crate) key: VerifiedKey,
+}
+
+/// The hash an id is filed under in [`KeySet::by_id`]: SipHash with fixed keys (ids come from
+/// the service's own configuration, not from requests).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl ApiKeys {
@@ -252,7 +265,7 @@ impl ApiKeys {
 
     /// How many keys the store holds, revoked ones included.
     pub fn len(&self) -> usize {
-        self.shared.current.load().by_digest.len()
+        self.shared.current.load().len
     }
 
     /// Whether the store holds no key, and so refuses every request.
@@ -361,7 +374,8 @@ impl ApiKeys {
             };
             if let Some(deadline) = deadline {
                 set.update(id, |record| {
-                    record.expires = Some(record.expires.map_or(deadline, |e| e.min(deadline)));
+                    record
+                        .set_expires(Some(record.expires().map_or(deadline, |e| e.min(deadline))));
                 });
                 edits.push(FileEdit::Expire {
                     id: id.into(),
@@ -370,12 +384,10 @@ impl ApiKeys {
             }
             let new = format.generate();
             // The new key keeps what the key may do, not when: its own validity starts now.
-            let record = KeyRecord {
-                not_before: None,
-                expires: None,
-                revoked: false,
-                ..template
-            };
+            let mut record = template;
+            record.revoked = false;
+            record.set_not_before(None);
+            record.set_expires(None);
             let digest = digest(new.as_bytes());
             set.insert_record(digest, record.clone(), true)?;
             edits.push(FileEdit::Append { digest, record });
@@ -452,14 +464,17 @@ fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
     if record.revoked {
         return Err(KeyError::Revoked);
     }
-    if record.expires.is_none() && record.not_before.is_none() {
+    if !record.has_validity() {
         return Ok(());
     }
     let now = SystemTime::now();
-    if record.expires.is_some_and(|expires| now >= expires) {
+    if record.expires().is_some_and(|expires| now >= expires) {
         return Err(KeyError::Expired);
     }
-    if record.not_before.is_some_and(|not_before| now < not_before) {
+    if record
+        .not_before()
+        .is_some_and(|not_before| now < not_before)
+    {
         return Err(KeyError::NotYetValid);
     }
     Ok(())
@@ -489,14 +504,9 @@ impl KeySet {
                 return fail(ConfigErrorKind::NotOfFormat);
             }
         }
-        self.insert_record(
-            digest,
-            KeyRecord {
-                id: id.as_str().into(),
-                ..record
-            },
-            shared_id,
-        )
+        let mut record = record;
+        record.id = id.as_str().into();
+        self.insert_record(digest, record, shared_id)
     }
 
     fn insert_record(
@@ -512,63 +522,82 @@ impl KeySet {
         if record.scopes.iter().any(|scope| !is_scope_token(scope)) {
             return fail(ConfigErrorKind::InvalidScope);
         }
-        if !shared_id && self.ids.contains_key(&record.id) {
+        if !shared_id && self.named(&record.id).next().is_some() {
             return fail(ConfigErrorKind::DuplicateId);
         }
         if self.find(&digest).is_some() {
             return fail(ConfigErrorKind::DuplicateKey);
         }
-        *self.ids.entry(record.id.clone()).or_default() += 1;
         let digest = Words::of(&digest);
+        let word = digest.table_hash();
+        self.by_id.change(id_hash(&record.id), |words| {
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        });
         let entry = Entry {
             digest,
             key: VerifiedKey::from_record(record),
         };
-        self.by_digest
-            .insert_unique(digest.table_hash(), entry, |e| e.digest.table_hash());
+        self.by_digest.change(word, |entries| entries.push(entry));
+        self.len += 1;
         Ok(())
+    }
+
+    /// The keys named `id`.
+    fn named<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_id.group(id_hash(id)).iter().flat_map(move |&word| {
+            self.by_digest
+                .group(word)
+                .iter()
+                .filter(move |entry| entry.digest.table_hash() == word && entry.key.id() == id)
+        })
     }
 
     /// Applies `update` to the record of every key named `id`; returns how many there were.
     fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
-        if !self.ids.contains_key(id) {
-            return 0;
-        }
+        let mut words: Vec<u64> = self.by_id.group(id_hash(id)).to_vec();
+        words.dedup();
         let mut updated = 0;
-        for entry in self
-            .by_digest
-            .iter_mut()
-            .filter(|entry| entry.key.id() == id)
-        {
-            let mut record = entry.key.record().clone();
-            update(&mut record);
-            entry.key = VerifiedKey::from_record(record);
-            updated += 1;
+        for word in words {
+            updated += self.by_digest.change(word, |entries| {
+                let mut count = 0;
+                for entry in entries
+                    .iter_mut()
+                    .filter(|entry| entry.digest.table_hash() == word && entry.key.id() == id)
+                {
+                    let mut record = entry.key.record().clone();
+                    update(&mut record);
+                    entry.key = VerifiedKey::from_record(record);
+                    count += 1;
+                }
+                count
+            });
         }
         updated
     }
 
     /// The record of a key named `id` that is not revoked, to model a rotated key on.
     fn live_record(&self, id: &str) -> Option<KeyRecord> {
-        self.ids.get(id)?;
-        self.by_digest
-            .iter()
-            .filter(|entry| entry.key.id() == id && !entry.key.record().revoked)
-            .max_by_key(|entry| entry.key.record().expires.is_none())
+        self.named(id)
+            .filter(|entry| !entry.key.record().revoked)
+            .max_by_key(|entry| entry.key.record().expires().is_none())
             .map(|entry| entry.key.record().clone())
     }
 
     pub(crate) fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
         let digest = Words::of(digest);
-        // Every candidate the table probes is compared in constant time, so the lookup reveals
+        // Every candidate of the group is compared in constant time, so the lookup reveals
         // nothing about how close a wrong key's digest came to a stored one.
         self.by_digest
-            .find(digest.table_hash(), |entry| entry.digest.ct_eq(&digest))
+            .group(digest.table_hash())
+            .iter()
+            .find(|entry| entry.digest.ct_eq(&digest))
     }
 
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
-        self.by_digest.len()
+        self.len
     }
 }
 
@@ -668,13 +697,13 @@ impl Key {
 
     /// The key is refused before this time.
     pub fn not_before(mut self, time: SystemTime) -> Self {
-        self.record.not_before = Some(time);
+        self.record.set_not_before(Some(time));
         self
     }
 
     /// The key is refused from this time on, with the detail "API key expired".
     pub fn expires_at(mut self, time: SystemTime) -> Self {
-        self.record.expires = Some(time);
+        self.record.set_expires(Some(time));
         self
     }
 
@@ -687,7 +716,7 @@ impl Key {
     /// A free field of the key's record, such as its owner or a ticket number, which handlers
     /// read with [`VerifiedKey::metadata`].
     pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.record.metadata.insert(name.into(), value.into());
+        self.record.insert_metadata(name.into(), value.into());
         self
     }
 }

@@ -1,0 +1,187 @@
+//! What a change to a live store costs at 1,000 and at 1,000,000 keys, what a key costs in
+//! memory, and what verifying costs at either size: in one process, the sizes interleaved.
+//!
+//! `cargo bench -p axum-api-key --bench changes` (options after `--`: `--rounds 15`,
+//! `--changes 200` of each kind per size and round, `--same` to revoke one key over and over
+//! rather than keys spread over the store).
+//!
+//! Each round makes, on each store in turn, 200 `revoke`s of keys spread over the store and
+//! 200 `add`s of new keys, and times each change alone; the report gives the median and the
+//! worst of each kind per size, and the median of the per-round ratios of the 1M store's
+//! median to the 1K store's. Memory is the growth of the process's resident set while the
+//! 1,000,000-key store is built, per key.
+
+#![allow(clippy::print_stdout)] // the report is the output
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use axum_api_key::{ApiKeys, Key, digest};
+
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn key_of(i: usize) -> String {
+    format!("bench_{i:08}_k3Yq9Vx2Lm7Tr4Wp")
+}
+
+fn store(size: usize) -> ApiKeys {
+    let mut keys = ApiKeys::new();
+    for i in 0..size {
+        keys = keys.with(Key::from_digest(
+            format!("key-{i}"),
+            digest(key_of(i).as_bytes()),
+        ));
+    }
+    keys
+}
+
+fn option(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|at| args.get(at + 1))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let benchmarking = std::env::args().any(|arg| arg == "--bench");
+    let rounds = if benchmarking {
+        option("--rounds", 15)
+    } else {
+        1
+    };
+    let per_round = if benchmarking {
+        option("--changes", 200)
+    } else {
+        5
+    };
+    let big = if benchmarking { 1_000_000 } else { 10_000 };
+    let same = std::env::args().any(|arg| arg == "--same");
+
+    let small = store(1_000);
+    let resident = resident_bytes();
+    let large = store(big);
+    let resident_per_key = resident_bytes().saturating_sub(resident) as f64 / big as f64;
+
+    let sizes = [(&small, 1_000usize, "1k"), (&large, big, "1m")];
+    // Per size: revoke times, add times (ns), and per-round medians for the ratios.
+    let mut revokes = [Vec::new(), Vec::new()];
+    let mut adds = [Vec::new(), Vec::new()];
+    let mut round_medians = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut fresh = 0usize;
+    for round in 0..rounds {
+        for offset in 0..2 {
+            let index = (round + offset) % 2;
+            let (keys, size, _) = sizes[index];
+            let mut revoke_times = Vec::with_capacity(per_round);
+            let mut add_times = Vec::with_capacity(per_round);
+            for i in 0..per_round {
+                // Spread over the store (each change on memory the last one did not touch), or
+                // with `--same`, the same key every time (the memory of the change in cache).
+                let spread = if same {
+                    1
+                } else {
+                    (round * per_round + i) * 7919
+                };
+                let id = format!("key-{}", spread % size);
+                let started = Instant::now();
+                black_box(keys.revoke(&id).expect("a known id"));
+                revoke_times.push(started.elapsed().as_nanos() as f64);
+
+                fresh += 1;
+                let key = Key::from_digest(
+                    format!("new-{fresh}"),
+                    digest(format!("fresh-{fresh}").as_bytes()),
+                );
+                let started = Instant::now();
+                keys.add(key).expect("a new key");
+                add_times.push(started.elapsed().as_nanos() as f64);
+            }
+            round_medians[index].push(median(&mut revoke_times.clone()));
+            round_medians[2 + index].push(median(&mut add_times.clone()));
+            revokes[index].extend(revoke_times);
+            adds[index].extend(add_times);
+        }
+    }
+
+    // Verification, cache-warm, at either size.
+    let verify = |keys: &ApiKeys, key: &str| {
+        let started = Instant::now();
+        for _ in 0..200_000 {
+            black_box(keys.verify(black_box(key.as_bytes())).ok());
+        }
+        started.elapsed().as_nanos() as f64 / 200_000.0
+    };
+    let mut verify_ratios = Vec::new();
+    let (mut verify_small, mut verify_large) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let one = verify(&small, &key_of(1));
+        let many = verify(&large, &key_of(big / 2 + 1));
+        verify_small.push(one);
+        verify_large.push(many);
+        verify_ratios.push(many / one);
+    }
+    if !benchmarking {
+        return;
+    }
+
+    let which = if same {
+        "the same key"
+    } else {
+        "keys spread over the store"
+    };
+    println!(
+        "{rounds} rounds of {per_round} revokes ({which}) and {per_round} adds per size, interleaved\n"
+    );
+    println!("| change | size | median | worst |");
+    println!("| --- | --- | --- | --- |");
+    for (name, times) in [("revoke", &mut revokes), ("add", &mut adds)] {
+        for (index, (_, _, label)) in sizes.iter().enumerate() {
+            let worst = times[index].iter().copied().fold(0.0, f64::max);
+            println!(
+                "| {name} | {label} | {:.1} µs | {:.1} µs |",
+                median(&mut times[index]) / 1_000.0,
+                worst / 1_000.0
+            );
+        }
+    }
+    let ratio = |top: &[f64], bottom: &[f64]| {
+        let mut ratios: Vec<f64> = top.iter().zip(bottom).map(|(t, b)| t / b).collect();
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        (median(&mut ratios), low, high)
+    };
+    println!("\n| ratio | median of per-round ratios | extremes | target |");
+    println!("| --- | --- | --- | --- |");
+    let (m, low, high) = ratio(&round_medians[1], &round_medians[0]);
+    println!("| revoke 1m / 1k | {m:.2} | {low:.2} to {high:.2} | <= 3 |");
+    let (m, low, high) = ratio(&round_medians[3], &round_medians[2]);
+    println!("| add 1m / 1k | {m:.2} | {low:.2} to {high:.2} | <= 3 |");
+    let (m, low, high) = {
+        let mut ratios = verify_ratios.clone();
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        (median(&mut ratios), low, high)
+    };
+    println!("| verify 1m / 1k (cache-warm) | {m:.3} | {low:.3} to {high:.3} | <= 1.1 |");
+    println!(
+        "\nverify: 1k {:.1} ns, 1m {:.1} ns (medians)",
+        median(&mut verify_small),
+        median(&mut verify_large)
+    );
+    println!("memory per key at {big} keys: {resident_per_key:.0} bytes resident (target <= 200)");
+}
