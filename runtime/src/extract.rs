@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRef, FromRequestParts, MatchedPath};
+use axum::extract::{FromRef, FromRequestParts, MatchedPath, OptionalFromRequestParts};
 use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
@@ -333,6 +333,45 @@ impl Anonymous {
     /// The refusal the guard would have given the request had the key been required.
     pub(crate) fn refuse(self, parts: &Parts) -> ApiKeyRejection {
         Refusal::new(Problem::MissingKey, "missing", None).reject(parts, &self.0, None)
+    }
+}
+
+/// `VerifiedKey` as an argument reads the key the guard accepted; see [`VerifiedKey`].
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedKey {
+    type Rejection = ApiKeyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(key) = parts.extensions.get::<VerifiedKey>() {
+            return Ok(key.clone());
+        }
+        // An optional guard let the request in without a key, and the handler wants one under a
+        // name the attribute could not check: the request had no key, so it is refused as the
+        // guard refuses a missing key.
+        match parts.extensions.get::<Anonymous>() {
+            Some(anonymous) => Err(anonymous.refuse(parts)),
+            None => {
+                tracing::error!(
+                    target: "axum_api_key::audit",
+                    method = %parts.method,
+                    path = parts.uri.path(),
+                    "a handler takes `VerifiedKey` but no API-key guard accepted a key before \
+                     it; put `#[api_key]` on the handler, or take `Option<VerifiedKey>` where \
+                     the key is optional"
+                );
+                Err(ApiKeyRejection::not_protected().for_request(parts))
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<VerifiedKey>().cloned())
     }
 }
 

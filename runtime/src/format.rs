@@ -1,6 +1,6 @@
 //! [`KeyFormat`]: generated keys that carry their own checksum, GitHub-token style.
 
-use crate::config::{ConfigError, ConfigErrorKind};
+use crate::error::{ConfigError, ConfigErrorKind};
 
 /// How many random base62 characters a generated key holds: 178 bits of entropy.
 const RANDOM_LEN: usize = 30;

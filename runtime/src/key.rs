@@ -5,12 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use http::request::Parts;
-
-use crate::extract::Anonymous;
-use crate::rejection::ApiKeyRejection;
-
 /// The key that a request presented and the guard accepted: its id and scopes, never the key
 /// itself.
 ///
@@ -235,41 +229,3 @@ impl PartialEq for VerifiedKey {
 }
 
 impl Eq for VerifiedKey {}
-
-impl<S: Send + Sync> FromRequestParts<S> for VerifiedKey {
-    type Rejection = ApiKeyRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(key) = parts.extensions.get::<VerifiedKey>() {
-            return Ok(key.clone());
-        }
-        // An optional guard let the request in without a key, and the handler wants one under a
-        // name the attribute could not check: the request had no key, so it is refused as the
-        // guard refuses a missing key.
-        match parts.extensions.get::<Anonymous>() {
-            Some(anonymous) => Err(anonymous.refuse(parts)),
-            None => {
-                tracing::error!(
-                    target: "axum_api_key::audit",
-                    method = %parts.method,
-                    path = parts.uri.path(),
-                    "a handler takes `VerifiedKey` but no API-key guard accepted a key before \
-                     it; put `#[api_key]` on the handler, or take `Option<VerifiedKey>` where \
-                     the key is optional"
-                );
-                Err(ApiKeyRejection::not_protected().for_request(parts))
-            }
-        }
-    }
-}
-
-impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedKey {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<VerifiedKey>().cloned())
-    }
-}

@@ -57,18 +57,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod config;
+mod error;
 mod extract;
-#[cfg(feature = "file")]
-mod file;
 mod format;
 mod https;
 mod key;
-mod radix;
 mod rejection;
 mod render;
 mod store;
 
-pub use config::{ConfigError, ConfigErrorKind, DEFAULT_ID};
+pub use config::DEFAULT_ID;
+pub use error::{ConfigError, ConfigErrorKind};
 pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
 pub use format::KeyFormat;
 pub use https::{Https, HttpsPolicy};

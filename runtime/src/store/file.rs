@@ -9,9 +9,10 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::value::{Datetime, Offset};
 
-use crate::config::{ConfigError, ConfigErrorKind, decode_digest};
+use super::live::FileEdit;
+use super::{ApiKeys, Key, KeySet, decode_digest};
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::format::KeyFormat;
-use crate::store::{ApiKeys, FileEdit, Key, KeySet};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,248 @@
+//! [`ConfigError`]: what is wrong with a key configuration, and where, never the key itself.
+//!
+//! Shared by everything that reads keys (the `API_KEYS` format, the records file) and by the
+//! store's live changes, so that none of them depends on another for its errors.
+
+use std::fmt;
+
+/// The id of a key given alone, without `id=`.
+pub const DEFAULT_ID: &str = "default";
+
+/// What is wrong with a key configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The environment variable is not set.
+    NotSet,
+    /// The environment variable is not valid Unicode.
+    NotUnicode,
+    /// The configuration holds no key at all.
+    NoKeys,
+    /// An entry has an empty id (`=key`).
+    EmptyId,
+    /// An id holds a space, a control character, `,`, `=`, `[` or `]`.
+    InvalidId,
+    /// A scope is empty or holds a character a scope cannot have, or the brackets around the
+    /// scopes are not closed.
+    InvalidScope,
+    /// An entry has an empty key (`id=`).
+    EmptyKey,
+    /// A key is longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN), so no request could present it.
+    KeyTooLong,
+    /// A key holds characters other than visible ASCII, so no request could present it.
+    KeyNotPrintable,
+    /// The text after `sha256:` is not 64 hexadecimal digits.
+    BadDigest,
+    /// Two keys have the same id.
+    DuplicateId,
+    /// The same key is given twice, under two ids.
+    DuplicateKey,
+    /// No key has this id.
+    UnknownId,
+    /// Rotation generates a key, and the store has no [`KeyFormat`](crate::KeyFormat) to
+    /// generate it in.
+    NoFormat,
+    /// A key given in plaintext is not of the store's [`KeyFormat`](crate::KeyFormat).
+    NotOfFormat,
+    /// A key format's prefix is not 1 to 16 ASCII letters and digits.
+    InvalidPrefix,
+    /// The records file could not be read.
+    FileUnreadable,
+    /// A change could not be written to the records file; the store was left as it was.
+    FileUnwritable,
+    /// The records file is not valid TOML of the documented shape.
+    FileSyntax,
+    /// A time in the records file is not an offset date-time such as `2027-01-01T00:00:00Z`.
+    BadTime,
+    /// The store was not read from a file, so there is nothing to reload.
+    NoFile,
+    /// The records file holds no key, so every request would be refused; see
+    /// `ApiKeys::from_file_allowing_empty`.
+    FileEmpty,
+    /// The records file does not end with a line break, or changed while it was read: it may
+    /// have been read while being written.
+    FileIncomplete,
+}
+
+/// Why a key configuration was refused: what is wrong and in which entry, never the key itself.
+///
+/// ```
+/// let error = "partner-a=pa_secret,partner-b=sha256:1234".parse::<axum_api_key::ApiKeys>().unwrap_err();
+/// assert_eq!(error.kind(), axum_api_key::ConfigErrorKind::BadDigest);
+/// assert_eq!(
+///     error.to_string(),
+///     "entry 2: the digest after `sha256:` must be 64 hexadecimal digits",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub(crate) kind: ConfigErrorKind,
+    /// Where the error is, boxed: errors are rare and results stay small.
+    pub(crate) place: Box<Place>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub(crate) origin: Option<String>,
+    pub(crate) entry: Option<usize>,
+    pub(crate) line: Option<usize>,
+    pub(crate) field: Option<String>,
+    pub(crate) id: Option<String>,
+    /// What the parser said, for syntax errors.
+    pub(crate) message: Option<String>,
+}
+
+impl ConfigError {
+    pub(crate) fn new(kind: ConfigErrorKind) -> Self {
+        Self {
+            kind,
+            place: Box::default(),
+        }
+    }
+
+    /// Names where the configuration came from: a variable or a file.
+    pub(crate) fn in_origin(mut self, origin: impl Into<String>) -> Self {
+        self.place.origin = Some(origin.into());
+        self
+    }
+
+    /// Places the error at a line and field of a file.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) fn at(mut self, line: Option<usize>, field: Option<&str>) -> Self {
+        self.place.line = line;
+        self.place.field = field.map(str::to_owned);
+        self
+    }
+
+    /// Adds what a parser said.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.place.message = Some(message.into());
+        self
+    }
+
+    /// Names the key the error is about, for ids given explicitly (never a parsed entry's, which
+    /// could be part of a mistyped key).
+    pub(crate) fn with_id(mut self, id: &str) -> Self {
+        self.place.id = Some(id.to_owned());
+        self
+    }
+
+    /// Forgets the id, for errors about configuration text: an id read from it may be a key
+    /// pasted into the wrong place, and the entry or line already says where the error is.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) fn without_id(mut self) -> Self {
+        self.place.id = None;
+        self
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// The 1-based position of the entry at fault, counting every comma-separated entry.
+    pub fn entry(&self) -> Option<usize> {
+        self.place.entry
+    }
+
+    /// The 1-based line of the records file at fault.
+    pub fn line(&self) -> Option<usize> {
+        self.place.line
+    }
+
+    /// The field of the records file at fault.
+    pub fn field(&self) -> Option<&str> {
+        self.place.field.as_deref()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfigErrorKind as K;
+        let mut place = Vec::new();
+        if let Some(origin) = &self.place.origin {
+            place.push(origin.clone());
+        }
+        if let Some(entry) = self.place.entry {
+            place.push(format!("entry {entry}"));
+        }
+        if let Some(line) = self.place.line {
+            place.push(format!("line {line}"));
+        }
+        if let Some(field) = &self.place.field {
+            place.push(format!("field `{field}`"));
+        }
+        if let Some(id) = &self.place.id {
+            place.push(format!("key `{id}`"));
+        }
+        let what = match self.kind {
+            K::NotSet => "is not set; set it to `id=key` entries separated by commas",
+            K::NotUnicode => "is not valid Unicode",
+            K::NoKeys => "holds no key; give `id=key` entries separated by commas",
+            K::EmptyId => "the id before `=` is empty",
+            K::InvalidId => "the id must be visible ASCII without `,`, `=`, `[` or `]`",
+            K::InvalidScope => {
+                "scopes go in brackets after the id, separated by spaces, each visible ASCII \
+                 without `\"`, `\\`, `,`, `[` or `]`: `id[orders:read orders:write]=key`"
+            }
+            K::EmptyKey => "the key after `=` is empty",
+            K::KeyTooLong => "the key is longer than 256 bytes, the longest a request may present",
+            K::KeyNotPrintable => {
+                "the key must be visible ASCII (no spaces or control characters), as requests send it"
+            }
+            K::BadDigest => "the digest after `sha256:` must be 64 hexadecimal digits",
+            K::DuplicateId if self.place.id.as_deref() == Some(DEFAULT_ID) => {
+                "another key already has this id; keys given alone all get the id `default`, so \
+                 name each one: `id=key`"
+            }
+            K::DuplicateId => "another key already has this id",
+            K::DuplicateKey => "the same key is already in the store under another id",
+            K::UnknownId => "no key has this id",
+            K::NoFormat => {
+                "rotation generates the new key, so the store needs a key format: \
+                 `ApiKeys::with_format(KeyFormat::new(\"myapp\")?)`"
+            }
+            K::NotOfFormat => "the key is not of the store's key format (prefix and checksum)",
+            K::InvalidPrefix => "a key prefix is 1 to 16 ASCII letters and digits, e.g. `myapp`",
+            K::FileUnreadable => "cannot be read",
+            K::FileUnwritable => "cannot be written; the change was not made",
+            K::FileSyntax => "is not a valid records file",
+            K::BadTime => "the time must be an offset date-time, e.g. 2027-01-01T00:00:00Z",
+            K::NoFile => {
+                "the store was not read from a file: build it with `ApiKeys::from_file` to reload it"
+            }
+            K::FileEmpty => {
+                "holds no key, so every request would be refused; the keys are left as they were \
+                 (use `ApiKeys::from_file_allowing_empty` for a store that may be empty)"
+            }
+            K::FileIncomplete => {
+                "does not end with a line break, or changed while it was read: it may be half \
+                 written; the keys are left as they were (write the file to a temporary file and \
+                 rename it into place, and end it with a line break)"
+            }
+        };
+        let separator = match self.kind {
+            K::NotSet
+            | K::NotUnicode
+            | K::NoKeys
+            | K::FileUnreadable
+            | K::FileUnwritable
+            | K::FileSyntax
+            | K::FileEmpty
+            | K::FileIncomplete => " ",
+            _ => ": ",
+        };
+        if place.is_empty() {
+            f.write_str(what)?;
+        } else {
+            write!(f, "{}{separator}{what}", place.join(", "))?;
+        }
+        match &self.place.message {
+            Some(message) => write!(f, ": {message}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

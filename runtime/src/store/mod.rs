@@ -1,0 +1,525 @@
+//! The key store: SHA-256 digests of the valid keys, looked up in O(1) and compared in constant
+//! time, changed at run time without blocking a request.
+//!
+//! - `mod.rs`: [`ApiKeys`], the [`KeyStore`] trait, hashing and the checks before it;
+//! - `set.rs`: one version of the keys, what a request reads, and the lookup;
+//! - `radix.rs`: the persistent table that makes a new version cost a path, not a copy;
+//! - `memory.rs`: building a store in memory, key by key;
+//! - `live.rs`: changing a live store (add, revoke, rotate), where a revoke goes;
+//! - `file.rs`: the records file: reading, reloading, and writing every change through;
+//! - `new_key.rs`: [`Key`], a key to add.
+//!
+//! Nothing here depends on how configuration is parsed: `config.rs` (the `API_KEYS` format)
+//! builds on the store's types, and errors live in `error.rs`.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+
+use crate::https::HttpsPolicy;
+use crate::key::VerifiedKey;
+
+#[cfg(feature = "file")]
+mod file;
+mod live;
+mod memory;
+mod new_key;
+mod radix;
+mod set;
+
+pub use new_key::Key;
+pub(crate) use new_key::Shape;
+pub(crate) use set::KeySet;
+use set::valid_now;
+
+/// The longest key, in bytes, that is ever hashed. Longer keys are refused before any work.
+///
+/// Generous for any real key (a 256-bit random key is 43 characters in base64) while bounding the
+/// work an attacker can make one request cost.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// The SHA-256 digest of a key: what the store holds instead of the key.
+pub type KeyDigest = [u8; 32];
+
+/// Why a presented key was not accepted by [`ApiKeys::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key is longer than [`MAX_KEY_LEN`] bytes; it was not hashed.
+    TooLong,
+    /// The key holds bytes that a key never has (anything but visible ASCII), or does not have
+    /// the store's [`KeyFormat`]: its prefix, length or checksum is wrong.
+    Malformed,
+    /// The key is well-formed but no key in the store has its digest.
+    Unknown,
+    /// The key was revoked.
+    Revoked,
+    /// The key's expiry has passed.
+    Expired,
+    /// The key's not-before time has not come yet.
+    NotYetValid,
+    /// The store could not answer (its database or key service failed). The request gets
+    /// `503 Service Unavailable`; log the cause in the store, where it is known.
+    Unavailable,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooLong => "the API key is longer than the longest accepted key",
+            Self::Malformed => "the API key is not in the form of a key",
+            Self::Unknown => "the API key is not a known key",
+            Self::Revoked => "the API key was revoked",
+            Self::Expired => "the API key expired",
+            Self::NotYetValid => "the API key is not valid yet",
+            Self::Unavailable => "the key store could not answer",
+        })
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// The set of valid API keys, held as SHA-256 digests.
+///
+/// Cheap to clone (one reference count) and `Send + Sync`, so it can sit in the router state as
+/// is or inside a state struct with `#[derive(FromRef)]`. It never holds a key in plaintext, and
+/// its `Debug` output shows only how many keys it has.
+///
+/// Two kinds of change:
+///
+/// - building, with the `with_*` methods, which take the store by value: a store that has been
+///   cloned is copied first, so other clones do not change;
+/// - managing a live store, with [`add`](Self::add), [`revoke`](Self::revoke),
+///   [`rotate`](Self::rotate) and `reload` (feature `file`), which take `&self`: every clone sees
+///   the change, requests in flight finish on the set they started with, and no request waits.
+///   Each change makes a new version of the set that shares all but the changed path with the
+///   last (a few microseconds at a million keys) and swaps it in whole, so a request never sees
+///   half of one. A store read from a records file (`from_file`) writes every change to
+///   the file before the call returns; one that cannot be written is not made.
+///
+/// # Examples
+///
+/// ```
+/// use axum_api_key::ApiKeys;
+///
+/// let keys = ApiKeys::new()
+///     .with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s")
+///     .with_key("partner-b", "pb_Zc4nH6jR1eW5uB0d");
+///
+/// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
+/// assert!(keys.verify(b"pa_wrong").is_err());
+/// assert_eq!(format!("{keys:?}"), "ApiKeys { len: 2, .. }");
+///
+/// keys.revoke("partner-b")?;
+/// assert!(keys.verify(b"pb_Zc4nH6jR1eW5uB0d").is_err());
+/// # Ok::<(), axum_api_key::ConfigError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct ApiKeys {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The set requests read, swapped whole on every change.
+    current: ArcSwap<KeySet>,
+    /// Serialises changes: each one makes a new version of the current set and swaps it in.
+    changing: Mutex<()>,
+    /// Fixed when the store is built, so that a request reads it without touching the set.
+    https: Option<HttpsPolicy>,
+}
+
+impl ApiKeys {
+    /// How many keys the store holds, revoked ones included.
+    pub fn len(&self) -> usize {
+        self.shared.current.load().len()
+    }
+
+    /// Whether the store holds no key, and so refuses every request.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks a presented key: refuses it unhashed when it is too long, malformed or not of the
+    /// store's format; otherwise hashes it, looks the digest up comparing digests in constant
+    /// time, and checks that the key is neither revoked, expired nor not yet valid.
+    ///
+    /// The cost does not grow with the number of keys, and no change to the store makes it
+    /// wait.
+    pub fn verify(&self, presented: &[u8]) -> Result<VerifiedKey, KeyError> {
+        self.lookup(checked(presented)?.as_bytes())
+    }
+
+    /// Checks the format of a key already checked for length and shape, hashes it and looks it
+    /// up.
+    fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
+        let set = self.shared.current.load();
+        if let Some(format) = &set.format
+            && !format.is_well_formed(key)
+        {
+            return Err(KeyError::Malformed);
+        }
+        let entry = set.find(&digest(key)).ok_or(KeyError::Unknown)?;
+        valid_now(&entry.key)?;
+        Ok(entry.key.clone())
+    }
+
+    /// The HTTPS requirement, if any.
+    pub(crate) fn https(&self) -> Option<&HttpsPolicy> {
+        self.shared.https.as_ref()
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a guard looks keys up: [`ApiKeys`], or a store of your own, such as a database table
+/// of key digests or a key service.
+///
+/// The guard calls [`verify`](Self::verify) only with a key that is visible ASCII and at most
+/// [`MAX_KEY_LEN`] bytes, after every cheap check, and at most once per request. Name the store
+/// in the attribute, `#[api_key(store = PartnerKeys)]`, and provide it from the router state
+/// through `FromRef`, as for `ApiKeys`.
+///
+/// ```
+/// use axum_api_key::{api_key, digest, KeyError, KeyStore, VerifiedKey};
+///
+/// /// Keys kept as digests in a database; a map stands in for the table here.
+/// #[derive(Clone)]
+/// struct PartnerKeys {
+///     table: std::sync::Arc<std::collections::HashMap<[u8; 32], String>>,
+/// }
+///
+/// impl KeyStore for PartnerKeys {
+///     async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+///         // A real store would run `SELECT id FROM api_keys WHERE digest = $1` here.
+///         match self.table.get(&digest(key.as_bytes())) {
+///             Some(id) => Ok(VerifiedKey::new(id.as_str())),
+///             None => Err(KeyError::Unknown),
+///         }
+///     }
+/// }
+///
+/// #[api_key(store = PartnerKeys)]
+/// async fn partner_only(key: VerifiedKey) -> String {
+///     format!("hello {}", key.id())
+/// }
+/// ```
+///
+/// A lookup by digest in an indexed column is as safe as the in-memory store's: the digest of
+/// a guess reveals nothing about the digests that are stored.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an API key store",
+    label = "named as the store here",
+    note = "implement `axum_api_key::KeyStore` for `{Self}`: `async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError>`"
+)]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Accepts `key` as one of the store's keys, or says why not: [`KeyError::Unknown`] for a
+    /// key it does not hold, [`KeyError::Unavailable`] when it cannot answer.
+    fn verify(&self, key: &str) -> impl Future<Output = Result<VerifiedKey, KeyError>> + Send;
+
+    /// Whether keys must arrive over HTTPS, and how to tell; `None` (the default) accepts any
+    /// transport.
+    fn https(&self) -> Option<&HttpsPolicy> {
+        None
+    }
+}
+
+impl KeyStore for ApiKeys {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+        // The guard has checked the key's length and shape already.
+        self.lookup(key.as_bytes())
+    }
+
+    fn https(&self) -> Option<&HttpsPolicy> {
+        ApiKeys::https(self)
+    }
+}
+
+/// The digest written as 64 hexadecimal digits, as records and `sha256:` entries give it.
+pub(crate) fn decode_digest(hex: &str) -> Option<KeyDigest> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        let high = (pair[0] as char).to_digit(16)?;
+        let low = (pair[1] as char).to_digit(16)?;
+        *byte = u8::try_from(high * 16 + low).ok()?;
+    }
+    Some(digest)
+}
+
+/// The SHA-256 digest of a key, as the store keeps it and as `id=sha256:<hex>` entries give it.
+///
+/// ```
+/// let d = axum_api_key::digest(b"hello");
+/// assert_eq!(d[..4], [0x2c, 0xf2, 0x4d, 0xba]);
+/// ```
+pub fn digest(key: &[u8]) -> KeyDigest {
+    Sha256::digest(key).into()
+}
+
+/// The key's text, once its length and characters are those of a key: both are checked before
+/// any hashing or lookup, so an oversized or garbage key costs almost nothing.
+pub(crate) fn checked(key: &[u8]) -> Result<&str, KeyError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(KeyError::TooLong);
+    }
+    if !is_key_shaped(key) {
+        return Err(KeyError::Malformed);
+    }
+    std::str::from_utf8(key).map_err(|_| KeyError::Malformed)
+}
+
+/// Keys are visible ASCII: anything else cannot be a key, whatever the store holds.
+///
+/// Eight bytes at a time: a byte is visible ASCII (0x21 to 0x7E) when its high bit is clear,
+/// adding 0x5F sets it (the byte is at least 0x21), and adding 0x01 does not (it is below 0x7F).
+/// No addition carries into the next byte, since every byte is below 0x80 by then.
+pub(crate) fn is_key_shaped(key: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let graphic =
+        |word: u64| word & HIGH == 0 && (word + 0x5F * LOW) & !(word + LOW) & HIGH == HIGH;
+    let mut chunks = key.chunks_exact(8);
+    let words_ok = chunks.by_ref().all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        graphic(u64::from_le_bytes(word))
+    });
+    !key.is_empty() && words_ok && chunks.remainder().iter().all(u8::is_ascii_graphic)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::error::{ConfigError, ConfigErrorKind};
+    use crate::format::KeyFormat;
+
+    #[test]
+    fn verifies_known_keys_only() {
+        let keys = ApiKeys::new().with_key("a", "key-a").with_key("b", "key-b");
+        assert_eq!(
+            keys.verify(b"key-a").map(|k| k.id().to_owned()),
+            Ok("a".to_owned())
+        );
+        assert_eq!(
+            keys.verify(b"key-b").map(|k| k.id().to_owned()),
+            Ok("b".to_owned())
+        );
+        assert_eq!(keys.verify(b"key-c").err(), Some(KeyError::Unknown));
+        assert_eq!(keys.verify(b"").err(), Some(KeyError::Malformed));
+        assert_eq!(keys.verify(b"key a").err(), Some(KeyError::Malformed));
+        assert_eq!(
+            keys.verify("kéy".as_bytes()).err(),
+            Some(KeyError::Malformed)
+        );
+        assert_eq!(
+            keys.verify(&[b'k'; MAX_KEY_LEN + 1]).err(),
+            Some(KeyError::TooLong)
+        );
+    }
+
+    #[test]
+    fn the_shape_check_accepts_exactly_visible_ascii() {
+        for byte in 0..=u8::MAX {
+            for at in 0..17 {
+                let mut key = vec![b'k'; 17];
+                key[at] = byte;
+                assert_eq!(
+                    is_key_shaped(&key),
+                    byte.is_ascii_graphic(),
+                    "byte {byte:#04x} at {at}"
+                );
+            }
+        }
+        assert!(!is_key_shaped(b""));
+    }
+
+    #[test]
+    fn a_key_of_the_maximum_length_is_accepted() {
+        let long = "k".repeat(MAX_KEY_LEN);
+        let keys = ApiKeys::new().with_key("long", &long);
+        assert!(keys.verify(long.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn refuses_bad_additions() {
+        let keys = ApiKeys::new().with_key("a", "key-a");
+        let kind = |r: Result<ApiKeys, ConfigError>| r.err().map(|e| e.kind());
+        assert_eq!(
+            kind(keys.clone().try_with_key("a", "other")),
+            Some(ConfigErrorKind::DuplicateId)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", "key-a")),
+            Some(ConfigErrorKind::DuplicateKey)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("", "x")),
+            Some(ConfigErrorKind::EmptyId)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b c", "x")),
+            Some(ConfigErrorKind::InvalidId)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", "")),
+            Some(ConfigErrorKind::EmptyKey)
+        );
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", "a b")),
+            Some(ConfigErrorKind::KeyNotPrintable)
+        );
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert_eq!(
+            kind(keys.clone().try_with_key("b", long)),
+            Some(ConfigErrorKind::KeyTooLong)
+        );
+        // A refused addition leaves the store as it was.
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn building_copies_a_shared_store_and_managing_changes_every_clone() {
+        let one = ApiKeys::new().with_key("a", "key-a");
+        let two = one.clone().with_key("b", "key-b");
+        assert_eq!(one.len(), 1);
+        assert_eq!(two.len(), 2);
+        assert!(one.verify(b"key-b").is_err());
+
+        let served = two.clone();
+        two.add(Key::new("c", "key-c")).unwrap();
+        assert_eq!(served.verify(b"key-c").unwrap().id(), "c");
+        served.revoke("a").unwrap();
+        assert_eq!(two.verify(b"key-a").unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            one.verify(b"key-a").unwrap().id(),
+            "a",
+            "a store built apart is apart"
+        );
+    }
+
+    #[test]
+    fn validity_times_are_enforced() {
+        let hour = Duration::from_secs(3600);
+        let now = SystemTime::now();
+        let keys = ApiKeys::new()
+            .with(Key::new("old", "key-old").expires_at(now - hour))
+            .with(Key::new("early", "key-early").not_before(now + hour))
+            .with(
+                Key::new("current", "key-current")
+                    .not_before(now - hour)
+                    .expires_at(now + hour),
+            )
+            .with(Key::new("gone", "key-gone").revoked(true));
+        assert_eq!(keys.verify(b"key-old").unwrap_err(), KeyError::Expired);
+        assert_eq!(
+            keys.verify(b"key-early").unwrap_err(),
+            KeyError::NotYetValid
+        );
+        assert_eq!(keys.verify(b"key-current").unwrap().id(), "current");
+        assert_eq!(keys.verify(b"key-gone").unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            keys.revoke("nobody").unwrap_err().kind(),
+            ConfigErrorKind::UnknownId
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_until_the_deadline() {
+        let format = KeyFormat::new("test").unwrap();
+        let old = format.generate();
+        let keys = ApiKeys::new()
+            .with_format(format)
+            .with(Key::new("svc", &old).scopes(["a"]).metadata("owner", "ops"));
+        let new = keys.rotate("svc", Duration::from_secs(60)).unwrap();
+        let rotated = keys.verify(new.as_bytes()).unwrap();
+        assert_eq!(
+            (rotated.id(), rotated.scopes().collect::<Vec<_>>()),
+            ("svc", vec!["a"])
+        );
+        assert_eq!(rotated.metadata("owner"), Some("ops"));
+        assert!(rotated.expires_at().is_none());
+        let old_key = keys.verify(old.as_bytes()).unwrap();
+        assert!(
+            old_key
+                .expires_at()
+                .is_some_and(|at| at <= SystemTime::now() + Duration::from_secs(60))
+        );
+
+        let newer = keys.rotate("svc", Duration::ZERO).unwrap();
+        assert_eq!(keys.verify(old.as_bytes()).unwrap_err(), KeyError::Expired);
+        assert_eq!(keys.verify(new.as_bytes()).unwrap_err(), KeyError::Expired);
+        assert!(keys.verify(newer.as_bytes()).is_ok());
+        // A grace period no clock can hold is no panic: the old key simply keeps working.
+        let endless = keys.rotate("svc", Duration::MAX).unwrap();
+        assert!(keys.verify(endless.as_bytes()).is_ok());
+        assert!(keys.verify(newer.as_bytes()).is_ok());
+        assert!(
+            keys.verify(newer.as_bytes())
+                .unwrap()
+                .expires_at()
+                .is_none()
+        );
+        assert_eq!(
+            ApiKeys::new()
+                .with_key("x", "key-x")
+                .rotate("x", Duration::ZERO)
+                .unwrap_err()
+                .kind(),
+            ConfigErrorKind::NoFormat
+        );
+    }
+
+    #[test]
+    fn a_format_refuses_other_keys_before_lookup() {
+        let format = KeyFormat::new("app").unwrap();
+        let good = format.generate();
+        let keys = ApiKeys::new()
+            .with_format(format.clone())
+            .with_key("a", &good);
+        assert!(keys.verify(good.as_bytes()).is_ok());
+        let mut typo = good.clone().into_bytes();
+        let last = typo.len() - 8;
+        typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+        assert_eq!(keys.verify(&typo).unwrap_err(), KeyError::Malformed);
+        assert_eq!(keys.verify(b"app_short").unwrap_err(), KeyError::Malformed);
+        let other = KeyFormat::new("other").unwrap().generate();
+        assert_eq!(
+            keys.clone().try_with_key("b", other).unwrap_err().kind(),
+            ConfigErrorKind::NotOfFormat
+        );
+        assert_eq!(
+            keys.try_with_key("c", "plain-key").unwrap_err().kind(),
+            ConfigErrorKind::NotOfFormat
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_key_and_no_digest() {
+        let keys = ApiKeys::new().with_key("a", "secret-value");
+        let shown = format!("{keys:?} {keys:#?}");
+        assert!(!shown.contains("secret-value"));
+        assert!(!shown.contains("digest"));
+        assert_eq!(format!("{keys:?}"), "ApiKeys { len: 1, .. }");
+    }
+
+    #[test]
+    fn store_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<ApiKeys>();
+        assert_send_sync::<VerifiedKey>();
+    }
+}

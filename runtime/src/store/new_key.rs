@@ -1,0 +1,130 @@
+//! [`Key`]: a key to add to a store, hashed as it is made.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use super::{KeyDigest, MAX_KEY_LEN, digest, is_key_shaped};
+use crate::error::ConfigErrorKind;
+use crate::format::KeyFormat;
+use crate::key::KeyRecord;
+
+/// A key to add to a store: its id, its digest (the plaintext is hashed at once and dropped),
+/// its scopes, validity and metadata.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use axum_api_key::{ApiKeys, Key};
+///
+/// let keys = ApiKeys::new().with(
+///     Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s")
+///         .scopes(["orders:read", "orders:write"])
+///         .expires_at(SystemTime::now() + Duration::from_secs(90 * 24 * 3600))
+///         .metadata("owner", "Partner A Ltd"),
+/// );
+/// let key = keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap();
+/// assert_eq!(key.scopes().collect::<Vec<_>>(), ["orders:read", "orders:write"]);
+/// assert_eq!(key.metadata("owner"), Some("Partner A Ltd"));
+/// ```
+#[derive(Clone)]
+pub struct Key {
+    pub(super) id: String,
+    pub(super) digest: Result<KeyDigest, ConfigErrorKind>,
+    /// What the plaintext looked like, to check it against a store's format later.
+    pub(super) shape: Shape,
+    pub(super) record: KeyRecord,
+}
+
+/// What is known of a key's plaintext once it is dropped.
+#[derive(Clone)]
+pub(crate) enum Shape {
+    /// Given by its digest: nothing.
+    Unknown,
+    /// Not a generated key.
+    Plain,
+    /// A well-formed generated key with this prefix.
+    Generated(Box<str>),
+}
+
+impl Key {
+    /// A key given in plaintext. It is checked and hashed here; a key that could never be
+    /// presented (empty, longer than [`MAX_KEY_LEN`], not visible ASCII) is refused when it is
+    /// added to a store.
+    pub fn new(id: impl Into<String>, key: impl AsRef<[u8]>) -> Self {
+        let key = key.as_ref();
+        let digest = if key.is_empty() {
+            Err(ConfigErrorKind::EmptyKey)
+        } else if key.len() > MAX_KEY_LEN {
+            Err(ConfigErrorKind::KeyTooLong)
+        } else if !is_key_shaped(key) {
+            Err(ConfigErrorKind::KeyNotPrintable)
+        } else {
+            Ok(digest(key))
+        };
+        let shape = KeyFormat::prefix_of(key)
+            .map_or(Shape::Plain, |prefix| Shape::Generated(prefix.into()));
+        Self {
+            id: id.into(),
+            digest,
+            shape,
+            record: KeyRecord::default(),
+        }
+    }
+
+    /// A key given by its SHA-256 [`digest`], for keys whose plaintext the service never sees.
+    pub fn from_digest(id: impl Into<String>, digest: KeyDigest) -> Self {
+        Self {
+            id: id.into(),
+            digest: Ok(digest),
+            shape: Shape::Unknown,
+            record: KeyRecord::default(),
+        }
+    }
+
+    /// The scopes the key holds, such as `orders:read`. A scope is visible ASCII without
+    /// `"`, `\`, `,`, `[` or `]` (an RFC 6750 scope token that fits in `API_KEYS`).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.record.scopes = scopes
+            .into_iter()
+            .map(|s| s.into().into_boxed_str())
+            .collect();
+        self
+    }
+
+    /// The key is refused before this time.
+    pub fn not_before(mut self, time: SystemTime) -> Self {
+        self.record.set_not_before(Some(time));
+        self
+    }
+
+    /// The key is refused from this time on, with the detail "API key expired".
+    pub fn expires_at(mut self, time: SystemTime) -> Self {
+        self.record.set_expires(Some(time));
+        self
+    }
+
+    /// The key is kept in the store but refused, as a revoked key.
+    pub fn revoked(mut self, revoked: bool) -> Self {
+        self.record.revoked = revoked;
+        self
+    }
+
+    /// A free field of the key's record, such as its owner or a ticket number, which handlers
+    /// read with [`VerifiedKey::metadata`].
+    pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.record.insert_metadata(name.into(), value.into());
+        self
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("scopes", &self.record.scopes)
+            .finish_non_exhaustive()
+    }
+}

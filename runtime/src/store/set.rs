@@ -1,0 +1,246 @@
+//! [`KeySet`]: one version of a store's keys, what a request reads, and the lookup.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use subtle::ConstantTimeEq;
+
+use super::radix::Radix;
+use super::{Key, KeyDigest, KeyError, Shape};
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::format::KeyFormat;
+use crate::key::{KeyRecord, VerifiedKey};
+
+/// One version of the store: what a request reads, all of it immutable.
+///
+/// Both tables are [`Radix`] maps, which share all but the changed path with the version they
+/// were made from: copying a set and changing a key costs the same at any size.
+#[derive(Clone, Default)]
+pub(crate) struct KeySet {
+    /// The keys, by their digest's first word, which is already a uniform hash.
+    by_digest: Radix<Entry>,
+    /// The first word of the digest of every key, by a hash of its id: the keys an id names
+    /// (more than one during a rotation) without a scan.
+    by_id: Radix<u64>,
+    len: usize,
+    pub(crate) format: Option<KeyFormat>,
+    /// The records file the set was read from, for [`ApiKeys::reload`].
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) file: Option<Arc<std::path::Path>>,
+    /// Whether the records file may hold no key (`from_file_allowing_empty`).
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) allow_empty: bool,
+    /// Which file (device and inode) the set was last read from, to tell a file replaced by a
+    /// rename from one rewritten in place.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    pub(crate) file_id: Option<(u64, u64)>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Entry {
+    digest: Words,
+    pub(crate) key: VerifiedKey,
+}
+
+/// The hash an id is filed under in [`KeySet::by_id`]: SipHash with fixed keys (ids come from
+/// the service's own configuration, not from requests).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether the key may be used now: not revoked, not expired, not before its time.
+pub(super) fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
+    let record = key.record();
+    if record.revoked {
+        return Err(KeyError::Revoked);
+    }
+    if !record.has_validity() {
+        return Ok(());
+    }
+    let now = SystemTime::now();
+    if record.expires().is_some_and(|expires| now >= expires) {
+        return Err(KeyError::Expired);
+    }
+    if record
+        .not_before()
+        .is_some_and(|not_before| now < not_before)
+    {
+        return Err(KeyError::NotYetValid);
+    }
+    Ok(())
+}
+
+impl KeySet {
+    /// Adds a key; `shared_id` allows an id that already names keys (a rotation).
+    pub(crate) fn insert(&mut self, key: Key, shared_id: bool) -> Result<(), ConfigError> {
+        let Key {
+            id,
+            digest,
+            shape,
+            record,
+        } = key;
+        let fail = |kind| Err(ConfigError::new(kind).with_id(&id));
+        let digest = match digest {
+            Ok(digest) => digest,
+            Err(kind) => return fail(kind),
+        };
+        if let Some(format) = &self.format {
+            let fits = match &shape {
+                Shape::Unknown => true,
+                Shape::Plain => false,
+                Shape::Generated(prefix) => format.prefix() == &**prefix,
+            };
+            if !fits {
+                return fail(ConfigErrorKind::NotOfFormat);
+            }
+        }
+        let mut record = record;
+        record.id = id.as_str().into();
+        self.insert_record(digest, record, shared_id)
+    }
+
+    pub(super) fn insert_record(
+        &mut self,
+        digest: KeyDigest,
+        record: KeyRecord,
+        shared_id: bool,
+    ) -> Result<(), ConfigError> {
+        let fail = |kind| Err(ConfigError::new(kind).with_id(&record.id));
+        if let Some(kind) = invalid_id(&record.id) {
+            return fail(kind);
+        }
+        if record.scopes.iter().any(|scope| !is_scope_token(scope)) {
+            return fail(ConfigErrorKind::InvalidScope);
+        }
+        if !shared_id && self.named(&record.id).next().is_some() {
+            return fail(ConfigErrorKind::DuplicateId);
+        }
+        if self.find(&digest).is_some() {
+            return fail(ConfigErrorKind::DuplicateKey);
+        }
+        let digest = Words::of(&digest);
+        let word = digest.table_hash();
+        self.by_id.change(id_hash(&record.id), |words| {
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        });
+        let entry = Entry {
+            digest,
+            key: VerifiedKey::from_record(record),
+        };
+        self.by_digest.change(word, |entries| entries.push(entry));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The keys named `id`.
+    pub(super) fn named<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_id.group(id_hash(id)).iter().flat_map(move |&word| {
+            self.by_digest
+                .group(word)
+                .iter()
+                .filter(move |entry| entry.digest.table_hash() == word && entry.key.id() == id)
+        })
+    }
+
+    /// Applies `update` to the record of every key named `id`; returns how many there were.
+    pub(super) fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
+        let mut words: Vec<u64> = self.by_id.group(id_hash(id)).to_vec();
+        words.dedup();
+        let mut updated = 0;
+        for word in words {
+            updated += self.by_digest.change(word, |entries| {
+                let mut count = 0;
+                for entry in entries
+                    .iter_mut()
+                    .filter(|entry| entry.digest.table_hash() == word && entry.key.id() == id)
+                {
+                    let mut record = entry.key.record().clone();
+                    update(&mut record);
+                    entry.key = VerifiedKey::from_record(record);
+                    count += 1;
+                }
+                count
+            });
+        }
+        updated
+    }
+
+    /// The record of a key named `id` that is not revoked, to model a rotated key on.
+    pub(super) fn live_record(&self, id: &str) -> Option<KeyRecord> {
+        self.named(id)
+            .filter(|entry| !entry.key.record().revoked)
+            .max_by_key(|entry| entry.key.record().expires().is_none())
+            .map(|entry| entry.key.record().clone())
+    }
+
+    pub(crate) fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
+        let digest = Words::of(digest);
+        // The group is searched by the digest's first word, as any hash table probes by its
+        // hash; the candidate that matches it is compared whole in constant time, so the lookup
+        // reveals nothing about how close a wrong key's digest came to a stored one beyond
+        // sharing 64 bits, which no one can aim for.
+        let word = digest.table_hash();
+        self.by_digest
+            .group(word)
+            .iter()
+            .filter(|entry| entry.digest.table_hash() == word)
+            .find(|entry| entry.digest.ct_eq(&digest))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// A digest as four words, the form the table keeps: compared with four XORs, and hashed by
+/// its first word, which is already uniformly distributed.
+#[derive(Clone, Copy)]
+struct Words([u64; 4]);
+
+impl Words {
+    fn of(digest: &KeyDigest) -> Self {
+        let mut words = [0u64; 4];
+        for (word, bytes) in words.iter_mut().zip(digest.chunks_exact(8)) {
+            *word = u64::from_ne_bytes(bytes.try_into().unwrap_or_default());
+        }
+        Self(words)
+    }
+
+    fn table_hash(&self) -> u64 {
+        self.0[0]
+    }
+
+    /// Equality in constant time: the differences of all words are folded into one without
+    /// branching, and only that word goes through `subtle`'s comparison.
+    fn ct_eq(&self, other: &Self) -> bool {
+        let [a0, a1, a2, a3] = self.0;
+        let [b0, b1, b2, b3] = other.0;
+        let difference = (a0 ^ b0) | (a1 ^ b1) | (a2 ^ b2) | (a3 ^ b3);
+        bool::from(difference.ct_eq(&0))
+    }
+}
+
+/// Why `id` cannot name a key, if it cannot.
+fn invalid_id(id: &str) -> Option<ConfigErrorKind> {
+    if id.is_empty() {
+        Some(ConfigErrorKind::EmptyId)
+    } else if !id.bytes().all(|b| b.is_ascii_graphic()) || id.contains([',', '=', '[', ']']) {
+        Some(ConfigErrorKind::InvalidId)
+    } else {
+        None
+    }
+}
+
+/// A scope the store accepts: an RFC 6750 scope token (visible ASCII without `"` or `\`) that
+/// also fits in the `API_KEYS` format (no `,`, `[` or `]`).
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b',' | b'[' | b']'))
+}
