@@ -74,7 +74,7 @@ pub use https::{Https, HttpsPolicy};
 pub use key::VerifiedKey;
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
-pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, MAX_KEY_LEN, digest};
+pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, digest};
 
 /// Protects an async axum handler with an API key.
 ///

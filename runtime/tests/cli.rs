@@ -194,3 +194,129 @@ fn mistakes_exit_with_2_and_say_what_is_wrong() {
         "the key is never echoed"
     );
 }
+
+/// A records file holding one key of format `cli`, and that key.
+fn records_file(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "axum-api-key-cli-keys-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.toml");
+    let key = KeyFormat::new("cli").unwrap().generate();
+    let hex: String = axum_api_key::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        &path,
+        format!("# managed by hand and by the tool\nformat = \"cli\"\n\n[[keys]]\nid = \"first\"\ndigest = \"sha256:{hex}\"\n"),
+    )
+    .unwrap();
+    (path, key)
+}
+
+#[test]
+fn keys_create_list_rotate_revoke_work_on_a_records_file() {
+    let (path, first) = records_file("manage");
+    let file = path.to_str().unwrap();
+
+    // create: the key once on standard output, only its digest in the file.
+    let out = tool(
+        &[
+            "keys",
+            "create",
+            "--file",
+            file,
+            "--id",
+            "second",
+            "--scopes",
+            "orders:read",
+            "--expires",
+            "30d",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = text(&out.stdout).trim_end().to_owned();
+    assert!(second.starts_with("cli_"), "{second}");
+    assert!(
+        !text(&out.stderr).contains(&second),
+        "the key is printed once, on stdout"
+    );
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(!written.contains(&second), "the file holds digests only");
+    assert!(
+        written.starts_with("# managed by hand and by the tool\n"),
+        "{written}"
+    );
+    let keys = ApiKeys::from_file(&path).unwrap();
+    assert!(
+        keys.verify(second.as_bytes())
+            .unwrap()
+            .has_scope("orders:read")
+    );
+
+    // list: ids, states and scopes, never a key or a digest.
+    let out = tool(&["keys", "list", "--file", file], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(listing.contains("first\tvalid\t[]"), "{listing}");
+    assert!(
+        listing.contains("second\tvalid\t[orders:read] expires "),
+        "{listing}"
+    );
+    assert!(!listing.contains(&second) && !listing.contains(&first) && !listing.contains("sha256"));
+
+    // rotate: a new key once; the old one works through the grace period.
+    let out = tool(
+        &[
+            "keys", "rotate", "--file", file, "--id", "first", "--grace", "1h",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rotated = text(&out.stdout).trim_end().to_owned();
+    let keys = ApiKeys::from_file(&path).unwrap();
+    assert_eq!(keys.verify(rotated.as_bytes()).unwrap().id(), "first");
+    assert!(
+        keys.verify(first.as_bytes())
+            .unwrap()
+            .expires_at()
+            .is_some()
+    );
+
+    // revoke: every key of the id, refused by the next reader of the file.
+    let out = tool(&["keys", "revoke", "--file", file, "--id", "first"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let keys = ApiKeys::from_file(&path).unwrap();
+    assert_eq!(
+        keys.verify(rotated.as_bytes()).unwrap_err(),
+        axum_api_key::KeyError::Revoked
+    );
+    assert_eq!(
+        keys.verify(first.as_bytes()).unwrap_err(),
+        axum_api_key::KeyError::Revoked
+    );
+    let listing = text(&tool(&["keys", "list", "--file", file], b"").stdout);
+    assert_eq!(listing.matches("first\trevoked").count(), 2, "{listing}");
+
+    // Mistakes: an unknown id, a file without a format and no prefix; nothing printed on stdout.
+    let out = tool(&["keys", "revoke", "--file", file, "--id", "nobody"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no key has this id"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&path, "").unwrap();
+    let out = tool(&["keys", "create", "--file", file, "--id", "x"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("--prefix"),
+        "{}",
+        text(&out.stderr)
+    );
+}

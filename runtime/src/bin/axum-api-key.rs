@@ -3,15 +3,20 @@
 //! ```sh
 //! cargo run -p axum-api-key --features cli -- generate --prefix myapp --id partner-a --scopes orders:read --expires 90d
 //! printf %s "$KEY" | cargo run -p axum-api-key --features cli -- hash --id partner-a
+//! cargo run -p axum-api-key --features cli -- keys create --file keys.toml --id partner-b
+//! cargo run -p axum-api-key --features cli -- keys list --file keys.toml
+//! cargo run -p axum-api-key --features cli -- keys rotate --file keys.toml --id partner-b --grace 24h
+//! cargo run -p axum-api-key --features cli -- keys revoke --file keys.toml --id partner-b
 //! ```
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use axum_api_key::{ApiKeys, Key, KeyFormat, MAX_KEY_LEN, digest};
+use axum_api_key::{ApiKeys, Key, KeyError, KeyFormat, MAX_KEY_LEN, digest};
 use clap::{Parser, Subcommand};
 
 /// Generate API keys for axum-api-key, and the configuration entries that hold only their
@@ -49,6 +54,62 @@ enum Command {
         /// Scopes the key holds, separated by commas.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+    },
+    /// Manage the keys of a records file, as the service's own store does: every change is
+    /// written to the file before the command returns, and a service reading the file sees it
+    /// on its next reload.
+    #[command(subcommand)]
+    Keys(Keys),
+}
+
+#[derive(Subcommand)]
+enum Keys {
+    /// Make a new key and add its record (its digest, never the key) to the file. The key goes
+    /// to standard output, once.
+    Create {
+        /// The records file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The id the key is known by.
+        #[arg(long)]
+        id: String,
+        /// Scopes the key holds, separated by commas.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// How long the key is valid, e.g. `90d`.
+        #[arg(long)]
+        expires: Option<humantime::Duration>,
+        /// The key's prefix, when the file names no `format`.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// List the keys of the file: id, scopes, expiry and state. Never a key or a digest.
+    List {
+        /// The records file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Revoke every key of an id.
+    Revoke {
+        /// The records file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The id whose keys to revoke.
+        #[arg(long)]
+        id: String,
+    },
+    /// Issue a new key for an id; the old ones keep working until the grace period ends. The
+    /// new key goes to standard output, once.
+    Rotate {
+        /// The records file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The id whose key to rotate.
+        #[arg(long)]
+        id: String,
+        /// How long the old key keeps working, e.g. `24h`; none by default.
+        #[arg(long, default_value = "0s")]
+        grace: humantime::Duration,
     },
 }
 
@@ -119,6 +180,91 @@ fn run(command: Command) -> Result<(), String> {
                 .try_with(checked)
                 .map_err(|e| e.to_string())?;
             print_entries(&mut std::io::stdout(), &id, &scopes, digest(key), None);
+            Ok(())
+        }
+        Command::Keys(command) => keys(command),
+    }
+}
+
+/// A time a duration from now, if a clock and a records file can hold it.
+fn from_now(duration: std::time::Duration, flag: &str) -> Result<SystemTime, String> {
+    let latest = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+    SystemTime::now()
+        .checked_add(duration)
+        .filter(|at| *at <= latest)
+        .ok_or_else(|| {
+            format!("{flag}: too far in the future; give a duration ending before the year 10000")
+        })
+}
+
+fn keys(command: Keys) -> Result<(), String> {
+    let open = |file: &PathBuf| ApiKeys::from_file_allowing_empty(file).map_err(|e| e.to_string());
+    match command {
+        Keys::Create {
+            file,
+            id,
+            scopes,
+            expires,
+            prefix,
+        } => {
+            let keys = open(&file)?;
+            let format = match prefix {
+                Some(prefix) => KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?,
+                None => keys.format().ok_or(
+                    "the records file names no key format: add `format = \"myapp\"` to it, or give --prefix",
+                )?,
+            };
+            let key = format.generate();
+            let mut record = Key::new(id.as_str(), &key).scopes(scopes.iter().cloned());
+            if let Some(duration) = expires {
+                record = record.expires_at(from_now(*duration, "--expires")?);
+            }
+            keys.add(record).map_err(|e| e.to_string())?;
+            println!("{key}");
+            eprintln!();
+            eprintln!(
+                "The key for `{id}` is above, shown this once: hand it to its owner now. Its digest \
+                 is in {}.",
+                file.display()
+            );
+            Ok(())
+        }
+        Keys::List { file } => {
+            let keys = open(&file)?;
+            for listed in keys.list() {
+                let key = listed.key();
+                let state = match listed.refused() {
+                    None => "valid",
+                    Some(KeyError::Revoked) => "revoked",
+                    Some(KeyError::Expired) => "expired",
+                    Some(KeyError::NotYetValid) => "not valid yet",
+                    Some(_) => "refused",
+                };
+                let scopes: Vec<&str> = key.scopes().collect();
+                let expires = key
+                    .expires_at()
+                    .map(|at| format!(" expires {}", humantime::format_rfc3339_seconds(at)))
+                    .unwrap_or_default();
+                println!("{}\t{state}\t[{}]{expires}", key.id(), scopes.join(" "));
+            }
+            Ok(())
+        }
+        Keys::Revoke { file, id } => {
+            let count = open(&file)?.revoke(&id).map_err(|e| e.to_string())?;
+            eprintln!("Revoked {count} key(s) of `{id}` in {}.", file.display());
+            Ok(())
+        }
+        Keys::Rotate { file, id, grace } => {
+            let keys = open(&file)?;
+            // A grace period the file cannot hold is refused here, not saturated.
+            from_now(*grace, "--grace")?;
+            let key = keys.rotate(&id, *grace).map_err(|e| e.to_string())?;
+            println!("{key}");
+            eprintln!();
+            eprintln!(
+                "The new key for `{id}` is above, shown this once; the old one works for {grace} \
+                 more."
+            );
             Ok(())
         }
     }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
+use crate::format::KeyFormat;
 use crate::https::HttpsPolicy;
 use crate::key::VerifiedKey;
 
@@ -131,7 +132,61 @@ struct Shared {
     https: Option<HttpsPolicy>,
 }
 
+/// A key as [`ApiKeys::list`] shows it: what it is, and whether it is accepted now. Never the
+/// key, nor its digest.
+#[derive(Debug, Clone)]
+pub struct ListedKey {
+    key: VerifiedKey,
+    refused: Option<KeyError>,
+}
+
+impl ListedKey {
+    /// The key's id, scopes, expiry and metadata.
+    pub fn key(&self) -> &VerifiedKey {
+        &self.key
+    }
+
+    /// Why the key is refused now ([`KeyError::Revoked`], [`KeyError::Expired`] or
+    /// [`KeyError::NotYetValid`]), or `None` when it is accepted.
+    pub fn refused(&self) -> Option<KeyError> {
+        self.refused
+    }
+}
+
 impl ApiKeys {
+    /// Every key of the store, sorted by id: for listings and tools.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, KeyError};
+    ///
+    /// let keys = ApiKeys::new().with_key("b", "kb_Zc4nH6jR1eW5").with_key("a", "ka_7Qm2xY9wLkV3");
+    /// keys.revoke("b")?;
+    /// let listed = keys.list();
+    /// assert_eq!(listed[0].key().id(), "a");
+    /// assert_eq!(listed[1].refused(), Some(KeyError::Revoked));
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn list(&self) -> Vec<ListedKey> {
+        let mut listed: Vec<ListedKey> = self
+            .shared
+            .current
+            .load()
+            .keys()
+            .map(|key| ListedKey {
+                refused: valid_now(&key).err(),
+                key,
+            })
+            .collect();
+        listed.sort_by(|a, b| a.key.id().cmp(b.key.id()));
+        listed
+    }
+
+    /// The key format the store requires, if any: what [`rotate`](Self::rotate) generates
+    /// keys in.
+    pub fn format(&self) -> Option<KeyFormat> {
+        self.shared.current.load().format.clone()
+    }
+
     /// How many keys the store holds, revoked ones included.
     pub fn len(&self) -> usize {
         self.shared.current.load().len()

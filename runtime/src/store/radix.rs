@@ -105,7 +105,6 @@ impl<T: Clone> Radix<T> {
     }
 
     /// Every value, group by group.
-    #[cfg(test)]
     pub(crate) fn values(&self) -> Vec<T> {
         fn collect<T: Clone>(node: &Node<T>, out: &mut Vec<T>) {
             match node {

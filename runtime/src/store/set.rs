@@ -192,6 +192,11 @@ impl KeySet {
             .find(|entry| entry.digest.ct_eq(&digest))
     }
 
+    /// Every key, in no particular order.
+    pub(super) fn keys(&self) -> impl Iterator<Item = VerifiedKey> {
+        self.by_digest.values().into_iter().map(|entry| entry.key)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
