@@ -13,6 +13,9 @@
 //!   until the grace period ends.
 //! - `POST /admin/revoke/{id}`: refuses the id's keys from the next request on.
 //! - `POST /admin/reload`, or `kill -HUP <pid>`: reads `KEYS_FILE` again.
+//!
+//! With `KEYS_FILE`, rotations and revocations are written to the file before they answer, so
+//! they survive a restart.
 
 #![allow(clippy::print_stdout)]
 
@@ -23,7 +26,9 @@ use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_api_key::{ApiKeys, Key, KeyError, KeyFormat, KeyStore, VerifiedKey, api_key};
+use axum_api_key::{
+    ApiKeys, ConfigError, Key, KeyError, KeyFormat, KeyStore, VerifiedKey, api_key,
+};
 use serde_json::{Value, json};
 
 /// Admin keys, apart from partner keys.
@@ -60,6 +65,23 @@ struct Grace {
 
 type Answer = Result<Json<Value>, (StatusCode, String)>;
 
+/// Runs a change of the store off the async workers: with a records file, a change writes and
+/// flushes the file, and a reload may wait for a file being rewritten to settle.
+async fn blocking<T: Send + 'static>(
+    change: impl FnOnce() -> Result<T, ConfigError> + Send + 'static,
+    status: StatusCode,
+) -> Result<T, (StatusCode, String)> {
+    tokio::task::spawn_blocking(change)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the change did not finish".to_owned(),
+            )
+        })?
+        .map_err(|error| (status, error.to_string()))
+}
+
 #[api_key(store = AdminKeys, header = "x-admin-key", state = AppState)]
 async fn rotate(
     State(partners): State<ApiKeys>,
@@ -67,9 +89,12 @@ async fn rotate(
     Query(grace): Query<Grace>,
 ) -> Answer {
     let grace = Duration::from_secs(grace.grace_secs.unwrap_or(60));
-    let new = partners
-        .rotate(&id, grace)
-        .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
+    let rotated = id.clone();
+    let new = blocking(
+        move || partners.rotate(&rotated, grace),
+        StatusCode::NOT_FOUND,
+    )
+    .await?;
     Ok(Json(
         json!({ "id": id, "new_key": new, "old_keys_valid_for_secs": grace.as_secs() }),
     ))
@@ -77,17 +102,14 @@ async fn rotate(
 
 #[api_key(store = AdminKeys, header = "x-admin-key", state = AppState)]
 async fn revoke(State(partners): State<ApiKeys>, Path(id): Path<String>) -> Answer {
-    let revoked = partners
-        .revoke(&id)
-        .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
+    let revoking = id.clone();
+    let revoked = blocking(move || partners.revoke(&revoking), StatusCode::NOT_FOUND).await?;
     Ok(Json(json!({ "id": id, "revoked_keys": revoked })))
 }
 
 #[api_key(store = AdminKeys, header = "x-admin-key", state = AppState)]
 async fn reload(State(partners): State<ApiKeys>) -> Answer {
-    let keys = partners
-        .reload()
-        .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    let keys = blocking(move || partners.reload(), StatusCode::CONFLICT).await?;
     Ok(Json(json!({ "keys": keys })))
 }
 
@@ -118,7 +140,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 return;
             };
             while hangups.recv().await.is_some() {
-                match partners.reload() {
+                let reloading = partners.clone();
+                let reloaded = tokio::task::spawn_blocking(move || reloading.reload()).await;
+                match reloaded.unwrap_or_else(|_| partners.reload()) {
                     Ok(keys) => println!("reloaded: {keys} keys"),
                     Err(error) => println!("reload refused, keys unchanged: {error}"),
                 }

@@ -99,8 +99,12 @@ impl ApiKeys {
     /// while a tool rewrites it in place. Write the file to a temporary file and rename it over
     /// the old one, so that a reload sees either version whole.
     ///
-    /// Keys added with [`add`](Self::add) or [`rotate`](Self::rotate) and not written to the
-    /// file are dropped. The store's HTTPS requirement is kept, and so is its key format unless
+    /// It blocks while it reads (and, for a file being rewritten in place, while it waits for
+    /// the file to settle, half a second at most); from async code, call it through
+    /// `tokio::task::spawn_blocking`.
+    ///
+    /// Every change made with [`add`](Self::add), [`revoke`](Self::revoke) or
+    /// [`rotate`](Self::rotate) is in the file already (they write it through). The store's HTTPS requirement is kept, and so is its key format unless
     /// the file names one.
     pub fn reload(&self) -> Result<usize, ConfigError> {
         self.change(|set, _| {

@@ -39,6 +39,9 @@ impl ApiKeys {
 
     /// Revokes every key with this id: from the moment it returns, no request is let in with
     /// them. Returns how many keys were revoked.
+    ///
+    /// Like [`add`](Self::add) and [`rotate`](Self::rotate), it blocks while it writes a store's
+    /// records file; from async code, call it through `tokio::task::spawn_blocking`.
     pub fn revoke(&self, id: &str) -> Result<usize, ConfigError> {
         self.change(|set, edits| {
             let revoked = set.update(id, |record| record.revoked = true);
