@@ -578,9 +578,10 @@ fn private_path(args: &Args) -> TokenStream {
     }
 }
 
-/// The runtime's shared configuration type for a guard of an `ApiKeys` store without scopes
-/// that reads one place: `Standard` for the `x-api-key` header, `Single` for another header, a
-/// query parameter, a cookie (names up to 32 bytes, packed into two integers) or a bearer token.
+/// The runtime's shared configuration type for a guard of an `ApiKeys` store: `Standard` for
+/// the `x-api-key` header without scopes, `Packed` for anything else whose sources and scopes fit
+/// in 128 bytes (four sources and eight scopes at most), packed into eight integers. `None` for a
+/// custom store, or a configuration too large to pack: those get a type of their own.
 fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
     let Args {
         header,
@@ -595,7 +596,7 @@ fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
         krate: _,
         broken: _,
     } = args;
-    if scopes.is_some() || store.is_some() {
+    if store.is_some() {
         return None;
     }
     let status = status.as_ref().map_or_else(
@@ -603,33 +604,59 @@ fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
         |s| LitInt::new(&format!("{}u16", s.value), s.span),
     );
     let optional = optional.is_some();
-    let (kind, name) = match (header, query, cookie, bearer) {
-        (None, None, None, None) => return Some(quote! { #private::Standard<#status, #optional> }),
-        (Some(header), None, None, None) if header.value == DEFAULT_HEADER => {
-            return Some(quote! { #private::Standard<#status, #optional> });
-        }
-        (Some(header), None, None, None) => (0u8, header.value.as_str()),
-        (None, Some(query), None, None) => (1, query.value.as_str()),
-        (None, None, Some(cookie), None) => (2, cookie.value.as_str()),
-        (None, None, None, Some(_)) => (3, ""),
-        _ => return None,
-    };
-    // Names are checked ASCII tokens without NUL, so zero padding marks their end.
-    if name.len() > 32 {
+    let default_header = header
+        .as_ref()
+        .is_none_or(|header| header.value == DEFAULT_HEADER);
+    let no_other_source = query.is_none() && cookie.is_none() && bearer.is_none();
+    if default_header && no_other_source && scopes.is_none() {
+        return Some(quote! { #private::Standard<#status, #optional> });
+    }
+    // The sources in the order `config_impl` lists them, the default header when none.
+    let mut sources: Vec<(u8, &str)> = Vec::new();
+    if let Some(header) = header {
+        sources.push((0, &header.value));
+    }
+    if let Some(query) = query {
+        sources.push((1, &query.value));
+    }
+    if let Some(cookie) = cookie {
+        sources.push((2, &cookie.value));
+    }
+    if bearer.is_some() {
+        sources.push((3, ""));
+    }
+    if sources.is_empty() {
+        sources.push((0, DEFAULT_HEADER));
+    }
+    let scopes: Vec<&str> = scopes
+        .iter()
+        .flat_map(|list| list.value.iter().map(String::as_str))
+        .collect();
+    let mut bytes = vec![
+        u8::try_from(sources.len()).ok()?,
+        u8::try_from(scopes.len()).ok()?,
+    ];
+    for (kind, name) in &sources {
+        bytes.extend([*kind, u8::try_from(name.len()).ok()?]);
+        bytes.extend_from_slice(name.as_bytes());
+    }
+    for scope in &scopes {
+        bytes.push(u8::try_from(scope.len()).ok()?);
+        bytes.extend_from_slice(scope.as_bytes());
+    }
+    if sources.len() > 4 || scopes.len() > 8 || bytes.len() > 128 {
         return None;
     }
-    let mut bytes = [0u8; 32];
-    bytes[..name.len()].copy_from_slice(name.as_bytes());
-    let word = |half: &[u8]| {
+    bytes.resize(128, 0);
+    let words = bytes.chunks_exact(16).map(|chunk| {
         let mut word = [0u8; 16];
-        word.copy_from_slice(half);
+        word.copy_from_slice(chunk);
         LitInt::new(
             &format!("{}u128", u128::from_le_bytes(word)),
             Span::call_site(),
         )
-    };
-    let (n0, n1) = (word(&bytes[..16]), word(&bytes[16..]));
-    Some(quote! { #private::Single<#status, #optional, #kind, #n0, #n1> })
+    });
+    Some(quote! { #private::Packed<#status, #optional, #(#words),*> })
 }
 
 /// `impl KeyConfig for #ty`, holding the attribute's configuration as a constant.

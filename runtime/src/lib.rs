@@ -113,12 +113,12 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_
 /// state) or above it (the handler then needs an argument), and `#[tracing::instrument]` above or
 /// below. Documentation shows the handler as written.
 ///
-/// A configuration that reads one place (a header, a query parameter, a cookie, or a bearer
-/// token) without `scopes` or `store` is a type of this crate that every handler configured
-/// alike shares: nothing is defined beside the handler, it costs the compiler no more than a
-/// hand-written extractor, and the handler may be an associated function in an `impl` block.
-/// Other configurations define a type beside the handler, which an `impl` block cannot hold:
-/// their handlers are free functions.
+/// A configuration of the default store is a type of this crate that every handler configured
+/// alike shares (its names and scopes packed into the type, up to four sources, eight scopes and
+/// 128 bytes): nothing is defined beside the handler, it costs the compiler about what a
+/// hand-written extractor does, and the handler may be an associated function in an `impl`
+/// block. A configuration with `store = …`, or too large to pack, defines a type beside the
+/// handler, which an `impl` block cannot hold: its handler is a free function.
 ///
 /// `optional` and the key arguments must agree: with `optional`, take `Option<VerifiedKey>`
 /// (a bare `VerifiedKey`, also inside a tuple, is an error); without it, take `VerifiedKey` (an
@@ -193,7 +193,7 @@ pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_
 /// | `async fn h(Json(b): Json<T>, key: VerifiedKey)` | `Json` reads the request body, so it must be the last argument, at `Json<T>` |
 /// | a return type that is no response | `T` is not a response, so the handler cannot serve a route, at the type (axum's `Handler` error at the route follows) |
 /// | `#[axum::debug_handler]` below `#[api_key]` without a state | tell it the state, or put it above; with `state = AppState` in `#[api_key]`, that state is passed on to it |
-/// | `#[api_key(scopes = [...])]` on an associated fn in an `impl` block | the compiler's "enum is not supported in `trait`s or `impl`s", at the attribute: move the handler out of the `impl` |
+/// | `#[api_key(store = PartnerKeys)]` on an associated fn in an `impl` block | the compiler's "enum is not supported in `trait`s or `impl`s", at the attribute: move the handler out of the `impl` |
 /// | `async fn handler(&self)` | a handler cannot take `self` |
 /// | `const`, `unsafe` or `extern` fn | cannot be an axum handler, with what to remove |
 /// | on a struct with fields, an enum, impl block, module, ... | protects an async handler function, or a unit struct |
@@ -232,70 +232,151 @@ pub mod __private {
         type Store = ApiKeys;
     }
 
-    /// The configuration of every guard reading one named place (`KIND` 0: a header, 1: a
-    /// query parameter, 2: a cookie; the name packed little-endian in `N0` and `N1`, up to 32
-    /// bytes) or a bearer token (`KIND` 3) of an [`ApiKeys`] store without scopes: handlers
-    /// with the same configuration share one type, so nothing is compiled per handler.
-    pub enum Single<
+    /// The configuration of every guard of an [`ApiKeys`] store whose sources and scopes fit in
+    /// 128 bytes, packed into `W0` to `W7` (little-endian): the count of sources, the count of
+    /// scopes, then each source as its kind (0: a header, 1: a query parameter, 2: a cookie, 3:
+    /// bearer), its name's length and its name, then each scope as its length and its text.
+    /// Handlers configured alike share one type, so nothing is defined beside them and nothing
+    /// is compiled per handler.
+    pub enum Packed<
         const STATUS: u16,
         const OPTIONAL: bool,
-        const KIND: u8,
-        const N0: u128,
-        const N1: u128,
+        const W0: u128,
+        const W1: u128,
+        const W2: u128,
+        const W3: u128,
+        const W4: u128,
+        const W5: u128,
+        const W6: u128,
+        const W7: u128,
     > {}
 
-    impl<const STATUS: u16, const OPTIONAL: bool, const KIND: u8, const N0: u128, const N1: u128>
-        Single<STATUS, OPTIONAL, KIND, N0, N1>
+    impl<
+        const STATUS: u16,
+        const OPTIONAL: bool,
+        const W0: u128,
+        const W1: u128,
+        const W2: u128,
+        const W3: u128,
+        const W4: u128,
+        const W5: u128,
+        const W6: u128,
+        const W7: u128,
+    > Packed<STATUS, OPTIONAL, W0, W1, W2, W3, W4, W5, W6, W7>
     {
-        const BYTES: &'static [u8; 32] = &unpack(N0, N1);
-        const NAME: &'static str =
-            match core::str::from_utf8(Self::BYTES.split_at(name_len(Self::BYTES)).0) {
-                Ok(name) => name,
-                Err(_) => panic!("a packed name is ASCII"),
-            };
-        const SOURCES: &'static [Source] = &[match KIND {
-            0 => Source::Header(Self::NAME),
-            1 => Source::Query(Self::NAME),
-            2 => Source::Cookie(Self::NAME),
-            _ => Source::Bearer,
-        }];
+        const BYTES: &'static [u8; 128] = &unpack([W0, W1, W2, W3, W4, W5, W6, W7]);
+        const DECODED: &'static Decoded = &decode(Self::BYTES);
+        const SOURCES: &'static [Source] =
+            Self::DECODED.sources.split_at(Self::DECODED.source_count).0;
+        const SCOPES: &'static [&'static str] =
+            Self::DECODED.scopes.split_at(Self::DECODED.scope_count).0;
     }
 
-    impl<const STATUS: u16, const OPTIONAL: bool, const KIND: u8, const N0: u128, const N1: u128>
-        KeyConfig for Single<STATUS, OPTIONAL, KIND, N0, N1>
+    impl<
+        const STATUS: u16,
+        const OPTIONAL: bool,
+        const W0: u128,
+        const W1: u128,
+        const W2: u128,
+        const W3: u128,
+        const W4: u128,
+        const W5: u128,
+        const W6: u128,
+        const W7: u128,
+    > KeyConfig for Packed<STATUS, OPTIONAL, W0, W1, W2, W3, W4, W5, W6, W7>
     {
         const CONFIG: GuardConfig = {
-            let config = GuardConfig::new(Self::SOURCES).with_status(STATUS);
+            let config = GuardConfig::new(Self::SOURCES)
+                .with_status(STATUS)
+                .with_scopes(Self::SCOPES);
             if OPTIONAL { config.optional() } else { config }
         };
     }
 
-    impl<const STATUS: u16, const OPTIONAL: bool, const KIND: u8, const N0: u128, const N1: u128>
-        HandlerConfig for Single<STATUS, OPTIONAL, KIND, N0, N1>
+    impl<
+        const STATUS: u16,
+        const OPTIONAL: bool,
+        const W0: u128,
+        const W1: u128,
+        const W2: u128,
+        const W3: u128,
+        const W4: u128,
+        const W5: u128,
+        const W6: u128,
+        const W7: u128,
+    > HandlerConfig for Packed<STATUS, OPTIONAL, W0, W1, W2, W3, W4, W5, W6, W7>
     {
         type Store = ApiKeys;
     }
 
-    /// The 32 bytes packed in two words, little-endian.
-    const fn unpack(n0: u128, n1: u128) -> [u8; 32] {
-        let mut bytes = [0u8; 32];
-        let (low, high) = (n0.to_le_bytes(), n1.to_le_bytes());
-        let mut i = 0;
-        while i < 16 {
-            bytes[i] = low[i];
-            bytes[16 + i] = high[i];
-            i += 1;
+    /// A packed configuration, read: up to four sources and eight scopes.
+    pub struct Decoded {
+        sources: [Source; 4],
+        source_count: usize,
+        scopes: [&'static str; 8],
+        scope_count: usize,
+    }
+
+    /// The 128 bytes packed in eight words, little-endian.
+    const fn unpack(words: [u128; 8]) -> [u8; 128] {
+        let mut bytes = [0u8; 128];
+        let mut word = 0;
+        while word < 8 {
+            let le = words[word].to_le_bytes();
+            let mut i = 0;
+            while i < 16 {
+                bytes[word * 16 + i] = le[i];
+                i += 1;
+            }
+            word += 1;
         }
         bytes
     }
 
-    /// The length of a name padded with zeros.
-    const fn name_len(bytes: &[u8; 32]) -> usize {
-        let mut len = 0;
-        while len < 32 && bytes[len] != 0 {
-            len += 1;
+    /// `len` bytes of `bytes` from `at`, as text.
+    const fn text(bytes: &'static [u8; 128], at: usize, len: usize) -> &'static str {
+        let (_, rest) = bytes.split_at(at);
+        let (text, _) = rest.split_at(len);
+        match core::str::from_utf8(text) {
+            Ok(text) => text,
+            Err(_) => panic!("packed names are ASCII"),
         }
-        len
+    }
+
+    const fn decode(bytes: &'static [u8; 128]) -> Decoded {
+        let mut decoded = Decoded {
+            sources: [
+                Source::Bearer,
+                Source::Bearer,
+                Source::Bearer,
+                Source::Bearer,
+            ],
+            source_count: bytes[0] as usize,
+            scopes: [""; 8],
+            scope_count: bytes[1] as usize,
+        };
+        let mut at = 2;
+        let mut i = 0;
+        while i < decoded.source_count {
+            let (kind, len) = (bytes[at], bytes[at + 1] as usize);
+            let name = text(bytes, at + 2, len);
+            decoded.sources[i] = match kind {
+                0 => Source::Header(name),
+                1 => Source::Query(name),
+                2 => Source::Cookie(name),
+                _ => Source::Bearer,
+            };
+            at += 2 + len;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < decoded.scope_count {
+            let len = bytes[at] as usize;
+            decoded.scopes[i] = text(bytes, at + 1, len);
+            at += 1 + len;
+            i += 1;
+        }
+        decoded
     }
 
     /// The guard `#[api_key]` puts first in a handler.

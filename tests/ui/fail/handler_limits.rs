@@ -14,10 +14,10 @@ const async fn constant() {}
 struct Handlers;
 
 // An associated function carries the attribute when its configuration is one the runtime
-// shares (one source, no scopes, the default store); scopes need a type defined beside the
-// handler, which an `impl` block cannot hold.
+// shares (the default store); a store of its own needs a type defined beside the handler, which
+// an `impl` block cannot hold.
 impl Handlers {
-    #[api_key(scopes = ["admin"])]
+    #[api_key(store = axum_api_key::ApiKeys)]
     async fn list() {}
 }
 

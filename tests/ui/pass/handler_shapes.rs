@@ -47,12 +47,17 @@ impl Orders {
     async fn create(key: VerifiedKey) -> String {
         key.id().to_owned()
     }
+
+    #[api_key(header = "x-admin-key", query = "admin_key", scopes = ["orders:admin", "audit"])]
+    async fn purge(key: VerifiedKey) -> String {
+        key.id().to_owned()
+    }
 }
 
 fn main() {
     let state = AppState { keys: ApiKeys::new(), name: "shop".into() };
     let _: Router<AppState> = Router::new()
-        .route("/orders", get(Orders::list).post(Orders::create));
+        .route("/orders", get(Orders::list).post(Orders::create).delete(Orders::purge));
     let _: Router = Router::new()
         .route("/show/{a}/{b}", get(show::<u32>))
         .route("/create", post(create))
