@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use axum_api_key::{ApiKeys, ConfigErrorKind, Key, KeyError, KeyFormat};
+use axum_api_key::{ApiKeys, ConfigErrorKind, Key, KeyError, KeyFormat, digest};
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -27,7 +27,7 @@ const HEADER: &str =
 fn one_key_file(name: &str) -> (PathBuf, String) {
     let format = KeyFormat::new("dur").unwrap();
     let key = format.generate();
-    let digest: String = axum_api_key::digest(key.as_bytes())
+    let digest: String = digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -273,4 +273,67 @@ fn a_process_killed_mid_change_leaves_a_whole_file_with_every_returned_change() 
         let others = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert!(others <= 3, "round {round}: {others} files");
     }
+}
+
+#[test]
+fn a_change_racing_a_hand_edit_in_place_never_writes_back_half_a_file() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let format = KeyFormat::new("dur").unwrap();
+    let mut text = String::from(HEADER);
+    for i in 0..40 {
+        let hex: String = digest(format.generate().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        text.push_str(&format!(
+            "[[keys]]\nid = \"hand-{i}\"\ndigest = \"sha256:{hex}\"\n\n"
+        ));
+    }
+    let path = temp_file("hand-edit", &text);
+    let keys = ApiKeys::from_file(&path).unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let editor = {
+        let (path, text, done) = (path.clone(), text.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                // An editor saving in place, slowly.
+                let mut file = std::fs::File::create(&path).unwrap();
+                for piece in text.as_bytes().chunks(97) {
+                    file.write_all(piece).unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(file);
+                std::thread::sleep(Duration::from_millis(70));
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut added = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        if keys
+            .add(Key::new(format!("tool-{added}"), format.generate()))
+            .is_ok()
+        {
+            added += 1;
+            // What was written (the store is the file it wrote, read back) holds every key of
+            // the hand-edited file: never a file read half way through a save and written back.
+            let ids: Vec<String> = keys
+                .list()
+                .iter()
+                .map(|k| k.key().id().to_owned())
+                .collect();
+            for i in 0..40 {
+                assert!(
+                    ids.contains(&format!("hand-{i}")),
+                    "hand-{i} lost after a change"
+                );
+            }
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    editor.join().unwrap();
+    assert!(added > 3, "{added} changes went through");
 }

@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::value::{Datetime, Offset};
 
 use super::live::FileEdit;
+use super::set::FileStamp;
 use super::{ApiKeys, Key, KeySet, decode_digest};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::format::KeyFormat;
@@ -131,12 +132,16 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// How many times a file still being written is waited for before the read is given up.
 const SETTLE_TRIES: u32 = 10;
 
-/// A file's device and inode, where the platform has them.
-fn file_id(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+/// A file's identity, where the platform has one: device and inode, time and length.
+fn stamp(metadata: &std::fs::Metadata) -> Option<FileStamp> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((metadata.dev(), metadata.ino()))
+        Some(FileStamp {
+            id: (metadata.dev(), metadata.ino()),
+            modified: metadata.modified().ok(),
+            len: metadata.len(),
+        })
     }
     #[cfg(not(unix))]
     {
@@ -145,53 +150,61 @@ fn file_id(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
     }
 }
 
-/// Reads and parses the records file. `previous` is the file the set was last read from: when
-/// this is the same file, it was rewritten in place, and it is read only once it has settled.
-fn read(
+/// The records file's text once it has settled, and the file's identity. `previous` is the file
+/// last read or written: when this is the same file, it was rewritten in place, and is read
+/// only once it has been left alone for a moment, whole, and ending a line.
+fn settled_text(
     path: &Path,
-    allow_empty: bool,
-    previous: Option<(u64, u64)>,
-) -> Result<KeySet, ConfigError> {
+    previous: Option<FileStamp>,
+) -> Result<(String, Option<FileStamp>), ConfigError> {
     let origin = path.display().to_string();
     let unreadable = |error: std::io::Error| {
         ConfigError::new(ConfigErrorKind::FileUnreadable)
             .in_origin(&origin)
             .with_message(error.to_string())
     };
-    let mut text = None;
-    let mut id = None;
     for _ in 0..SETTLE_TRIES {
         let before = std::fs::metadata(path).map_err(unreadable)?;
-        id = file_id(&before);
-        let replaced = previous.is_some() && id.is_some() && id != previous;
+        let current = stamp(&before);
+        let same_file = |stamp: Option<FileStamp>| matches!((stamp, previous), (Some(now), Some(then)) if now.id == then.id);
+        // Untouched since it was last read or written here: whole, with nothing to wait for.
+        let untouched = current.is_some() && current == previous;
+        let in_place = same_file(current) && !untouched;
         let age = before
             .modified()
             .ok()
             .and_then(|modified| SystemTime::now().duration_since(modified).ok());
-        if let Some(age) = age.filter(|age| !replaced && *age < SETTLE) {
+        let replaced = previous.is_some() && !same_file(current);
+        if let Some(age) = age.filter(|age| !untouched && !replaced && *age < SETTLE) {
             std::thread::sleep(SETTLE - age);
             continue;
         }
         let read = std::fs::read_to_string(path).map_err(unreadable)?;
         let after = std::fs::metadata(path).map_err(unreadable)?;
         // A file being rewritten shows it: its size or time moves under the read.
-        let still = before.len() == after.len()
+        let still = current == stamp(&after)
             && after.len() == read.len() as u64
-            && before.modified().ok() == after.modified().ok()
-            && id == file_id(&after);
+            && before.modified().ok() == after.modified().ok();
         // A file rewritten in place must also end a line: a tool that stalls mid-write leaves
         // it cut short. (A file read for the first time, or put in place by a rename, may end
         // without one.)
-        let in_place = previous.is_some() && id == previous;
         if still && (!in_place || read.is_empty() || read.ends_with('\n')) {
-            text = Some(read);
-            break;
+            return Ok((read, current));
         }
         std::thread::sleep(SETTLE);
     }
-    let Some(text) = text else {
-        return Err(ConfigError::new(ConfigErrorKind::FileIncomplete).in_origin(origin));
-    };
+    Err(ConfigError::new(ConfigErrorKind::FileIncomplete).in_origin(origin))
+}
+
+/// Reads and parses the records file. `previous` is the file the set was last read from: when
+/// this is the same file, it was rewritten in place, and it is read only once it has settled.
+fn read(
+    path: &Path,
+    allow_empty: bool,
+    previous: Option<FileStamp>,
+) -> Result<KeySet, ConfigError> {
+    let origin = path.display().to_string();
+    let (text, id) = settled_text(path, previous)?;
     let mut set = parse(&text).map_err(|error| error.in_origin(&origin))?;
     set.file_id = id;
     if set.len() == 0 && !allow_empty {
@@ -299,11 +312,10 @@ pub(crate) fn write_through(
             .with_message(error.to_string())
     };
     let _lock = lock(path).map_err(io_error)?;
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        ConfigError::new(ConfigErrorKind::FileUnreadable)
-            .in_origin(&origin)
-            .with_message(error.to_string())
-    })?;
+    // Another process changing the file takes the lock too; a person or a tool rewriting it in
+    // place does not, so the file is read as a reload reads it: settled and whole, or not at
+    // all, so that a half-written file is never written back.
+    let (text, _) = settled_text(path, template.file_id)?;
     let mut document = text.parse::<toml_edit::DocumentMut>().map_err(|error| {
         let line = error
             .span()
@@ -344,12 +356,12 @@ fn lock(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// Replaces the file at `path` with `contents`, atomically and durably; returns the new file's
 /// identity.
-fn replace(path: &Path, contents: &[u8]) -> std::io::Result<Option<(u64, u64)>> {
+fn replace(path: &Path, contents: &[u8]) -> std::io::Result<Option<FileStamp>> {
     use std::io::Write;
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(name);
-    let written = (|| -> std::io::Result<Option<(u64, u64)>> {
+    let written = (|| -> std::io::Result<Option<FileStamp>> {
         let mut file = std::fs::File::create(&temporary)?;
         // Keep the old file's permissions: a records file may be readable by its owner only.
         if let Ok(metadata) = std::fs::metadata(path) {
@@ -358,7 +370,9 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<Option<(u64, u64)>> 
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
-        Ok(file_id(&file.metadata()?))
+        // The renamed file is the one just written and flushed: its time and length now are
+        // the ones a later read will see, unless someone changes it.
+        Ok(stamp(&std::fs::metadata(path)?))
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);

@@ -33,7 +33,16 @@ pub(crate) struct KeySet {
     /// Which file (device and inode) the set was last read from, to tell a file replaced by a
     /// rename from one rewritten in place.
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
-    pub(crate) file_id: Option<(u64, u64)>,
+    pub(crate) file_id: Option<FileStamp>,
+}
+
+/// A file as it was last read or written: which file (device and inode), when it was last
+/// modified, and its length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    pub(crate) id: (u64, u64),
+    pub(crate) modified: Option<SystemTime>,
+    pub(crate) len: u64,
 }
 
 #[derive(Clone)]
