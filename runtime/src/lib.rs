@@ -75,6 +75,8 @@ pub use key::VerifiedKey;
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, digest};
+#[cfg(feature = "postgres")]
+pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 
 /// Protects an async axum handler with an API key.
 ///

@@ -23,6 +23,12 @@ fn tool(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().expect("the tool ends")
 }
 
+#[cfg(feature = "postgres")]
+fn tool_owned(args: &[String], stdin: &[u8]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tool(&args, stdin)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
@@ -319,4 +325,108 @@ fn keys_create_list_rotate_revoke_work_on_a_records_file() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn keys_commands_work_on_a_database() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("axum_api_key_cli_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = runtime.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&pool)
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+    });
+    if let Err(error) = created {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and no PostgreSQL: {error}"
+        );
+        eprintln!("skipped: no PostgreSQL at {url} ({error})");
+        return;
+    }
+    let at = ["--database-url", url.as_str(), "--schema", schema.as_str()];
+    let args = |command: &[&str]| -> Vec<String> {
+        command
+            .iter()
+            .chain(at.iter())
+            .map(|arg| (*arg).to_owned())
+            .collect()
+    };
+
+    let out = tool_owned(
+        &args(&[
+            "keys",
+            "create",
+            "--id",
+            "db-partner",
+            "--prefix",
+            "db",
+            "--scopes",
+            "a,b",
+        ]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = text(&out.stdout).trim_end().to_owned();
+    assert!(key.starts_with("db_"), "{key}");
+
+    let out = tool_owned(&args(&["keys", "list"]), b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(listing.contains("db-partner\tvalid\t[a b]"), "{listing}");
+    assert!(!listing.contains(&key));
+
+    let out = tool_owned(
+        &args(&[
+            "keys",
+            "rotate",
+            "--id",
+            "db-partner",
+            "--prefix",
+            "db",
+            "--grace",
+            "1h",
+        ]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tool_owned(&args(&["keys", "revoke", "--id", "db-partner"]), b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Revoked 2 key(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let listing = text(&tool_owned(&args(&["keys", "list"]), b"").stdout);
+    assert_eq!(
+        listing.matches("db-partner\trevoked").count(),
+        2,
+        "{listing}"
+    );
+
+    // A key is never printed but by create and rotate, on stdout.
+    let out = tool_owned(&args(&["keys", "create", "--id", "no-prefix"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    runtime.block_on(async {
+        if let Ok(pool) = sqlx::postgres::PgPoolOptions::new().connect(&url).await {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&pool)
+                .await;
+        }
+    });
 }

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: send a request through a real `Router`, read the
 //! whole answer, and check it for what must and must not be there.
 
-/// Every Rust block of the README, compiled (and run, unless marked `no_run`) as printed.
-#[cfg(doctest)]
+/// Every Rust block of the README, compiled (and run, unless marked `no_run`) as printed. The
+/// README shows `PgKeys` too, so its blocks are tested with the features the README's test
+/// command turns on (`--all-features`).
+#[cfg(all(doctest, feature = "postgres"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 

@@ -62,14 +62,28 @@ enum Command {
     Keys(Keys),
 }
 
+/// Where the keys live: a records file, or a PostgreSQL database.
+#[derive(clap::Args)]
+struct Place {
+    /// The records file.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// The PostgreSQL database of a `PgKeys` store, e.g. `postgres://postgres@127.0.0.1/test`
+    /// (`DATABASE_URL` when neither this nor `--file` is given).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The schema of the keys table in the database.
+    #[arg(long)]
+    schema: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Keys {
     /// Make a new key and add its record (its digest, never the key) to the file. The key goes
     /// to standard output, once.
     Create {
-        /// The records file.
-        #[arg(long)]
-        file: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The id the key is known by.
         #[arg(long)]
         id: String,
@@ -79,21 +93,19 @@ enum Keys {
         /// How long the key is valid, e.g. `90d`.
         #[arg(long)]
         expires: Option<humantime::Duration>,
-        /// The key's prefix, when the file names no `format`.
+        /// The key's prefix, when the file names no `format` (always, for a database).
         #[arg(long)]
         prefix: Option<String>,
     },
     /// List the keys of the file: id, scopes, expiry and state. Never a key or a digest.
     List {
-        /// The records file.
-        #[arg(long)]
-        file: PathBuf,
+        #[command(flatten)]
+        place: Place,
     },
     /// Revoke every key of an id.
     Revoke {
-        /// The records file.
-        #[arg(long)]
-        file: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The id whose keys to revoke.
         #[arg(long)]
         id: String,
@@ -101,15 +113,17 @@ enum Keys {
     /// Issue a new key for an id; the old ones keep working until the grace period ends. The
     /// new key goes to standard output, once.
     Rotate {
-        /// The records file.
-        #[arg(long)]
-        file: PathBuf,
+        #[command(flatten)]
+        place: Place,
         /// The id whose key to rotate.
         #[arg(long)]
         id: String,
         /// How long the old key keeps working, e.g. `24h`; none by default.
         #[arg(long, default_value = "0s")]
         grace: humantime::Duration,
+        /// The new key's prefix, when the file names no `format` (always, for a database).
+        #[arg(long)]
+        prefix: Option<String>,
     },
 }
 
@@ -197,11 +211,38 @@ fn from_now(duration: std::time::Duration, flag: &str) -> Result<SystemTime, Str
         })
 }
 
+/// The database to use, if the keys live in one: `--database-url`, or `DATABASE_URL` when no
+/// `--file` is given.
+fn database(place: &Place) -> Result<Option<String>, String> {
+    match (&place.file, &place.database_url) {
+        (Some(_), Some(_)) => Err("give --file or --database-url, not both".to_owned()),
+        (Some(_), None) => Ok(None),
+        (None, Some(url)) => Ok(Some(url.clone())),
+        (None, None) => match std::env::var("DATABASE_URL") {
+            Ok(url) => Ok(Some(url)),
+            Err(_) => Err(
+                "say where the keys are: --file keys.toml, or --database-url (or DATABASE_URL)"
+                    .to_owned(),
+            ),
+        },
+    }
+}
+
 fn keys(command: Keys) -> Result<(), String> {
+    let place = match &command {
+        Keys::Create { place, .. }
+        | Keys::List { place }
+        | Keys::Revoke { place, .. }
+        | Keys::Rotate { place, .. } => place,
+    };
+    if let Some(url) = database(place)? {
+        return database_keys(&url, place.schema.clone(), command);
+    }
+    let file = place.file.clone().unwrap_or_default();
     let open = |file: &PathBuf| ApiKeys::from_file_allowing_empty(file).map_err(|e| e.to_string());
     match command {
         Keys::Create {
-            file,
+            place: _,
             id,
             scopes,
             expires,
@@ -229,33 +270,26 @@ fn keys(command: Keys) -> Result<(), String> {
             );
             Ok(())
         }
-        Keys::List { file } => {
-            let keys = open(&file)?;
-            for listed in keys.list() {
-                let key = listed.key();
-                let state = match listed.refused() {
-                    None => "valid",
-                    Some(KeyError::Revoked) => "revoked",
-                    Some(KeyError::Expired) => "expired",
-                    Some(KeyError::NotYetValid) => "not valid yet",
-                    Some(_) => "refused",
-                };
-                let scopes: Vec<&str> = key.scopes().collect();
-                let expires = key
-                    .expires_at()
-                    .map(|at| format!(" expires {}", humantime::format_rfc3339_seconds(at)))
-                    .unwrap_or_default();
-                println!("{}\t{state}\t[{}]{expires}", key.id(), scopes.join(" "));
-            }
+        Keys::List { place: _ } => {
+            print_listing(&open(&file)?.list());
             Ok(())
         }
-        Keys::Revoke { file, id } => {
+        Keys::Revoke { place: _, id } => {
             let count = open(&file)?.revoke(&id).map_err(|e| e.to_string())?;
             eprintln!("Revoked {count} key(s) of `{id}` in {}.", file.display());
             Ok(())
         }
-        Keys::Rotate { file, id, grace } => {
-            let keys = open(&file)?;
+        Keys::Rotate {
+            place: _,
+            id,
+            grace,
+            prefix,
+        } => {
+            let mut keys = open(&file)?;
+            if let Some(prefix) = prefix {
+                keys = keys
+                    .with_format(KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?);
+            }
             // A grace period the file cannot hold is refused here, not saturated.
             from_now(*grace, "--grace")?;
             let key = keys.rotate(&id, *grace).map_err(|e| e.to_string())?;
@@ -268,6 +302,93 @@ fn keys(command: Keys) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn print_listing(listed: &[axum_api_key::ListedKey]) {
+    for listed in listed {
+        let key = listed.key();
+        let state = match listed.refused() {
+            None => "valid",
+            Some(KeyError::Revoked) => "revoked",
+            Some(KeyError::Expired) => "expired",
+            Some(KeyError::NotYetValid) => "not valid yet",
+            Some(_) => "refused",
+        };
+        let scopes: Vec<&str> = key.scopes().collect();
+        let expires = key
+            .expires_at()
+            .map(|at| format!(" expires {}", humantime::format_rfc3339_seconds(at)))
+            .unwrap_or_default();
+        println!("{}\t{state}\t[{}]{expires}", key.id(), scopes.join(" "));
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn database_keys(_: &str, _: Option<String>, _: Keys) -> Result<(), String> {
+    Err(
+        "this build of the tool has no PostgreSQL support: build it with `--features cli,postgres`"
+            .to_owned(),
+    )
+}
+
+/// The same commands on a `PgKeys` database.
+#[cfg(feature = "postgres")]
+fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(), String> {
+    use axum_api_key::PgKeys;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let prefix = match &command {
+        Keys::Create { prefix, .. } | Keys::Rotate { prefix, .. } => prefix.clone(),
+        _ => None,
+    };
+    runtime.block_on(async move {
+        let mut options = PgKeys::options();
+        if let Some(schema) = schema {
+            options = options.schema(schema);
+        }
+        if let Some(prefix) = &prefix {
+            options = options.format(KeyFormat::new(prefix).map_err(|e| format!("--prefix: {e}"))?);
+        }
+        let keys = options.connect(url).await.map_err(|e| e.to_string())?;
+        let need_prefix = || "a database names no key format: give --prefix".to_owned();
+        match command {
+            Keys::Create {
+                id,
+                scopes,
+                expires,
+                ..
+            } => {
+                if prefix.is_none() {
+                    return Err(need_prefix());
+                }
+                let expires = expires
+                    .map(|duration| from_now(*duration, "--expires"))
+                    .transpose()?;
+                let key = keys.create(&id, scopes, expires).await.map_err(|e| e.to_string())?;
+                println!("{key}");
+                eprintln!();
+                eprintln!("The key for `{id}` is above, shown this once: hand it to its owner now.");
+            }
+            Keys::List { .. } => print_listing(&keys.list().await.map_err(|e| e.to_string())?),
+            Keys::Revoke { id, .. } => {
+                let count = keys.revoke(&id).await.map_err(|e| e.to_string())?;
+                eprintln!("Revoked {count} key(s) of `{id}`.");
+            }
+            Keys::Rotate { id, grace, .. } => {
+                if prefix.is_none() {
+                    return Err(need_prefix());
+                }
+                from_now(*grace, "--grace")?;
+                let key = keys.rotate(&id, *grace).await.map_err(|e| e.to_string())?;
+                println!("{key}");
+                eprintln!();
+                eprintln!("The new key for `{id}` is above, shown this once; the old one works for {grace} more.");
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The `API_KEYS` entry (when it can say everything) and the records-file entry.

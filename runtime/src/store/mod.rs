@@ -27,11 +27,15 @@ mod file;
 mod live;
 mod memory;
 mod new_key;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod radix;
 mod set;
 
 pub use new_key::Key;
 pub(crate) use new_key::Shape;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgKeys, PgKeysError, PgKeysOptions};
 pub(crate) use set::KeySet;
 use set::valid_now;
 

@@ -201,6 +201,35 @@ impl KeySet {
             .find(|entry| entry.digest.ct_eq(&digest))
     }
 
+    /// Removes the key with this digest, if there is one; returns whether there was.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn remove(&mut self, digest: &KeyDigest) -> bool {
+        let digest = Words::of(digest);
+        let word = digest.table_hash();
+        let removed = self.by_digest.change(word, |entries| {
+            let at = entries
+                .iter()
+                .position(|entry| entry.digest.ct_eq(&digest))?;
+            Some(entries.remove(at))
+        });
+        let Some(removed) = removed else {
+            return false;
+        };
+        self.len -= 1;
+        // The id keeps the word while another of its keys shares it.
+        let id = removed.key.id();
+        let still_named = self
+            .by_digest
+            .group(word)
+            .iter()
+            .any(|entry| entry.digest.table_hash() == word && entry.key.id() == id);
+        if !still_named {
+            self.by_id
+                .change(id_hash(id), |words| words.retain(|&other| other != word));
+        }
+        true
+    }
+
     /// Every key, in no particular order.
     pub(super) fn keys(&self) -> impl Iterator<Item = VerifiedKey> {
         self.by_digest.values().into_iter().map(|entry| entry.key)

@@ -1,0 +1,669 @@
+//! [`PgKeys`]: keys kept in PostgreSQL, answered from an in-process snapshot that `LISTEN/NOTIFY`
+//! keeps in step, so that no request waits on the database.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Executor, Row};
+
+use super::set::{KeySet, valid_now};
+use super::{Key, KeyDigest, KeyError, KeyStore, ListedKey, checked, digest};
+use crate::format::KeyFormat;
+use crate::key::VerifiedKey;
+
+/// Why [`PgKeys`] could not do what was asked. Never holds a key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PgKeysError {
+    /// The database refused or could not be reached.
+    Database(sqlx::Error),
+    /// No key has this id (or none that is not revoked, for a rotation).
+    UnknownId(String),
+    /// The id, a scope or the key format is not one the store accepts.
+    Invalid(crate::ConfigError),
+    /// Creating or rotating generates a key, and the store has no [`KeyFormat`].
+    NoFormat,
+}
+
+impl fmt::Display for PgKeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Database(error) => write!(f, "the key database failed: {error}"),
+            Self::UnknownId(id) => write!(f, "key `{id}`: no key has this id"),
+            Self::Invalid(error) => error.fmt(f),
+            Self::NoFormat => f.write_str(
+                "creating a key generates it, so the store needs a key format: \
+                 `PgKeys::options().format(KeyFormat::new(\"myapp\")?)`",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PgKeysError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Database(error) => Some(error),
+            Self::Invalid(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for PgKeysError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+/// How [`PgKeys`] connects and how stale its snapshot may grow.
+#[derive(Debug, Clone)]
+pub struct PgKeysOptions {
+    schema: Option<String>,
+    format: Option<KeyFormat>,
+    max_staleness: Duration,
+    resync_every: Duration,
+    heartbeat: Duration,
+}
+
+impl Default for PgKeysOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            format: None,
+            max_staleness: Duration::from_secs(30),
+            resync_every: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PgKeysOptions {
+    /// The schema of the keys table (its `search_path`); the connection's default otherwise.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The format of the keys [`PgKeys::create`] and [`PgKeys::rotate`] generate; presented
+    /// keys not of it are refused before any lookup.
+    pub fn format(mut self, format: KeyFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// How long the snapshot may go without being confirmed in step with the database before
+    /// every request is answered 503. Default: 30 seconds.
+    ///
+    /// While the database cannot be reached, a key revoked through another instance keeps
+    /// working here, from the snapshot, until this limit: the store fails closed past it rather
+    /// than honour revoked keys indefinitely.
+    pub fn max_staleness(mut self, limit: Duration) -> Self {
+        self.max_staleness = limit;
+        self
+    }
+
+    /// How often the snapshot is read again in full, to repair a notification lost in a way
+    /// the connection did not report. Default: 60 seconds.
+    pub fn resync_every(mut self, period: Duration) -> Self {
+        self.resync_every = period;
+        self
+    }
+
+    /// How often an idle listening connection is checked. Default: 5 seconds; keep it well
+    /// under the maximum staleness.
+    pub fn heartbeat(mut self, period: Duration) -> Self {
+        self.heartbeat = period;
+        self
+    }
+
+    /// Connects to the database at `url`, creates or upgrades the keys table, reads every key
+    /// and starts following changes.
+    pub async fn connect(self, url: &str) -> Result<PgKeys, PgKeysError> {
+        let options: PgConnectOptions = url.parse()?;
+        self.connect_with(options).await
+    }
+
+    /// [`connect`](Self::connect) with connection options built in code.
+    pub async fn connect_with(self, mut options: PgConnectOptions) -> Result<PgKeys, PgKeysError> {
+        if let Some(schema) = &self.schema {
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        migrate(&pool).await?;
+        let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await?;
+        let inner = Arc::new(Inner {
+            pool,
+            snapshot: ArcSwap::from_pointee(KeySet::default()),
+            changing: Mutex::new(()),
+            in_step_at: AtomicU64::new(0),
+            channel: format!("{schema}.api_keys"),
+            format: self.format.clone(),
+            options: self,
+            started: Instant::now(),
+        });
+        inner.resync().await?;
+        let follower = tokio::spawn(follow(Arc::downgrade(&inner)));
+        Ok(PgKeys {
+            inner,
+            _follower: Arc::new(AbortOnDrop(follower)),
+        })
+    }
+}
+
+/// Keys kept in a PostgreSQL table, as SHA-256 digests, and answered from an in-process
+/// snapshot.
+///
+/// The request path never waits on the database: a lookup reads the snapshot, with the same
+/// O(1) table and constant-time comparison as [`ApiKeys`](crate::ApiKeys). A task follows the
+/// table with `LISTEN/NOTIFY` (a trigger notifies every change), applies each change as it
+/// comes, reads the table again in full on a period and after every reconnection, and checks
+/// an idle connection with a heartbeat. Instances sharing the database see each other's
+/// changes within a second.
+///
+/// When the database cannot be reached, requests go on being answered from the snapshot until
+/// it is older than the maximum staleness (default 30 s); past it, every request gets 503, so
+/// that a key revoked meanwhile is not honoured for long.
+///
+/// Cheap to clone; the follower stops with the last clone.
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use axum_api_key::{api_key, KeyFormat, PgKeys, VerifiedKey};
+///
+/// #[api_key(store = PgKeys)]
+/// async fn data(key: VerifiedKey) -> String {
+///     format!("hello {}", key.id())
+/// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let keys = PgKeys::options()
+///     .format(KeyFormat::new("myapp")?)
+///     .connect("postgres://postgres@127.0.0.1:5432/test")
+///     .await?;
+/// let key = keys.create("partner-a", ["orders:read"], None).await?; // shown once
+/// let app: Router = Router::new().route("/data", get(data)).with_state(keys);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PgKeys {
+    inner: Arc<Inner>,
+    _follower: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Inner {
+    pool: PgPool,
+    snapshot: ArcSwap<KeySet>,
+    /// Serialises changes to the snapshot, from the follower and from management calls.
+    changing: Mutex<()>,
+    /// When the snapshot was last confirmed in step with the table, in microseconds since
+    /// `started`; 0 before the first time.
+    in_step_at: AtomicU64,
+    channel: String,
+    format: Option<KeyFormat>,
+    options: PgKeysOptions,
+    started: Instant,
+}
+
+impl fmt::Debug for PgKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgKeys")
+            .field("len", &self.inner.snapshot.load().len())
+            .field("staleness", &self.staleness())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgKeys {
+    /// Options to connect with: schema, key format, staleness limit, periods.
+    pub fn options() -> PgKeysOptions {
+        PgKeysOptions::default()
+    }
+
+    /// Connects with the default options; see [`PgKeysOptions::connect`].
+    pub async fn connect(url: &str) -> Result<Self, PgKeysError> {
+        Self::options().connect(url).await
+    }
+
+    /// How long since the snapshot was last confirmed in step with the database.
+    pub fn staleness(&self) -> Duration {
+        self.inner.staleness()
+    }
+
+    /// How many keys the snapshot holds, revoked ones included.
+    pub fn len(&self) -> usize {
+        self.inner.snapshot.load().len()
+    }
+
+    /// Whether the snapshot holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads every key again now; returns how many there are.
+    pub async fn resync(&self) -> Result<usize, PgKeysError> {
+        self.inner.resync().await
+    }
+
+    /// Generates a key in the store's format for `id`, stores its digest (never the key) and
+    /// returns the key, once: hand it to its owner now. Every instance accepts it within a
+    /// second, this one from the moment this returns.
+    pub async fn create<I, S>(
+        &self,
+        id: &str,
+        scopes: I,
+        expires: Option<SystemTime>,
+    ) -> Result<String, PgKeysError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let format = self.inner.format.clone().ok_or(PgKeysError::NoFormat)?;
+        let key = format.generate();
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        // The store's own rules judge the id and the scopes before anything is written.
+        let mut check = Key::new(id, &key).scopes(scopes.iter().cloned());
+        if let Some(at) = expires {
+            check = check.expires_at(at);
+        }
+        KeySet::default()
+            .insert(check, false)
+            .map_err(PgKeysError::Invalid)?;
+        let digest = digest(key.as_bytes());
+        sqlx::query(
+            "INSERT INTO api_keys (digest, id, scopes, expires_at) \
+             VALUES ($1, $2, $3, timestamptz 'epoch' + $4::int8 * interval '1 microsecond')",
+        )
+        .bind(&digest[..])
+        .bind(id)
+        .bind(&scopes)
+        .bind(expires.map(micros))
+        .execute(&self.inner.pool)
+        .await?;
+        self.inner.refresh(&[digest]).await?;
+        Ok(key)
+    }
+
+    /// Revokes every key of `id`: refused here from the moment it returns, everywhere else
+    /// within a second. Returns how many keys were revoked.
+    pub async fn revoke(&self, id: &str) -> Result<u64, PgKeysError> {
+        let rows = sqlx::query(
+            "UPDATE api_keys SET revoked_at = now() \
+             WHERE id = $1 AND revoked_at IS NULL RETURNING digest",
+        )
+        .bind(id)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let exists = !rows.is_empty()
+            || sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&self.inner.pool)
+            .await?;
+        if !exists {
+            return Err(PgKeysError::UnknownId(id.to_owned()));
+        }
+        let digests = digests_of(&rows)?;
+        self.inner.refresh(&digests).await?;
+        Ok(digests.len() as u64)
+    }
+
+    /// Issues a new key for `id` with the scopes and metadata of its live key, and lets the
+    /// old keys work until `grace` has passed. Returns the new key, once.
+    pub async fn rotate(&self, id: &str, grace: Duration) -> Result<String, PgKeysError> {
+        let format = self.inner.format.clone().ok_or(PgKeysError::NoFormat)?;
+        let key = format.generate();
+        let digest = digest(key.as_bytes());
+        let deadline = SystemTime::now()
+            .checked_add(grace)
+            .filter(|at| micros(*at) < i64::MAX / 2);
+        let mut transaction = self.inner.pool.begin().await?;
+        let live = sqlx::query(
+            "SELECT digest FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+             ORDER BY expires_at IS NULL DESC, created_at DESC LIMIT 1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(live) = live else {
+            return Err(PgKeysError::UnknownId(id.to_owned()));
+        };
+        let template: Vec<u8> = live.try_get("digest")?;
+        let capped = match deadline {
+            Some(at) => {
+                sqlx::query(
+                    "UPDATE api_keys SET expires_at = LEAST(COALESCE(expires_at, d.at), d.at) \
+                 FROM (SELECT timestamptz 'epoch' + $2::int8 * interval '1 microsecond' AS at) d \
+                 WHERE id = $1 AND revoked_at IS NULL RETURNING digest",
+                )
+                .bind(id)
+                .bind(micros(at))
+                .fetch_all(&mut *transaction)
+                .await?
+            }
+            None => Vec::new(),
+        };
+        sqlx::query(
+            "INSERT INTO api_keys (digest, id, scopes, metadata) \
+             SELECT $1, id, scopes, metadata FROM api_keys WHERE digest = $2",
+        )
+        .bind(&digest[..])
+        .bind(&template)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        let mut changed = digests_of(&capped)?;
+        changed.push(digest);
+        self.inner.refresh(&changed).await?;
+        Ok(key)
+    }
+
+    /// Every key of the table, sorted by id: what it is and whether it is accepted now, never a
+    /// key or a digest.
+    pub async fn list(&self) -> Result<Vec<ListedKey>, PgKeysError> {
+        let rows = sqlx::query(SELECT_ROWS).fetch_all(&self.inner.pool).await?;
+        let mut listed: Vec<ListedKey> = rows
+            .iter()
+            .filter_map(|row| record(row).ok())
+            .map(|(_, key)| {
+                let key = VerifiedKey::from_record(key_record(key));
+                ListedKey {
+                    refused: valid_now(&key).err(),
+                    key,
+                }
+            })
+            .collect();
+        listed.sort_by(|a, b| a.key.id().cmp(b.key.id()));
+        Ok(listed)
+    }
+}
+
+/// Microseconds since the Unix epoch.
+fn micros(at: SystemTime) -> i64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn from_micros(micros: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+fn digests_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<KeyDigest>, PgKeysError> {
+    rows.iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("digest")?;
+            bytes.try_into().map_err(|_| {
+                PgKeysError::Database(sqlx::Error::Decode("a digest of 32 bytes".into()))
+            })
+        })
+        .collect()
+}
+
+const SELECT_ROWS: &str = "SELECT digest, id, scopes, \
+     (extract(epoch FROM not_before) * 1000000)::int8 AS not_before, \
+     (extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, \
+     revoked_at IS NOT NULL AS revoked, metadata::text AS metadata FROM api_keys";
+
+/// A row as the store's [`Key`].
+fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> {
+    let bytes: Vec<u8> = row.try_get("digest")?;
+    let digest: KeyDigest = bytes
+        .try_into()
+        .map_err(|_| sqlx::Error::Decode("a digest of 32 bytes".into()))?;
+    let id: String = row.try_get("id")?;
+    let scopes: Vec<String> = row.try_get("scopes")?;
+    let mut key = Key::from_digest(id, digest).scopes(scopes);
+    if let Some(at) = row.try_get::<Option<i64>, _>("not_before")? {
+        key = key.not_before(from_micros(at));
+    }
+    if let Some(at) = row.try_get::<Option<i64>, _>("expires_at")? {
+        key = key.expires_at(from_micros(at));
+    }
+    key = key.revoked(row.try_get("revoked")?);
+    let metadata: String = row.try_get("metadata")?;
+    let metadata: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&metadata).unwrap_or_default();
+    for (name, value) in metadata {
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        key = key.metadata(name, text);
+    }
+    Ok((digest, key))
+}
+
+/// The record a [`Key`] describes, for listings.
+fn key_record(key: Key) -> crate::key::KeyRecord {
+    let mut record = key.record;
+    record.id = key.id.as_str().into();
+    record
+}
+
+impl Inner {
+    fn staleness(&self) -> Duration {
+        let at = self.in_step_at.load(Ordering::Acquire);
+        let now = self.started.elapsed();
+        if at == 0 {
+            return now;
+        }
+        now.saturating_sub(Duration::from_micros(at))
+    }
+
+    fn mark_in_step(&self) {
+        let now = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.in_step_at.store(now.max(1), Ordering::Release);
+    }
+
+    /// Reads every key and swaps the snapshot whole.
+    async fn resync(&self) -> Result<usize, PgKeysError> {
+        let rows = sqlx::query(SELECT_ROWS).fetch_all(&self.pool).await?;
+        let mut set = KeySet::default();
+        set.format = self.format.clone();
+        for row in &rows {
+            match record(row) {
+                Ok((_, key)) => {
+                    if let Err(error) = set.insert(key, true) {
+                        tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table could not be read");
+                }
+            }
+        }
+        let count = set.len();
+        let _one_at_a_time = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.snapshot.store(Arc::new(set));
+        self.mark_in_step();
+        Ok(count)
+    }
+
+    /// Reads the rows of these digests again and applies them to the snapshot: each key is
+    /// replaced, added, or removed if its row is gone.
+    async fn refresh(&self, digests: &[KeyDigest]) -> Result<(), PgKeysError> {
+        let slices: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
+        let rows = sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
+            .bind(&slices)
+            .fetch_all(&self.pool)
+            .await?;
+        let _one_at_a_time = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = KeySet::clone(&self.snapshot.load());
+        for digest in digests {
+            next.remove(digest);
+        }
+        for row in &rows {
+            if let Ok((_, key)) = record(row)
+                && let Err(error) = next.insert(key, true)
+            {
+                tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
+            }
+        }
+        self.snapshot.store(Arc::new(next));
+        Ok(())
+    }
+}
+
+impl KeyStore for PgKeys {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+        let inner = &self.inner;
+        if inner.staleness() > inner.options.max_staleness {
+            return Err(KeyError::Unavailable);
+        }
+        let key = checked(key.as_bytes())?.as_bytes();
+        let set = inner.snapshot.load();
+        if let Some(format) = &set.format
+            && !format.is_well_formed(key)
+        {
+            return Err(KeyError::Malformed);
+        }
+        let entry = set.find(&digest(key)).ok_or(KeyError::Unknown)?;
+        valid_now(&entry.key)?;
+        Ok(entry.key.clone())
+    }
+}
+
+/// Follows the table: listens for its notifications, applies them, reads it again in full on a
+/// period and after every reconnection, and checks an idle connection. Ends with the store.
+async fn follow(inner: Weak<Inner>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let listener = async {
+            let mut listener = PgListener::connect_with(&strong.pool).await?;
+            listener.listen(&strong.channel).await?;
+            // Changes made while not listening are caught up here.
+            strong.resync().await?;
+            Ok::<_, PgKeysError>(listener)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(target: "axum_api_key::audit", %error, "the key database cannot be followed; retrying");
+                drop(strong);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let (heartbeat, resync_every) = (strong.options.heartbeat, strong.options.resync_every);
+        drop(strong);
+        let mut last_resync = Instant::now();
+        let error = loop {
+            let received = tokio::time::timeout(heartbeat, listener.try_recv()).await;
+            let Some(strong) = inner.upgrade() else {
+                return;
+            };
+            match received {
+                Ok(Ok(Some(notification))) => {
+                    if let Some(digest) = decode_hex(notification.payload())
+                        && let Err(error) = strong.refresh(&[digest]).await
+                    {
+                        break error;
+                    }
+                    strong.mark_in_step();
+                }
+                // The connection was lost: notifications may have been missed.
+                Ok(Ok(None)) => break PgKeysError::Database(sqlx::Error::PoolClosed),
+                Ok(Err(error)) => break error.into(),
+                // Quiet: check the listening connection itself, which proves nothing was lost.
+                Err(_) => match listener.execute("SELECT 1").await {
+                    Ok(_) => strong.mark_in_step(),
+                    Err(error) => break error.into(),
+                },
+            }
+            if last_resync.elapsed() >= resync_every {
+                if let Err(error) = strong.resync().await {
+                    break error;
+                }
+                last_resync = Instant::now();
+            }
+        };
+        tracing::warn!(target: "axum_api_key::audit", %error, "the key database connection was lost; reconnecting");
+        drop(listener);
+    }
+}
+
+fn decode_hex(text: &str) -> Option<KeyDigest> {
+    super::decode_digest(text)
+}
+
+/// Creates or upgrades the keys table, once whatever the number of instances starting.
+async fn migrate(pool: &PgPool) -> Result<(), PgKeysError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.api_keys'))")
+        .execute(&mut *transaction)
+        .await?;
+    transaction
+        .execute(
+            "CREATE TABLE IF NOT EXISTS api_keys_schema_version (\
+               version integer PRIMARY KEY, \
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let version: Option<i32> =
+        sqlx::query_scalar("SELECT max(version) FROM api_keys_schema_version")
+            .fetch_one(&mut *transaction)
+            .await?;
+    for (number, migration) in MIGRATIONS.iter().enumerate() {
+        let number = i32::try_from(number + 1).unwrap_or(i32::MAX);
+        if version.is_some_and(|version| version >= number) {
+            continue;
+        }
+        transaction.execute(*migration).await?;
+        sqlx::query("INSERT INTO api_keys_schema_version (version) VALUES ($1)")
+            .bind(number)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The migrations, in order; each runs once, in the transaction that records it.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE api_keys (
+    digest bytea PRIMARY KEY CHECK (length(digest) = 32),
+    id text NOT NULL,
+    scopes text[] NOT NULL DEFAULT '{}',
+    not_before timestamptz,
+    expires_at timestamptz,
+    revoked_at timestamptz,
+    metadata jsonb NOT NULL DEFAULT '{}',
+    -- The per-key rate limit, such as `100/min`, for the rate limiter.
+    rate_limit text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX api_keys_id ON api_keys (id);
+CREATE FUNCTION api_keys_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '.api_keys', encode(COALESCE(NEW.digest, OLD.digest), 'hex'));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER api_keys_notify AFTER INSERT OR UPDATE OR DELETE ON api_keys
+    FOR EACH ROW EXECUTE FUNCTION api_keys_notify();
+"];

@@ -1,0 +1,372 @@
+//! `PgKeys` against a real PostgreSQL server: `DATABASE_URL`, or the server on 127.0.0.1:5432
+//! (database `test`). Each test works in a schema of its own, so they run in parallel. Without a
+//! server these tests say so in one line and pass, except under CI (`CI=true`), where a missing
+//! database fails them.
+#![cfg(feature = "postgres")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum_api_key::{KeyError, KeyFormat, KeyStore, PgKeys, PgKeysError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema of this test's own, or `None` (said once) when no server can be reached.
+async fn schema(name: &str) -> Option<String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let pool = match PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&database_url())
+        .await
+    {
+        Ok(pool) => pool,
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and no PostgreSQL at {}: {error}", database_url())
+        }
+        Err(error) => {
+            eprintln!("skipped: no PostgreSQL at {} ({error})", database_url());
+            return None;
+        }
+    };
+    let schema = format!(
+        "axum_api_key_{name}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    // Schemas of earlier runs (another process id) go; this run's stay for its other tests.
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'axum_api_key\\_%' \
+         AND nspname NOT LIKE $1",
+    )
+    .bind(format!("%\\_{}\\_%", std::process::id()))
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    for old in stale {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {old} CASCADE"))
+            .execute(&pool)
+            .await;
+    }
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    Some(schema)
+}
+
+async fn instance(schema: &str, name: &str) -> PgKeys {
+    let options: PgConnectOptions = database_url().parse().unwrap();
+    PgKeys::options()
+        .schema(schema)
+        .format(KeyFormat::new("pg").unwrap())
+        .heartbeat(Duration::from_millis(200))
+        .max_staleness(Duration::from_secs(2))
+        .connect_with(options.application_name(&format!("{schema}-{name}")))
+        .await
+        .expect("PgKeys connects")
+}
+
+async fn accepted(keys: &PgKeys, key: &str) -> Result<String, KeyError> {
+    keys.verify(key).await.map(|key| key.id().to_owned())
+}
+
+/// Waits until `keys` answers `key` as `expected`; returns how long it took.
+async fn until(keys: &PgKeys, key: &str, expected: Result<&str, KeyError>) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answer = accepted(keys, key).await;
+        if answer.as_deref().map_err(|e| *e) == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {answer:?}, not {expected:?}, after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_created_revoked_and_rotated_on_one_instance_reach_the_other() {
+    let Some(schema) = schema("lifecycle").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    // The second instance runs the migrations again: nothing changes.
+    let b = instance(&schema, "b").await;
+
+    let key = a.create("partner-a", ["orders:read"], None).await.unwrap();
+    assert_eq!(accepted(&a, &key).await, Ok("partner-a".to_owned()));
+    until(&b, &key, Ok("partner-a")).await;
+    let verified = b.verify(&key).await.unwrap();
+    assert!(verified.has_scope("orders:read"));
+
+    // The table holds the digest only.
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    let rows: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT row_to_json(k)::text FROM {schema}.api_keys k"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].contains(&key), "the key itself is never stored");
+
+    // Rotation: the new key everywhere, the old one until its deadline.
+    let rotated = a
+        .rotate("partner-a", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    until(&b, &rotated, Ok("partner-a")).await;
+    assert!(b.verify(&key).await.unwrap().expires_at().is_some());
+    let again = a.rotate("partner-a", Duration::ZERO).await.unwrap();
+    until(&b, &key, Err(KeyError::Expired)).await;
+    until(&b, &again, Ok("partner-a")).await;
+
+    // Revocation: refused here at once, there within a second.
+    assert_eq!(a.revoke("partner-a").await.unwrap(), 3);
+    assert_eq!(accepted(&a, &again).await, Err(KeyError::Revoked));
+    let delay = until(&b, &again, Err(KeyError::Revoked)).await;
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+
+    let listed = b.list().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .iter()
+            .all(|k| k.refused() == Some(KeyError::Revoked))
+    );
+    assert!(matches!(
+        a.revoke("nobody").await,
+        Err(PgKeysError::UnknownId(_))
+    ));
+    assert!(matches!(
+        a.create("a b", Vec::<String>::new(), None).await,
+        Err(PgKeysError::Invalid(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_spread_to_another_instance_within_a_second() {
+    let Some(schema) = schema("delay").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let (mut created, mut revoked) = (Vec::new(), Vec::new());
+    for trial in 0..20 {
+        let id = format!("trial-{trial}");
+        let key = a
+            .create(
+                &id,
+                Vec::<String>::new(),
+                Some(SystemTime::now() + Duration::from_secs(600)),
+            )
+            .await
+            .unwrap();
+        created.push(until(&b, &key, Ok(&id)).await);
+        a.revoke(&id).await.unwrap();
+        revoked.push(until(&b, &key, Err(KeyError::Revoked)).await);
+    }
+    for (what, delays) in [("created", &mut created), ("revoked", &mut revoked)] {
+        delays.sort();
+        let (median, worst) = (delays[delays.len() / 2], delays[delays.len() - 1]);
+        eprintln!(
+            "{what}: median {median:?}, worst {worst:?} over {} trials",
+            delays.len()
+        );
+        assert!(worst < Duration::from_secs(1), "{what}: {worst:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_is_reopened_and_changes_made_meanwhile_caught_up() {
+    let Some(schema) = schema("killed").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let key = a
+        .create("partner-a", Vec::<String>::new(), None)
+        .await
+        .unwrap();
+    until(&b, &key, Ok("partner-a")).await;
+
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("{schema}-b"))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty(),
+        "b's connections were found and terminated"
+    );
+    a.revoke("partner-a").await.unwrap();
+    let delay = until(&b, &key, Err(KeyError::Revoked)).await;
+    eprintln!("caught up {delay:?} after its connection was killed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_down_past_the_staleness_limit_answers_unavailable_then_recovers() {
+    let Some(schema) = schema("down").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let key = a
+        .create("partner-a", Vec::<String>::new(), None)
+        .await
+        .unwrap();
+
+    // `b` reaches the database through a proxy that the test can take down.
+    let proxy = Proxy::start().await;
+    let upstream: PgConnectOptions = database_url().parse().unwrap();
+    let through_proxy = upstream.clone().host("127.0.0.1").port(proxy.port);
+    let b = PgKeys::options()
+        .schema(&schema)
+        .format(KeyFormat::new("pg").unwrap())
+        .heartbeat(Duration::from_millis(200))
+        .max_staleness(Duration::from_secs(1))
+        .connect_with(through_proxy)
+        .await
+        .unwrap();
+    assert_eq!(accepted(&b, &key).await, Ok("partner-a".to_owned()));
+
+    proxy.set_down(true);
+    // Answered from the snapshot for a while, never blocked on the database...
+    let started = Instant::now();
+    assert_eq!(accepted(&b, &key).await, Ok("partner-a".to_owned()));
+    assert!(started.elapsed() < Duration::from_millis(50));
+    // ...then refused as unavailable, once the snapshot is too old to trust.
+    let delay = until(&b, &key, Err(KeyError::Unavailable)).await;
+    assert!(b.staleness() >= Duration::from_secs(1));
+    eprintln!("unavailable {delay:?} after the database went down");
+
+    proxy.set_down(false);
+    until(&b, &key, Ok("partner-a")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_keys_load_at_start() {
+    let Some(schema) = schema("load").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.api_keys (digest, id) \
+         SELECT sha256(('bulk-' || i)::bytea), 'bulk-' || i FROM generate_series(1, 100000) i"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    drop(a);
+    let started = Instant::now();
+    let b = instance(&schema, "b").await;
+    let took = started.elapsed();
+    eprintln!("100,000 keys loaded in {took:?}");
+    assert_eq!(b.len(), 100_000);
+    assert_eq!(
+        accepted(&b, "bulk-77").await,
+        Err(KeyError::Malformed),
+        "not of the format"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revokes_from_two_instances_all_land() {
+    let Some(schema) = schema("concurrent").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let mut keys = Vec::new();
+    for i in 0..20 {
+        keys.push(
+            a.create(&format!("k-{i}"), Vec::<String>::new(), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let (left, right) = tokio::join!(
+        async {
+            for i in 0..20 {
+                let _ = a.revoke(&format!("k-{i}")).await;
+            }
+        },
+        async {
+            for i in (0..20).rev() {
+                let _ = b.revoke(&format!("k-{i}")).await;
+            }
+        }
+    );
+    let ((), ()) = (left, right);
+    for key in &keys {
+        until(&a, key, Err(KeyError::Revoked)).await;
+        until(&b, key, Err(KeyError::Revoked)).await;
+    }
+}
+
+/// A TCP proxy to the database that can be taken down, closing every connection through it.
+struct Proxy {
+    port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let upstream: PgConnectOptions = database_url().parse().unwrap();
+        let target = format!("{}:{}", upstream.get_host(), upstream.get_port());
+        let flag = Arc::clone(&down);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let target = target.clone();
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    tokio::pin!(copy);
+                    loop {
+                        tokio::select! {
+                            _ = &mut copy => return,
+                            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                                if flag.load(Ordering::SeqCst) {
+                                    return; // both ends dropped
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
