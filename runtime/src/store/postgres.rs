@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -145,7 +145,7 @@ impl PgKeysOptions {
         let inner = Arc::new(Inner {
             pool,
             snapshot: ArcSwap::from_pointee(KeySet::default()),
-            changing: Mutex::new(()),
+            changing: tokio::sync::Mutex::new(()),
             in_step_at: AtomicU64::new(0),
             channel: format!("{schema}.api_keys"),
             format: self.format.clone(),
@@ -212,8 +212,10 @@ impl Drop for AbortOnDrop {
 struct Inner {
     pool: PgPool,
     snapshot: ArcSwap<KeySet>,
-    /// Serialises changes to the snapshot, from the follower and from management calls.
-    changing: Mutex<()>,
+    /// Serialises changes to the snapshot, from the follower and from management calls, each
+    /// from its read of the table to its swap: a full read never swaps in a table older than a
+    /// change already applied.
+    changing: tokio::sync::Mutex<()>,
     /// When the snapshot was last confirmed in step with the table, in microseconds since
     /// `started`; 0 before the first time.
     in_step_at: AtomicU64,
@@ -476,6 +478,7 @@ impl Inner {
 
     /// Reads every key and swaps the snapshot whole.
     async fn resync(&self) -> Result<usize, PgKeysError> {
+        let _one_at_a_time = self.changing.lock().await;
         let rows = sqlx::query(SELECT_ROWS).fetch_all(&self.pool).await?;
         let mut set = KeySet::default();
         set.format = self.format.clone();
@@ -492,7 +495,6 @@ impl Inner {
             }
         }
         let count = set.len();
-        let _one_at_a_time = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
         self.snapshot.store(Arc::new(set));
         self.mark_in_step();
         Ok(count)
@@ -501,12 +503,12 @@ impl Inner {
     /// Reads the rows of these digests again and applies them to the snapshot: each key is
     /// replaced, added, or removed if its row is gone.
     async fn refresh(&self, digests: &[KeyDigest]) -> Result<(), PgKeysError> {
+        let _one_at_a_time = self.changing.lock().await;
         let slices: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
         let rows = sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
             .bind(&slices)
             .fetch_all(&self.pool)
             .await?;
-        let _one_at_a_time = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = KeySet::clone(&self.snapshot.load());
         for digest in digests {
             next.remove(digest);
