@@ -197,3 +197,134 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
         self.clone()
     }
 }
+
+/// The PostgreSQL server the tests use: `DATABASE_URL`, or the one every development and CI
+/// machine runs on 127.0.0.1:5432 (database `test`); when neither answers, a throwaway server
+/// started here from the installed binaries (`initdb` in a temporary directory, a free port),
+/// which stops when the test process ends. `None`, said in one line, when none can be had;
+/// under CI (`CI=true`) that fails the test instead.
+#[cfg(feature = "postgres")]
+pub fn postgres_url() -> Option<String> {
+    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let configured = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        if answers(&configured) {
+            return Some(configured);
+        }
+        match throwaway_postgres() {
+            Ok(url) => Some(url),
+            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true and no PostgreSQL: {configured} does not answer, and {why}")
+            }
+            Err(why) => {
+                eprintln!("skipped: no PostgreSQL ({configured} does not answer, and {why})");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Whether a PostgreSQL server answers at `url`'s host and port.
+#[cfg(feature = "postgres")]
+fn answers(url: &str) -> bool {
+    let Ok(options) = url.parse::<sqlx::postgres::PgConnectOptions>() else {
+        return false;
+    };
+    let address = format!("{}:{}", options.get_host(), options.get_port());
+    std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .is_some_and(|address| {
+            std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))
+                .is_ok()
+        })
+}
+
+/// Starts a PostgreSQL server of this process's own and returns its URL.
+#[cfg(feature = "postgres")]
+fn throwaway_postgres() -> Result<String, String> {
+    use std::process::Command;
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "no PostgreSQL binaries are installed".to_owned())?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin"))
+        .find(|bin| bin.join("initdb").exists())
+        .ok_or("no initdb is installed")?;
+    let dir = std::env::temp_dir().join(format!("axum-api-key-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // PostgreSQL refuses to run as root: as root, the server runs as `postgres`.
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0"));
+    let run = |program: &std::path::Path| {
+        let mut command = if as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        };
+        command.current_dir(&dir);
+        command
+    };
+    if as_root {
+        Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+    }
+    let data = dir.join("data");
+    let initialised = run(&bin.join("initdb"))
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&data)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !initialised.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initialised.stderr)
+        ));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    // The server goes with this process: a watchdog stops it when the process is gone.
+    let script = format!(
+        "\"{postgres}\" -D \"{data}\" -p {port} -k \"{dir}\" -c listen_addresses=127.0.0.1 \
+         >\"{dir}/log\" 2>&1 & server=$!; \
+         while [ -e /proc/{parent} ]; do sleep 1; done; kill $server; wait $server; \
+         rm -rf \"{dir}\"",
+        postgres = bin.join("postgres").display(),
+        data = data.display(),
+        dir = dir.display(),
+        parent = std::process::id(),
+    );
+    let mut watchdog = if as_root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", "sh", "-c", &script]);
+        command
+    } else {
+        let mut command = Command::new("sh");
+        command.args(["-c", &script]);
+        command
+    };
+    watchdog.spawn().map_err(|e| e.to_string())?;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let started = std::time::Instant::now();
+    while !answers(&url) {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            return Err("the throwaway server did not start within 20 s".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Accepting connections comes a moment after listening.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    eprintln!("tests use a throwaway PostgreSQL server at {url}");
+    Ok(url)
+}

@@ -1,7 +1,8 @@
-//! `PgKeys` against a real PostgreSQL server: `DATABASE_URL`, or the server on 127.0.0.1:5432
-//! (database `test`). Each test works in a schema of its own, so they run in parallel. Without a
-//! server these tests say so in one line and pass, except under CI (`CI=true`), where a missing
-//! database fails them.
+//! `PgKeys` against a real PostgreSQL server: `DATABASE_URL`, the server on 127.0.0.1:5432
+//! (database `test`), or a throwaway one started from the installed binaries (see
+//! `axum_api_key_tests::postgres_url`). Each test works in a schema of its own, so they run in
+//! parallel. Without any server these tests say so in one line and pass, except under CI
+//! (`CI=true`), where a missing database fails them.
 #![cfg(feature = "postgres")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,28 +12,21 @@ use axum_api_key::{KeyError, KeyFormat, KeyStore, PgKeys, PgKeysError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    axum_api_key_tests::postgres_url().expect("a server, checked by `schema` first")
 }
 
-/// A schema of this test's own, or `None` (said once) when no server can be reached.
+/// A schema of this test's own, or `None` (said once) when no server can be had.
 async fn schema(name: &str) -> Option<String> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let pool = match PgPoolOptions::new()
+    let url = tokio::task::spawn_blocking(axum_api_key_tests::postgres_url)
+        .await
+        .unwrap()?;
+    let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(&database_url())
+        .connect(&url)
         .await
-    {
-        Ok(pool) => pool,
-        Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no PostgreSQL at {}: {error}", database_url())
-        }
-        Err(error) => {
-            eprintln!("skipped: no PostgreSQL at {} ({error})", database_url());
-            return None;
-        }
-    };
+        .expect("the server answers");
     let schema = format!(
         "axum_api_key_{name}_{}_{}",
         std::process::id(),
