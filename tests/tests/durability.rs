@@ -337,3 +337,17 @@ fn a_change_racing_a_hand_edit_in_place_never_writes_back_half_a_file() {
     editor.join().unwrap();
     assert!(added > 3, "{added} changes went through");
 }
+
+#[test]
+fn an_endless_grace_period_is_written_as_the_last_time_a_file_holds() {
+    let (path, old) = one_key_file("endless");
+    let keys = ApiKeys::from_file(&path).unwrap();
+    let new = keys.rotate("first", Duration::MAX).unwrap();
+    let restarted = restart(&path);
+    assert!(restarted.verify(new.as_bytes()).is_ok());
+    let kept = restarted.verify(old.as_bytes()).unwrap();
+    assert_eq!(
+        kept.expires_at(),
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799))
+    );
+}

@@ -2,7 +2,7 @@
 //! on, and written through to the records file of a store read from one.
 
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::set::KeySet;
 use super::{ApiKeys, Key, KeyDigest, digest};
@@ -74,8 +74,13 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn rotate(&self, id: &str, grace: Duration) -> Result<String, ConfigError> {
-        // A grace period past what a clock can hold never ends: the old key keeps its expiry.
-        let deadline = SystemTime::now().checked_add(grace);
+        // A grace period past the last time a records file can hold (the end of year 9999,
+        // or what a clock can hold) ends there: never a panic, and the deadline is written
+        // like any other.
+        let latest = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        let deadline = SystemTime::now()
+            .checked_add(grace)
+            .map_or(latest, |deadline| deadline.min(latest));
         self.change(|set, edits| {
             let Some(format) = set.format.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFormat).with_id(id));
@@ -83,16 +88,13 @@ impl ApiKeys {
             let Some(template) = set.live_record(id) else {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
             };
-            if let Some(deadline) = deadline {
-                set.update(id, |record| {
-                    record
-                        .set_expires(Some(record.expires().map_or(deadline, |e| e.min(deadline))));
-                });
-                edits.push(FileEdit::Expire {
-                    id: id.into(),
-                    at: deadline,
-                });
-            }
+            set.update(id, |record| {
+                record.set_expires(Some(record.expires().map_or(deadline, |e| e.min(deadline))));
+            });
+            edits.push(FileEdit::Expire {
+                id: id.into(),
+                at: deadline,
+            });
             let new = format.generate();
             // The new key keeps what the key may do, not when: its own validity starts now.
             let mut record = template;
