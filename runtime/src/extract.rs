@@ -279,36 +279,39 @@ where
     }
 }
 
-impl<F, C, S> Future for Guarded<F, GuardAlone<C, S>>
-where
-    F: Future<Output = Result<(), ApiKeyRejection>>,
-{
-    type Output = Result<GuardAlone<C, S>, ApiKeyRejection>;
+/// A guard, made once its check passed.
+trait Checked {
+    fn checked() -> Self;
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().check.poll(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(GuardAlone {
-                _config: PhantomData,
-            })),
-            Poll::Ready(Err(rejection)) => Poll::Ready(Err(rejection)),
-            Poll::Pending => Poll::Pending,
+impl<C, S> Checked for RequireApiKey<C, S> {
+    fn checked() -> Self {
+        Self {
+            _config: PhantomData,
         }
     }
 }
 
-impl<F, C, S> Future for Guarded<F, RequireApiKey<C, S>>
+impl<C, S> Checked for GuardAlone<C, S> {
+    fn checked() -> Self {
+        Self {
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<F, G> Future for Guarded<F, G>
 where
     F: Future<Output = Result<(), ApiKeyRejection>>,
+    G: Checked,
 {
-    type Output = Result<RequireApiKey<C, S>, ApiKeyRejection>;
+    type Output = Result<G, ApiKeyRejection>;
 
     // Written out rather than with `map`s, whose closures would each be compiled once per
     // configuration.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().check.poll(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(RequireApiKey {
-                _config: PhantomData,
-            })),
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(G::checked())),
             Poll::Ready(Err(rejection)) => Poll::Ready(Err(rejection)),
             Poll::Pending => Poll::Pending,
         }

@@ -214,15 +214,7 @@ impl ApiKeys {
     /// Checks the format of a key already checked for length and shape, hashes it and looks it
     /// up.
     fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
-        let set = self.shared.current.load();
-        if let Some(format) = &set.format
-            && !format.is_well_formed(key)
-        {
-            return Err(KeyError::Malformed);
-        }
-        let entry = set.find(&digest(key)).ok_or(KeyError::Unknown)?;
-        valid_now(&entry.key)?;
-        Ok(entry.key.clone())
+        self.shared.current.load().lookup(key)
     }
 
     /// The HTTPS requirement, if any.

@@ -531,16 +531,10 @@ impl KeyStore for PgKeys {
         if inner.staleness() > inner.options.max_staleness {
             return Err(KeyError::Unavailable);
         }
-        let key = checked(key.as_bytes())?.as_bytes();
-        let set = inner.snapshot.load();
-        if let Some(format) = &set.format
-            && !format.is_well_formed(key)
-        {
-            return Err(KeyError::Malformed);
-        }
-        let entry = set.find(&digest(key)).ok_or(KeyError::Unknown)?;
-        valid_now(&entry.key)?;
-        Ok(entry.key.clone())
+        inner
+            .snapshot
+            .load()
+            .lookup(checked(key.as_bytes())?.as_bytes())
     }
 }
 

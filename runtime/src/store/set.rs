@@ -187,6 +187,19 @@ impl KeySet {
             .map(|entry| entry.key.record().clone())
     }
 
+    /// Checks the format of a key already checked for length and shape, hashes it, looks it up
+    /// and checks that it may be used now.
+    pub(super) fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
+        if let Some(format) = &self.format
+            && !format.is_well_formed(key)
+        {
+            return Err(KeyError::Malformed);
+        }
+        let entry = self.find(&super::digest(key)).ok_or(KeyError::Unknown)?;
+        valid_now(&entry.key)?;
+        Ok(entry.key.clone())
+    }
+
     pub(crate) fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
         let digest = Words::of(digest);
         // The group is searched by the digest's first word, as any hash table probes by its
