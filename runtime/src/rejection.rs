@@ -5,9 +5,8 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -434,15 +433,17 @@ struct ShapeKey {
     source: Option<usize>,
 }
 
-/// At most this many answers are kept: far more than the shapes of any app's guards, and a
-/// bound whatever configurations are built at run time.
+/// At most this many answers are kept, per thread: far more than the shapes of any app's guards,
+/// and a bound whatever configurations are built at run time.
 const CACHE_LIMIT: usize = 4096;
 
 type Cache = hashbrown::HashMap<ShapeKey, Arc<Rendered>, ShapeHasher>;
 
-/// The rendered answers, read without a lock; a new shape copies the map (a handful of times in
-/// a process's life).
-static CACHE: OnceLock<(ArcSwap<Cache>, Mutex<()>)> = OnceLock::new();
+thread_local! {
+    /// The rendered answers, one map per thread: read without a lock or an atomic operation,
+    /// and filled the first time each thread meets a shape (a handful of times in its life).
+    static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new(Cache::default());
+}
 
 fn cached(shape: &Shape<'_>) -> Arc<Rendered> {
     let sources = shape.config.sources();
@@ -451,23 +452,25 @@ fn cached(shape: &Shape<'_>) -> Arc<Rendered> {
         sources_len: sources.len(),
         status: shape.status.as_u16(),
         problem: shape.problem,
-        source: shape
-            .source
-            .and_then(|source| sources.iter().position(|s| s == source)),
+        // The source is one of the configuration's own, found by address; by value otherwise.
+        source: shape.source.and_then(|source| {
+            sources
+                .iter()
+                .position(|s| std::ptr::eq(s, source))
+                .or_else(|| sources.iter().position(|s| s == source))
+        }),
     };
-    let (cache, adding) = CACHE.get_or_init(Default::default);
-    if let Some(rendered) = cache.load().get(&key) {
-        return Arc::clone(rendered);
-    }
-    let rendered = Arc::new(shape.render());
-    let _one_at_a_time = adding.lock().unwrap_or_else(PoisonError::into_inner);
-    let current = cache.load();
-    if current.len() < CACHE_LIMIT {
-        let mut next = Cache::clone(&current);
-        next.insert(key, Arc::clone(&rendered));
-        cache.store(Arc::new(next));
-    }
-    rendered
+    CACHE.with(|cache| {
+        if let Some(rendered) = cache.borrow().get(&key) {
+            return Arc::clone(rendered);
+        }
+        let rendered = Arc::new(shape.render());
+        let mut cache = cache.borrow_mut();
+        if cache.len() < CACHE_LIMIT {
+            cache.insert(key, Arc::clone(&rendered));
+        }
+        rendered
+    })
 }
 
 /// A multiply-rotate hash (the rustc hasher's), enough for a few integers of our own making.
