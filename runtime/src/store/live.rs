@@ -131,7 +131,7 @@ impl ApiKeys {
         {
             next = super::file::write_through(&path, &edits, &next)?;
         }
-        self.shared.current.store(Arc::new(next));
+        self.shared.publish(Arc::new(next));
         Ok(out)
     }
 }

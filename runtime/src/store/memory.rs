@@ -1,8 +1,6 @@
 //! Building a store in memory: from nothing, key by key, for tests, tools and the quickstart.
 
-use std::sync::{Arc, Mutex};
-
-use arc_swap::ArcSwap;
+use std::sync::Arc;
 
 use super::set::KeySet;
 use super::{ApiKeys, Key, Shared};
@@ -18,13 +16,8 @@ impl ApiKeys {
 
     /// A store of `set`, not shared with any other.
     pub(crate) fn from_parts(set: KeySet, https: Option<HttpsPolicy>) -> Self {
-        let shared = Shared {
-            current: ArcSwap::from_pointee(set),
-            changing: Mutex::new(()),
-            https,
-        };
         Self {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared::new(set, https)),
         }
     }
 
@@ -132,7 +125,7 @@ impl ApiKeys {
             Some(shared) => {
                 let mut set = shared.current.swap(Arc::default());
                 let result = change(Arc::make_mut(&mut set));
-                shared.current.store(set);
+                shared.publish(set);
                 result.map(|()| self)
             }
             None => {

@@ -13,6 +13,7 @@
 //! builds on the store's types, and errors live in `error.rs`.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -126,14 +127,76 @@ pub struct ApiKeys {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     /// The set requests read, swapped whole on every change.
     current: ArcSwap<KeySet>,
+    /// The version of `current`, from a counter shared by every store, set after each swap: a
+    /// thread that read this version before reads its own copy of the set's pointer, without
+    /// touching `current` (see [`Shared::read`]).
+    version: AtomicU64,
     /// Serialises changes: each one makes a new version of the current set and swaps it in.
     changing: Mutex<()>,
     /// Fixed when the store is built, so that a request reads it without touching the set.
     https: Option<HttpsPolicy>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new(KeySet::default(), None)
+    }
+}
+
+/// Versions of every store's sets, never reused, so that a version names one set of one store.
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
+
+/// How many sets (of as many stores) a thread keeps at hand.
+const READ_SLOTS: usize = 4;
+
+/// A thread's sets at hand, each with its version, and the slot to fill next.
+type ReadSlots = ([Option<(u64, Arc<KeySet>)>; READ_SLOTS], usize);
+
+thread_local! {
+    /// The sets this thread read last, with their versions: reading one again costs one atomic
+    /// load of the store's version instead of `ArcSwap`'s protocol.
+    static LAST_READ: std::cell::RefCell<ReadSlots> =
+        const { std::cell::RefCell::new(([const { None }; READ_SLOTS], 0)) };
+}
+
+impl Shared {
+    fn new(set: KeySet, https: Option<HttpsPolicy>) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(set),
+            version: AtomicU64::new(VERSIONS.fetch_add(1, Ordering::Relaxed)),
+            changing: Mutex::new(()),
+            https,
+        }
+    }
+
+    /// Swaps `set` in; readers see it from their next read.
+    fn publish(&self, set: Arc<KeySet>) {
+        self.current.store(set);
+        self.version
+            .store(VERSIONS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+    }
+
+    /// Runs `read` on the current set.
+    fn read<T>(&self, read: impl FnOnce(&KeySet) -> T) -> T {
+        let version = self.version.load(Ordering::Acquire);
+        LAST_READ.with(|last| {
+            let mut last = last.borrow_mut();
+            let (slots, next) = &mut *last;
+            if let Some((_, set)) = slots.iter().flatten().find(|(seen, _)| *seen == version) {
+                return read(set);
+            }
+            // Loaded after the version: a set newer than `version` is fine, an older one
+            // impossible (a set is swapped in before its version is published).
+            let set = self.current.load_full();
+            let out = read(&set);
+            slots[*next] = Some((version, set));
+            *next = (*next + 1) % READ_SLOTS;
+            out
+        })
+    }
 }
 
 /// A key as [`ApiKeys::list`] shows it: what it is, and whether it is accepted now. Never the
@@ -188,12 +251,12 @@ impl ApiKeys {
     /// The key format the store requires, if any: what [`rotate`](Self::rotate) generates
     /// keys in.
     pub fn format(&self) -> Option<KeyFormat> {
-        self.shared.current.load().format.clone()
+        self.shared.read(|set| set.format.clone())
     }
 
     /// How many keys the store holds, revoked ones included.
     pub fn len(&self) -> usize {
-        self.shared.current.load().len()
+        self.shared.read(KeySet::len)
     }
 
     /// Whether the store holds no key, and so refuses every request.
@@ -214,7 +277,7 @@ impl ApiKeys {
     /// Checks the format of a key already checked for length and shape, hashes it and looks it
     /// up.
     fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
-        self.shared.current.load().lookup(key)
+        self.shared.read(|set| set.lookup(key))
     }
 
     /// The HTTPS requirement, if any.
@@ -564,6 +627,58 @@ mod tests {
         assert!(!shown.contains("secret-value"));
         assert!(!shown.contains("digest"));
         assert_eq!(format!("{keys:?}"), "ApiKeys { len: 1, .. }");
+    }
+
+    #[test]
+    fn a_thread_never_reads_a_set_older_than_the_last_change_that_returned() {
+        let keys = ApiKeys::new().with_key("a", "key-a");
+        let other = ApiKeys::new().with_key("b", "key-b");
+        // Both stores are in this thread's slots.
+        assert!(keys.verify(b"key-a").is_ok());
+        assert!(other.verify(b"key-b").is_ok());
+        for round in 0..50 {
+            let writer = keys.clone();
+            std::thread::spawn(move || {
+                writer.add(Key::new(format!("new-{round}"), format!("key-new-{round}")))
+            })
+            .join()
+            .unwrap()
+            .unwrap();
+            assert!(
+                keys.verify(format!("key-new-{round}").as_bytes()).is_ok(),
+                "round {round}"
+            );
+            assert_eq!(
+                other
+                    .verify(format!("key-new-{round}").as_bytes())
+                    .unwrap_err(),
+                KeyError::Unknown
+            );
+            let revoker = keys.clone();
+            std::thread::spawn(move || revoker.revoke(&format!("new-{round}")))
+                .join()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                keys.verify(format!("key-new-{round}").as_bytes())
+                    .unwrap_err(),
+                KeyError::Revoked,
+                "round {round}"
+            );
+        }
+        // More stores than a thread keeps at hand: each still reads its own set.
+        let many: Vec<ApiKeys> = (0..10)
+            .map(|i| ApiKeys::new().with_key(format!("k{i}"), format!("key-{i}")))
+            .collect();
+        for _ in 0..3 {
+            for (i, store) in many.iter().enumerate() {
+                assert_eq!(
+                    store.verify(format!("key-{i}").as_bytes()).unwrap().id(),
+                    format!("k{i}")
+                );
+                assert!(store.verify(b"key-a").is_err());
+            }
+        }
     }
 
     #[test]
