@@ -507,6 +507,16 @@ fn describe_char(c: char) -> String {
     }
 }
 
+/// A status written with a type suffix, `401u8` or `403f32`.
+fn suffixed(lit: &impl quote::ToTokens, digits: &str, suffix: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        lit,
+        format!(
+            "the status is a plain integer: write `status = {digits}`, without the `{suffix}` suffix"
+        ),
+    )
+}
+
 fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
     let lit = match value {
         Expr::Lit(syn::ExprLit {
@@ -525,14 +535,7 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
             lit: Lit::Float(lit),
             ..
         }) if lit.base10_digits().parse::<u16>().is_ok() => {
-            return Err(syn::Error::new_spanned(
-                lit,
-                format!(
-                    "the status is a plain integer: write `status = {}`, without the `{}` suffix",
-                    lit.base10_digits(),
-                    lit.suffix()
-                ),
-            ));
+            return Err(suffixed(lit, lit.base10_digits(), lit.suffix()));
         }
         other => {
             return Err(syn::Error::new_spanned(
@@ -543,14 +546,7 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
         }
     };
     if !lit.suffix().is_empty() {
-        return Err(syn::Error::new_spanned(
-            lit,
-            format!(
-                "the status is a plain integer: write `status = {}`, without the `{}` suffix",
-                lit.base10_digits(),
-                lit.suffix()
-            ),
-        ));
+        return Err(suffixed(lit, lit.base10_digits(), lit.suffix()));
     }
     let out_of_range = || {
         syn::Error::new_spanned(

@@ -2,9 +2,9 @@
 //!
 //! The runtime's verifying extractor, parameterised by a zero-sized config type, joins the
 //! handler's first argument in a tuple (or becomes its only argument), so it is extracted first
-//! and the handler keeps its arity. The config type is one the runtime shares when the
-//! configuration is common (one source, no scopes, the default store), and otherwise one
-//! generated beside the handler. Everything else about the function is kept; documentation
+//! and the handler keeps its arity. The config type is one the runtime shares for every
+//! configuration of the default store (`Standard`, or `Packed` with the sources and scopes
+//! packed into its parameters), and otherwise one generated beside the handler. Everything else about the function is kept; documentation
 //! sees the function as written. On a unit struct, the attribute only implements the config
 //! trait for it.
 
@@ -175,14 +175,7 @@ fn check_debug_handler_below(attrs: &[syn::Attribute], args: &Args, errors: &mut
     let Some(debug) = attrs.iter().find(|attr| is_debug_handler(attr)) else {
         return;
     };
-    let has_state =
-        match &debug.meta {
-            syn::Meta::List(list) => list.tokens.clone().into_iter().any(
-                |token| matches!(token, proc_macro2::TokenTree::Ident(ident) if ident == "state"),
-            ),
-            _ => false,
-        };
-    if !has_state && args.state.is_none() {
+    if !names_state(debug) && args.state.is_none() {
         errors.push(syn::Error::new_spanned(
             debug,
             "below #[api_key], #[axum::debug_handler] checks the guard, which takes the key store \
@@ -193,21 +186,33 @@ fn check_debug_handler_below(attrs: &[syn::Attribute], args: &Args, errors: &mut
 }
 
 fn is_debug_handler(attr: &syn::Attribute) -> bool {
+    is_attribute(attr, "debug_handler")
+}
+
+/// Whether `attr` is `name`, under any path (`#[name]`, `#[some::name]`).
+fn is_attribute(attr: &syn::Attribute, name: &str) -> bool {
     attr.path()
         .segments
         .last()
-        .is_some_and(|segment| segment.ident == "debug_handler")
+        .is_some_and(|segment| segment.ident == name)
+}
+
+/// Whether a `#[debug_handler(...)]` names its state.
+fn names_state(attr: &syn::Attribute) -> bool {
+    match &attr.meta {
+        syn::Meta::List(list) => {
+            list.tokens.clone().into_iter().any(
+                |token| matches!(token, proc_macro2::TokenTree::Ident(ident) if ident == "state"),
+            )
+        }
+        _ => false,
+    }
 }
 
 /// A second `#[api_key]` below the first: the handler would get two guards and two generated
 /// types of the same name.
 fn check_applied_once(attrs: &[syn::Attribute], name: &syn::Ident, errors: &mut Errors) {
-    let again = attrs.iter().find(|attr| {
-        attr.path()
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "api_key")
-    });
+    let again = attrs.iter().find(|attr| is_attribute(attr, "api_key"));
     if let Some(again) = again {
         errors.push(syn::Error::new_spanned(
             again,
@@ -506,21 +511,18 @@ fn mentions_impl_trait(ty: &syn::Type) -> bool {
 fn pass_state_to_debug_handler(attrs: &mut [syn::Attribute], args: &Args) {
     let Some(state) = &args.state else { return };
     let state = &state.value;
-    for attr in attrs.iter_mut().filter(|attr| is_debug_handler(attr)) {
+    for attr in attrs
+        .iter_mut()
+        .filter(|attr| is_debug_handler(attr) && !names_state(attr))
+    {
         let path = attr.path().clone();
         match &attr.meta {
-            syn::Meta::Path(_) => {
-                attr.meta = syn::parse_quote! { #path(state = #state) };
-            }
-            syn::Meta::List(list)
-                if !list.tokens.clone().into_iter().any(|token| {
-                    matches!(token, proc_macro2::TokenTree::Ident(ident) if ident == "state")
-                }) =>
-            {
+            syn::Meta::Path(_) => attr.meta = syn::parse_quote! { #path(state = #state) },
+            syn::Meta::List(list) => {
                 let tokens = &list.tokens;
                 attr.meta = syn::parse_quote! { #path(state = #state, #tokens) };
             }
-            _ => {}
+            syn::Meta::NameValue(_) => {}
         }
     }
 }

@@ -228,10 +228,7 @@ where
         parts: &mut Parts,
         state: &St,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        Guarded {
-            check: guard_owned(parts, C::CONFIG, S::from_ref(state), Keep::InExtensions),
-            _guard: PhantomData::<fn() -> Self>,
-        }
+        extract::<Self, C, S, St>(parts, state)
     }
 }
 
@@ -272,19 +269,20 @@ where
         parts: &mut Parts,
         state: &St,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        Guarded {
-            check: guard_owned(parts, C::CONFIG, S::from_ref(state), Keep::Nowhere),
-            _guard: PhantomData::<fn() -> Self>,
-        }
+        extract::<Self, C, S, St>(parts, state)
     }
 }
 
-/// A guard, made once its check passed.
+/// A guard type: where it leaves the key, and itself once its check passed.
 trait Checked {
+    const KEEP: Keep;
+
     fn checked() -> Self;
 }
 
 impl<C, S> Checked for RequireApiKey<C, S> {
+    const KEEP: Keep = Keep::InExtensions;
+
     fn checked() -> Self {
         Self {
             _config: PhantomData,
@@ -293,10 +291,29 @@ impl<C, S> Checked for RequireApiKey<C, S> {
 }
 
 impl<C, S> Checked for GuardAlone<C, S> {
+    const KEEP: Keep = Keep::Nowhere;
+
     fn checked() -> Self {
         Self {
             _config: PhantomData,
         }
+    }
+}
+
+/// The extraction of either guard type: the check, compiled once per store, in the small
+/// per-guard `Guarded` wrapper.
+fn extract<G, C, S, St>(
+    parts: &mut Parts,
+    state: &St,
+) -> Guarded<impl Future<Output = Result<(), ApiKeyRejection>> + Send, G>
+where
+    G: Checked,
+    C: KeyConfig,
+    S: KeyStore + FromRef<St>,
+{
+    Guarded {
+        check: guard_owned(parts, C::CONFIG, S::from_ref(state), G::KEEP),
+        _guard: PhantomData,
     }
 }
 

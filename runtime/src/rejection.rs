@@ -4,7 +4,6 @@
 //! is rendered once and shared: refusing a request costs no more than accepting one.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
@@ -437,7 +436,7 @@ struct ShapeKey {
 /// and a bound whatever configurations are built at run time.
 const CACHE_LIMIT: usize = 4096;
 
-type Cache = hashbrown::HashMap<ShapeKey, Arc<Rendered>, ShapeHasher>;
+type Cache = hashbrown::HashMap<ShapeKey, Arc<Rendered>>;
 
 thread_local! {
     /// The rendered answers, one map per thread: read without a lock or an atomic operation,
@@ -471,52 +470,6 @@ fn cached(shape: &Shape<'_>) -> Arc<Rendered> {
         }
         rendered
     })
-}
-
-/// A multiply-rotate hash (the rustc hasher's), enough for a few integers of our own making.
-#[derive(Clone, Copy, Default)]
-struct ShapeHasher;
-
-impl BuildHasher for ShapeHasher {
-    type Hasher = FxHasher;
-
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_isize(&mut self, n: isize) {
-        self.write_u64(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 impl fmt::Display for ApiKeyRejection {

@@ -122,7 +122,7 @@ impl ApiKeys {
             .changing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut next = KeySet::clone(&self.shared.current.load());
+        let mut next = KeySet::clone(&self.shared.snapshot.load());
         let mut edits = Vec::new();
         let out = change(&mut next, &mut edits)?;
         #[cfg(feature = "file")]
@@ -131,7 +131,7 @@ impl ApiKeys {
         {
             next = super::file::write_through(&path, &edits, &next)?;
         }
-        self.shared.publish(Arc::new(next));
+        self.shared.snapshot.publish(Arc::new(next));
         Ok(out)
     }
 }

@@ -112,7 +112,7 @@ impl ApiKeys {
             shared.https = Some(policy);
             return self;
         }
-        Self::from_parts(KeySet::clone(&self.shared.current.load()), Some(policy))
+        Self::from_parts(KeySet::clone(&self.shared.snapshot.load()), Some(policy))
     }
 
     /// Runs one change for a builder: in place when no one else holds this store, on a copy
@@ -123,13 +123,13 @@ impl ApiKeys {
     ) -> Result<Self, ConfigError> {
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => {
-                let mut set = shared.current.swap(Arc::default());
+                let mut set = shared.snapshot.take();
                 let result = change(Arc::make_mut(&mut set));
-                shared.publish(set);
+                shared.snapshot.publish(set);
                 result.map(|()| self)
             }
             None => {
-                let mut set = KeySet::clone(&self.shared.current.load());
+                let mut set = KeySet::clone(&self.shared.snapshot.load());
                 change(&mut set)?;
                 Ok(Self::from_parts(set, self.shared.https.clone()))
             }

@@ -13,10 +13,8 @@
 //! builds on the store's types, and errors live in `error.rs`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 use crate::format::KeyFormat;
@@ -32,6 +30,7 @@ mod new_key;
 mod postgres;
 mod radix;
 mod set;
+mod snapshot;
 
 pub use new_key::Key;
 pub(crate) use new_key::Shape;
@@ -39,6 +38,7 @@ pub(crate) use new_key::Shape;
 pub use postgres::{PgKeys, PgKeysError, PgKeysOptions};
 pub(crate) use set::KeySet;
 use set::valid_now;
+use snapshot::Snapshot;
 
 /// The longest key, in bytes, that is ever hashed. Longer keys are refused before any work.
 ///
@@ -128,13 +128,9 @@ pub struct ApiKeys {
 }
 
 struct Shared {
-    /// The set requests read, swapped whole on every change.
-    current: ArcSwap<KeySet>,
-    /// The version of `current`, from a counter shared by every store, set after each swap: a
-    /// thread that read this version before reads its own copy of the set's pointer, without
-    /// touching `current` (see [`Shared::read`]).
-    version: AtomicU64,
-    /// Serialises changes: each one makes a new version of the current set and swaps it in.
+    /// The set requests read.
+    snapshot: Snapshot,
+    /// Serialises changes: each one makes a new version of the current set and publishes it.
     changing: Mutex<()>,
     /// Fixed when the store is built, so that a request reads it without touching the set.
     https: Option<HttpsPolicy>,
@@ -146,56 +142,13 @@ impl Default for Shared {
     }
 }
 
-/// Versions of every store's sets, never reused, so that a version names one set of one store.
-static VERSIONS: AtomicU64 = AtomicU64::new(1);
-
-/// How many sets (of as many stores) a thread keeps at hand.
-const READ_SLOTS: usize = 4;
-
-/// A thread's sets at hand, each with its version, and the slot to fill next.
-type ReadSlots = ([Option<(u64, Arc<KeySet>)>; READ_SLOTS], usize);
-
-thread_local! {
-    /// The sets this thread read last, with their versions: reading one again costs one atomic
-    /// load of the store's version instead of `ArcSwap`'s protocol.
-    static LAST_READ: std::cell::RefCell<ReadSlots> =
-        const { std::cell::RefCell::new(([const { None }; READ_SLOTS], 0)) };
-}
-
 impl Shared {
     fn new(set: KeySet, https: Option<HttpsPolicy>) -> Self {
         Self {
-            current: ArcSwap::from_pointee(set),
-            version: AtomicU64::new(VERSIONS.fetch_add(1, Ordering::Relaxed)),
+            snapshot: Snapshot::new(set),
             changing: Mutex::new(()),
             https,
         }
-    }
-
-    /// Swaps `set` in; readers see it from their next read.
-    fn publish(&self, set: Arc<KeySet>) {
-        self.current.store(set);
-        self.version
-            .store(VERSIONS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
-    }
-
-    /// Runs `read` on the current set.
-    fn read<T>(&self, read: impl FnOnce(&KeySet) -> T) -> T {
-        let version = self.version.load(Ordering::Acquire);
-        LAST_READ.with(|last| {
-            let mut last = last.borrow_mut();
-            let (slots, next) = &mut *last;
-            if let Some((_, set)) = slots.iter().flatten().find(|(seen, _)| *seen == version) {
-                return read(set);
-            }
-            // Loaded after the version: a set newer than `version` is fine, an older one
-            // impossible (a set is swapped in before its version is published).
-            let set = self.current.load_full();
-            let out = read(&set);
-            slots[*next] = Some((version, set));
-            *next = (*next + 1) % READ_SLOTS;
-            out
-        })
     }
 }
 
@@ -234,16 +187,14 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn list(&self) -> Vec<ListedKey> {
-        let mut listed: Vec<ListedKey> = self
-            .shared
-            .current
-            .load()
-            .keys()
-            .map(|key| ListedKey {
-                refused: valid_now(&key).err(),
-                key,
-            })
-            .collect();
+        let mut listed: Vec<ListedKey> = self.shared.snapshot.read(|set| {
+            set.keys()
+                .map(|key| ListedKey {
+                    refused: valid_now(&key).err(),
+                    key,
+                })
+                .collect()
+        });
         listed.sort_by(|a, b| a.key.id().cmp(b.key.id()));
         listed
     }
@@ -251,12 +202,12 @@ impl ApiKeys {
     /// The key format the store requires, if any: what [`rotate`](Self::rotate) generates
     /// keys in.
     pub fn format(&self) -> Option<KeyFormat> {
-        self.shared.read(|set| set.format.clone())
+        self.shared.snapshot.read(|set| set.format.clone())
     }
 
     /// How many keys the store holds, revoked ones included.
     pub fn len(&self) -> usize {
-        self.shared.read(KeySet::len)
+        self.shared.snapshot.read(KeySet::len)
     }
 
     /// Whether the store holds no key, and so refuses every request.
@@ -277,7 +228,7 @@ impl ApiKeys {
     /// Checks the format of a key already checked for length and shape, hashes it and looks it
     /// up.
     fn lookup(&self, key: &[u8]) -> Result<VerifiedKey, KeyError> {
-        self.shared.read(|set| set.lookup(key))
+        self.shared.snapshot.read(|set| set.lookup(key))
     }
 
     /// The HTTPS requirement, if any.

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 
 use super::set::{KeySet, valid_now};
-use super::{Key, KeyDigest, KeyError, KeyStore, ListedKey, checked, digest};
+use super::snapshot::Snapshot;
+use super::{Key, KeyDigest, KeyError, KeyStore, ListedKey, digest};
 use crate::format::KeyFormat;
 use crate::key::VerifiedKey;
 
@@ -144,7 +144,7 @@ impl PgKeysOptions {
             .await?;
         let inner = Arc::new(Inner {
             pool,
-            snapshot: ArcSwap::from_pointee(KeySet::default()),
+            snapshot: Snapshot::new(KeySet::default()),
             changing: tokio::sync::Mutex::new(()),
             in_step_at: AtomicU64::new(0),
             channel: format!("{schema}.api_keys"),
@@ -211,7 +211,7 @@ impl Drop for AbortOnDrop {
 
 struct Inner {
     pool: PgPool,
-    snapshot: ArcSwap<KeySet>,
+    snapshot: Snapshot,
     /// Serialises changes to the snapshot, from the follower and from management calls, each
     /// from its read of the table to its swap: a full read never swaps in a table older than a
     /// change already applied.
@@ -228,7 +228,7 @@ struct Inner {
 impl fmt::Debug for PgKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgKeys")
-            .field("len", &self.inner.snapshot.load().len())
+            .field("len", &self.inner.snapshot.read(KeySet::len))
             .field("staleness", &self.staleness())
             .finish_non_exhaustive()
     }
@@ -252,7 +252,7 @@ impl PgKeys {
 
     /// How many keys the snapshot holds, revoked ones included.
     pub fn len(&self) -> usize {
-        self.inner.snapshot.load().len()
+        self.inner.snapshot.read(KeySet::len)
     }
 
     /// Whether the snapshot holds no key.
@@ -495,7 +495,7 @@ impl Inner {
             }
         }
         let count = set.len();
-        self.snapshot.store(Arc::new(set));
+        self.snapshot.publish(Arc::new(set));
         self.mark_in_step();
         Ok(count)
     }
@@ -520,7 +520,7 @@ impl Inner {
                 tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
             }
         }
-        self.snapshot.store(Arc::new(next));
+        self.snapshot.publish(Arc::new(next));
         Ok(())
     }
 }
@@ -531,10 +531,8 @@ impl KeyStore for PgKeys {
         if inner.staleness() > inner.options.max_staleness {
             return Err(KeyError::Unavailable);
         }
-        inner
-            .snapshot
-            .load()
-            .lookup(checked(key.as_bytes())?.as_bytes())
+        // The guard has checked the key's length and shape already, as for `ApiKeys`.
+        inner.snapshot.read(|set| set.lookup(key.as_bytes()))
     }
 }
 

@@ -158,8 +158,9 @@ impl KeySet {
 
     /// Applies `update` to the record of every key named `id`; returns how many there were.
     pub(super) fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
-        let mut words: Vec<u64> = self.by_id.group(id_hash(id)).to_vec();
-        words.dedup();
+        // Each word is filed once (see `insert_record`); the group also holds other ids' words,
+        // which match none of this id's keys.
+        let words: Vec<u64> = self.by_id.group(id_hash(id)).to_vec();
         let mut updated = 0;
         for word in words {
             updated += self.by_digest.change(word, |entries| {
