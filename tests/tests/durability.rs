@@ -306,7 +306,7 @@ fn a_change_racing_a_hand_edit_in_place_never_writes_back_half_a_file() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 drop(file);
-                std::thread::sleep(Duration::from_millis(70));
+                std::thread::sleep(Duration::from_millis(150));
             }
         })
     };

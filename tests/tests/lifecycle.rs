@@ -558,7 +558,7 @@ fn reloads_racing_a_tool_that_rewrites_the_file_in_place_never_take_a_partial_fi
                 }
                 drop(file);
                 rewrites += 1;
-                std::thread::sleep(Duration::from_millis(70));
+                std::thread::sleep(Duration::from_millis(150));
             }
             rewrites
         })

@@ -101,7 +101,7 @@ impl ApiKeys {
     /// the old one, so that a reload sees either version whole.
     ///
     /// It blocks while it reads (and, for a file being rewritten in place, while it waits for
-    /// the file to settle, half a second at most); from async code, call it through
+    /// the file to settle, about a second at most); from async code, call it through
     /// `tokio::task::spawn_blocking`.
     ///
     /// Every change made with [`add`](Self::add), [`revoke`](Self::revoke) or
@@ -152,7 +152,8 @@ fn stamp(metadata: &std::fs::Metadata) -> Option<FileStamp> {
 
 /// The records file's text once it has settled, and the file's identity. `previous` is the file
 /// last read or written: when this is the same file, it was rewritten in place, and is read
-/// only once it has been left alone for a moment, whole, and ending a line.
+/// only once it has been left alone for a moment, whole, ending a line, and still the same a
+/// moment after it was read.
 fn settled_text(
     path: &Path,
     previous: Option<FileStamp>,
@@ -188,7 +189,14 @@ fn settled_text(
         // A file rewritten in place must also end a line: a tool that stalls mid-write leaves
         // it cut short. (A file read for the first time, or put in place by a rename, may end
         // without one.)
-        if still && (!in_place || read.is_empty() || read.ends_with('\n')) {
+        let whole = !in_place || read.is_empty() || read.ends_with('\n');
+        // A file rewritten in place is confirmed once more a moment later: a writer stalled
+        // mid-save shows itself by moving on.
+        let confirmed = || {
+            std::thread::sleep(SETTLE);
+            std::fs::metadata(path).is_ok_and(|now| stamp(&now) == current)
+        };
+        if still && whole && (!in_place || confirmed()) {
             return Ok((read, current));
         }
         std::thread::sleep(SETTLE);
@@ -369,10 +377,11 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<Option<FileStamp>> {
         }
         file.write_all(contents)?;
         file.sync_all()?;
+        // Stamped from the file written, not the path: once renamed, the path may already be
+        // someone else's write, which must not pass for ours. (A rename keeps the time.)
+        let written = stamp(&file.metadata()?);
         std::fs::rename(&temporary, path)?;
-        // The renamed file is the one just written and flushed: its time and length now are
-        // the ones a later read will see, unless someone changes it.
-        Ok(stamp(&std::fs::metadata(path)?))
+        Ok(written)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
