@@ -15,7 +15,16 @@ pub(crate) const DEFAULT_STATUS: u16 = 401;
 
 /// The arguments the attribute accepts, in the order the error message lists them.
 const ARGUMENTS: &[&str] = &[
-    "header", "query", "cookie", "bearer", "status", "scopes", "optional", "store", "state",
+    "header",
+    "query",
+    "cookie",
+    "bearer",
+    "status",
+    "scopes",
+    "optional",
+    "rate_limit",
+    "store",
+    "state",
     "crate",
 ];
 
@@ -42,6 +51,8 @@ pub(crate) struct Args {
     pub(crate) scopes: Option<WithSpan<Vec<String>>>,
     /// `optional`.
     pub(crate) optional: Option<WithSpan<()>>,
+    /// `rate_limit = "10/s"`.
+    pub(crate) rate_limit: Option<WithSpan<Rate>>,
     /// `store = Type`.
     pub(crate) store: Option<WithSpan<syn::Type>>,
     /// `state = Type`: the router state, to check at the handler that it provides the store.
@@ -252,6 +263,11 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
         "optional" => {
             let flag = flag(meta, "optional")?;
             set_once(&mut args.optional, flag, path)
+        }
+        "rate_limit" => {
+            let value = value_of(meta, "rate_limit = \"10/s\"")?;
+            let rate = rate_literal(value)?;
+            set_once(&mut args.rate_limit, rate, path)
         }
         "store" => Err(syn::Error::new_spanned(
             path,
@@ -476,6 +492,87 @@ fn scope_list(value: &Expr) -> syn::Result<WithSpan<Vec<String>>> {
     })
 }
 
+/// A rate limit as the runtime's `RateLimit` reads it: `count` per `period_nanos`, in bursts
+/// of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rate {
+    pub(crate) count: u32,
+    pub(crate) period_nanos: u64,
+    pub(crate) burst: u32,
+}
+
+const RATE_FORM: &str = "a rate limit is written `<count>/<period>`, e.g. `rate_limit = \"10/s\"`, \
+                         `\"100/min\"`, `\"10/5s\"` or `\"10/s burst 20\"`";
+
+/// `rate_limit = "..."`: the grammar of the runtime's `RateLimit`, checked here so that a
+/// mistake is an error at the literal.
+fn rate_literal(value: &Expr) -> syn::Result<WithSpan<Rate>> {
+    let Some(lit) = string_literal(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("expected a string literal: {RATE_FORM}"),
+        ));
+    };
+    let rate = parse_rate(&lit.value()).map_err(|why| {
+        syn::Error::new_spanned(lit, format!("`{}` is not a rate limit: {why}", lit.value()))
+    })?;
+    Ok(WithSpan {
+        value: rate,
+        span: lit.span(),
+    })
+}
+
+pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
+    let positive = |text: &str| -> Option<u32> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok().filter(|&n| n > 0)
+    };
+    let mut words = text.split_ascii_whitespace();
+    let rate = words.next().ok_or_else(|| RATE_FORM.to_owned())?;
+    let burst = match (words.next(), words.next(), words.next()) {
+        (None, _, _) => None,
+        (Some("burst"), Some(burst), None) => Some(
+            positive(burst)
+                .ok_or("the burst is a whole number from 1, e.g. `\"10/s burst 20\"`")?,
+        ),
+        _ => return Err(RATE_FORM.to_owned()),
+    };
+    let (count, period) = rate.split_once('/').ok_or_else(|| RATE_FORM.to_owned())?;
+    let count = positive(count).ok_or("the count is a whole number from 1, e.g. `\"100/min\"`")?;
+    let digits = period.bytes().take_while(u8::is_ascii_digit).count();
+    let (multiple, unit) = period.split_at(digits);
+    let multiple = if multiple.is_empty() {
+        1
+    } else {
+        positive(multiple)
+            .ok_or("the period's multiple is a whole number from 1, e.g. `\"10/5s\"`")?
+    };
+    let unit: u64 = match unit {
+        "ms" => 1_000_000,
+        "s" | "sec" | "second" => 1_000_000_000,
+        "m" | "min" | "minute" => 60_000_000_000,
+        "h" | "hour" => 3_600_000_000_000,
+        "d" | "day" => 86_400_000_000_000,
+        _ => {
+            return Err(
+                "the period's unit is one of `ms`, `s`, `min`, `h` or `d`, e.g. `\"100/min\"`"
+                    .to_owned(),
+            );
+        }
+    };
+    let period_nanos = unit
+        .checked_mul(u64::from(multiple))
+        .filter(|&nanos| nanos <= 366 * 86_400_000_000_000)
+        .ok_or("the period is at most a year")?;
+    Ok(Rate {
+        count,
+        period_nanos,
+        burst: burst.unwrap_or(count),
+    })
+}
+
 /// A character of a scope token (RFC 6750) that also fits in the `API_KEYS` format.
 fn is_scope_char(c: char) -> bool {
     c.is_ascii_graphic() && !"\"\\,[]".contains(c)
@@ -616,6 +713,9 @@ fn unknown_argument(name: &str) -> String {
             Some("the query parameter is named with `query = \"api_key\"`")
         }
         "cookie_name" => Some("the cookie is named with `cookie = \"session\"`"),
+        "rate" | "limit" | "ratelimit" | "rate_limits" | "throttle" => {
+            Some("a route's rate limit is set with `rate_limit = \"10/s\"`")
+        }
         _ => None,
     };
     if let Some(hint) = hint {

@@ -58,7 +58,7 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
     match (errors.into_result(), target) {
         (Ok(()), Some(Target::Handler(handler))) => rewrite(&args, handler),
         (Ok(()), Some(Target::Config(config))) => {
-            let config_impl = config_impl(&args, &config.ident);
+            let config_impl = config_impl(&args, &config.ident, &config.ident);
             quote! { #config #config_impl }
         }
         // The handler goes out beside the errors as the closest valid handler (async, without
@@ -397,7 +397,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         Some(standard) => (standard, TokenStream::new()),
         None => {
             let name = config_type_name(&sig);
-            let config_impl = config_impl(args, &name);
+            let config_impl = config_impl(args, &name, &original.ident);
             // The store is named once, in the config's `HandlerConfig` impl: a type that is no
             // store is reported there, at the user's token, in our words, and an undefined one
             // once.
@@ -593,12 +593,14 @@ fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
         status,
         scopes,
         optional,
+        rate_limit,
         store,
         state: _,
         krate: _,
         broken: _,
     } = args;
-    if store.is_some() {
+    // A route's rate limit is a budget of the handler's own, named after it.
+    if store.is_some() || rate_limit.is_some() {
         return None;
     }
     let status = status.as_ref().map_or_else(
@@ -661,8 +663,9 @@ fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
     Some(quote! { #private::Packed<#status, #optional, #(#words),*> })
 }
 
-/// `impl KeyConfig for #ty`, holding the attribute's configuration as a constant.
-fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
+/// `impl KeyConfig for #ty`, holding the attribute's configuration as a constant. `route`
+/// names the budget of a `rate_limit`: the handler's (or the guard type's) path.
+fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream {
     let private = private_path(args);
     let Args {
         header,
@@ -672,6 +675,7 @@ fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
         status,
         scopes,
         optional,
+        rate_limit,
         store: _,
         state: _,
         krate: _,
@@ -708,13 +712,30 @@ fn config_impl(args: &Args, ty: &syn::Ident) -> TokenStream {
         .flat_map(|list| list.value.iter().map(|scope| LitStr::new(scope, list.span)))
         .collect();
     let optional = optional.as_ref().map(|_| quote! { .optional() });
+    let rate_limit = rate_limit.as_ref().map(|rate| {
+        let attr::Rate {
+            count,
+            period_nanos,
+            burst,
+        } = rate.value;
+        let route = route.to_string();
+        let route = route.strip_prefix("r#").unwrap_or(&route);
+        quote! {
+            .with_rate_limit(
+                #private::RateLimit::new(#count, #private::Duration::from_nanos(#period_nanos))
+                    .with_burst(#burst),
+                ::core::concat!(::core::module_path!(), "::", #route),
+            )
+        }
+    });
     quote! {
         impl #private::KeyConfig for #ty {
             const CONFIG: #private::GuardConfig =
                 #private::GuardConfig::new(&[#(#sources),*])
                     .with_status(#status)
                     .with_scopes(&[#(#scopes),*])
-                    #optional;
+                    #optional
+                    #rate_limit;
         }
     }
 }

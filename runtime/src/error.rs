@@ -54,6 +54,10 @@ pub enum ConfigErrorKind {
     FileSyntax,
     /// A time in the records file is not an offset date-time such as `2027-01-01T00:00:00Z`.
     BadTime,
+    /// The Redis URL of `RedisLimits` is not one, such as `redis://127.0.0.1:6379`.
+    BadRedisUrl,
+    /// A rate limit is not of the form `100/min`, `10/5s` or `10/s burst 20`.
+    BadRateLimit,
     /// The store was not read from a file, so there is nothing to reload.
     NoFile,
     /// The records file holds no key, so every request would be refused; see
@@ -209,6 +213,11 @@ impl fmt::Display for ConfigError {
             K::FileUnwritable => "cannot be written; the change was not made",
             K::FileSyntax => "is not a valid records file",
             K::BadTime => "the time must be an offset date-time, e.g. 2027-01-01T00:00:00Z",
+            K::BadRedisUrl => "the Redis URL must look like redis://127.0.0.1:6379/0",
+            K::BadRateLimit => {
+                "the rate limit must be written `<count>/<period>`, e.g. `100/min`, `10/5s` or \
+                 `10/s burst 20`"
+            }
             K::NoFile => {
                 "the store was not read from a file: build it with `ApiKeys::from_file` to reload it"
             }

@@ -4,8 +4,10 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts, MatchedPath, OptionalFromRequestParts};
 use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
@@ -13,7 +15,9 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
+use crate::headers::LimitSlot;
 use crate::key::VerifiedKey;
+use crate::limit::{LimitFields, RateLimit, Scope};
 use crate::rejection::{ApiKeyRejection, Problem};
 use crate::store::{ApiKeys, KeyError, KeyStore, checked};
 
@@ -82,6 +86,7 @@ pub struct GuardConfig {
     status: u16,
     scopes: &'static [&'static str],
     optional: bool,
+    rate_limit: Option<(RateLimit, &'static str)>,
 }
 
 impl GuardConfig {
@@ -98,6 +103,7 @@ impl GuardConfig {
             status: 401,
             scopes: &[],
             optional: false,
+            rate_limit: None,
         }
     }
 
@@ -124,6 +130,31 @@ impl GuardConfig {
     pub const fn optional(mut self) -> Self {
         self.optional = true;
         self
+    }
+
+    /// Limits each key to `limit` on this route, a budget of its own beside the key's limit,
+    /// named `route` (unique per route: `#[api_key(rate_limit = "...")]` uses the handler's
+    /// path). A request must fit in both.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_api_key::{GuardConfig, KeyConfig, RateLimit};
+    ///
+    /// enum Search {}
+    ///
+    /// impl KeyConfig for Search {
+    ///     const CONFIG: GuardConfig = GuardConfig::new(&[])
+    ///         .with_rate_limit(RateLimit::new(10, Duration::from_secs(1)), "search");
+    /// }
+    /// ```
+    pub const fn with_rate_limit(mut self, limit: RateLimit, route: &'static str) -> Self {
+        self.rate_limit = Some((limit, route));
+        self
+    }
+
+    /// The route's own rate limit and the name of its budget, if it has one.
+    pub fn rate_limit(&self) -> Option<(RateLimit, &'static str)> {
+        self.rate_limit
     }
 
     /// Where the key may be.
@@ -413,10 +444,12 @@ async fn guard<S: KeyStore>(
     store: &S,
     keep: Keep,
 ) -> Result<(), ApiKeyRejection> {
+    let _timer = crate::usage::Timer::start();
     let outcome = match find_key(parts, config.sources) {
         // A request without a key holds no scope: a scoped route never lets it in.
         Found::Nothing if config.optional && config.scopes.is_empty() => {
             audit_anonymous(parts);
+            crate::usage::accepted("anonymous", None);
             // Read by `VerifiedKey`, in case the handler takes it under a name the attribute
             // could not check: the request is then refused as one without a key.
             if keep == Keep::InExtensions {
@@ -426,6 +459,17 @@ async fn guard<S: KeyStore>(
         }
         Found::Nothing => Err(Refusal::new(Problem::MissingKey, "missing", None)),
         Found::Duplicate => Err(Refusal::new(Problem::DuplicateKey, "duplicate", None)),
+        // Throttled before any check: a throttled client's guesses cost no hashing and no
+        // lookup.
+        Found::One { source, .. }
+            if let Some((client, wait)) = store.rate_limits().throttled(parts) =>
+        {
+            Err(
+                Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
+                    .retry(wait, None)
+                    .client(client),
+            )
+        }
         Found::One { key, source } => match checked(&key) {
             Err(error) => Err(Refusal::from_key_error(error, source)),
             Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
@@ -444,7 +488,12 @@ async fn guard<S: KeyStore>(
     };
     let (key, source) = match outcome {
         Ok(accepted) => accepted,
-        Err(refusal) => return Err(refusal.reject(parts, config, None)),
+        Err(refusal) => {
+            if refusal.is_failed_attempt() {
+                store.rate_limits().failed(parts);
+            }
+            return Err(refusal.reject(parts, config, None));
+        }
     };
     if config.scopes.iter().any(|scope| !key.has_scope(scope)) {
         let refusal = Refusal::new(
@@ -454,6 +503,32 @@ async fn guard<S: KeyStore>(
         );
         return Err(refusal.reject(parts, config, Some(&key)));
     }
+    let key_limit = key.rate_limit().map(|limit| (Scope::Key, limit));
+    let route_limit = config
+        .rate_limit
+        .map(|(limit, route)| (Scope::Route(route), limit));
+    if key_limit.is_some() || route_limit.is_some() {
+        let budgets = [key_limit, route_limit];
+        let budgets: Vec<(Scope, RateLimit)> = budgets.into_iter().flatten().collect();
+        let count = store.rate_limits().spend(key.id(), &budgets).await;
+        if count.unavailable {
+            let refusal = Refusal::new(
+                Problem::LimiterUnavailable,
+                "limiter_unavailable",
+                Some(source),
+            );
+            return Err(refusal.reject(parts, config, Some(&key)));
+        }
+        let fields = count.fields();
+        if let Some(wait) = count.retry_after {
+            let refusal = Refusal::new(Problem::RateLimited, "rate_limited", Some(source))
+                .retry(wait, fields);
+            return Err(refusal.reject(parts, config, Some(&key)));
+        }
+        if let (Some(fields), Some(slot)) = (fields, parts.extensions.get::<LimitSlot>()) {
+            slot.fill(fields);
+        }
+    }
     tracing::debug!(
         target: "axum_api_key::audit",
         outcome = "accepted",
@@ -462,6 +537,7 @@ async fn guard<S: KeyStore>(
         method = %parts.method,
         route = route(parts),
     );
+    crate::usage::accepted("accepted", Some(&key));
     if keep == Keep::InExtensions {
         parts.extensions.insert(key);
     }
@@ -473,6 +549,10 @@ struct Refusal {
     problem: Problem,
     reason: &'static str,
     source: Option<&'static Source>,
+    /// For a `429`: when to retry, and the budgets' fields.
+    retry: Option<(Duration, Option<LimitFields>)>,
+    /// For a throttled request: the address it is counted against.
+    client: Option<IpAddr>,
 }
 
 impl Refusal {
@@ -481,7 +561,32 @@ impl Refusal {
             problem,
             reason,
             source,
+            retry: None,
+            client: None,
         }
+    }
+
+    fn client(mut self, client: IpAddr) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    fn retry(mut self, wait: Duration, fields: Option<LimitFields>) -> Self {
+        self.retry = Some((wait, fields));
+        self
+    }
+
+    /// Whether the refusal counts against the client's throttle: a key that is not one, or no
+    /// longer one. A missing key, a store that cannot answer or a key sent in clear guesses
+    /// nothing.
+    fn is_failed_attempt(&self) -> bool {
+        matches!(
+            self.problem,
+            Problem::InvalidKey
+                | Problem::RevokedKey
+                | Problem::ExpiredKey
+                | Problem::KeyNotYetValid
+        )
     }
 
     fn from_key_error(error: KeyError, source: &'static Source) -> Self {
@@ -512,18 +617,45 @@ impl Refusal {
                 .collect(),
             None => Vec::new(),
         };
-        let rejection = ApiKeyRejection::new(self.problem, *config, self.source, missing_scopes)
-            .for_request(parts);
-        tracing::info!(
-            target: "axum_api_key::audit",
-            outcome = "refused",
-            reason = self.reason,
-            status = rejection.status().as_u16(),
-            key_id = key.map(VerifiedKey::id),
-            source = self.source.map(Source::kind),
-            method = %parts.method,
-            route = route(parts),
-        );
+        let mut rejection =
+            ApiKeyRejection::new(self.problem, *config, self.source, missing_scopes)
+                .for_request(parts);
+        if let Some((wait, fields)) = self.retry {
+            rejection = rejection.with_retry(wait, fields);
+        }
+        match self.problem {
+            // A key over its limit is a client misbehaving, and a throttled address a likely
+            // attack: both worth an operator's attention.
+            Problem::RateLimited => tracing::warn!(
+                target: "axum_api_key::audit",
+                outcome = "refused",
+                reason = self.reason,
+                status = rejection.status().as_u16(),
+                key_id = key.map(VerifiedKey::id),
+                method = %parts.method,
+                route = route(parts),
+            ),
+            Problem::TooManyAttempts => tracing::warn!(
+                target: "axum_api_key::audit",
+                outcome = "refused",
+                reason = self.reason,
+                status = rejection.status().as_u16(),
+                client = self.client.map(tracing::field::display),
+                method = %parts.method,
+                route = route(parts),
+            ),
+            _ => tracing::info!(
+                target: "axum_api_key::audit",
+                outcome = "refused",
+                reason = self.reason,
+                status = rejection.status().as_u16(),
+                key_id = key.map(VerifiedKey::id),
+                source = self.source.map(Source::kind),
+                method = %parts.method,
+                route = route(parts),
+            ),
+        }
+        crate::usage::refused(self.reason, key);
         rejection
     }
 }

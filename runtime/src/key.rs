@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::limit::RateLimit;
+
 /// The key that a request presented and the guard accepted: its id and scopes, never the key
 /// itself.
 ///
@@ -46,6 +48,8 @@ pub(crate) struct KeyRecord {
     pub(crate) scopes: Box<[Box<str>]>,
     validity: Option<Box<Validity>>,
     pub(crate) revoked: bool,
+    /// Boxed: most keys have none, and a box is one word in every record.
+    rate_limit: Option<Box<RateLimit>>,
     // Boxed on purpose: an empty map is three words in every record, a box one.
     #[allow(clippy::box_collection)]
     metadata: Option<Box<BTreeMap<String, String>>>,
@@ -137,6 +141,14 @@ impl KeyRecord {
         }
     }
 
+    pub(crate) fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit.as_deref().copied()
+    }
+
+    pub(crate) fn set_rate_limit(&mut self, limit: Option<RateLimit>) {
+        self.rate_limit = limit.map(Box::new);
+    }
+
     /// The free metadata fields.
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -185,6 +197,27 @@ impl VerifiedKey {
             scopes,
             ..KeyRecord::clone(&self.record)
         })
+    }
+
+    /// The same key, limited to `limit` (a custom [`KeyStore`](crate::KeyStore) gives its keys'
+    /// limits this way; the guard enforces them).
+    ///
+    /// ```
+    /// use axum_api_key::VerifiedKey;
+    ///
+    /// let key = VerifiedKey::new("partner-a").with_rate_limit("100/min".parse()?);
+    /// assert_eq!(key.rate_limit().unwrap().to_string(), "100/min");
+    /// # Ok::<(), axum_api_key::RateLimitError>(())
+    /// ```
+    pub fn with_rate_limit(self, limit: RateLimit) -> Self {
+        let mut record = KeyRecord::clone(&self.record);
+        record.set_rate_limit(Some(limit));
+        Self::from_record(record)
+    }
+
+    /// The key's own rate limit, counted per key id across every route, if it has one.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.record.rate_limit()
     }
 
     /// The id the key was configured under, e.g. `partner-a`: safe to log and to show.

@@ -44,6 +44,11 @@
 //!   garbage before hashing; the `axum-api-key` command-line tool (feature `cli`) prints a new
 //!   key once and the configuration that holds only its digest.
 //! - [`HttpsPolicy`] refuses keys that travelled in clear, directly or behind trusted proxies.
+//! - [`RateLimit`]s per key (records files, [`Key::rate_limit`], `PgKeys`) and per route
+//!   (`#[api_key(rate_limit = "10/s")]`), counted in process or, with feature `redis`, shared
+//!   through Redis ([`RateLimits`]); a [`Throttle`] per client address against guessing;
+//!   `RateLimit` fields on accepted responses with [`rate_limit_headers`]; usage metrics with
+//!   feature `metrics`.
 //! - Sources beyond a header (query, cookie, bearer), scopes, optional keys, custom
 //!   [`KeyStore`]s, a router-wide [`RequireApiKey::layer`] and app-wide
 //!   [`render_rejections`] are described at [`api_key`](macro@api_key).
@@ -60,23 +65,52 @@ mod config;
 mod error;
 mod extract;
 mod format;
+mod headers;
 mod https;
 mod key;
+mod limit;
 mod rejection;
 mod render;
 mod store;
+mod usage;
 
 pub use config::DEFAULT_ID;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
 pub use format::KeyFormat;
+pub use headers::{
+    RateLimitHeaders, RateLimitHeadersFuture, RateLimitHeadersLayer, rate_limit_headers,
+};
 pub use https::{Https, HttpsPolicy};
 pub use key::VerifiedKey;
+pub use limit::{RateLimit, RateLimitError, RateLimits, Throttle};
+#[cfg(feature = "redis")]
+pub use limit::{RedisFailure, RedisLimits};
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, digest};
 #[cfg(feature = "postgres")]
 pub use store::{PgKeys, PgKeysError, PgKeysOptions};
+
+/// Usage metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
+///
+/// Install any recorder (`metrics-exporter-prometheus` for Prometheus) and the guard reports:
+///
+/// | metric | kind | labels |
+/// | --- | --- | --- |
+/// | `api_key_decisions_total` | counter | `outcome` (`accepted`, `anonymous`, `refused`), `reason` (the audit event's, empty when accepted) |
+/// | `api_key_rate_limited_total` | counter | – |
+/// | `api_key_guard_seconds` | histogram | – |
+///
+/// Key ids are a label (`key_id`) only after [`label_key_ids(true)`](label_key_ids): every key
+/// is then a time series of its own.
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    /// Labels decisions and rate-limit refusals with the key's id, or stops doing so.
+    pub fn label_key_ids(on: bool) {
+        crate::usage::set_label_key_ids(on);
+    }
+}
 
 /// Protects an async axum handler with an API key.
 ///
@@ -96,6 +130,7 @@ pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 /// | `status = 401` | the answer to a missing or invalid key, an integer literal from 400 to 499 | `401` |
 /// | `scopes = ["orders:read", …]` | the key must hold every one of these | none |
 /// | `optional` | a request without a key reaches the handler, which takes `Option<VerifiedKey>` | off |
+/// | `rate_limit = "10/s"` | each key may call this handler at this [`RateLimit`], a budget beside the key's own; over it, `429` | none |
 /// | `store = PartnerKeys` | the [`KeyStore`] to take from the router state | [`ApiKeys`] |
 /// | `state = AppState` | the router state, checked at compile time to provide the store, with the error at this type | – |
 /// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
@@ -104,7 +139,10 @@ pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 /// key gets `status`; a 401 also carries a `WWW-Authenticate` challenge naming where the key
 /// goes (`ApiKey header="x-api-key"`, and `Bearer` for a bearer source). A key sent twice, or in
 /// two places, gets 400; a valid key lacking a scope gets 403 naming it; a store that cannot
-/// answer gets 503. See [`ApiKeyRejection`] for the body.
+/// answer gets 503; a key over its own rate limit or the route's gets 429 with `Retry-After`
+/// and the `RateLimit` fields (see [`RateLimits`]), and an address that made too many failed
+/// attempts gets 429 before its key is looked at (see [`Throttle`]). See [`ApiKeyRejection`]
+/// for the body.
 ///
 /// The router state must provide the store: `Router::with_state(keys)`, or a state struct with
 /// `#[derive(FromRef)]` holding one.
@@ -179,6 +217,7 @@ pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 /// | `#[api_key(scopes = ["", "a b", "a", "a"])]` | a scope cannot be empty; not a valid scope; listed twice |
 /// | `#[api_key(optional)]` with a `VerifiedKey` argument, also inside a tuple | with `optional`, take `Option<VerifiedKey>` |
 /// | `#[api_key]` with an `Option<VerifiedKey>` argument | without `optional`, it is always `Some`: take `VerifiedKey`, or add `optional` |
+/// | `#[api_key(rate_limit = "10 per second")]`, `"0/s"`, `"10/fortnight"` | not a rate limit, saying which part is wrong, at the literal |
 /// | `#[api_key(optional, scopes = [...])]` | `optional` cannot go with `scopes`: a scoped route must refuse a request without a key |
 /// | `#[api_key]` twice on one item | applied twice; keep one, at the second attribute |
 /// | `#[api_key(stauts = 403, store = 5)]` | every malformed argument, each at its token |
@@ -211,7 +250,9 @@ pub use axum_api_key_macros::api_key;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::extract::{GuardConfig, KeyConfig, Source};
+    pub use crate::limit::RateLimit;
     pub use crate::store::ApiKeys;
+    pub use core::time::Duration;
 
     /// The store a handler's guard takes from the router state, named once per handler.
     pub trait HandlerConfig: KeyConfig {

@@ -5,14 +5,16 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
 use crate::extract::{GuardConfig, Source};
+use crate::limit::{LimitFields, seconds_up};
 
 /// Why a request was refused. Each kind has its own problem `type` in the response body: see
 /// [`set_problem_type_base`].
@@ -43,9 +45,18 @@ pub enum Problem {
     /// A handler takes [`VerifiedKey`](crate::VerifiedKey) but no guard ran before it: a mistake
     /// in the service, answered with `500 Internal Server Error`.
     NotProtected,
+    /// The key (or the key on this route) used up its rate limit. Always `429 Too Many
+    /// Requests`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`.
+    RateLimited,
+    /// The client's address made too many failed attempts, and is throttled. Always `429 Too
+    /// Many Requests`, with `Retry-After`; the key was not checked.
+    TooManyAttempts,
+    /// The shared rate limiter could not be asked, and it is configured to refuse rather than
+    /// count in the process. Always `503 Service Unavailable`.
+    LimiterUnavailable,
 }
 
-const PROBLEMS: [Problem; 10] = [
+const PROBLEMS: [Problem; 13] = [
     Problem::MissingKey,
     Problem::InvalidKey,
     Problem::DuplicateKey,
@@ -56,6 +67,9 @@ const PROBLEMS: [Problem; 10] = [
     Problem::HttpsRequired,
     Problem::StoreUnavailable,
     Problem::NotProtected,
+    Problem::RateLimited,
+    Problem::TooManyAttempts,
+    Problem::LimiterUnavailable,
 ];
 
 impl Problem {
@@ -68,7 +82,8 @@ impl Problem {
 
     /// The problem's name in a `type` URI: `missing-key`, `invalid-key`, `duplicate-key`,
     /// `revoked-key`, `expired-key`, `key-not-yet-valid`, `insufficient-scope`,
-    /// `https-required`, `store-unavailable` or `not-protected`.
+    /// `https-required`, `store-unavailable`, `not-protected`, `rate-limited`,
+    /// `too-many-attempts` or `limiter-unavailable`.
     pub fn slug(self) -> &'static str {
         match self {
             Self::MissingKey => "missing-key",
@@ -81,6 +96,9 @@ impl Problem {
             Self::HttpsRequired => "https-required",
             Self::StoreUnavailable => "store-unavailable",
             Self::NotProtected => "not-protected",
+            Self::RateLimited => "rate-limited",
+            Self::TooManyAttempts => "too-many-attempts",
+            Self::LimiterUnavailable => "limiter-unavailable",
         }
     }
 
@@ -97,12 +115,15 @@ impl Problem {
             Self::HttpsRequired => "HTTPS required",
             Self::StoreUnavailable => "API key check unavailable",
             Self::NotProtected => "API key check not configured",
+            Self::RateLimited => "Rate limit exceeded",
+            Self::TooManyAttempts => "Too many failed attempts",
+            Self::LimiterUnavailable => "Rate limiter unavailable",
         }
     }
 }
 
 /// The `type` URI of each problem, fixed by the first refusal or by [`set_problem_type_base`].
-static TYPE_URIS: OnceLock<[Box<str>; 10]> = OnceLock::new();
+static TYPE_URIS: OnceLock<[Box<str>; 13]> = OnceLock::new();
 
 /// Makes every problem's `type` URI `base` followed by its [`Problem::slug`], so that clients
 /// can follow it to the app's own documentation of the problem:
@@ -182,6 +203,15 @@ pub struct ApiKeyRejection {
     /// Whether a [`render_rejections`](crate::render_rejections) layer will look for the
     /// rejection in the response's extensions: only then is it put there.
     rendered_by_layer: bool,
+    /// For a `429`: when to retry, and the budgets' fields.
+    limits: Option<Box<Limits>>,
+}
+
+/// What a `429` tells the client besides its body.
+#[derive(Debug, Clone)]
+struct Limits {
+    retry_after: Duration,
+    fields: Option<LimitFields>,
 }
 
 /// What a rejection sends, rendered once per shape.
@@ -210,6 +240,8 @@ impl ApiKeyRejection {
             Problem::InsufficientScope => StatusCode::FORBIDDEN,
             Problem::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Problem::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
+            Problem::RateLimited | Problem::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Problem::LimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let shape = Shape {
             problem,
@@ -230,7 +262,22 @@ impl ApiKeyRejection {
             missing_scopes,
             rendered,
             rendered_by_layer: false,
+            limits: None,
         }
+    }
+
+    /// Makes a `429` say when to retry, and how the key's budgets stand.
+    pub(crate) fn with_retry(mut self, retry_after: Duration, fields: Option<LimitFields>) -> Self {
+        self.limits = Some(Box::new(Limits {
+            retry_after,
+            fields,
+        }));
+        self
+    }
+
+    /// For a `429`, how long the client should wait before it tries again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.limits.as_ref().map(|limits| limits.retry_after)
     }
 
     /// Puts the rejection in the response's extensions when the request passed through a
@@ -289,6 +336,16 @@ impl ApiKeyRejection {
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, challenge.clone());
+        }
+        if let Some(limits) = &self.limits {
+            let headers = response.headers_mut();
+            headers.insert(
+                RETRY_AFTER,
+                HeaderValue::from(seconds_up(limits.retry_after)),
+            );
+            if let Some(fields) = &limits.fields {
+                fields.apply(headers);
+            }
         }
         if self.rendered_by_layer {
             response.extensions_mut().insert(self);
@@ -366,6 +423,14 @@ impl Shape<'_> {
             }
             Problem::NotProtected => {
                 "The server could not check this request's API key.".to_owned()
+            }
+            Problem::RateLimited => "This API key made more requests than its rate limit                                      allows; retry after the number of seconds in `Retry-After`."
+                .to_owned(),
+            Problem::TooManyAttempts => "Too many requests with invalid API keys came from this                                          address; retry after the number of seconds in                                          `Retry-After`."
+                .to_owned(),
+            Problem::LimiterUnavailable => {
+                "The request could not be counted against its rate limit right now; try again                  later."
+                    .to_owned()
             }
         }
     }

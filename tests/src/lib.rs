@@ -120,6 +120,9 @@ pub fn problem_named(variant: &str) -> axum_api_key::Problem {
         "HttpsRequired" => Problem::HttpsRequired,
         "StoreUnavailable" => Problem::StoreUnavailable,
         "NotProtected" => Problem::NotProtected,
+        "RateLimited" => Problem::RateLimited,
+        "TooManyAttempts" => Problem::TooManyAttempts,
+        "LimiterUnavailable" => Problem::LimiterUnavailable,
         other => panic!("no problem is named {other}"),
     }
 }

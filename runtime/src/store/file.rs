@@ -33,6 +33,7 @@ struct Record {
     expires: Option<Spanned<Datetime>>,
     #[serde(default)]
     revoked: bool,
+    rate_limit: Option<Spanned<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -50,6 +51,7 @@ impl ApiKeys {
     /// not_before = 2026-01-01T00:00:00Z        # optional
     /// expires = 2027-01-01T00:00:00Z           # optional
     /// revoked = false                          # optional
+    /// rate_limit = "100/min"                   # optional: see RateLimit
     /// metadata = { owner = "Partner A Ltd" }   # optional, free text
     /// ```
     ///
@@ -87,7 +89,7 @@ impl ApiKeys {
         let mut set = read(&path, allow_empty, None)?;
         set.file = Some(path);
         set.allow_empty = allow_empty;
-        Ok(Self::from_parts(set, None))
+        Ok(Self::from_parts(set, super::Settings::default()))
     }
 
     /// Reads the records file again and swaps the new set in whole, without a restart and
@@ -266,6 +268,16 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         for (name, value) in record.metadata {
             key = key.metadata(name, value);
         }
+        if let Some(limit) = &record.rate_limit {
+            let parsed = limit.get_ref().parse().map_err(|_| {
+                field_error(
+                    ConfigErrorKind::BadRateLimit,
+                    "rate_limit",
+                    limit.span().start,
+                )
+            })?;
+            key = key.rate_limit(parsed);
+        }
         if let Some(time) = &record.not_before {
             let at = system_time(time.get_ref()).ok_or_else(|| {
                 field_error(ConfigErrorKind::BadTime, "not_before", time.span().start)
@@ -431,6 +443,9 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
             }
             if record.revoked {
                 table.insert("revoked", value(true));
+            }
+            if let Some(limit) = record.rate_limit() {
+                table.insert("rate_limit", value(limit.to_string()));
             }
             let mut metadata = toml_edit::InlineTable::new();
             for (name, text) in record.metadata() {
@@ -615,11 +630,22 @@ mod tests {
         let text = format!(
             "[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nscopes = [\"x\", \"y\"]\n\
              not_before = 2020-01-01T00:00:00Z\nexpires = 2999-01-01T00:00:00+02:00\n\
-             metadata = {{ owner = \"Team A\" }}\n"
+             rate_limit = \"10/s burst 20\"\nmetadata = {{ owner = \"Team A\" }}\n"
         );
-        let keys = ApiKeys::from_parts(parse(&text).unwrap(), None);
+        let keys = ApiKeys::from_parts(parse(&text).unwrap(), crate::store::Settings::default());
         let key = keys.verify(b"hello").unwrap();
         assert_eq!(key.scopes().collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(
+            key.rate_limit().map(|l| l.to_string()).as_deref(),
+            Some("10/s burst 20")
+        );
+        let e = error(&format!(
+            "[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nrate_limit = \"lots\"\n"
+        ));
+        assert_eq!(
+            (e.kind(), e.line()),
+            (ConfigErrorKind::BadRateLimit, Some(4))
+        );
         assert_eq!(key.metadata("owner"), Some("Team A"));
         let expires = key
             .expires_at()
@@ -634,10 +660,10 @@ mod tests {
     fn enforces_what_it_reads() {
         let text =
             format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nexpires = 2001-01-01T00:00:00Z\n");
-        let keys = ApiKeys::from_parts(parse(&text).unwrap(), None);
+        let keys = ApiKeys::from_parts(parse(&text).unwrap(), crate::store::Settings::default());
         assert_eq!(keys.verify(b"hello").unwrap_err(), KeyError::Expired);
         let text = format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\nrevoked = true\n");
-        let keys = ApiKeys::from_parts(parse(&text).unwrap(), None);
+        let keys = ApiKeys::from_parts(parse(&text).unwrap(), crate::store::Settings::default());
         assert_eq!(keys.verify(b"hello").unwrap_err(), KeyError::Revoked);
     }
 

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use super::set::KeySet;
-use super::{ApiKeys, Key, Shared};
+use super::{ApiKeys, Key, Settings, Shared};
 use crate::error::ConfigError;
 use crate::format::KeyFormat;
 use crate::https::HttpsPolicy;
+use crate::limit::RateLimits;
 
 impl ApiKeys {
     /// An empty store, which refuses every key. Add keys with [`with_key`](Self::with_key).
@@ -15,9 +16,9 @@ impl ApiKeys {
     }
 
     /// A store of `set`, not shared with any other.
-    pub(crate) fn from_parts(set: KeySet, https: Option<HttpsPolicy>) -> Self {
+    pub(crate) fn from_parts(set: KeySet, settings: Settings) -> Self {
         Self {
-            shared: Arc::new(Shared::new(set, https)),
+            shared: Arc::new(Shared::new(set, settings)),
         }
     }
 
@@ -107,12 +108,34 @@ impl ApiKeys {
     /// Requires keys to arrive over HTTPS; see [`HttpsPolicy`]. A key sent over plain HTTP is
     /// refused without being verified, and the refusal is logged as a warning that the key
     /// travelled in clear and should be rotated.
-    pub fn with_https(mut self, policy: HttpsPolicy) -> Self {
+    pub fn with_https(self, policy: HttpsPolicy) -> Self {
+        self.with_settings(|settings| settings.https = Some(policy))
+    }
+
+    /// Counts requests and failed attempts in `limits` rather than in the process-wide
+    /// [`RateLimits`]: its throttle settings, its trusted proxies, and (feature `redis`) a
+    /// budget shared with other instances through Redis.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_api_key::{ApiKeys, RateLimits, Throttle};
+    ///
+    /// let limits = RateLimits::new().throttle(Throttle::new(10, Duration::from_secs(60)));
+    /// let keys = ApiKeys::new().with_rate_limits(limits);
+    /// ```
+    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
+        self.with_settings(|settings| settings.limits = Some(limits))
+    }
+
+    /// Changes a setting: in place when no one else holds this store, on a copy otherwise.
+    fn with_settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.https = Some(policy);
+            change(&mut shared.settings);
             return self;
         }
-        Self::from_parts(KeySet::clone(&self.shared.snapshot.load()), Some(policy))
+        let mut settings = self.shared.settings.clone();
+        change(&mut settings);
+        Self::from_parts(KeySet::clone(&self.shared.snapshot.load()), settings)
     }
 
     /// Runs one change for a builder: in place when no one else holds this store, on a copy
@@ -131,7 +154,7 @@ impl ApiKeys {
             None => {
                 let mut set = KeySet::clone(&self.shared.snapshot.load());
                 change(&mut set)?;
-                Ok(Self::from_parts(set, self.shared.https.clone()))
+                Ok(Self::from_parts(set, self.shared.settings.clone()))
             }
         }
     }

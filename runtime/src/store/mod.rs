@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::format::KeyFormat;
 use crate::https::HttpsPolicy;
 use crate::key::VerifiedKey;
+use crate::limit::RateLimits;
 
 #[cfg(feature = "file")]
 mod file;
@@ -132,22 +133,29 @@ struct Shared {
     snapshot: Snapshot,
     /// Serialises changes: each one makes a new version of the current set and publishes it.
     changing: Mutex<()>,
-    /// Fixed when the store is built, so that a request reads it without touching the set.
-    https: Option<HttpsPolicy>,
+    /// Fixed when the store is built, so that a request reads them without touching the set.
+    settings: Settings,
+}
+
+/// What a store is built with besides its keys: fixed for its life.
+#[derive(Clone, Default)]
+pub(crate) struct Settings {
+    pub(crate) https: Option<HttpsPolicy>,
+    pub(crate) limits: Option<RateLimits>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
-        Self::new(KeySet::default(), None)
+        Self::new(KeySet::default(), Settings::default())
     }
 }
 
 impl Shared {
-    fn new(set: KeySet, https: Option<HttpsPolicy>) -> Self {
+    fn new(set: KeySet, settings: Settings) -> Self {
         Self {
             snapshot: Snapshot::new(set),
             changing: Mutex::new(()),
-            https,
+            settings,
         }
     }
 }
@@ -233,7 +241,17 @@ impl ApiKeys {
 
     /// The HTTPS requirement, if any.
     pub(crate) fn https(&self) -> Option<&HttpsPolicy> {
-        self.shared.https.as_ref()
+        self.shared.settings.https.as_ref()
+    }
+
+    /// The rate limits and throttle the store's guards enforce: those given with
+    /// [`with_rate_limits`](Self::with_rate_limits), or the process-wide defaults.
+    pub fn rate_limits(&self) -> &RateLimits {
+        self.shared
+            .settings
+            .limits
+            .as_ref()
+            .unwrap_or_else(|| RateLimits::shared())
     }
 }
 
@@ -295,6 +313,14 @@ pub trait KeyStore: Send + Sync + 'static {
     fn https(&self) -> Option<&HttpsPolicy> {
         None
     }
+
+    /// Where the guard counts requests against rate limits, and failed attempts against the
+    /// brute-force throttle. The default is one process-wide [`RateLimits`] with default
+    /// settings, shared by every store that does not give its own, so a custom store enforces
+    /// the limits its keys carry ([`VerifiedKey::with_rate_limit`]) without any code.
+    fn rate_limits(&self) -> &RateLimits {
+        RateLimits::shared()
+    }
 }
 
 impl KeyStore for ApiKeys {
@@ -305,6 +331,10 @@ impl KeyStore for ApiKeys {
 
     fn https(&self) -> Option<&HttpsPolicy> {
         ApiKeys::https(self)
+    }
+
+    fn rate_limits(&self) -> &RateLimits {
+        ApiKeys::rate_limits(self)
     }
 }
 

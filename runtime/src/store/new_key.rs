@@ -7,6 +7,7 @@ use super::{KeyDigest, MAX_KEY_LEN, digest, is_key_shaped};
 use crate::error::ConfigErrorKind;
 use crate::format::KeyFormat;
 use crate::key::KeyRecord;
+use crate::limit::RateLimit;
 
 /// A key to add to a store: its id, its digest (the plaintext is hashed at once and dropped),
 /// its scopes, validity and metadata.
@@ -109,6 +110,13 @@ impl Key {
     /// The key is kept in the store but refused, as a revoked key.
     pub fn revoked(mut self, revoked: bool) -> Self {
         self.record.revoked = revoked;
+        self
+    }
+
+    /// Limits the key to `limit`, counted per key id (a rotated key and its successor share
+    /// the budget); see [`RateLimits`](crate::RateLimits).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.record.set_rate_limit(Some(limit));
         self
     }
 

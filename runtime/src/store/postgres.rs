@@ -15,6 +15,7 @@ use super::snapshot::Snapshot;
 use super::{Key, KeyDigest, KeyError, KeyStore, ListedKey, digest};
 use crate::format::KeyFormat;
 use crate::key::VerifiedKey;
+use crate::limit::{RateLimit, RateLimits};
 
 /// Why [`PgKeys`] could not do what was asked. Never holds a key.
 #[derive(Debug)]
@@ -68,6 +69,7 @@ pub struct PgKeysOptions {
     max_staleness: Duration,
     resync_every: Duration,
     heartbeat: Duration,
+    rate_limits: Option<RateLimits>,
 }
 
 impl Default for PgKeysOptions {
@@ -78,6 +80,7 @@ impl Default for PgKeysOptions {
             max_staleness: Duration::from_secs(30),
             resync_every: Duration::from_secs(60),
             heartbeat: Duration::from_secs(5),
+            rate_limits: None,
         }
     }
 }
@@ -118,6 +121,13 @@ impl PgKeysOptions {
     /// under the maximum staleness.
     pub fn heartbeat(mut self, period: Duration) -> Self {
         self.heartbeat = period;
+        self
+    }
+
+    /// Counts requests and failed attempts in `limits` rather than in the process-wide
+    /// [`RateLimits`], as [`ApiKeys::with_rate_limits`](crate::ApiKeys::with_rate_limits) does.
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = Some(limits);
         self
     }
 
@@ -304,6 +314,24 @@ impl PgKeys {
         Ok(key)
     }
 
+    /// Sets (or, with `None`, removes) the rate limit of every key of `id`, rotated ones
+    /// included: counted from here at once, everywhere else within a second. Returns how many
+    /// keys were changed.
+    pub async fn set_rate_limit(
+        &self,
+        id: &str,
+        limit: Option<RateLimit>,
+    ) -> Result<u64, PgKeysError> {
+        let rows =
+            sqlx::query("UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING digest")
+                .bind(id)
+                .bind(limit.map(|limit| limit.to_string()))
+                .fetch_all(&self.inner.pool)
+                .await?;
+        self.inner.refresh(&digests_of(&rows)?).await?;
+        Ok(rows.len() as u64)
+    }
+
     /// Revokes every key of `id`: refused here from the moment it returns, everywhere else
     /// within a second. Returns how many keys were revoked.
     pub async fn revoke(&self, id: &str) -> Result<u64, PgKeysError> {
@@ -365,8 +393,8 @@ impl PgKeys {
             None => Vec::new(),
         };
         sqlx::query(
-            "INSERT INTO api_keys (digest, id, scopes, metadata) \
-             SELECT $1, id, scopes, metadata FROM api_keys WHERE digest = $2",
+            "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit) \
+             SELECT $1, id, scopes, metadata, rate_limit FROM api_keys WHERE digest = $2",
         )
         .bind(&digest[..])
         .bind(&template)
@@ -423,7 +451,7 @@ fn digests_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<KeyDigest>, PgKeysEr
 const SELECT_ROWS: &str = "SELECT digest, id, scopes, \
      (extract(epoch FROM not_before) * 1000000)::int8 AS not_before, \
      (extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, \
-     revoked_at IS NOT NULL AS revoked, metadata::text AS metadata FROM api_keys";
+     revoked_at IS NOT NULL AS revoked, metadata::text AS metadata, rate_limit FROM api_keys";
 
 /// A row as the store's [`Key`].
 fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> {
@@ -441,6 +469,19 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
         key = key.expires_at(from_micros(at));
     }
     key = key.revoked(row.try_get("revoked")?);
+    if let Some(text) = row.try_get::<Option<String>, _>("rate_limit")? {
+        match text.parse() {
+            Ok(limit) => key = key.rate_limit(limit),
+            // One mistyped row must not take every key down: the key is served without a limit,
+            // and the operator told which.
+            Err(error) => tracing::warn!(
+                target: "axum_api_key::audit",
+                key_id = key.id.as_str(),
+                "the rate_limit column of this key is not a rate limit ({error}); the key is \
+                 served without one until it is corrected"
+            ),
+        }
+    }
     let metadata: String = row.try_get("metadata")?;
     let metadata: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&metadata).unwrap_or_default();
@@ -533,6 +574,14 @@ impl KeyStore for PgKeys {
         }
         // The guard has checked the key's length and shape already, as for `ApiKeys`.
         inner.snapshot.read(|set| set.lookup(key.as_bytes()))
+    }
+
+    fn rate_limits(&self) -> &RateLimits {
+        self.inner
+            .options
+            .rate_limits
+            .as_ref()
+            .unwrap_or_else(|| RateLimits::shared())
     }
 }
 

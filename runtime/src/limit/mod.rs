@@ -1,0 +1,392 @@
+//! Rate limits per key and per route, and brute-force throttling per client address.
+//!
+//! - `rate.rs`: [`RateLimit`], a limit and its text form;
+//! - `local.rs`: budgets counted in this process (GCRA, the `governor` crate);
+//! - `throttle.rs`: [`Throttle`], failed attempts per client address in a fixed-size table;
+//! - `redis.rs` (feature `redis`): budgets shared between instances through Redis.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use http::HeaderValue;
+use http::request::Parts;
+
+mod local;
+mod rate;
+#[cfg(feature = "redis")]
+mod redis;
+mod throttle;
+
+pub use rate::{RateLimit, RateLimitError};
+#[cfg(feature = "redis")]
+pub use redis::{RedisFailure, RedisLimits};
+pub use throttle::Throttle;
+
+use local::LocalBudgets;
+use throttle::ThrottleTable;
+
+/// Where a store's guards count requests: the budgets of keys and routes (in this process, or
+/// in Redis with feature `redis`) and the brute-force [`Throttle`].
+///
+/// Every store enforces the rate limits its keys carry and the `rate_limit` of each
+/// `#[api_key(...)]`, with no setting: stores built without
+/// [`ApiKeys::with_rate_limits`](crate::ApiKeys::with_rate_limits) share one process-wide
+/// `RateLimits::new()`. Cheap to clone; clones count in the same budgets.
+///
+/// A key's budget is counted per key id, so a rotated key and its successor share it; a route's
+/// `rate_limit` is a budget per key and per handler, beside the key's own. A request must fit in
+/// both.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_api_key::{ApiKeys, Key, RateLimit, RateLimits, Throttle};
+///
+/// let keys = ApiKeys::new()
+///     .with(Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s").rate_limit("100/min".parse()?))
+///     .with_rate_limits(
+///         RateLimits::new()
+///             .throttle(Throttle::new(10, Duration::from_secs(60)))
+///             .behind_proxies(["10.0.0.2".parse().unwrap()]),
+///     );
+/// # Ok::<(), axum_api_key::RateLimitError>(())
+/// ```
+#[derive(Clone)]
+pub struct RateLimits {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: LocalBudgets,
+    throttle: Option<ThrottleTable>,
+    proxies: Arc<[IpAddr]>,
+    #[cfg(feature = "redis")]
+    redis: Option<redis::Shared>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("RateLimits");
+        debug.field(
+            "throttle",
+            &self.inner.throttle.as_ref().map(ThrottleTable::config),
+        );
+        debug.field("proxies", &self.inner.proxies);
+        #[cfg(feature = "redis")]
+        debug.field("redis", &self.inner.redis.is_some());
+        debug.finish_non_exhaustive()
+    }
+}
+
+impl RateLimits {
+    /// Budgets counted in this process, and the default [`Throttle`] (30 failures a minute per
+    /// address, in 4 MiB).
+    pub fn new() -> Self {
+        Self::from_inner(Inner {
+            local: LocalBudgets::default(),
+            throttle: Some(ThrottleTable::new(Throttle::default())),
+            proxies: Arc::new([]),
+            #[cfg(feature = "redis")]
+            redis: None,
+        })
+    }
+
+    fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The process-wide limits of stores that give none.
+    pub(crate) fn shared() -> &'static Self {
+        static SHARED: OnceLock<RateLimits> = OnceLock::new();
+        SHARED.get_or_init(Self::new)
+    }
+
+    /// Throttles failed attempts as `throttle` says.
+    pub fn throttle(self, throttle: Throttle) -> Self {
+        self.rebuilt(|inner| inner.throttle = Some(ThrottleTable::new(throttle)))
+    }
+
+    /// Throttles nothing: every failed attempt is answered as such, however many a client
+    /// makes.
+    pub fn without_throttle(self) -> Self {
+        self.rebuilt(|inner| inner.throttle = None)
+    }
+
+    /// Trusts `X-Forwarded-For` from these proxy addresses: a request through one of them is
+    /// counted against the address the nearest proxy saw (the last entry), as
+    /// [`HttpsPolicy::behind_proxies`](crate::HttpsPolicy::behind_proxies) trusts
+    /// `X-Forwarded-Proto`. From any other peer the header is ignored, so a client cannot
+    /// choose its own address.
+    pub fn behind_proxies(self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        let proxies: Arc<[IpAddr]> = proxies.into_iter().map(|ip| ip.to_canonical()).collect();
+        self.rebuilt(|inner| inner.proxies = proxies)
+    }
+
+    /// A new `RateLimits` with one setting changed; budgets start afresh.
+    fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let old = &self.inner;
+        let mut inner = Inner {
+            local: LocalBudgets::default(),
+            throttle: old
+                .throttle
+                .as_ref()
+                .map(|table| ThrottleTable::new(*table.config())),
+            proxies: Arc::clone(&old.proxies),
+            #[cfg(feature = "redis")]
+            redis: old.redis.clone(),
+        };
+        change(&mut inner);
+        Self::from_inner(inner)
+    }
+
+    /// The address a request is counted against, when the server tells it.
+    pub(crate) fn client(&self, parts: &Parts) -> Option<IpAddr> {
+        let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+        let peer = peer.ip().to_canonical();
+        if !self.inner.proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let mut values = parts.headers.get_all("x-forwarded-for").iter();
+        let forwarded = match (values.next(), values.next()) {
+            (Some(value), None) => value
+                .to_str()
+                .ok()
+                .and_then(|list| list.rsplit(',').next())
+                .and_then(|last| last.trim().parse::<IpAddr>().ok()),
+            _ => None,
+        };
+        Some(forwarded.map_or(peer, |ip| ip.to_canonical()))
+    }
+
+    /// The client's address and how long it must still wait before it may try a key again,
+    /// if it is throttled. Free until some client has run out of attempts.
+    pub(crate) fn throttled(&self, parts: &Parts) -> Option<(IpAddr, Duration)> {
+        let throttle = self.inner.throttle.as_ref()?;
+        if !throttle.engaged() {
+            return None;
+        }
+        let client = self.client(parts)?;
+        Some((client, throttle.blocked(client)?))
+    }
+
+    /// Counts a failed attempt of the request's client.
+    pub(crate) fn failed(&self, parts: &Parts) {
+        if let Some(throttle) = &self.inner.throttle
+            && let Some(client) = self.client(parts)
+        {
+            throttle.fail(client);
+        }
+    }
+
+    /// Spends one request of each budget that applies: the key's own limit and the route's.
+    pub(crate) async fn spend(&self, id: &str, budgets: &[(Scope, RateLimit)]) -> Count {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.inner.redis {
+            match redis.spend(id, budgets).await {
+                redis::Outcome::Counted(count) => return count,
+                redis::Outcome::Refuse => return Count::unavailable(),
+                redis::Outcome::FallBack => {}
+            }
+        }
+        self.spend_here(id, budgets)
+    }
+
+    /// The same, counted in this process.
+    fn spend_here(&self, id: &str, budgets: &[(Scope, RateLimit)]) -> Count {
+        let mut count = Count::default();
+        for &(scope, limit) in budgets {
+            count.add(self.inner.local.spend(id, scope, limit));
+            if count.retry_after.is_some() {
+                break;
+            }
+        }
+        count
+    }
+
+    /// How many budgets are counted in this process, and how many addresses the throttle
+    /// holds: for tests and measurements.
+    #[doc(hidden)]
+    pub fn __sizes(&self) -> (usize, usize) {
+        (
+            self.inner.local.len(),
+            self.inner.throttle.as_ref().map_or(0, ThrottleTable::len),
+        )
+    }
+}
+
+/// Which budget a limit counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Scope {
+    /// The key's own limit, across every route.
+    Key,
+    /// A route's `rate_limit`, per key, named by the handler's path.
+    Route(&'static str),
+}
+
+impl Scope {
+    /// The policy's name in the `RateLimit` fields.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Route(_) => "route",
+        }
+    }
+}
+
+/// One budget after a request was counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub(crate) scope: Scope,
+    pub(crate) limit: RateLimit,
+    pub(crate) remaining: u32,
+    /// Until the budget is whole again.
+    pub(crate) reset: Duration,
+}
+
+/// The budgets a request was counted in, and whether it was refused.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Count {
+    budgets: Vec<Budget>,
+    /// `Some` when a budget was used up: how long until it allows one more request.
+    pub(crate) retry_after: Option<Duration>,
+    /// The shared limiter could not be asked, and it is configured to refuse.
+    pub(crate) unavailable: bool,
+}
+
+impl Count {
+    fn allowed(budget: Budget) -> Self {
+        Self {
+            budgets: vec![budget],
+            ..Self::default()
+        }
+    }
+
+    fn refused(budget: Budget, wait: Duration) -> Self {
+        Self {
+            budgets: vec![budget],
+            retry_after: Some(wait),
+            unavailable: false,
+        }
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn unavailable() -> Self {
+        Self {
+            unavailable: true,
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, other: Count) {
+        self.budgets.extend(other.budgets);
+        self.retry_after = match (self.retry_after, other.retry_after) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.unavailable |= other.unavailable;
+    }
+
+    /// The fields that tell a client its budgets, `RateLimit-Policy` and `RateLimit`.
+    pub(crate) fn fields(&self) -> Option<LimitFields> {
+        if self.budgets.is_empty() {
+            return None;
+        }
+        let (mut policy, mut state) = (String::new(), String::new());
+        for budget in &self.budgets {
+            let separator = if policy.is_empty() { "" } else { ", " };
+            let name = budget.scope.name();
+            let _ = write!(
+                policy,
+                "{separator}\"{name}\";q={};w={}",
+                budget.limit.count(),
+                budget.limit.window_secs()
+            );
+            let _ = write!(
+                state,
+                "{separator}\"{name}\";r={};t={}",
+                budget.remaining,
+                seconds_up(budget.reset)
+            );
+        }
+        Some(LimitFields {
+            policy: HeaderValue::try_from(policy).ok()?,
+            state: HeaderValue::try_from(state).ok()?,
+        })
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+#[derive(Debug, Clone)]
+pub(crate) struct LimitFields {
+    pub(crate) policy: HeaderValue,
+    pub(crate) state: HeaderValue,
+}
+
+impl LimitFields {
+    /// Sets both fields on a response.
+    pub(crate) fn apply(&self, headers: &mut http::HeaderMap) {
+        headers.insert("ratelimit-policy", self.policy.clone());
+        headers.insert("ratelimit", self.state.clone());
+    }
+}
+
+/// Whole seconds, rounded up: a client that waits this long is never early.
+pub(crate) fn seconds_up(duration: Duration) -> u64 {
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() > 0 {
+        secs + 1
+    } else {
+        secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_name_each_budget() {
+        let key: RateLimit = "60/min".parse().unwrap();
+        let route: RateLimit = "10/s".parse().unwrap();
+        let limits = RateLimits::new();
+        let count = limits.spend_here("a", &[(Scope::Key, key), (Scope::Route("m::h"), route)]);
+        assert!(count.retry_after.is_none());
+        let fields = count.fields().unwrap();
+        assert_eq!(fields.policy, r#""key";q=60;w=60, "route";q=10;w=1"#);
+        assert_eq!(fields.state, r#""key";r=59;t=1, "route";r=9;t=1"#);
+    }
+
+    #[test]
+    fn a_used_up_budget_refuses_with_the_wait() {
+        let limit: RateLimit = "2/min".parse().unwrap();
+        let limits = RateLimits::new();
+        let spend = || limits.spend_here("a", &[(Scope::Key, limit)]);
+        assert!(spend().retry_after.is_none());
+        assert!(spend().retry_after.is_none());
+        let refused = spend();
+        let wait = refused.retry_after.expect("refused");
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(seconds_up(wait), 30);
+        // Other ids and other routes have budgets of their own.
+        assert!(
+            limits
+                .spend_here("b", &[(Scope::Key, limit)])
+                .retry_after
+                .is_none()
+        );
+        assert_eq!(limits.__sizes().0, 2);
+    }
+}

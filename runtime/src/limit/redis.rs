@@ -1,0 +1,311 @@
+//! Budgets counted in Redis (feature `redis`), shared by every instance that uses the same
+//! server and prefix.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{Budget, Count, RateLimit, RateLimits, Scope};
+use crate::error::{ConfigError, ConfigErrorKind};
+
+/// What a request does when Redis cannot be asked in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RedisFailure {
+    /// Counts the request in this process instead (the default). Service goes on; during the
+    /// outage each instance enforces the limits alone, so `N` instances let through up to `N`
+    /// times the rate.
+    #[default]
+    FallBack,
+    /// Refuses the request with `503 Service Unavailable` (`limiter_unavailable`): no request
+    /// is let through uncounted, and none is served while Redis is away.
+    Refuse,
+}
+
+/// Rate limits counted in Redis, so that every instance enforces one budget per key: give it
+/// to [`RateLimits::with_redis`].
+///
+/// Each request is one round trip: a Lua script computes GCRA on Redis's clock for every budget
+/// of the request at once, atomically, and a budget's entry expires when it is whole again. No
+/// request waits longer than the [`timeout`](Self::timeout) (5 ms by default) on Redis; past it,
+/// or when Redis cannot be reached, the request is counted as [`RedisFailure`] says, Redis is
+/// left alone for a second, and a `WARN` audit event (one per outage) says so. The connection
+/// is made on the first request, in the background, and made again on its own after an outage;
+/// an `INFO` event says when Redis answers again.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_api_key::{ApiKeys, RateLimits, RedisFailure, RedisLimits};
+///
+/// let redis = RedisLimits::new("redis://127.0.0.1:6379")?
+///     .prefix("myapp:limits")
+///     .timeout(Duration::from_millis(10))
+///     .on_failure(RedisFailure::FallBack);
+/// let keys = ApiKeys::new().with_rate_limits(RateLimits::new().with_redis(redis));
+/// # Ok::<(), axum_api_key::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisLimits {
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    failure: RedisFailure,
+}
+
+impl fmt::Debug for RedisLimits {
+    // The URL may hold a password: it is not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimits")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("failure", &self.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimits {
+    /// Limits counted in the Redis server at `url` (`redis://host:port/db`, `rediss://` for
+    /// TLS is not built in), under the prefix `axum-api-key`. Nothing is connected yet.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        let client =
+            redis::Client::open(url).map_err(|_| ConfigError::new(ConfigErrorKind::BadRedisUrl))?;
+        Ok(Self {
+            client,
+            prefix: "axum-api-key".to_owned(),
+            timeout: Duration::from_millis(5),
+            failure: RedisFailure::FallBack,
+        })
+    }
+
+    /// The prefix of every Redis key, so that several apps (or tests) share a server apart.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest a request waits on Redis. Default: 5 ms.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What a request does when Redis cannot answer in time. Default:
+    /// [`RedisFailure::FallBack`].
+    pub fn on_failure(mut self, failure: RedisFailure) -> Self {
+        self.failure = failure;
+        self
+    }
+}
+
+impl RateLimits {
+    /// Counts the budgets of keys and routes in Redis, shared with every instance that uses
+    /// the same server and prefix. The throttle stays in this process.
+    pub fn with_redis(self, redis: RedisLimits) -> Self {
+        let shared = Shared(Arc::new(State {
+            config: redis,
+            script: redis::Script::new(SCRIPT),
+            connection: OnceLock::new(),
+            epoch: Instant::now(),
+            paused_until: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        }));
+        self.rebuilt(|inner| inner.redis = Some(shared))
+    }
+
+    /// Connects to Redis now, waiting up to two seconds, rather than in the background on the
+    /// first request: for start-up, so that the first requests are counted in Redis too. An
+    /// error says that Redis did not answer; requests are counted as [`RedisFailure`] says
+    /// until it does, and the connection is tried again on its own.
+    pub async fn connect(&self) -> Result<(), std::io::Error> {
+        let Some(redis) = &self.inner.redis else {
+            return Ok(());
+        };
+        let mut connection = redis.connection()?;
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(Duration::from_secs(2), ping).await {
+            Ok(Ok(_)) => {
+                redis.0.paused_until.store(0, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(std::io::Error::other(error.to_string())),
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+/// GCRA for every budget of a request, on Redis's clock, all or nothing: a request refused by
+/// one budget spends none. `KEYS[i]` is a budget; `ARGV[2i-1]` its interval and `ARGV[2i]` its
+/// burst. Times are microseconds. Returns each budget's remaining requests and time until it is
+/// whole, then how long to wait (0 when allowed). Arrival times are written with `%.0f`: Lua
+/// prints large numbers with 14 significant digits, which would round away microseconds.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = #KEYS
+local tats = {}
+local wait = 0
+for i = 1, n do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat < now then tat = now end
+  local allow_at = tat + interval - interval * burst
+  if allow_at > now and allow_at - now > wait then wait = allow_at - now end
+  tats[i] = tat
+end
+local out = {}
+for i = 1, n do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tats[i]
+  if wait == 0 then
+    tat = tat + interval
+    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+  local remaining = math.floor((now + interval * burst - tat) / interval)
+  if remaining < 0 then remaining = 0 end
+  out[2 * i - 1] = remaining
+  out[2 * i] = tat - now
+end
+out[2 * n + 1] = wait
+return out
+";
+
+/// The live side of [`RedisLimits`], shared by the clones of a [`RateLimits`].
+#[derive(Clone)]
+pub(crate) struct Shared(Arc<State>);
+
+struct State {
+    config: RedisLimits,
+    script: redis::Script,
+    /// Made on the first request, inside the server's runtime; it connects lazily and
+    /// reconnects on its own.
+    connection: OnceLock<ConnectionManager>,
+    epoch: Instant,
+    /// Until when Redis is left alone after a failure, in microseconds since `epoch`.
+    paused_until: AtomicU64,
+    /// Whether an outage was reported and its end not yet.
+    down: AtomicBool,
+}
+
+/// What the shared limiter made of a request.
+pub(crate) enum Outcome {
+    Counted(Count),
+    FallBack,
+    Refuse,
+}
+
+/// Left alone this long after a failure: one request a second pays the timeout during an
+/// outage, not every request.
+const PAUSE: Duration = Duration::from_secs(1);
+
+impl Shared {
+    fn connection(&self) -> Result<ConnectionManager, std::io::Error> {
+        if let Some(connection) = self.0.connection.get() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection =
+            ConnectionManager::new_lazy_with_config(self.0.config.client.clone(), config)
+                .map_err(|error| std::io::Error::other(error.to_string()))?;
+        Ok(self.0.connection.get_or_init(|| connection).clone())
+    }
+
+    fn micros(&self) -> u64 {
+        u64::try_from(self.0.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) async fn spend(&self, id: &str, budgets: &[(Scope, RateLimit)]) -> Outcome {
+        let state = &self.0;
+        if self.micros() < state.paused_until.load(Ordering::Relaxed) {
+            return self.failed();
+        }
+        let Ok(mut connection) = self.connection() else {
+            return self.failed();
+        };
+        let mut invocation = state.script.prepare_invoke();
+        for (scope, limit) in budgets {
+            let prefix = &state.config.prefix;
+            match scope {
+                Scope::Key => invocation.key(format!("{prefix}:key:{limit}:{id}")),
+                Scope::Route(route) => {
+                    invocation.key(format!("{prefix}:route:{route}:{limit}:{id}"))
+                }
+            };
+            let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
+            invocation.arg(interval.max(1)).arg(limit.burst());
+        }
+        let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
+        match tokio::time::timeout(state.config.timeout, call).await {
+            Ok(Ok(values)) if values.len() == budgets.len() * 2 + 1 => {
+                if state.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        target: "axum_api_key::audit",
+                        prefix = state.config.prefix,
+                        "Redis answers again: rate limits are counted in it once more"
+                    );
+                }
+                Outcome::Counted(count(budgets, &values))
+            }
+            Ok(Ok(_)) => self.outage("Redis answered the rate-limit script unexpectedly"),
+            Ok(Err(_)) => self.outage("Redis could not be reached"),
+            Err(_) => self.outage("Redis did not answer within the timeout"),
+        }
+    }
+
+    /// Leaves Redis alone for a while, says so once per outage, and counts as configured.
+    fn outage(&self, why: &'static str) -> Outcome {
+        let state = &self.0;
+        let pause = u64::try_from(PAUSE.as_micros()).unwrap_or(u64::MAX);
+        state
+            .paused_until
+            .store(self.micros().saturating_add(pause), Ordering::Relaxed);
+        if !state.down.swap(true, Ordering::Relaxed) {
+            let counted = match state.config.failure {
+                RedisFailure::FallBack => "counted in this process",
+                RedisFailure::Refuse => "refused with 503",
+            };
+            tracing::warn!(
+                target: "axum_api_key::audit",
+                prefix = state.config.prefix,
+                "{why}: rate-limited requests are {counted} until it answers again"
+            );
+        }
+        self.failed()
+    }
+
+    fn failed(&self) -> Outcome {
+        match self.0.config.failure {
+            RedisFailure::FallBack => Outcome::FallBack,
+            RedisFailure::Refuse => Outcome::Refuse,
+        }
+    }
+}
+
+/// The script's answer as a [`Count`].
+fn count(budgets: &[(Scope, RateLimit)], values: &[i64]) -> Count {
+    let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
+    let wait = values[budgets.len() * 2];
+    Count {
+        budgets: budgets
+            .iter()
+            .zip(values.chunks_exact(2))
+            .map(|(&(scope, limit), pair)| Budget {
+                scope,
+                limit,
+                remaining: u32::try_from(pair[0]).unwrap_or(0),
+                reset: micros(pair[1]),
+            })
+            .collect(),
+        retry_after: (wait > 0).then(|| micros(wait)),
+        unavailable: false,
+    }
+}

@@ -1,0 +1,41 @@
+use axum_api_key::api_key;
+
+#[api_key(rate_limit = 10)]
+async fn not_a_string() {}
+
+#[api_key(rate_limit = "10 per second")]
+async fn words() {}
+
+#[api_key(rate_limit = "0/s")]
+async fn zero() {}
+
+#[api_key(rate_limit = "10/fortnight")]
+async fn unknown_unit() {}
+
+#[api_key(rate_limit = "10/s burst")]
+async fn burst_without_size() {}
+
+#[api_key(rate_limit = "1/400d")]
+async fn over_a_year() {}
+
+#[api_key(rate_limit)]
+async fn no_value() {}
+
+#[api_key(rate = "10/s")]
+async fn misnamed() {}
+
+#[api_key(rate_limit = "10/s", rate_limit = "5/s")]
+async fn twice() {}
+
+fn main() {
+    let _: axum::Router<axum_api_key::ApiKeys> = axum::Router::new()
+        .route("/1", axum::routing::get(not_a_string))
+        .route("/2", axum::routing::get(words))
+        .route("/3", axum::routing::get(zero))
+        .route("/4", axum::routing::get(unknown_unit))
+        .route("/5", axum::routing::get(burst_without_size))
+        .route("/6", axum::routing::get(over_a_year))
+        .route("/7", axum::routing::get(no_value))
+        .route("/8", axum::routing::get(misnamed))
+        .route("/9", axum::routing::get(twice));
+}
