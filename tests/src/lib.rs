@@ -331,3 +331,118 @@ fn throwaway_postgres() -> Result<String, String> {
     eprintln!("tests use a throwaway PostgreSQL server at {url}");
     Ok(url)
 }
+
+/// The Redis server the tests use: `REDIS_URL`, or the one every development and CI machine
+/// runs on 127.0.0.1:6379; when neither answers, a throwaway [`RedisServer`] started here from
+/// the installed `redis-server`, kept for the life of the test process. `None`, said in one
+/// line, when none can be had; under CI (`CI=true`) that fails the test instead.
+#[cfg(feature = "redis")]
+pub fn redis_url() -> Option<String> {
+    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let configured =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let address = configured
+            .trim_start_matches("redis://")
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if tcp_answers(&address) {
+            return Some(configured);
+        }
+        match RedisServer::start() {
+            Ok(server) => {
+                let url = server.url();
+                // Kept until the process ends.
+                std::mem::forget(server);
+                Some(url)
+            }
+            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true and no Redis: {configured} does not answer, and {why}")
+            }
+            Err(why) => {
+                eprintln!("skipped: no Redis ({configured} does not answer, and {why})");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Whether something listens at `address` (`host:port`).
+#[cfg(feature = "redis")]
+fn tcp_answers(address: &str) -> bool {
+    std::net::ToSocketAddrs::to_socket_addrs(address)
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .is_some_and(|address| {
+            std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))
+                .is_ok()
+        })
+}
+
+/// A `redis-server` of the test's own on a free loopback port, keeping nothing on disk: to stop
+/// and start again under a running app. Stopped when dropped.
+#[cfg(feature = "redis")]
+pub struct RedisServer {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+#[cfg(feature = "redis")]
+impl RedisServer {
+    /// Starts one, or says why it cannot.
+    pub fn start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it, as a crash would: at once, keeping nothing.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty, and waits until it answers.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server could not be started: {e}"))?;
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while !tcp_answers(&format!("127.0.0.1:{}", self.port)) {
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                return Err("the throwaway redis-server did not start within 10 s".to_owned());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

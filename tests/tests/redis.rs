@@ -1,0 +1,158 @@
+//! Rate limits shared through a real Redis server: one budget across instances, and what
+//! happens when Redis goes away and comes back.
+#![cfg(feature = "redis")]
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use axum_api_key::{ApiKeys, Key, RateLimits, RedisFailure, RedisLimits, VerifiedKey, api_key};
+use axum_api_key_tests::{
+    Answer, CapturedLogs, KEY_A, RedisServer, get as request, redis_url, send,
+};
+use http::StatusCode;
+
+#[api_key]
+async fn data(key: VerifiedKey) -> String {
+    format!("data for {}", key.id())
+}
+
+/// A prefix no other test or run shares.
+fn prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("axum-api-key-test:{test}:{}:{nanos}", std::process::id())
+}
+
+/// One instance of the app: its own store and limiter, counting in Redis at `url`.
+async fn instance(url: &str, prefix: &str, limit: &str, failure: RedisFailure) -> Router {
+    let redis = RedisLimits::new(url)
+        .expect("a Redis URL")
+        .prefix(prefix)
+        .timeout(Duration::from_millis(50))
+        .on_failure(failure);
+    let limits = RateLimits::new().with_redis(redis);
+    let _ = limits.connect().await;
+    let keys = ApiKeys::new()
+        .with(Key::new("partner-a", KEY_A).rate_limit(limit.parse().expect("a rate limit")))
+        .with_rate_limits(limits);
+    Router::new().route("/data", get(data)).with_state(keys)
+}
+
+async fn call(app: &Router) -> Answer {
+    send(
+        app.clone(),
+        request("/data", &[("x-api-key", KEY_A.as_bytes())]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_instances_share_one_budget() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("shared");
+    let one = instance(&url, &prefix, "4/min", RedisFailure::Refuse).await;
+    let two = instance(&url, &prefix, "4/min", RedisFailure::Refuse).await;
+    let mut remaining = Vec::new();
+    for app in [&one, &two, &one, &two] {
+        let answer = call(app).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        remaining.push(answer.header("ratelimit").map(str::to_owned));
+    }
+    let refused = call(&two).await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+    assert_eq!(refused.header("retry-after"), Some("15"));
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some(r#""key";q=4;w=60"#)
+    );
+    assert_eq!(call(&one).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Without `rate_limit_headers()`, accepted responses carry no fields.
+    assert!(remaining.iter().all(Option::is_none));
+}
+
+#[tokio::test]
+async fn redis_stopped_and_restarted_under_two_instances() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("{why}"),
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let prefix = prefix("restart");
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let one = instance(&server.url(), &prefix, "3/min", RedisFailure::FallBack).await;
+    let two = instance(&server.url(), &prefix, "3/min", RedisFailure::FallBack).await;
+    for app in [&one, &two, &one] {
+        assert_eq!(call(app).await.status, StatusCode::OK);
+    }
+    assert_eq!(call(&two).await.status, StatusCode::TOO_MANY_REQUESTS);
+
+    server.stop();
+    // Each instance now counts alone, in process, from a whole budget: served, never a 5xx.
+    for app in [&one, &two] {
+        for _ in 0..3 {
+            assert_eq!(call(app).await.status, StatusCode::OK);
+        }
+        assert_eq!(call(app).await.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let warned = logs.text();
+    assert_eq!(
+        warned
+            .matches("rate-limited requests are counted in this process")
+            .count(),
+        2,
+        "one warning per instance and outage: {warned}"
+    );
+
+    server.restart().expect("redis-server starts again");
+    // Redis is left alone for a second after a failure; then both instances find it again,
+    // empty, and share one budget once more.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut statuses = Vec::new();
+    for attempt in 0..50 {
+        let answer = call(if attempt % 2 == 0 { &one } else { &two }).await;
+        statuses.push(answer.status);
+        if logs.text().matches("Redis answers again").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        logs.text().matches("Redis answers again").count(),
+        2,
+        "both instances counted in Redis again: {statuses:?}\n{}",
+        logs.text()
+    );
+    let fresh = prefix + "-after";
+    let one = instance(&server.url(), &fresh, "2/min", RedisFailure::Refuse).await;
+    let two = instance(&server.url(), &fresh, "2/min", RedisFailure::Refuse).await;
+    assert_eq!(call(&one).await.status, StatusCode::OK);
+    assert_eq!(call(&two).await.status, StatusCode::OK);
+    assert_eq!(call(&one).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn with_redis_away_refuse_answers_503_and_fall_back_serves() {
+    if redis_url().is_none() {
+        return;
+    }
+    // A port where nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let refusing = instance(&url, &prefix("refuse"), "5/min", RedisFailure::Refuse).await;
+    let answer = call(&refusing).await;
+    answer.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "LimiterUnavailable");
+    answer.assert_never_contains(KEY_A.as_bytes());
+    let serving = instance(&url, &prefix("fallback"), "1/min", RedisFailure::FallBack).await;
+    assert_eq!(call(&serving).await.status, StatusCode::OK);
+    assert_eq!(call(&serving).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
