@@ -22,15 +22,19 @@ pub async fn bind(default_port: u16) -> Result<tokio::net::TcpListener, Box<dyn 
     Ok(tokio::net::TcpListener::bind(("127.0.0.1", port)).await?)
 }
 
-/// Serves `app` on `listener` until Ctrl-C.
+/// Serves `app` on `listener` until Ctrl-C, telling each request its peer's address
+/// (`ConnectInfo`), which the brute-force throttle counts failed attempts against.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
 ) -> Result<(), Box<dyn Error>> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

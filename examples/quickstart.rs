@@ -6,8 +6,12 @@
 //!
 //! Keys come from `API_KEYS` (e.g. `API_KEYS="partner-a=pa_7Qm2xY9wLkV3rT8s"`), or from a `.env`
 //! file in the working directory. With neither, the server generates a demo key (`demo_…`, with
-//! a checksum), prints it once with a `curl` line to try it, and keeps it in memory only. `PORT` overrides the port
-//! (3000).
+//! a checksum, limited to 60 requests a minute), prints it once with `curl` lines to try it, and
+//! keeps it in memory only. `PORT` overrides the port (3000).
+//!
+//! Responses to a rate-limited key carry `RateLimit-Policy` and `RateLimit`; past the limit the
+//! answer is `429` with `Retry-After`. Twenty-odd wrong keys from one address a minute, and that
+//! address is throttled (`429`) even with a right key, until it waits.
 //!
 //! - `GET /data`: `#[api_key]`, the header `x-api-key`, 401 when the key is missing or wrong.
 //! - `GET /protected`: `#[api_key(status = 403)]`, answers with the id of the key.
@@ -18,7 +22,9 @@
 use std::error::Error;
 
 use axum::{Json, Router, routing::get};
-use axum_api_key::{ApiKeys, ConfigErrorKind, VerifiedKey, api_key};
+use axum_api_key::{
+    ApiKeys, ConfigErrorKind, Key, RateLimit, VerifiedKey, api_key, rate_limit_headers,
+};
 use serde_json::{Value, json};
 
 /// Returns data only callers with a valid key may see.
@@ -37,13 +43,24 @@ async fn health() -> &'static str {
     "ok"
 }
 
-/// The quickstart's router, over any key store.
+/// The demo key's rate limit.
+pub(crate) const DEMO_LIMIT: &str = "60/min";
+
+/// The quickstart's router, over any key store; responses to a rate-limited key carry the
+/// `RateLimit` fields.
 pub(crate) fn app(keys: ApiKeys) -> Router {
     Router::new()
         .route("/data", get(get_data))
         .route("/protected", get(protected))
         .route("/health", get(health))
         .with_state(keys)
+        .layer(rate_limit_headers())
+}
+
+/// A store of the demo key alone, limited to [`DEMO_LIMIT`].
+pub(crate) fn demo_store(key: &str) -> Result<ApiKeys, Box<dyn Error>> {
+    let limit: RateLimit = DEMO_LIMIT.parse()?;
+    Ok(ApiKeys::new().try_with(Key::new("demo", key).rate_limit(limit))?)
 }
 
 #[tokio::main]
@@ -53,7 +70,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(keys) => (keys, None),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
             let key = axum_api_key::KeyFormat::new("demo")?.generate();
-            (ApiKeys::new().try_with_key("demo", &key)?, Some(key))
+            (demo_store(&key)?, Some(key))
         }
         Err(error) => return Err(error.into()),
     };
@@ -72,6 +89,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
             println!("    curl -H 'x-api-key: {key}' http://{address}/data");
             println!("    curl -H 'x-api-key: {key}' http://{address}/protected");
             println!("    curl -i http://{address}/data    # no key: 401");
+            println!();
+            println!(
+                "The demo key is limited to {DEMO_LIMIT}: watch the budget run out, then 429:"
+            );
+            println!(
+                "    for i in $(seq 61); do curl -s -o /dev/null -w '%{{http_code}} ' -H 'x-api-key: {key}' http://{address}/data; done; echo"
+            );
+            println!(
+                "    curl -i -H 'x-api-key: {key}' http://{address}/data    # RateLimit and Retry-After"
+            );
             println!();
             println!(
                 "Set API_KEYS (\"id=key,id2=key2\") or write it in .env to use your own keys."

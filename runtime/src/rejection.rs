@@ -424,14 +424,16 @@ impl Shape<'_> {
             Problem::NotProtected => {
                 "The server could not check this request's API key.".to_owned()
             }
-            Problem::RateLimited => "This API key made more requests than its rate limit                                      allows; retry after the number of seconds in `Retry-After`."
+            Problem::RateLimited => "This API key made more requests than its rate limit \
+                                     allows; retry after the number of seconds in `Retry-After`."
                 .to_owned(),
-            Problem::TooManyAttempts => "Too many requests with invalid API keys came from this                                          address; retry after the number of seconds in                                          `Retry-After`."
+            Problem::TooManyAttempts => "Too many requests with invalid API keys came from this \
+                                         address; retry after the number of seconds in \
+                                         `Retry-After`."
                 .to_owned(),
-            Problem::LimiterUnavailable => {
-                "The request could not be counted against its rate limit right now; try again                  later."
-                    .to_owned()
-            }
+            Problem::LimiterUnavailable => "The request could not be counted against its rate \
+                                            limit right now; try again later."
+                .to_owned(),
         }
     }
 

@@ -2,9 +2,9 @@
 //! whole answer, and check it for what must and must not be there.
 
 /// Every Rust block of the README, compiled (and run, unless marked `no_run`) as printed. The
-/// README shows `PgKeys` too, so its blocks are tested with the features the README's test
-/// command turns on (`--all-features`).
-#[cfg(all(doctest, feature = "postgres"))]
+/// README shows `PgKeys` and Redis limits too, so its blocks are tested with the features the
+/// README's test command turns on (`--all-features`).
+#[cfg(all(doctest, feature = "postgres", feature = "redis"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 

@@ -98,6 +98,7 @@ async fn a_burst_is_allowed_then_refused_with_when_to_retry() {
     let state = refused.header("ratelimit").expect("RateLimit on a 429");
     assert!(state.starts_with(r#""key";r=0;t="#), "{state}");
     refused.assert_never_contains(KEY_A.as_bytes());
+    assert!(!refused.text().contains("  "), "{}", refused.text());
     assert_eq!(
         CALLS.load(Ordering::SeqCst),
         before,

@@ -18,6 +18,7 @@ struct Reply {
     challenge: Option<String>,
     content_type: Option<String>,
     raw: String,
+    headers: axum::http::HeaderMap,
     body: serde_json::Value,
 }
 
@@ -41,6 +42,7 @@ async fn call(base: &str, path: &str, keys: &[&str]) -> Reply {
     let challenge = header("www-authenticate");
     let content_type = header("content-type");
     let head = format!("{:?}", response.headers());
+    let headers = response.headers().clone();
     let body = response
         .into_body()
         .collect()
@@ -54,6 +56,7 @@ async fn call(base: &str, path: &str, keys: &[&str]) -> Reply {
         challenge,
         content_type,
         raw,
+        headers,
         body,
     }
 }
@@ -184,5 +187,68 @@ async fn the_readme_session_is_what_the_quickstart_answers() {
         let printed: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
         assert_eq!(reply.body, printed, "{command}");
     }
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_key_is_limited_as_the_readme_says() {
+    assert_eq!(quickstart::DEMO_LIMIT, "60/min");
+    assert!(include_str!("../../README.md").contains("limited to 60 requests a minute"));
+    let keys = quickstart::demo_store(KEY).expect("the demo store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = quickstart::app(keys).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let header = |reply: &Reply, name: &str| {
+        reply
+            .headers
+            .get(name)
+            .map(|value| value.to_str().expect("text").to_owned())
+    };
+
+    for i in 0..60 {
+        let reply = call(&base, "/data", &[KEY]).await;
+        assert_eq!(reply.status, 200, "request {i}");
+        assert_eq!(
+            header(&reply, "ratelimit-policy").as_deref(),
+            Some(r#""key";q=60;w=60"#)
+        );
+        let state = header(&reply, "ratelimit").expect("RateLimit on a success");
+        assert!(
+            state.starts_with(&format!(r#""key";r={};t="#, 59 - i)),
+            "{state}"
+        );
+    }
+    let refused = call(&base, "/data", &[KEY]).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["title"], "Rate limit exceeded");
+    let wait: u64 = header(&refused, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(
+        (1..=1).contains(&wait),
+        "one request refills each second: {wait}"
+    );
+    assert!(!refused.raw.contains(KEY));
+
+    // Wrong keys from this address: refused, then throttled before any lookup.
+    let mut statuses = Vec::new();
+    for i in 0..31 {
+        let reply = call(&base, "/health", &[]).await;
+        assert_eq!(reply.status, 200);
+        statuses.push(
+            call(&base, "/data", &[&format!("qs_guess-{i}")])
+                .await
+                .status,
+        );
+    }
+    assert!(
+        statuses[..30].iter().all(|&status| status == 401),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[30], 429);
     server.abort();
 }
