@@ -13,6 +13,9 @@
 
 #![allow(clippy::print_stdout)] // the report is the output
 
+mod common;
+
+use common::option;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -41,15 +44,6 @@ fn store(size: usize) -> ApiKeys {
         ));
     }
     keys
-}
-
-fn option(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|at| args.get(at + 1))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
 }
 
 fn median(values: &mut [f64]) -> f64 {

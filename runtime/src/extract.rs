@@ -17,7 +17,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::headers::LimitSlot;
 use crate::key::VerifiedKey;
-use crate::limit::{LimitFields, RateLimit, Scope};
+use crate::limit::{Budgets, LimitFields, RateLimit};
 use crate::rejection::{ApiKeyRejection, Problem};
 use crate::store::{ApiKeys, KeyError, KeyStore, checked};
 
@@ -503,14 +503,17 @@ async fn guard<S: KeyStore>(
         );
         return Err(refusal.reject(parts, config, Some(&key)));
     }
-    let key_limit = key.rate_limit().map(|limit| (Scope::Key, limit));
-    let route_limit = config
-        .rate_limit
-        .map(|(limit, route)| (Scope::Route(route), limit));
-    if key_limit.is_some() || route_limit.is_some() {
-        let budgets = [key_limit, route_limit];
-        let budgets: Vec<(Scope, RateLimit)> = budgets.into_iter().flatten().collect();
-        let count = store.rate_limits().spend(key.id(), &budgets).await;
+    let budgets = Budgets::new(key.rate_limit(), config.rate_limit);
+    if !budgets.is_empty() {
+        let limits = store.rate_limits();
+        // Counted in process without an await; only budgets kept in Redis wait on it.
+        let count = match limits.spend_here(&key, &budgets) {
+            Some(count) => count,
+            #[cfg(feature = "redis")]
+            None => limits.spend_shared(&key, &budgets).await,
+            #[cfg(not(feature = "redis"))]
+            None => unreachable!("without Redis, budgets are counted in process"),
+        };
         if count.unavailable {
             let refusal = Refusal::new(
                 Problem::LimiterUnavailable,
@@ -519,14 +522,14 @@ async fn guard<S: KeyStore>(
             );
             return Err(refusal.reject(parts, config, Some(&key)));
         }
-        let fields = count.fields();
         if let Some(wait) = count.retry_after {
             let refusal = Refusal::new(Problem::RateLimited, "rate_limited", Some(source))
-                .retry(wait, fields);
+                .retry(wait, count.fields());
             return Err(refusal.reject(parts, config, Some(&key)));
         }
-        if let (Some(fields), Some(slot)) = (fields, parts.extensions.get::<LimitSlot>()) {
-            slot.fill(fields);
+        // The fields are written only where a `rate_limit_headers` layer will send them.
+        if let Some(slot) = parts.extensions.get::<LimitSlot>() {
+            slot.fill(count);
         }
     }
     tracing::debug!(

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::limit::LimitFields;
+use crate::limit::Count;
 
 /// Adds `RateLimit-Policy` and `RateLimit` to every accepted response of a rate-limited key, so
 /// that clients see their budget before they run out of it.
@@ -63,15 +63,15 @@ pub struct RateLimitHeaders<S> {
     inner: S,
 }
 
-/// Left in a request's extensions by the layer; the guard fills it with the fields of the
-/// budgets it counted the request in.
+/// Left in a request's extensions by the layer; the guard fills it with the budgets it counted
+/// the request in, and the layer writes their fields on the response.
 #[derive(Clone, Default)]
-pub(crate) struct LimitSlot(Arc<OnceLock<LimitFields>>);
+pub(crate) struct LimitSlot(Arc<OnceLock<Count>>);
 
 impl LimitSlot {
-    pub(crate) fn fill(&self, fields: LimitFields) {
+    pub(crate) fn fill(&self, count: Count) {
         // A second guard on the same request (a layer and a handler's own) keeps the first's.
-        let _ = self.0.set(fields);
+        let _ = self.0.set(count);
     }
 }
 
@@ -118,7 +118,7 @@ where
             Poll::Ready(Ok(response)) => response,
             other => return other,
         };
-        if let Some(fields) = this.slot.0.get()
+        if let Some(fields) = this.slot.0.get().and_then(Count::fields)
             && !response.headers().contains_key("ratelimit")
         {
             fields.apply(response.headers_mut());

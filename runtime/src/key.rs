@@ -49,7 +49,7 @@ pub(crate) struct KeyRecord {
     validity: Option<Box<Validity>>,
     pub(crate) revoked: bool,
     /// Boxed: most keys have none, and a box is one word in every record.
-    rate_limit: Option<Box<RateLimit>>,
+    rate_limit: Option<Box<KeyLimit>>,
     // Boxed on purpose: an empty map is three words in every record, a box one.
     #[allow(clippy::box_collection)]
     metadata: Option<Box<BTreeMap<String, String>>>,
@@ -99,6 +99,23 @@ impl std::ops::Deref for IdText {
     }
 }
 
+/// A key's rate limit, and the in-process budget it is counted in, kept once found: after its
+/// first request a key reaches its budget without a lookup. Copies of the record (a rotated
+/// key's successor among them) share the budget, as they share the id it is counted under.
+#[derive(Clone)]
+pub(crate) struct KeyLimit {
+    pub(crate) limit: RateLimit,
+    pub(crate) budget: std::sync::OnceLock<crate::limit::KeptBudget>,
+}
+
+impl PartialEq for KeyLimit {
+    fn eq(&self, other: &Self) -> bool {
+        self.limit == other.limit
+    }
+}
+
+impl Eq for KeyLimit {}
+
 #[derive(Clone, Default, PartialEq, Eq)]
 struct Validity {
     not_before: Option<SystemTime>,
@@ -142,11 +159,21 @@ impl KeyRecord {
     }
 
     pub(crate) fn rate_limit(&self) -> Option<RateLimit> {
-        self.rate_limit.as_deref().copied()
+        self.rate_limit.as_deref().map(|limited| limited.limit)
+    }
+
+    /// The key's limit with the budget its requests were last counted in.
+    pub(crate) fn key_limit(&self) -> Option<&KeyLimit> {
+        self.rate_limit.as_deref()
     }
 
     pub(crate) fn set_rate_limit(&mut self, limit: Option<RateLimit>) {
-        self.rate_limit = limit.map(Box::new);
+        self.rate_limit = limit.map(|limit| {
+            Box::new(KeyLimit {
+                limit,
+                budget: std::sync::OnceLock::new(),
+            })
+        });
     }
 
     /// The free metadata fields.

@@ -25,7 +25,9 @@ async fn eight_clients_get_the_configured_rate_and_no_more() {
     let keys = ApiKeys::new()
         .with(Key::new("partner-a", KEY_A).rate_limit("200/s burst 20".parse().expect("rate")))
         .with_rate_limits(RateLimits::new());
-    let app = axum::Router::new().route("/data", get(data)).with_state(keys);
+    let app = axum::Router::new()
+        .route("/data", get(data))
+        .with_state(keys);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
@@ -38,7 +40,8 @@ async fn eight_clients_get_the_configured_rate_and_no_more() {
     let start = Instant::now();
     let clients: Vec<_> = (0..8)
         .map(|_| {
-            let (url, accepted, refused) = (url.clone(), Arc::clone(&accepted), Arc::clone(&refused));
+            let (url, accepted, refused) =
+                (url.clone(), Arc::clone(&accepted), Arc::clone(&refused));
             tokio::spawn(async move {
                 let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
                 while start.elapsed() < run {
@@ -70,6 +73,12 @@ async fn eight_clients_get_the_configured_rate_and_no_more() {
         100.0 * accepted / allowed
     );
     assert!(refused > 0, "the clients must press harder than the limit");
-    assert!(accepted <= allowed + 1.0, "{accepted} accepted, {allowed:.0} allowed");
-    assert!(accepted >= 0.95 * allowed, "{accepted} accepted, {allowed:.0} allowed");
+    assert!(
+        accepted <= allowed + 1.0,
+        "{accepted} accepted, {allowed:.0} allowed"
+    );
+    assert!(
+        accepted >= 0.95 * allowed,
+        "{accepted} accepted, {allowed:.0} allowed"
+    );
 }

@@ -370,3 +370,46 @@ impl Proxy {
         self.down.store(down, Ordering::SeqCst);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_read_from_the_table_and_kept_through_rotation() {
+    let Some(schema) = schema("limits").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let key = a.create("partner-a", ["x"], None).await.unwrap();
+    until(&b, &key, Ok("partner-a")).await;
+    assert_eq!(b.verify(&key).await.unwrap().rate_limit(), None);
+
+    let limit = "100/min".parse().unwrap();
+    assert_eq!(a.set_rate_limit("partner-a", Some(limit)).await.unwrap(), 1);
+    assert_eq!(a.verify(&key).await.unwrap().rate_limit(), Some(limit));
+    let started = Instant::now();
+    while b.verify(&key).await.unwrap().rate_limit() != Some(limit) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the limit did not reach b"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // A rotated key keeps the limit, and so shares the budget of its id.
+    let rotated = a
+        .rotate("partner-a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(a.verify(&rotated).await.unwrap().rate_limit(), Some(limit));
+
+    // A mistyped row is served without a limit rather than taking the store down.
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE {schema}.api_keys SET rate_limit = 'lots' WHERE id = 'partner-a'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    a.resync().await.unwrap();
+    let served = a.verify(&key).await.unwrap();
+    assert_eq!((served.id(), served.rate_limit()), ("partner-a", None));
+    assert_eq!(a.set_rate_limit("partner-a", None).await.unwrap(), 2);
+}

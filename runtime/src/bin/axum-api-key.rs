@@ -319,7 +319,15 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             .expires_at()
             .map(|at| format!(" expires {}", humantime::format_rfc3339_seconds(at)))
             .unwrap_or_default();
-        println!("{}\t{state}\t[{}]{expires}", key.id(), scopes.join(" "));
+        let limit = key
+            .rate_limit()
+            .map(|limit| format!(" limited {limit}"))
+            .unwrap_or_default();
+        println!(
+            "{}\t{state}\t[{}]{expires}{limit}",
+            key.id(),
+            scopes.join(" ")
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::clock::{Clock, QuantaClock};
@@ -11,9 +12,17 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::{Budget, Count, RateLimit, Scope};
+use super::{Budget, RateLimit, Scope};
 
 type Cell = RateLimiter<NotKeyed, InMemoryState, QuantaClock, StateInformationMiddleware>;
+
+/// A key's budget kept in its record: the cell, and which [`LocalBudgets`] it belongs to (a
+/// record may be read by stores with different limiters).
+#[derive(Clone)]
+pub(crate) struct KeptBudget {
+    owner: u64,
+    cell: Arc<Cell>,
+}
 
 /// What a budget is counted under: the key's id, the limit (a changed limit starts afresh), and
 /// the route for a route's own limit.
@@ -43,14 +52,18 @@ const SHARDS: usize = 16;
 /// Every budget in use, in shards so that requests of different keys rarely meet on a lock.
 /// Entries are made only for keys that were accepted, so failing keys never add one.
 pub(crate) struct LocalBudgets {
+    /// Unique in the process: what kept budgets are checked against.
+    id: u64,
     hasher: DefaultHashBuilder,
-    shards: [Mutex<HashTable<(BudgetKey, Cell)>>; SHARDS],
+    shards: [Mutex<HashTable<(BudgetKey, Arc<Cell>)>>; SHARDS],
     clock: QuantaClock,
 }
 
 impl Default for LocalBudgets {
     fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             hasher: DefaultHashBuilder::default(),
             shards: std::array::from_fn(|_| Mutex::new(HashTable::new())),
             clock: QuantaClock::default(),
@@ -60,8 +73,31 @@ impl Default for LocalBudgets {
 
 impl LocalBudgets {
     /// Spends one request of the budget of `id` under `limit` (and `route`, for a route's own
-    /// limit).
-    pub(crate) fn spend(&self, id: &str, scope: Scope, limit: RateLimit) -> Count {
+    /// limit). A key's own budget is kept in `kept` once found, and read from there after.
+    pub(crate) fn spend<'a>(
+        &self,
+        id: &dyn Fn() -> &'a str,
+        scope: Scope,
+        limit: RateLimit,
+        kept: Option<&OnceLock<KeptBudget>>,
+    ) -> (Budget, Option<Duration>) {
+        if let Some(budget) = kept.and_then(OnceLock::get)
+            && budget.owner == self.id
+        {
+            return self.check(&budget.cell, scope, limit);
+        }
+        let cell = self.find(id(), scope, limit);
+        if let Some(kept) = kept {
+            let _ = kept.set(KeptBudget {
+                owner: self.id,
+                cell: Arc::clone(&cell),
+            });
+        }
+        self.check(&cell, scope, limit)
+    }
+
+    /// The budget of `id` under `limit` and `scope`, made on first use.
+    fn find(&self, id: &str, scope: Scope, limit: RateLimit) -> Arc<Cell> {
         let route = match scope {
             Scope::Key => None,
             Scope::Route(route) => Some(route),
@@ -73,49 +109,45 @@ impl LocalBudgets {
         let mut table = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cell = match table.find(hash, |(key, _)| wanted.matches(key)) {
-            Some((_, cell)) => cell,
-            None => {
-                let key = BudgetKey {
-                    id: id.into(),
-                    route,
-                    limit,
-                };
-                let cell = RateLimiter::direct_with_clock(quota(limit), self.clock.clone())
-                    .with_middleware::<StateInformationMiddleware>();
-                let hasher = &self.hasher;
-                let entry = table.insert_unique(hash, (key, cell), |(key, _)| {
-                    hasher.hash_one(BudgetRef {
-                        id: &key.id,
-                        route: key.route,
-                        limit: key.limit,
-                    })
-                });
-                &entry.into_mut().1
-            }
+        if let Some((_, cell)) = table.find(hash, |(key, _)| wanted.matches(key)) {
+            return Arc::clone(cell);
+        }
+        let key = BudgetKey {
+            id: id.into(),
+            route,
+            limit,
         };
-        let interval = limit.interval();
+        let cell = Arc::new(
+            RateLimiter::direct_with_clock(quota(limit), self.clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+        );
+        let hasher = &self.hasher;
+        table.insert_unique(hash, (key, Arc::clone(&cell)), |(key, _)| {
+            hasher.hash_one(BudgetRef {
+                id: &key.id,
+                route: key.route,
+                limit: key.limit,
+            })
+        });
+        cell
+    }
+
+    /// Spends one request of `cell`: the budget after it, and how long to wait when refused.
+    fn check(&self, cell: &Cell, scope: Scope, limit: RateLimit) -> (Budget, Option<Duration>) {
+        let interval = u64::try_from(limit.interval().as_nanos()).unwrap_or(u64::MAX);
         match cell.check() {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
-                Count::allowed(Budget {
-                    scope,
-                    limit,
-                    remaining,
-                    reset: interval * (limit.burst().saturating_sub(remaining)),
-                })
+                let spent = u64::from(limit.burst().saturating_sub(remaining));
+                let reset = interval.saturating_mul(spent);
+                (Budget::new(scope, limit, remaining, reset), None)
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
-                Count::refused(
-                    Budget {
-                        scope,
-                        limit,
-                        remaining: 0,
-                        reset: wait + interval * limit.burst().saturating_sub(1),
-                    },
-                    wait,
-                )
+                let rest = interval.saturating_mul(u64::from(limit.burst().saturating_sub(1)));
+                let wait_nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+                let reset = wait_nanos.saturating_add(rest);
+                (Budget::new(scope, limit, 0, reset), Some(wait))
             }
         }
     }

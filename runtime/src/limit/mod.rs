@@ -14,6 +14,8 @@ use axum::extract::ConnectInfo;
 use http::HeaderValue;
 use http::request::Parts;
 
+use crate::key::VerifiedKey;
+
 mod local;
 mod rate;
 #[cfg(feature = "redis")]
@@ -25,6 +27,7 @@ pub use rate::{RateLimit, RateLimitError};
 pub use redis::{RedisFailure, RedisLimits};
 pub use throttle::Throttle;
 
+pub(crate) use local::KeptBudget;
 use local::LocalBudgets;
 use throttle::ThrottleTable;
 
@@ -188,25 +191,47 @@ impl RateLimits {
         }
     }
 
-    /// Spends one request of each budget that applies: the key's own limit and the route's.
-    pub(crate) async fn spend(&self, id: &str, budgets: &[(Scope, RateLimit)]) -> Count {
+    /// Spends one request of each budget that applies to `key`, in this process; `None` when
+    /// the budgets are counted in Redis instead ([`spend_shared`](Self::spend_shared)).
+    pub(crate) fn spend_here(&self, key: &VerifiedKey, budgets: &Budgets) -> Option<Count> {
         #[cfg(feature = "redis")]
+        if self.inner.redis.is_some() {
+            return None;
+        }
+        let kept = key.record().key_limit().map(|limited| &limited.budget);
+        // The id is read only where a budget is looked up: a kept one needs none.
+        Some(self.count_here(&|| key.id(), budgets, kept))
+    }
+
+    /// Spends one request of each budget in Redis, or as configured when Redis cannot answer.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn spend_shared(&self, key: &VerifiedKey, budgets: &Budgets) -> Count {
         if let Some(redis) = &self.inner.redis {
-            match redis.spend(id, budgets).await {
+            match redis.spend(key.id(), budgets).await {
                 redis::Outcome::Counted(count) => return count,
                 redis::Outcome::Refuse => return Count::unavailable(),
                 redis::Outcome::FallBack => {}
             }
         }
-        self.spend_here(id, budgets)
+        let kept = key.record().key_limit().map(|limited| &limited.budget);
+        self.count_here(&|| key.id(), budgets, kept)
     }
 
-    /// The same, counted in this process.
-    fn spend_here(&self, id: &str, budgets: &[(Scope, RateLimit)]) -> Count {
+    /// Counts in this process; the key's own budget is kept in `kept`. A request refused by
+    /// the key's budget is not counted against the route's.
+    fn count_here<'a>(
+        &self,
+        id: &dyn Fn() -> &'a str,
+        budgets: &Budgets,
+        kept: Option<&OnceLock<KeptBudget>>,
+    ) -> Count {
         let mut count = Count::default();
-        for &(scope, limit) in budgets {
-            count.add(self.inner.local.spend(id, scope, limit));
-            if count.retry_after.is_some() {
+        for (slot, &(scope, limit)) in count.budgets.iter_mut().zip(budgets.iter()) {
+            let kept = if scope == Scope::Key { kept } else { None };
+            let (budget, wait) = self.inner.local.spend(id, scope, limit, kept);
+            *slot = Some(budget);
+            if wait.is_some() {
+                count.retry_after = wait;
                 break;
             }
         }
@@ -233,30 +258,57 @@ pub(crate) enum Scope {
     Route(&'static str),
 }
 
-impl Scope {
-    /// The policy's name in the `RateLimit` fields.
-    fn name(self) -> &'static str {
-        match self {
-            Self::Key => "key",
-            Self::Route(_) => "route",
-        }
+/// The budgets a request is counted in: the key's own and the route's, each if it has one.
+/// Held on the stack: the request path allocates nothing for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Budgets([Option<(Scope, RateLimit)>; 2]);
+
+impl Budgets {
+    pub(crate) fn new(key: Option<RateLimit>, route: Option<(RateLimit, &'static str)>) -> Self {
+        Self([
+            key.map(|limit| (Scope::Key, limit)),
+            route.map(|(limit, route)| (Scope::Route(route), limit)),
+        ])
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Scope, RateLimit)> {
+        self.0.iter().flatten()
     }
 }
 
-/// One budget after a request was counted.
+/// One budget after a request was counted: what its `RateLimit` fields say, small enough to
+/// pass around on the request path.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
-    pub(crate) scope: Scope,
-    pub(crate) limit: RateLimit,
-    pub(crate) remaining: u32,
-    /// Until the budget is whole again.
-    pub(crate) reset: Duration,
+    route: bool,
+    quota: u32,
+    remaining: u32,
+    window: Duration,
+    /// Nanoseconds until the budget is whole again.
+    reset: u64,
+}
+
+impl Budget {
+    /// Plain integer work: the request path neither divides nor formats.
+    pub(crate) fn new(scope: Scope, limit: RateLimit, remaining: u32, reset: u64) -> Self {
+        Self {
+            route: matches!(scope, Scope::Route(_)),
+            quota: limit.count(),
+            remaining,
+            window: limit.period(),
+            reset,
+        }
+    }
 }
 
 /// The budgets a request was counted in, and whether it was refused.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Count {
-    budgets: Vec<Budget>,
+    budgets: [Option<Budget>; 2],
     /// `Some` when a budget was used up: how long until it allows one more request.
     pub(crate) retry_after: Option<Duration>,
     /// The shared limiter could not be asked, and it is configured to refuse.
@@ -264,21 +316,6 @@ pub(crate) struct Count {
 }
 
 impl Count {
-    fn allowed(budget: Budget) -> Self {
-        Self {
-            budgets: vec![budget],
-            ..Self::default()
-        }
-    }
-
-    fn refused(budget: Budget, wait: Duration) -> Self {
-        Self {
-            budgets: vec![budget],
-            retry_after: Some(wait),
-            unavailable: false,
-        }
-    }
-
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn unavailable() -> Self {
         Self {
@@ -287,35 +324,26 @@ impl Count {
         }
     }
 
-    fn add(&mut self, other: Count) {
-        self.budgets.extend(other.budgets);
-        self.retry_after = match (self.retry_after, other.retry_after) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.unavailable |= other.unavailable;
-    }
-
     /// The fields that tell a client its budgets, `RateLimit-Policy` and `RateLimit`.
     pub(crate) fn fields(&self) -> Option<LimitFields> {
-        if self.budgets.is_empty() {
+        if self.budgets.iter().all(Option::is_none) {
             return None;
         }
         let (mut policy, mut state) = (String::new(), String::new());
-        for budget in &self.budgets {
+        for budget in self.budgets.iter().flatten() {
             let separator = if policy.is_empty() { "" } else { ", " };
-            let name = budget.scope.name();
+            let name = if budget.route { "route" } else { "key" };
             let _ = write!(
                 policy,
                 "{separator}\"{name}\";q={};w={}",
-                budget.limit.count(),
-                budget.limit.window_secs()
+                budget.quota,
+                seconds_up(budget.window).max(1)
             );
             let _ = write!(
                 state,
                 "{separator}\"{name}\";r={};t={}",
                 budget.remaining,
-                seconds_up(budget.reset)
+                seconds_up(Duration::from_nanos(budget.reset))
             );
         }
         Some(LimitFields {
@@ -359,7 +387,11 @@ mod tests {
         let key: RateLimit = "60/min".parse().unwrap();
         let route: RateLimit = "10/s".parse().unwrap();
         let limits = RateLimits::new();
-        let count = limits.spend_here("a", &[(Scope::Key, key), (Scope::Route("m::h"), route)]);
+        let count = limits.count_here(
+            &|| "a",
+            &Budgets::new(Some(key), Some((route, "m::h"))),
+            None,
+        );
         assert!(count.retry_after.is_none());
         let fields = count.fields().unwrap();
         assert_eq!(fields.policy, r#""key";q=60;w=60, "route";q=10;w=1"#);
@@ -370,7 +402,7 @@ mod tests {
     fn a_used_up_budget_refuses_with_the_wait() {
         let limit: RateLimit = "2/min".parse().unwrap();
         let limits = RateLimits::new();
-        let spend = || limits.spend_here("a", &[(Scope::Key, limit)]);
+        let spend = || limits.count_here(&|| "a", &Budgets::new(Some(limit), None), None);
         assert!(spend().retry_after.is_none());
         assert!(spend().retry_after.is_none());
         let refused = spend();
@@ -383,7 +415,7 @@ mod tests {
         // Other ids and other routes have budgets of their own.
         assert!(
             limits
-                .spend_here("b", &[(Scope::Key, limit)])
+                .count_here(&|| "b", &Budgets::new(Some(limit), None), None)
                 .retry_after
                 .is_none()
         );

@@ -33,6 +33,8 @@ pub struct RateLimit {
     count: u32,
     period: Duration,
     burst: u32,
+    /// `period / count`, computed once: the request path divides nothing.
+    interval: Duration,
 }
 
 impl RateLimit {
@@ -46,10 +48,19 @@ impl RateLimit {
         } else {
             period
         };
+        let nanos = period.as_nanos() / count as u128;
+        let interval = if nanos == 0 {
+            Duration::from_nanos(1)
+        } else if nanos > u64::MAX as u128 {
+            Duration::from_nanos(u64::MAX)
+        } else {
+            Duration::from_nanos(nanos as u64)
+        };
         Self {
             count,
             period,
             burst: count,
+            interval,
         }
     }
 
@@ -77,12 +88,7 @@ impl RateLimit {
     /// The time one request's share of the budget takes to refill: `period / count`, at least a
     /// nanosecond.
     pub fn interval(&self) -> Duration {
-        (self.period / self.count).max(Duration::from_nanos(1))
-    }
-
-    /// The window in whole seconds (at least one), for `RateLimit-Policy`.
-    pub(crate) fn window_secs(&self) -> u64 {
-        self.period.as_secs_f64().ceil().max(1.0) as u64
+        self.interval
     }
 }
 
@@ -257,10 +263,18 @@ mod tests {
     }
 
     #[test]
-    fn interval_and_window() {
+    fn interval() {
         let limit: RateLimit = "60/min".parse().unwrap();
         assert_eq!(limit.interval(), Duration::from_secs(1));
-        assert_eq!(limit.window_secs(), 60);
-        assert_eq!("5/250ms".parse::<RateLimit>().unwrap().window_secs(), 1);
+        let limit: RateLimit = "3/s".parse().unwrap();
+        assert_eq!(limit.interval(), Duration::from_nanos(333_333_333));
+        assert_eq!(
+            RateLimit::new(1_000_000, Duration::from_millis(1)).interval(),
+            Duration::from_nanos(1)
+        );
+        assert_eq!(
+            RateLimit::new(0, Duration::ZERO),
+            RateLimit::new(1, Duration::from_millis(1))
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Budget, Count, RateLimit, RateLimits, Scope};
+use super::{Budget, Budgets, Count, RateLimits, Scope};
 use crate::error::{ConfigError, ConfigErrorKind};
 
 /// What a request does when Redis cannot be asked in time.
@@ -223,7 +223,7 @@ impl Shared {
         u64::try_from(self.0.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    pub(crate) async fn spend(&self, id: &str, budgets: &[(Scope, RateLimit)]) -> Outcome {
+    pub(crate) async fn spend(&self, id: &str, budgets: &Budgets) -> Outcome {
         let state = &self.0;
         if self.micros() < state.paused_until.load(Ordering::Relaxed) {
             return self.failed();
@@ -232,7 +232,9 @@ impl Shared {
             return self.failed();
         };
         let mut invocation = state.script.prepare_invoke();
-        for (scope, limit) in budgets {
+        let mut len = 0;
+        for (scope, limit) in budgets.iter() {
+            len += 1;
             let prefix = &state.config.prefix;
             match scope {
                 Scope::Key => invocation.key(format!("{prefix}:key:{limit}:{id}")),
@@ -245,7 +247,7 @@ impl Shared {
         }
         let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
         match tokio::time::timeout(state.config.timeout, call).await {
-            Ok(Ok(values)) if values.len() == budgets.len() * 2 + 1 => {
+            Ok(Ok(values)) if values.len() == len * 2 + 1 => {
                 if state.down.swap(false, Ordering::Relaxed) {
                     tracing::info!(
                         target: "axum_api_key::audit",
@@ -291,20 +293,20 @@ impl Shared {
 }
 
 /// The script's answer as a [`Count`].
-fn count(budgets: &[(Scope, RateLimit)], values: &[i64]) -> Count {
+fn count(budgets: &Budgets, values: &[i64]) -> Count {
     let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
-    let wait = values[budgets.len() * 2];
+    let wait = values.last().copied().unwrap_or(0);
+    let mut counted = [None, None];
+    for (slot, (&(scope, limit), pair)) in counted
+        .iter_mut()
+        .zip(budgets.iter().zip(values.chunks_exact(2)))
+    {
+        let remaining = u32::try_from(pair[0]).unwrap_or(0);
+        let reset = u64::try_from(pair[1]).unwrap_or(0).saturating_mul(1000);
+        *slot = Some(Budget::new(scope, limit, remaining, reset));
+    }
     Count {
-        budgets: budgets
-            .iter()
-            .zip(values.chunks_exact(2))
-            .map(|(&(scope, limit), pair)| Budget {
-                scope,
-                limit,
-                remaining: u32::try_from(pair[0]).unwrap_or(0),
-                reset: micros(pair[1]),
-            })
-            .collect(),
+        budgets: counted,
         retry_after: (wait > 0).then(|| micros(wait)),
         unavailable: false,
     }
