@@ -49,13 +49,16 @@ impl BudgetRef<'_> {
 
 const SHARDS: usize = 16;
 
+/// One shard of the budgets: each budget by what it is counted under.
+type Shard = HashTable<(BudgetKey, Arc<Cell>)>;
+
 /// Every budget in use, in shards so that requests of different keys rarely meet on a lock.
 /// Entries are made only for keys that were accepted, so failing keys never add one.
 pub(crate) struct LocalBudgets {
     /// Unique in the process: what kept budgets are checked against.
     id: u64,
     hasher: DefaultHashBuilder,
-    shards: [Mutex<HashTable<(BudgetKey, Arc<Cell>)>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
     clock: QuantaClock,
 }
 
