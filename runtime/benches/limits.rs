@@ -26,7 +26,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum_api_key::{ApiKeys, Key, RateLimits, api_key};
-use common::{benchmarking, option, quantile};
+use common::{benchmarking, option};
 use tower::ServiceExt;
 
 const KEY: &str = "bench_k3Yq9Vx2Lm7Tr4Wp8Zn1Cs6";
@@ -144,6 +144,7 @@ fn spray(runtime: &tokio::runtime::Runtime) {
 #[cfg(feature = "redis")]
 fn redis_latency(runtime: &tokio::runtime::Runtime) {
     use axum_api_key::{RedisFailure, RedisLimits};
+    use common::quantile;
 
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let (rounds, per_round) = if benchmarking() {
