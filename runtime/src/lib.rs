@@ -71,7 +71,9 @@ mod key;
 mod limit;
 mod rejection;
 mod render;
+mod self_service;
 mod store;
+mod time;
 mod usage;
 
 pub use config::DEFAULT_ID;
@@ -88,6 +90,7 @@ pub use limit::{RateLimit, RateLimitError, RateLimits, Throttle};
 pub use limit::{RedisFailure, RedisLimits};
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
+pub use self_service::{ManageError, ManagedKeys, self_service};
 pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, digest};
 #[cfg(feature = "postgres")]
 pub use store::{PgKeys, PgKeysError, PgKeysOptions};

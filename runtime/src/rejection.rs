@@ -560,7 +560,7 @@ impl IntoResponse for ApiKeyRejection {
 }
 
 /// A string written as a JSON string literal.
-struct JsonStr<'a>(&'a str);
+pub(crate) struct JsonStr<'a>(pub(crate) &'a str);
 
 impl fmt::Display for JsonStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

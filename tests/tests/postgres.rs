@@ -413,3 +413,47 @@ async fn rate_limits_are_read_from_the_table_and_kept_through_rotation() {
     assert_eq!((served.id(), served.rate_limit()), ("partner-a", None));
     assert_eq!(a.set_rate_limit("partner-a", None).await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_service_rotates_and_revokes_in_the_database() {
+    use axum::body::Body;
+    use axum_api_key::{api_key, self_service};
+
+    #[api_key]
+    struct PgAccess;
+
+    let Some(schema) = schema("self_service").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let key = a.create("partner-a", ["x"], None).await.unwrap();
+    let app = axum::Router::new()
+        .nest(
+            "/account",
+            self_service::<PgAccess, PgKeys, _>(Duration::from_secs(60)),
+        )
+        .with_state(a.clone());
+    let call = |method: &str, key: &str| {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(if method == "POST" {
+                "/account/keys/me/rotate"
+            } else {
+                "/account/keys/me"
+            })
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap();
+        axum_api_key_tests::send(app.clone(), request)
+    };
+    let rotated = call("POST", &key).await;
+    assert_eq!(rotated.status, http::StatusCode::OK, "{}", rotated.text());
+    let new = rotated.json()["key"].as_str().unwrap().to_owned();
+    // The other instance, and so a restarted one, accepts the new key.
+    until(&b, &new, Ok("partner-a")).await;
+    let revoked = call("DELETE", &new).await;
+    assert_eq!(revoked.status, http::StatusCode::NO_CONTENT);
+    until(&b, &new, Err(KeyError::Revoked)).await;
+    until(&b, &key, Err(KeyError::Revoked)).await;
+}

@@ -486,44 +486,10 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
 /// A time as a TOML offset date-time in UTC, to the nanosecond.
 fn datetime(at: SystemTime) -> Result<Datetime, ConfigError> {
     let too_far = || ConfigError::new(ConfigErrorKind::BadTime);
-    let since = at.duration_since(UNIX_EPOCH).map_err(|_| too_far())?;
-    // TOML dates have four-digit years.
-    if since.as_secs() > 253_402_300_799 {
-        return Err(too_far());
-    }
-    let seconds = i64::try_from(since.as_secs()).map_err(|_| too_far())?;
-    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-    let of_day = seconds.rem_euclid(86_400);
-    let fraction = match since.subsec_nanos() {
-        0 => String::new(),
-        nanos => format!(".{nanos:09}"),
-    };
-    let text = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
-        of_day / 3_600,
-        of_day % 3_600 / 60,
-        of_day % 60
-    );
-    text.parse().map_err(|_| too_far())
-}
-
-/// The date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    crate::time::rfc3339(at)
+        .ok_or_else(too_far)?
+        .parse()
+        .map_err(|_| too_far())
 }
 
 /// The names the records file knows, which a parser's message may quote.
@@ -721,7 +687,7 @@ mod tests {
         }
         assert!(datetime(UNIX_EPOCH + Duration::from_secs(253_402_300_800)).is_err());
         for days in [-719_468, -1, 0, 11_017, 19_782, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = crate::time::civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
     }
