@@ -16,32 +16,91 @@
 //! - `GET /data`: `#[api_key]`, the header `x-api-key`, 401 when the key is missing or wrong.
 //! - `GET /protected`: `#[api_key(status = 403)]`, answers with the id of the key.
 //! - `GET /health`: open.
+//! - `GET /account/keys/me`, `POST /account/keys/me/rotate`, `DELETE /account/keys/me`: the key
+//!   holder reads, rotates and revokes its own key.
+//! - `GET /openapi.json`: the OpenAPI document, every route with the key it needs;
+//!   `GET /docs`: Swagger UI on it, served from the crate's own files.
 
 #![allow(clippy::print_stdout)]
 
 use std::error::Error;
+use std::time::Duration;
 
-use axum::{Json, Router, routing::get};
+use axum::{Json, Router};
+use axum_api_key::openapi::ApiKeySecurity;
 use axum_api_key::{
     ApiKeys, ConfigErrorKind, Key, RateLimit, VerifiedKey, api_key, rate_limit_headers,
+    self_service,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+/// The secret data.
+#[derive(Serialize, ToSchema)]
+struct Data {
+    data: String,
+}
+
+/// A greeting naming the key.
+#[derive(Serialize, ToSchema)]
+struct Greeting {
+    message: String,
+}
 
 /// Returns data only callers with a valid key may see.
 #[api_key]
-async fn get_data() -> Json<Value> {
-    Json(json!({ "data": "secret information" }))
+#[utoipa::path(
+    get,
+    path = "/data",
+    tag = "quickstart",
+    responses((status = 200, description = "The data", body = Data))
+)]
+async fn get_data() -> Json<Data> {
+    Json(Data {
+        data: "secret information".to_owned(),
+    })
 }
 
 /// Greets the caller by the id of its key; a missing or wrong key gets 403.
 #[api_key(status = 403)]
-async fn protected(key: VerifiedKey) -> Json<Value> {
-    Json(json!({ "message": format!("access granted to {}", key.id()) }))
+#[utoipa::path(
+    get,
+    path = "/protected",
+    tag = "quickstart",
+    responses((status = 200, description = "A greeting", body = Greeting))
+)]
+async fn protected(key: VerifiedKey) -> Json<Greeting> {
+    Json(Greeting {
+        message: format!("access granted to {}", key.id()),
+    })
 }
 
+/// Says the service is up; needs no key.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "quickstart",
+    responses((status = 200, description = "The service is up", body = String, content_type = "text/plain"))
+)]
 async fn health() -> &'static str {
     "ok"
 }
+
+/// The guard of the self-service routes: the quickstart's key in `x-api-key`.
+#[api_key]
+struct AccountKey;
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "axum-api-key quickstart",
+    description = "Routes protected by an API key in the `x-api-key` header."
+))]
+struct Quickstart;
+
+/// How long a key rotated through `/account/keys/me/rotate` keeps working.
+const ROTATION_GRACE: Duration = Duration::from_secs(3600);
 
 /// The demo key's rate limit.
 pub(crate) const DEMO_LIMIT: &str = "60/min";
@@ -49,18 +108,40 @@ pub(crate) const DEMO_LIMIT: &str = "60/min";
 /// The quickstart's router, over any key store; responses to a rate-limited key carry the
 /// `RateLimit` fields.
 pub(crate) fn app(keys: ApiKeys) -> Router {
-    Router::new()
-        .route("/data", get(get_data))
-        .route("/protected", get(protected))
-        .route("/health", get(health))
+    let (router, api) = documented();
+    router
+        .nest(
+            "/account",
+            self_service::<AccountKey, ApiKeys, _>(ROTATION_GRACE),
+        )
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .with_state(keys)
         .layer(rate_limit_headers())
 }
 
-/// A store of the demo key alone, limited to [`DEMO_LIMIT`].
+/// The documented routes and their OpenAPI document, with the self-service routes and the
+/// security schemes the guards name.
+pub(crate) fn documented() -> (Router<ApiKeys>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = OpenApiRouter::with_openapi(Quickstart::openapi())
+        .routes(routes!(get_data))
+        .routes(routes!(protected))
+        .routes(routes!(health))
+        .split_for_parts();
+    api.merge(axum_api_key::openapi::self_service_document::<AccountKey>(
+        "/account",
+    ));
+    ApiKeySecurity.modify(&mut api);
+    (router, api)
+}
+
+/// A store of the demo key alone, limited to [`DEMO_LIMIT`], in the `demo` key format so
+/// that the key can be rotated through `/account/keys/me/rotate`.
 pub(crate) fn demo_store(key: &str) -> Result<ApiKeys, Box<dyn Error>> {
     let limit: RateLimit = DEMO_LIMIT.parse()?;
-    Ok(ApiKeys::new().try_with(Key::new("demo", key).rate_limit(limit))?)
+    let format = axum_api_key::KeyFormat::new("demo")?;
+    Ok(ApiKeys::new()
+        .with_format(format)
+        .try_with(Key::new("demo", key).rate_limit(limit))?)
 }
 
 #[tokio::main]
@@ -98,6 +179,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
             );
             println!(
                 "    curl -i -H 'x-api-key: {key}' http://{address}/data    # RateLimit and Retry-After"
+            );
+            println!();
+            println!("Every route, with the key it needs, in a browser: http://{address}/docs");
+            println!("Your key's record, and a new key for it:");
+            println!("    curl -H 'x-api-key: {key}' http://{address}/account/keys/me");
+            println!(
+                "    curl -X POST -H 'x-api-key: {key}' http://{address}/account/keys/me/rotate"
             );
             println!();
             println!(

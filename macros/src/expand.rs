@@ -389,6 +389,13 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         body,
     } = handler;
     pass_state_to_debug_handler(&mut attrs, args);
+    #[cfg(feature = "openapi")]
+    {
+        let krate = crate_root(args);
+        for attr in attrs.iter_mut().filter(|attr| is_documentation_path(attr)) {
+            crate::openapi::document(attr, args, &krate);
+        }
+    }
     let mut sig = original.clone();
     let private = private_path(args);
     let (config, config_items) = match standard_config(args, &private) {
@@ -441,18 +448,20 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     }
     // Documentation shows the handler as written, not the rewritten first argument; only the
     // attributes that documentation reads go with it.
+    // A `#[utoipa::path]` goes with it too, so that its `__path_` type exists for documentation.
     let doc_attrs = attrs.iter().filter(|attr| {
-        [
-            "doc",
-            "deprecated",
-            "must_use",
-            "cfg",
-            "cfg_attr",
-            "allow",
-            "expect",
-        ]
-        .iter()
-        .any(|name| attr.path().is_ident(name))
+        is_documentation_path(attr)
+            || [
+                "doc",
+                "deprecated",
+                "must_use",
+                "cfg",
+                "cfg_attr",
+                "allow",
+                "expect",
+            ]
+            .iter()
+            .any(|name| attr.path().is_ident(name))
     });
 
     quote! {
@@ -566,6 +575,30 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             token
         })
         .collect()
+}
+
+/// Whether `attr` is a `#[utoipa::path(...)]`, which documentation builds need as well.
+fn is_documentation_path(attr: &syn::Attribute) -> bool {
+    let segments: Vec<String> = attr
+        .path()
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    segments == ["utoipa", "path"]
+        || (segments == ["path"] && matches!(attr.meta, syn::Meta::List(_)))
+}
+
+/// The runtime crate's path: `crate = …`, or `::axum_api_key`.
+#[cfg(feature = "openapi")]
+fn crate_root(args: &Args) -> TokenStream {
+    match &args.krate {
+        Some(krate) => {
+            let path = &krate.value;
+            quote! { #path }
+        }
+        None => quote! { ::axum_api_key },
+    }
 }
 
 /// The path to the runtime's `__private` module: under `crate = …`, spanned at that path, so

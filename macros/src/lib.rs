@@ -8,6 +8,8 @@
 
 mod attr;
 mod expand;
+#[cfg(feature = "openapi")]
+mod openapi;
 
 use proc_macro::TokenStream;
 

@@ -69,6 +69,8 @@ mod headers;
 mod https;
 mod key;
 mod limit;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod rejection;
 mod render;
 mod self_service;

@@ -194,7 +194,10 @@ async fn the_readme_session_is_what_the_quickstart_answers() {
 async fn the_demo_key_is_limited_as_the_readme_says() {
     assert_eq!(quickstart::DEMO_LIMIT, "60/min");
     assert!(include_str!("../../README.md").contains("limited to 60 requests a minute"));
-    let keys = quickstart::demo_store(KEY).expect("the demo store");
+    let demo = axum_api_key::KeyFormat::new("demo")
+        .expect("format")
+        .generate();
+    let keys = quickstart::demo_store(&demo).expect("the demo store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
@@ -209,7 +212,7 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
     };
 
     for i in 0..60 {
-        let reply = call(&base, "/data", &[KEY]).await;
+        let reply = call(&base, "/data", &[&demo]).await;
         assert_eq!(reply.status, 200, "request {i}");
         assert_eq!(
             header(&reply, "ratelimit-policy").as_deref(),
@@ -221,7 +224,7 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
             "{state}"
         );
     }
-    let refused = call(&base, "/data", &[KEY]).await;
+    let refused = call(&base, "/data", &[&demo]).await;
     assert_eq!(refused.status, 429);
     assert_eq!(refused.body["title"], "Rate limit exceeded");
     let wait: u64 = header(&refused, "retry-after")
@@ -232,7 +235,7 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
         (1..=1).contains(&wait),
         "one request refills each second: {wait}"
     );
-    assert!(!refused.raw.contains(KEY));
+    assert!(!refused.raw.contains(&demo));
 
     // Wrong keys from this address: refused, then throttled before any lookup.
     let mut statuses = Vec::new();

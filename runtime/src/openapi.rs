@@ -1,0 +1,348 @@
+//! OpenAPI documents that know every protected route (feature `openapi`, on `utoipa`).
+//!
+//! Put `#[api_key]` **above** `#[utoipa::path(...)]`: the attribute adds to the operation the
+//! security requirement of every place the key may be (one alternative per source, with the
+//! route's scopes; the empty requirement too for an `optional` route) and the refusals its
+//! guard may answer (the configured status, 400, 403 for scopes, 429 and 503, each an
+//! `application/problem+json` [`ApiKeyProblem`]), beside what the handler documents itself.
+//! Then [`ApiKeySecurity`] describes the schemes those requirements name under
+//! `components.securitySchemes`:
+//!
+//! | source | scheme name | scheme |
+//! | --- | --- | --- |
+//! | `header = "x-api-key"` | `apiKeyHeader_x-api-key` | `apiKey`, `in: header` |
+//! | `query = "api_key"` | `apiKeyQuery_api_key` | `apiKey`, `in: query` |
+//! | `cookie = "session"` | `apiKeyCookie_session` | `apiKey`, `in: cookie` |
+//! | `bearer` | `bearer` | `http`, `scheme: bearer` |
+//!
+//! (A character other than letters, digits, `_` and `-` is written `.` and its two hex digits.)
+//!
+//! ```
+//! use axum_api_key::{api_key, openapi::ApiKeySecurity, ApiKeys};
+//! use utoipa::{Modify, OpenApi};
+//! use utoipa_axum::{router::OpenApiRouter, routes};
+//!
+//! /// Data for callers with a key.
+//! #[api_key]
+//! #[utoipa::path(get, path = "/data", responses((status = 200, body = String)))]
+//! async fn data() -> &'static str {
+//!     "secret information"
+//! }
+//!
+//! let (router, mut api) = OpenApiRouter::<ApiKeys>::new()
+//!     .routes(routes!(data))
+//!     .split_for_parts();
+//! ApiKeySecurity.modify(&mut api);
+//! let json = api.to_json().unwrap();
+//! assert!(json.contains(r#""security":[{"apiKeyHeader_x-api-key":[]}]"#));
+//! assert!(json.contains(r#""apiKeyHeader_x-api-key":{"type":"apiKey","in":"header","name":"x-api-key""#));
+//! let app: axum::Router = router.with_state(ApiKeys::new());
+//! ```
+//!
+//! With `#[derive(OpenApi)]`, name it among the modifiers:
+//! `#[openapi(paths(data), modifiers(&ApiKeySecurity))]`.
+
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+/// The body of every refusal, RFC 9457 problem details.
+#[derive(utoipa::ToSchema)]
+#[schema(
+    title = "Problem details",
+    description = "Why a request was refused (RFC 9457); never the key that was sent."
+)]
+#[allow(dead_code)] // documentation only: refusals are rendered without it
+pub struct ApiKeyProblem {
+    /// `about:blank`, or the app's own URI for the problem.
+    #[schema(example = "about:blank")]
+    r#type: String,
+    /// A short, fixed summary of the problem.
+    #[schema(example = "API key required")]
+    title: String,
+    /// The response's status.
+    #[schema(example = 401)]
+    status: u16,
+    /// What went wrong and what to do.
+    #[schema(example = "This endpoint requires an API key in the `x-api-key` header.")]
+    detail: String,
+}
+
+/// Describes, under `components.securitySchemes`, every scheme that the operations of a
+/// document name with the names `#[api_key]` gives them. Run it once the document holds every
+/// path (after `OpenApiRouter::split_for_parts`, or as a modifier of `#[derive(OpenApi)]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiKeySecurity;
+
+impl utoipa::Modify for ApiKeySecurity {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let mut names = std::collections::BTreeSet::new();
+        for item in openapi.paths.paths.values() {
+            let operations = [
+                &item.get,
+                &item.put,
+                &item.post,
+                &item.delete,
+                &item.options,
+                &item.head,
+                &item.patch,
+                &item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for requirement in operation.security.iter().flatten() {
+                    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(requirement) {
+                        names.extend(map.keys().cloned());
+                    }
+                }
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in names {
+            if let Some(scheme) = scheme(&name) {
+                components.add_security_scheme(name, scheme);
+            }
+        }
+    }
+}
+
+/// The scheme a name of ours stands for.
+fn scheme(name: &str) -> Option<SecurityScheme> {
+    if name == "bearer" {
+        let http = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("The API key as a Bearer token"))
+            .build();
+        return Some(SecurityScheme::Http(http));
+    }
+    let (kind, escaped) = name.split_once('_')?;
+    let key = unescape(escaped)?;
+    let value = ApiKeyValue::with_description(key, "An API key".to_owned());
+    Some(SecurityScheme::ApiKey(match kind {
+        "apiKeyHeader" => ApiKey::Header(value),
+        "apiKeyQuery" => ApiKey::Query(value),
+        "apiKeyCookie" => ApiKey::Cookie(value),
+        _ => return None,
+    }))
+}
+
+/// A scheme name's place name: `.XX` is the byte `XX`.
+fn unescape(escaped: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut rest = escaped.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'.' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back() {
+        assert_eq!(unescape("x-api-key").as_deref(), Some("x-api-key"));
+        assert_eq!(unescape("a.2Eb.7Ec").as_deref(), Some("a.b~c"));
+        assert_eq!(unescape("bad.4"), None);
+        assert!(scheme("apiKeyQuery_api_key").is_some());
+        assert!(scheme("somethingElse_x").is_none());
+        assert!(scheme("plain").is_none());
+    }
+}
+
+/// The key's record as `GET /keys/me` of [`self_service`](crate::self_service) answers it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the answer is written by the route
+pub struct OwnKey {
+    /// The key's id.
+    id: String,
+    /// The scopes the key holds.
+    scopes: Vec<String>,
+    /// When the key stops working (RFC 3339), if it expires.
+    expires_at: Option<String>,
+    /// The key's rate limit, such as `100/min`, if it has one.
+    rate_limit: Option<String>,
+}
+
+/// The answer of `POST /keys/me/rotate`: the key's record and the new key, given once.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the answer is written by the route
+pub struct RotatedKey {
+    /// The key's id.
+    id: String,
+    /// The scopes the new key holds.
+    scopes: Vec<String>,
+    /// When the presented key stops working: the end of the grace period (RFC 3339).
+    expires_at: Option<String>,
+    /// The rate limit, shared by the new key.
+    rate_limit: Option<String>,
+    /// The new key. It is shown this once: store it now.
+    key: String,
+}
+
+/// The OpenAPI document of the [`self_service`](crate::self_service) routes nested at
+/// `prefix` (`""` when not nested), guarded by `C`: merge it into the app's document before
+/// [`ApiKeySecurity`] runs.
+///
+/// ```
+/// use axum_api_key::{api_key, openapi::{self_service_document, ApiKeySecurity}};
+/// use utoipa::Modify;
+///
+/// #[api_key]
+/// struct ApiAccess;
+///
+/// let mut api = self_service_document::<ApiAccess>("/account");
+/// ApiKeySecurity.modify(&mut api);
+/// assert!(api.paths.paths.contains_key("/account/keys/me/rotate"));
+/// ```
+pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{
+        ComponentsBuilder, ContentBuilder, OpenApiBuilder, PathsBuilder, Ref, ResponseBuilder,
+    };
+
+    let config = C::CONFIG;
+    let json = |schema: &str, description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build(),
+            )
+            .build()
+    };
+    let operation = |id: &str, summary: &str| {
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(id))
+            .summary(Some(summary))
+            .tag("keys");
+        if config.is_optional() {
+            operation = operation.security(SecurityRequirement::default());
+        }
+        for source in config.sources() {
+            operation = operation.security(SecurityRequirement::new(
+                scheme_name(source),
+                config.scopes().to_vec(),
+            ));
+        }
+        for (status, response) in refusals(&config) {
+            operation = operation.response(status, response);
+        }
+        operation
+    };
+    let read = operation(
+        "read_own_key",
+        "The caller's key: id, scopes, expiry, rate limit",
+    )
+    .response("200", json("OwnKey", "The key's record; never the key"));
+    let rotate = operation(
+        "rotate_own_key",
+        "A new key for the caller, the old one kept for a grace period",
+    )
+    .response(
+        "200",
+        json(
+            "RotatedKey",
+            "The new key, given once (Cache-Control: no-store)",
+        ),
+    )
+    .response(
+        "409",
+        problem("This service has no key format to generate keys in"),
+    );
+    let revoke = operation("revoke_own_key", "Revokes every key of the caller's id")
+        .response("204", ResponseBuilder::new().description("Revoked").build());
+    let mut me = PathItem::new(HttpMethod::Get, read);
+    me.merge_operations(PathItem::new(HttpMethod::Delete, revoke));
+    OpenApiBuilder::new()
+        .paths(
+            PathsBuilder::new()
+                .path(format!("{prefix}/keys/me"), me)
+                .path(
+                    format!("{prefix}/keys/me/rotate"),
+                    PathItem::new(HttpMethod::Post, rotate),
+                ),
+        )
+        .components(Some(
+            ComponentsBuilder::new()
+                .schema_from::<ApiKeyProblem>()
+                .schema_from::<OwnKey>()
+                .schema_from::<RotatedKey>()
+                .build(),
+        ))
+        .build()
+}
+
+/// The scheme name of a source, as `#[api_key]` writes it.
+fn scheme_name(source: &crate::Source) -> String {
+    let escape = |name: &str| {
+        let mut escaped = String::new();
+        for byte in name.bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+                escaped.push(char::from(byte));
+            } else {
+                escaped.push_str(&format!(".{byte:02X}"));
+            }
+        }
+        escaped
+    };
+    match source {
+        crate::Source::Header(name) => format!("apiKeyHeader_{}", escape(name)),
+        crate::Source::Query(name) => format!("apiKeyQuery_{}", escape(name)),
+        crate::Source::Cookie(name) => format!("apiKeyCookie_{}", escape(name)),
+        crate::Source::Bearer => "bearer".to_owned(),
+    }
+}
+
+fn problem(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ApiKeyProblem")))
+                .build(),
+        )
+        .build()
+}
+
+/// The refusals a guard configured so may answer, as `#[api_key]` documents them.
+fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Response)> {
+    let mut refusals = vec![
+        (
+            config.status().as_u16().to_string(),
+            problem("The API key is missing, unknown, malformed, revoked or expired."),
+        ),
+        (
+            "400".to_owned(),
+            problem("The API key was sent more than once."),
+        ),
+        (
+            "429".to_owned(),
+            problem(
+                "Too many requests: the key's rate limit is used up, or too many invalid keys came from this address.",
+            ),
+        ),
+        (
+            "503".to_owned(),
+            problem("The API key could not be checked right now."),
+        ),
+    ];
+    if !config.scopes().is_empty() && config.status().as_u16() != 403 {
+        refusals.push((
+            "403".to_owned(),
+            problem("The API key lacks a scope this operation requires."),
+        ));
+    }
+    refusals
+}

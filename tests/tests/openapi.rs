@@ -1,0 +1,174 @@
+//! OpenAPI documents from `#[api_key]` on `#[utoipa::path]` handlers: what they claim, and that
+//! the server answers as they claim.
+
+use axum::Router;
+use axum::body::Body;
+use axum_api_key::openapi::ApiKeySecurity;
+use axum_api_key::{ApiKeys, KeyFormat, VerifiedKey, api_key};
+use axum_api_key_tests::send;
+use http::Request;
+use serde_json::{Value, json};
+use utoipa::Modify;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+#[allow(dead_code)]
+#[path = "../../examples/quickstart.rs"]
+mod quickstart;
+
+/// Orders, for keys holding `orders:read`, in the header or as a bearer token.
+#[api_key(header = "x-partner-key", bearer, scopes = ["orders:read"], status = 403)]
+#[utoipa::path(
+    get,
+    path = "/orders",
+    responses((status = 200, description = "The orders", body = String), (status = 503, description = "Our own 503"))
+)]
+async fn orders(key: VerifiedKey) -> String {
+    key.id().to_owned()
+}
+
+/// A greeting, for anyone; known keys are named.
+#[api_key(optional, query = "api_key", cookie = "session")]
+#[utoipa::path(get, path = "/hello", responses((status = 200, description = "Hello", body = String)), security(("other" = [])))]
+async fn hello(key: Option<VerifiedKey>) -> String {
+    key.map_or_else(|| "hello".to_owned(), |key| format!("hello {}", key.id()))
+}
+
+fn document() -> Value {
+    let (_, mut api) = OpenApiRouter::<ApiKeys>::new()
+        .routes(routes!(orders))
+        .routes(routes!(hello))
+        .split_for_parts();
+    ApiKeySecurity.modify(&mut api);
+    serde_json::from_str(&api.to_json().expect("JSON")).expect("a JSON document")
+}
+
+#[test]
+fn each_source_is_an_alternative_with_the_routes_scopes() {
+    let api = document();
+    let get = &api["paths"]["/orders"]["get"];
+    assert_eq!(
+        get["security"],
+        json!([{ "apiKeyHeader_x-partner-key": ["orders:read"] }, { "bearer": ["orders:read"] }])
+    );
+    let statuses: Vec<&str> = get["responses"]
+        .as_object()
+        .expect("responses")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(statuses, ["200", "400", "403", "429", "503"]);
+    assert_eq!(
+        get["responses"]["503"]["description"], "Our own 503",
+        "the handler's own kept"
+    );
+    assert_eq!(
+        get["responses"]["403"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/ApiKeyProblem"
+    );
+    assert!(
+        get["responses"]["403"]["headers"].is_null(),
+        "no challenge on a 403"
+    );
+    let schemes = &api["components"]["securitySchemes"];
+    assert_eq!(
+        schemes["apiKeyHeader_x-partner-key"],
+        json!({ "type": "apiKey", "in": "header", "name": "x-partner-key", "description": "An API key" })
+    );
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+}
+
+#[test]
+fn an_optional_route_lists_the_empty_requirement_beside_the_key() {
+    let api = document();
+    let get = &api["paths"]["/hello"]["get"];
+    assert_eq!(
+        get["security"],
+        json!([{ "other": [] }, {}, { "apiKeyQuery_api_key": [] }, { "apiKeyCookie_session": [] }])
+    );
+    let schemes = &api["components"]["securitySchemes"];
+    assert_eq!(schemes["apiKeyQuery_api_key"]["in"], "query");
+    assert_eq!(schemes["apiKeyCookie_session"]["in"], "cookie");
+    assert!(
+        schemes.get("other").is_none(),
+        "a scheme not of ours is the app's to describe"
+    );
+    assert!(get["responses"]["401"]["headers"]["WWW-Authenticate"].is_object());
+}
+
+/// Every operation of the quickstart's document, called without a key, with a wrong one and
+/// with a right one: each answer's status is one the document lists for it, with its content
+/// type, and a problem has the members the schema names.
+#[tokio::test]
+async fn the_quickstart_answers_as_its_document_says() {
+    let (_, api) = quickstart::documented();
+    let api: Value = serde_json::from_str(&api.to_json().expect("JSON")).expect("JSON");
+    let demo = KeyFormat::new("demo").expect("format").generate();
+    let problem_fields: Vec<String> = api["components"]["schemas"]["ApiKeyProblem"]["required"]
+        .as_array()
+        .expect("required members")
+        .iter()
+        .map(|field| field.as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(problem_fields, ["type", "title", "status", "detail"]);
+    let mut checked = 0;
+    for (path, item) in api["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            for key in [None, Some("demo_wrong"), Some(demo.as_str())] {
+                // A fresh app each time: a rotation or revocation must not change the next call.
+                let app: Router = quickstart::app(quickstart::demo_store(&demo).expect("store"));
+                let mut request = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(path);
+                if let Some(key) = key {
+                    request = request.header("x-api-key", key);
+                }
+                let answer = send(app, request.body(Body::empty()).expect("request")).await;
+                let status = answer.status.as_str().to_owned();
+                let documented = &operation["responses"][&status];
+                assert!(
+                    documented.is_object(),
+                    "{method} {path} with {key:?}: {status} is not documented: {}",
+                    answer.text()
+                );
+                if !secured {
+                    continue;
+                }
+                if key != Some(demo.as_str()) {
+                    assert!(
+                        !answer.status.is_success(),
+                        "{method} {path} let {key:?} in"
+                    );
+                }
+                let content = documented["content"].as_object();
+                match content.and_then(|c| c.keys().next()) {
+                    Some(content_type) => {
+                        assert_eq!(
+                            answer.header("content-type"),
+                            Some(content_type.as_str()),
+                            "{method} {path}"
+                        );
+                        if content_type == "application/problem+json" {
+                            let body = answer.json();
+                            for field in &problem_fields {
+                                assert!(
+                                    body.get(field).is_some(),
+                                    "{method} {path}: no {field} in {body}"
+                                );
+                            }
+                        }
+                    }
+                    None => assert!(
+                        answer.body.is_empty(),
+                        "{method} {path}: a body where none is documented"
+                    ),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 3, "every secured operation, three ways");
+}
