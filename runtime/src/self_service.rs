@@ -100,7 +100,7 @@ impl ManagedKeys for crate::PgKeys {
 /// | route | answer |
 /// | --- | --- |
 /// | `GET /keys/me` | `200`, the key's `id`, `scopes`, `expires_at` (RFC 3339 or `null`) and `rate_limit` (or `null`); never the key |
-/// | `POST /keys/me/rotate` | `200`, the new `key`, once, with `Cache-Control: no-store`; the presented key keeps working for `grace` |
+/// | `POST /keys/me/rotate` | `200`, the new `key`, once, with `Cache-Control: no-store`, and `expires_at`, when the presented key stops working: it keeps working for `grace` |
 /// | `DELETE /keys/me` | `204`; every key of the id is revoked |
 ///
 /// A store without a key format answers a rotation with `409`; a store that fails, `503` (the
@@ -137,7 +137,7 @@ where
 
 async fn read<C: KeyConfig, S: KeyStore>(_: RequireApiKey<C, S>, key: VerifiedKey) -> Response {
     audit("read", &key);
-    json(StatusCode::OK, &describe(&key, None))
+    json(StatusCode::OK, &describe(&key, key.expires_at(), None))
 }
 
 async fn rotate<C: KeyConfig, S: ManagedKeys>(
@@ -149,7 +149,13 @@ async fn rotate<C: KeyConfig, S: ManagedKeys>(
     match store.rotate_key(key.id(), grace).await {
         Ok(new) => {
             audit("rotated", &key);
-            let mut response = json(StatusCode::OK, &describe(&key, Some(&new)));
+            // The presented key now ends with the grace period, or earlier if it already did.
+            let deadline = std::time::SystemTime::now().checked_add(grace);
+            let ends = match (key.expires_at(), deadline) {
+                (Some(expires), Some(deadline)) => Some(expires.min(deadline)),
+                (expires, deadline) => expires.or(deadline),
+            };
+            let mut response = json(StatusCode::OK, &describe(&key, ends, Some(&new)));
             response
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -182,8 +188,12 @@ fn audit(outcome: &'static str, key: &VerifiedKey) {
     );
 }
 
-/// The key as its holder may see it, with the new key after a rotation.
-fn describe(key: &VerifiedKey, new: Option<&str>) -> String {
+/// The key as its holder may see it, ending at `expires`, with the new key after a rotation.
+fn describe(
+    key: &VerifiedKey,
+    expires: Option<std::time::SystemTime>,
+    new: Option<&str>,
+) -> String {
     let mut body = format!("{{\"id\":{}", JsonStr(key.id()));
     body.push_str(",\"scopes\":[");
     for (i, scope) in key.scopes().enumerate() {
@@ -191,7 +201,7 @@ fn describe(key: &VerifiedKey, new: Option<&str>) -> String {
         let _ = write!(body, "{comma}{}", JsonStr(scope));
     }
     body.push(']');
-    match key.expires_at().and_then(crate::time::rfc3339) {
+    match expires.and_then(crate::time::rfc3339) {
         Some(at) => {
             let _ = write!(body, ",\"expires_at\":{}", JsonStr(&at));
         }

@@ -91,6 +91,10 @@ async fn a_rotation_gives_the_new_key_once_and_keeps_the_old_one_for_the_grace()
     let new = body["key"].as_str().expect("the new key").to_owned();
     assert!(new.starts_with("ss_") && new != old);
     assert_eq!(body["id"], "partner-a");
+    let ends = body["expires_at"]
+        .as_str()
+        .expect("when the presented key stops working");
+    assert!(ends.ends_with('Z'), "{ends}");
     assert!(!answer.text().contains(&old), "the old key is never echoed");
 
     // The new key holds what the old one held; the old one works until the grace ends.
