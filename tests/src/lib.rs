@@ -179,6 +179,20 @@ impl CapturedLogs {
     }
 }
 
+/// Everything logged anywhere in this test process, at every level, through one global
+/// subscriber installed on first use. A thread's own `set_default` subscriber can miss an event
+/// while other tests' subscribers come and go (callsite interest is cached process-wide), so
+/// tests that must see an event read this and look for what only they log.
+pub fn global_logs() -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        tracing::subscriber::set_global_default(logs.subscriber())
+            .expect("no other global subscriber in the test process");
+        logs
+    })
+}
+
 impl io::Write for CapturedLogs {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.0
