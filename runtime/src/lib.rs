@@ -61,6 +61,8 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+#[cfg(feature = "aide")]
+pub mod aide;
 mod config;
 mod error;
 mod extract;
@@ -73,6 +75,8 @@ mod limit;
 pub mod openapi;
 mod rejection;
 mod render;
+#[cfg(any(feature = "openapi", feature = "aide"))]
+mod scheme;
 mod self_service;
 mod store;
 mod time;

@@ -43,6 +43,8 @@
 //! `#[openapi(paths(data), modifiers(&ApiKeySecurity))]`.
 
 use utoipa::openapi::OpenApi;
+
+use crate::scheme::Place;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The body of every refusal, RFC 9457 problem details.
@@ -106,54 +108,18 @@ impl utoipa::Modify for ApiKeySecurity {
 
 /// The scheme a name of ours stands for.
 fn scheme(name: &str) -> Option<SecurityScheme> {
-    if name == "bearer" {
-        let http = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some("The API key as a Bearer token"))
-            .build();
-        return Some(SecurityScheme::Http(http));
-    }
-    let (kind, escaped) = name.split_once('_')?;
-    let key = unescape(escaped)?;
-    let value = ApiKeyValue::with_description(key, "An API key".to_owned());
-    Some(SecurityScheme::ApiKey(match kind {
-        "apiKeyHeader" => ApiKey::Header(value),
-        "apiKeyQuery" => ApiKey::Query(value),
-        "apiKeyCookie" => ApiKey::Cookie(value),
-        _ => return None,
-    }))
-}
-
-/// A scheme name's place name: `.XX` is the byte `XX`.
-fn unescape(escaped: &str) -> Option<String> {
-    let mut bytes = Vec::new();
-    let mut rest = escaped.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if first == b'.' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(first);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_read_back() {
-        assert_eq!(unescape("x-api-key").as_deref(), Some("x-api-key"));
-        assert_eq!(unescape("a.2Eb.7Ec").as_deref(), Some("a.b~c"));
-        assert_eq!(unescape("bad.4"), None);
-        assert!(scheme("apiKeyQuery_api_key").is_some());
-        assert!(scheme("somethingElse_x").is_none());
-        assert!(scheme("plain").is_none());
-    }
+    let value = |key: String| ApiKeyValue::with_description(key, "An API key".to_owned());
+    Some(match crate::scheme::place(name)? {
+        Place::Bearer => SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The API key as a Bearer token"))
+                .build(),
+        ),
+        Place::Header(key) => SecurityScheme::ApiKey(ApiKey::Header(value(key))),
+        Place::Query(key) => SecurityScheme::ApiKey(ApiKey::Query(value(key))),
+        Place::Cookie(key) => SecurityScheme::ApiKey(ApiKey::Cookie(value(key))),
+    })
 }
 
 /// The key's record as `GET /keys/me` of [`self_service`](crate::self_service) answers it.
@@ -230,7 +196,7 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
         }
         for source in config.sources() {
             operation = operation.security(SecurityRequirement::new(
-                scheme_name(source),
+                crate::scheme::name(source),
                 config.scopes().to_vec(),
             ));
         }
@@ -282,27 +248,6 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
         .build()
 }
 
-/// The scheme name of a source, as `#[api_key]` writes it.
-fn scheme_name(source: &crate::Source) -> String {
-    let escape = |name: &str| {
-        let mut escaped = String::new();
-        for byte in name.bytes() {
-            if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
-                escaped.push(char::from(byte));
-            } else {
-                escaped.push_str(&format!(".{byte:02X}"));
-            }
-        }
-        escaped
-    };
-    match source {
-        crate::Source::Header(name) => format!("apiKeyHeader_{}", escape(name)),
-        crate::Source::Query(name) => format!("apiKeyQuery_{}", escape(name)),
-        crate::Source::Cookie(name) => format!("apiKeyCookie_{}", escape(name)),
-        crate::Source::Bearer => "bearer".to_owned(),
-    }
-}
-
 fn problem(description: &str) -> utoipa::openapi::Response {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     ResponseBuilder::new()
@@ -318,31 +263,21 @@ fn problem(description: &str) -> utoipa::openapi::Response {
 
 /// The refusals a guard configured so may answer, as `#[api_key]` documents them.
 fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Response)> {
-    let mut refusals = vec![
-        (
-            config.status().as_u16().to_string(),
-            problem("The API key is missing, unknown, malformed, revoked or expired."),
-        ),
-        (
-            "400".to_owned(),
-            problem("The API key was sent more than once."),
-        ),
-        (
-            "429".to_owned(),
-            problem(
-                "Too many requests: the key's rate limit is used up, or too many invalid keys came from this address.",
-            ),
-        ),
-        (
-            "503".to_owned(),
-            problem("The API key could not be checked right now."),
-        ),
-    ];
-    if !config.scopes().is_empty() && config.status().as_u16() != 403 {
-        refusals.push((
-            "403".to_owned(),
-            problem("The API key lacks a scope this operation requires."),
-        ));
+    crate::scheme::refusals(config)
+        .into_iter()
+        .map(|(status, description)| (status.to_string(), problem(description)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_names_are_described() {
+        assert!(scheme("apiKeyQuery_api_key").is_some());
+        assert!(scheme("bearer").is_some());
+        assert!(scheme("somethingElse_x").is_none());
+        assert!(scheme("plain").is_none());
     }
-    refusals
 }
