@@ -49,6 +49,11 @@
 //!   through Redis ([`RateLimits`]); a [`Throttle`] per client address against guessing;
 //!   `RateLimit` fields on accepted responses with [`rate_limit_headers`]; usage metrics with
 //!   feature `metrics`.
+//! - [`self_service`]: a ready router with which a key holder reads, rotates and revokes its own
+//!   key.
+//! - OpenAPI: with feature `openapi`, `#[api_key]` above `#[utoipa::path]` documents the
+//!   operation's security requirement and refusals itself (see `openapi`); with feature `aide`,
+//!   protected handlers go in aide's `api_route` with the same documentation (see `aide`).
 //! - Sources beyond a header (query, cookie, bearer), scopes, optional keys, custom
 //!   [`KeyStore`]s, a router-wide [`RequireApiKey::layer`] and app-wide
 //!   [`render_rejections`] are described at [`api_key`](macro@api_key).
@@ -143,6 +148,11 @@ pub mod metrics {
 /// | `store = PartnerKeys` | the [`KeyStore`] to take from the router state | [`ApiKeys`] |
 /// | `state = AppState` | the router state, checked at compile time to provide the store, with the error at this type | – |
 /// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
+///
+/// With feature `openapi`, a `#[utoipa::path(...)]` below `#[api_key]` gets the route's security
+/// requirement and refusals added to its own arguments (see the `openapi` module). Put
+/// `#[api_key]` above it: an attribute above `#[api_key]` has expanded before it and cannot be
+/// changed.
 ///
 /// A missing, empty, unknown, malformed, oversized (over [`MAX_KEY_LEN`] bytes) or non-UTF-8
 /// key gets `status`; a 401 also carries a `WWW-Authenticate` challenge naming where the key
