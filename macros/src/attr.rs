@@ -76,6 +76,11 @@ impl Errors {
         }
     }
 
+    #[cfg_attr(not(feature = "webhooks"), allow(dead_code))]
+    pub(crate) fn has_errors(&self) -> bool {
+        self.0.is_some()
+    }
+
     pub(crate) fn into_result(self) -> Result<(), syn::Error> {
         self.0.map_or(Ok(()), Err)
     }
@@ -287,7 +292,7 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
 }
 
 /// The value of `name = value`, or an error showing `example` when the argument has another form.
-fn value_of<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
+pub(crate) fn value_of<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
     match meta {
         Meta::NameValue(name_value) => Ok(&name_value.value),
         Meta::Path(path) => Err(syn::Error::new_spanned(
@@ -319,7 +324,11 @@ fn flag(meta: &Meta, name: &str) -> syn::Result<WithSpan<()>> {
     }
 }
 
-fn set_once<T>(slot: &mut Option<WithSpan<T>>, value: WithSpan<T>, path: &Path) -> syn::Result<()> {
+pub(crate) fn set_once<T>(
+    slot: &mut Option<WithSpan<T>>,
+    value: WithSpan<T>,
+    path: &Path,
+) -> syn::Result<()> {
     if slot.is_some() {
         let name = path
             .get_ident()
@@ -334,7 +343,7 @@ fn set_once<T>(slot: &mut Option<WithSpan<T>>, value: WithSpan<T>, path: &Path) 
     Ok(())
 }
 
-fn string_literal(value: &Expr) -> Option<&syn::LitStr> {
+pub(crate) fn string_literal(value: &Expr) -> Option<&syn::LitStr> {
     match value {
         Expr::Lit(syn::ExprLit {
             lit: Lit::Str(lit), ..
@@ -578,7 +587,7 @@ fn is_scope_char(c: char) -> bool {
     c.is_ascii_graphic() && !"\"\\,[]".contains(c)
 }
 
-fn type_path(ty: &syn::Type, example: &str) -> syn::Result<WithSpan<syn::Type>> {
+pub(crate) fn type_path(ty: &syn::Type, example: &str) -> syn::Result<WithSpan<syn::Type>> {
     match ty {
         syn::Type::Path(path) if path.qself.is_none() => Ok(WithSpan {
             value: ty.clone(),
@@ -596,7 +605,7 @@ fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
-fn describe_char(c: char) -> String {
+pub(crate) fn describe_char(c: char) -> String {
     match c {
         ' ' => "a space".to_owned(),
         c if c.is_control() => format!("the control character U+{:04X}", u32::from(c)),
@@ -605,7 +614,7 @@ fn describe_char(c: char) -> String {
 }
 
 /// A status written with a type suffix, `401u8` or `403f32`.
-fn suffixed(lit: &impl quote::ToTokens, digits: &str, suffix: &str) -> syn::Error {
+pub(crate) fn suffixed(lit: &impl quote::ToTokens, digits: &str, suffix: &str) -> syn::Error {
     syn::Error::new_spanned(
         lit,
         format!(
@@ -665,7 +674,7 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
     })
 }
 
-fn crate_path(value: &Expr) -> syn::Result<WithSpan<Path>> {
+pub(crate) fn crate_path(value: &Expr) -> syn::Result<WithSpan<Path>> {
     match value {
         Expr::Path(syn::ExprPath {
             path, qself: None, ..
@@ -731,7 +740,7 @@ fn unknown_argument(name: &str) -> String {
     }
 }
 
-fn list(names: &[&str]) -> String {
+pub(crate) fn list(names: &[&str]) -> String {
     names
         .iter()
         .map(|n| format!("`{n}`"))
@@ -740,7 +749,7 @@ fn list(names: &[&str]) -> String {
 }
 
 /// The candidate closest to `name`, if it is close enough to be a typo.
-fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (edit_distance(name, c), *c))

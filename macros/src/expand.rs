@@ -94,11 +94,11 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
 /// A function as the attribute needs it: everything but the body parsed, the body kept as
 /// tokens. A syntax error inside the body is then the compiler's to report, at its place, and
 /// the body costs no parsing here.
-struct Handler {
-    attrs: Vec<syn::Attribute>,
-    vis: syn::Visibility,
-    sig: Signature,
-    body: proc_macro2::Group,
+pub(crate) struct Handler {
+    pub(crate) attrs: Vec<syn::Attribute>,
+    pub(crate) vis: syn::Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) body: proc_macro2::Group,
 }
 
 impl syn::parse::Parse for Handler {
@@ -136,7 +136,7 @@ const BODY_EXTRACTORS: &[&str] = &[
     "Body",
 ];
 
-fn check_body_last(sig: &Signature, errors: &mut Errors) {
+pub(crate) fn check_body_last(sig: &Signature, errors: &mut Errors) {
     let count = sig.inputs.len();
     for input in sig.inputs.iter().take(count.saturating_sub(1)) {
         let FnArg::Typed(typed) = input else { continue };
@@ -152,7 +152,7 @@ fn check_body_last(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-fn is_body_argument(input: &FnArg) -> bool {
+pub(crate) fn is_body_argument(input: &FnArg) -> bool {
     matches!(input, FnArg::Typed(typed) if body_extractor(&typed.ty).is_some())
 }
 
@@ -211,7 +211,7 @@ fn names_state(attr: &syn::Attribute) -> bool {
 
 /// A second `#[api_key]` below the first: the handler would get two guards and two generated
 /// types of the same name.
-fn check_applied_once(attrs: &[syn::Attribute], name: &syn::Ident, errors: &mut Errors) {
+pub(crate) fn check_applied_once(attrs: &[syn::Attribute], name: &syn::Ident, errors: &mut Errors) {
     let again = attrs.iter().find(|attr| is_attribute(attr, "api_key"));
     if let Some(again) = again {
         errors.push(syn::Error::new_spanned(
@@ -310,7 +310,7 @@ fn is_verified_key(ty: &syn::Type) -> bool {
         .is_some_and(|last| last.ident == "VerifiedKey" && last.arguments.is_empty())
 }
 
-fn not_a_function(item: &Item) -> syn::Error {
+pub(crate) fn not_a_function(item: &Item) -> syn::Error {
     const MESSAGE: &str = "#[api_key] protects an async handler function; put it on the `async fn` \
                            that handles the route, or on a unit struct (`struct ApiAccess;`) to \
                            define a guard for a router layer";
@@ -333,7 +333,7 @@ fn not_a_function(item: &Item) -> syn::Error {
     syn::Error::new(span, format!("{MESSAGE}, not on {what}"))
 }
 
-fn check_signature(sig: &Signature, errors: &mut Errors) {
+pub(crate) fn check_signature(sig: &Signature, errors: &mut Errors) {
     if let Some(token) = &sig.constness {
         errors.push(syn::Error::new(
             token.span,
@@ -560,7 +560,7 @@ fn state_check(
 }
 
 /// `tokens` with every span set to `span`, so that errors in them point at the user's code.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut token| {

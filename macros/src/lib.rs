@@ -10,6 +10,8 @@ mod attr;
 mod expand;
 #[cfg(feature = "openapi")]
 mod openapi;
+#[cfg(feature = "webhooks")]
+mod webhook;
 
 use proc_macro::TokenStream;
 
@@ -19,4 +21,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::api_key(args.into(), item.into()).into()
+}
+
+/// Verifies a signed webhook before an async axum handler runs.
+///
+/// See the documentation of `axum_api_key::webhook`, which re-exports this attribute.
+#[cfg(feature = "webhooks")]
+#[proc_macro_attribute]
+pub fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
+    webhook::webhook(args.into(), item.into()).into()
 }

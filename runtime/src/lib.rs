@@ -86,6 +86,8 @@ mod self_service;
 mod store;
 mod time;
 mod usage;
+#[cfg(feature = "webhooks")]
+pub mod webhook;
 
 pub use config::DEFAULT_ID;
 pub use error::{ConfigError, ConfigErrorKind};
@@ -265,12 +267,50 @@ pub mod metrics {
 #[doc(inline)]
 pub use axum_api_key_macros::api_key;
 
+/// Verifies a signed webhook before an async axum handler runs (feature `webhooks`).
+///
+/// ```
+/// use axum::{routing::post, Json, Router};
+/// use axum_api_key::webhook::WebhookSecrets;
+///
+/// #[axum_api_key::webhook(scheme = "standard")]
+/// async fn payment_event(Json(event): Json<serde_json::Value>) -> &'static str {
+///     // `event` is the very body whose signature was verified.
+///     "ok"
+/// }
+///
+/// let secrets = WebhookSecrets::new().with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+/// let app: Router = Router::new().route("/hooks/payments", post(payment_event)).with_state(secrets);
+/// ```
+///
+/// | argument | meaning | default |
+/// | --- | --- | --- |
+/// | `scheme = "standard"` | `"standard"` (Standard Webhooks), `"github"` or `"stripe"` | required |
+/// | `tolerance = 300` | seconds a timestamp may be from now, either way | `300` |
+/// | `max_body = 1048576` | the largest body, in bytes; 413 past it, before any MAC | `1048576` |
+/// | `secrets = PartnerSecrets` | the [`SecretSource`](webhook::SecretSource) to take from the router state | [`WebhookSecrets`](webhook::WebhookSecrets) |
+/// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
+///
+/// The handler gets a [`WebhookGuard`](webhook::WebhookGuard) first, which refuses a request
+/// without well-formed signature headers (`missing_signature`), with a timestamp out of the
+/// tolerance (`stale_timestamp`) or announcing a body over `max_body` (`body_too_large`) before
+/// any other extractor runs. Its body argument (`Bytes`, `String`, `Json<T>`, …; it must be
+/// the last) becomes a [`Signed`](webhook::Signed) of the same type, which reads the body once,
+/// compares every secret's MAC with every signature in constant time (`bad_signature`), refuses
+/// a message seen before (`replayed`) and hands the handler the verified bytes. Refusals are
+/// `application/problem+json` with the reason, and audit events like the key guard's; no
+/// secret or signature is ever in an answer or a log.
+#[cfg(feature = "webhooks")]
+#[doc(inline)]
+pub use axum_api_key_macros::webhook;
+
 /// What generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::extract::{GuardConfig, KeyConfig, Source};
     pub use crate::limit::RateLimit;
     pub use crate::store::ApiKeys;
+    pub use bytes::Bytes;
     pub use core::time::Duration;
 
     /// The store a handler's guard takes from the router state, named once per handler.

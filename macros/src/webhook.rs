@@ -1,0 +1,298 @@
+//! `#[webhook(...)]`: parsing its arguments, checking the handler, and rewriting it so that a
+//! signature guard runs first and the body it verified is the one the handler gets.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, FnArg, Lit, Meta, Token};
+
+use crate::attr::{
+    Errors, WithSpan, crate_path, list, nearest, set_once, string_literal, type_path, value_of,
+};
+use crate::expand::{Handler, check_body_last, check_signature, is_body_argument, not_a_function};
+
+const ARGUMENTS: &[&str] = &["scheme", "tolerance", "max_body", "secrets", "crate"];
+const SCHEMES: &[&str] = &["standard", "github", "stripe"];
+
+#[derive(Default)]
+struct Args {
+    scheme: Option<WithSpan<String>>,
+    tolerance: Option<WithSpan<u64>>,
+    max_body: Option<WithSpan<u64>>,
+    secrets: Option<WithSpan<syn::Type>>,
+    krate: Option<WithSpan<syn::Path>>,
+}
+
+pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = parse(args, &mut errors);
+    if args.scheme.is_none() && !errors.has_errors() {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "#[webhook] needs the sender's scheme: `#[webhook(scheme = \"standard\")]`, \
+             `\"github\"` or `\"stripe\"`",
+        ));
+    }
+    let handler = match syn::parse2::<Handler>(item.clone()) {
+        Ok(handler) => {
+            check_signature(&handler.sig, &mut errors);
+            check_body_last(&handler.sig, &mut errors);
+            if let Some(again) = handler.attrs.iter().find(|attr| {
+                attr.path()
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "webhook")
+            }) {
+                errors.push(syn::Error::new_spanned(
+                    again,
+                    "#[webhook] is applied twice; keep one and put every argument in it",
+                ));
+            }
+            Some(handler)
+        }
+        Err(_) => {
+            if let Ok(other) = syn::parse2::<syn::Item>(item.clone()) {
+                errors.push(not_a_function(&other));
+            }
+            None
+        }
+    };
+    match (errors.into_result(), handler) {
+        (Ok(()), Some(handler)) => rewrite(&args, handler),
+        (Err(error), _) => {
+            let error = error.into_compile_error();
+            quote! { #item #error }
+        }
+        (Ok(()), None) => item,
+    }
+}
+
+fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
+    let mut args = Args::default();
+    let parsed = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens);
+    let metas = match parsed {
+        Ok(metas) => metas,
+        Err(error) => {
+            errors.push(syn::Error::new(
+                error.span(),
+                format!(
+                    "{error}\nhelp: arguments are written `name = value` and separated by commas, \
+                     e.g. `#[webhook(scheme = \"standard\", tolerance = 300)]`"
+                ),
+            ));
+            return args;
+        }
+    };
+    for meta in metas {
+        if let Err(error) = parse_one(&meta, &mut args) {
+            errors.push(error);
+        }
+    }
+    args
+}
+
+fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
+    let path = meta.path();
+    let name = path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    match name.as_str() {
+        "scheme" => {
+            let value = value_of(meta, "scheme = \"standard\"")?;
+            let Some(lit) = string_literal(value) else {
+                return Err(syn::Error::new_spanned(
+                    value,
+                    "expected the scheme as a string literal: `\"standard\"`, `\"github\"` or `\"stripe\"`",
+                ));
+            };
+            let scheme = lit.value();
+            if !SCHEMES.contains(&scheme.as_str()) {
+                let hint = nearest(&scheme.to_ascii_lowercase(), SCHEMES)
+                    .map(|near| format!("; did you mean `\"{near}\"`?"))
+                    .unwrap_or_default();
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    format!(
+                        "unknown scheme `{scheme}`{hint} the schemes are `\"standard\"` (Standard \
+                         Webhooks), `\"github\"` and `\"stripe\"`"
+                    ),
+                ));
+            }
+            set_once(
+                &mut args.scheme,
+                WithSpan {
+                    value: scheme,
+                    span: lit.span(),
+                },
+                path,
+            )
+        }
+        "tolerance" => {
+            let value = value_of(meta, "tolerance = 300")?;
+            let seconds = positive_integer(
+                value,
+                "tolerance",
+                "seconds, e.g. `tolerance = 300`",
+                86_400,
+            )?;
+            set_once(&mut args.tolerance, seconds, path)
+        }
+        "max_body" => {
+            let value = value_of(meta, "max_body = 1048576")?;
+            let bytes = positive_integer(
+                value,
+                "max_body",
+                "bytes, e.g. `max_body = 1048576`",
+                1 << 30,
+            )?;
+            set_once(&mut args.max_body, bytes, path)
+        }
+        "secrets" => {
+            let value = value_of(meta, "secrets = PartnerSecrets")?;
+            let Expr::Path(expr) = value else {
+                return Err(syn::Error::new_spanned(
+                    value,
+                    "expected a type by its name, e.g. `secrets = PartnerSecrets`",
+                ));
+            };
+            let ty = syn::Type::Path(syn::TypePath {
+                qself: None,
+                path: expr.path.clone(),
+            });
+            let secrets = type_path(&ty, "secrets = PartnerSecrets")?;
+            set_once(&mut args.secrets, secrets, path)
+        }
+        "crate" => {
+            let value = value_of(meta, "crate = ::my_crate::axum_api_key")?;
+            let krate = crate_path(value)?;
+            set_once(&mut args.krate, krate, path)
+        }
+        _ => {
+            let valid = list(ARGUMENTS);
+            let message = match nearest(&name, ARGUMENTS) {
+                Some(near) => format!(
+                    "unknown argument `{name}`; did you mean `{near}`?\nvalid arguments are {valid}"
+                ),
+                None => format!("unknown argument `{name}`; valid arguments are {valid}"),
+            };
+            Err(syn::Error::new_spanned(path, message))
+        }
+    }
+}
+
+/// A whole number from 1 to `max`, as an integer literal.
+fn positive_integer(value: &Expr, name: &str, unit: &str, max: u64) -> syn::Result<WithSpan<u64>> {
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Int(lit), ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` is an integer literal in {unit}; it is checked at compile time"),
+        ));
+    };
+    let number = lit
+        .base10_parse::<u64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                lit,
+                format!("`{name}` is a whole number from 1 to {max}, in {unit}"),
+            )
+        })?;
+    Ok(WithSpan {
+        value: number,
+        span: lit.span(),
+    })
+}
+
+fn rewrite(args: &Args, handler: Handler) -> TokenStream {
+    let Handler {
+        attrs,
+        vis,
+        sig: original,
+        body,
+    } = handler;
+    let krate = match &args.krate {
+        Some(krate) => {
+            let path = &krate.value;
+            quote! { #path }
+        }
+        None => quote! { ::axum_api_key },
+    };
+    let webhook = quote! { #krate::webhook };
+    let scheme = match args.scheme.as_ref().map(|s| s.value.as_str()) {
+        Some("github") => quote! { GitHub },
+        Some("stripe") => quote! { Stripe },
+        _ => quote! { Standard },
+    };
+    let tolerance = args.tolerance.as_ref().map_or(300, |t| t.value);
+    let max_body = args.max_body.as_ref().map_or(1 << 20, |m| m.value);
+    let max_body = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let secrets = match &args.secrets {
+        Some(secrets) => {
+            let ty = &secrets.value;
+            quote! { #ty }
+        }
+        None => quote! { #webhook::WebhookSecrets },
+    };
+    let name = original.ident.to_string();
+    let config = format_ident!(
+        "__webhook_config_{}",
+        name.strip_prefix("r#").unwrap_or(&name),
+        span = original.ident.span()
+    );
+    let mut sig = original.clone();
+    let guard: FnArg = syn::parse_quote! { _: #webhook::WebhookGuard<#config, #secrets> };
+    let last_is_body = sig.inputs.last().is_some_and(is_body_argument);
+    if last_is_body {
+        if let Some(FnArg::Typed(last)) = sig.inputs.last_mut() {
+            let (pat, ty) = (&last.pat, &last.ty);
+            *last = syn::parse_quote! {
+                #webhook::Signed(#pat, _): #webhook::Signed<#ty, #config, #secrets>
+            };
+        }
+    } else {
+        sig.inputs.push(syn::parse_quote! {
+            _: #webhook::Signed<#krate::__private::Bytes, #config, #secrets>
+        });
+    }
+    sig.inputs.insert(0, guard);
+    let vis_config = &vis;
+    let doc_attrs = attrs.iter().filter(|attr| {
+        [
+            "doc",
+            "deprecated",
+            "must_use",
+            "cfg",
+            "cfg_attr",
+            "allow",
+            "expect",
+        ]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis_config enum #config {}
+
+        impl #webhook::WebhookConfigType for #config {
+            const CONFIG: #webhook::WebhookConfig =
+                #webhook::WebhookConfig::new(#webhook::Scheme::#scheme)
+                    .with_tolerance(#krate::__private::Duration::from_secs(#tolerance))
+                    .with_max_body(#max_body);
+        }
+
+        #[cfg(not(doc))]
+        #(#attrs)*
+        #vis #sig #body
+
+        #[cfg(doc)]
+        #(#doc_attrs)*
+        #vis #original #body
+    }
+}

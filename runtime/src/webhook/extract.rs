@@ -1,0 +1,282 @@
+//! The extractors `#[webhook]` puts in a handler: [`WebhookGuard`] first, which reads the
+//! signature headers, and [`Signed`] last, which reads the body once, checks its MAC and hands
+//! the handler the very bytes that were verified.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::response::{IntoResponse, Response};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::verify::{Claimed, HeaderError, claimed, matching};
+use super::{Scheme, SecretSource, WebhookConfigType, hex};
+use crate::rejection::JsonStr;
+
+/// Why a webhook request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebhookProblem {
+    /// The signature headers are missing or not of the scheme's form: `401`.
+    MissingSignature,
+    /// No signature matches the body with any secret: `401`.
+    BadSignature,
+    /// The timestamp is further from now than the tolerance: `401`.
+    StaleTimestamp,
+    /// This message was accepted already: `409`.
+    Replayed,
+    /// The body is larger than the route accepts; no MAC was computed: `413`.
+    BodyTooLarge,
+    /// The handler takes [`Signed`] but no [`WebhookGuard`] ran before it: `500`.
+    NotProtected,
+}
+
+impl WebhookProblem {
+    /// The reason in audit events: `missing_signature`, `bad_signature`, `stale_timestamp`,
+    /// `replayed`, `body_too_large` or `not_protected`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing_signature",
+            Self::BadSignature => "bad_signature",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::Replayed => "replayed",
+            Self::BodyTooLarge => "body_too_large",
+            Self::NotProtected => "not_protected",
+        }
+    }
+
+    /// The status of the answer.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingSignature | Self::BadSignature | Self::StaleTimestamp => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Replayed => StatusCode::CONFLICT,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::MissingSignature => "Webhook signature required",
+            Self::BadSignature => "Invalid webhook signature",
+            Self::StaleTimestamp => "Webhook timestamp out of range",
+            Self::Replayed => "Webhook already received",
+            Self::BodyTooLarge => "Webhook body too large",
+            Self::NotProtected => "Webhook check not configured",
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Self::MissingSignature => {
+                "This endpoint accepts signed webhooks only; the signature headers are missing or malformed."
+            }
+            Self::BadSignature => "No signature of this request matches its body.",
+            Self::StaleTimestamp => "The webhook's timestamp is too far from the current time.",
+            Self::Replayed => "This webhook message was received already.",
+            Self::BodyTooLarge => "The webhook's body is larger than this endpoint accepts.",
+            Self::NotProtected => "The server could not check this webhook's signature.",
+        }
+    }
+}
+
+/// The answer to a refused webhook: the problem's status and an `application/problem+json`
+/// body (RFC 9457) naming the reason; never a secret or a signature.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRejection {
+    problem: WebhookProblem,
+}
+
+impl WebhookRejection {
+    /// Why the request was refused.
+    pub fn problem(&self) -> WebhookProblem {
+        self.problem
+    }
+}
+
+impl fmt::Display for WebhookRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.problem.title(), self.problem.detail())
+    }
+}
+
+impl std::error::Error for WebhookRejection {}
+
+impl IntoResponse for WebhookRejection {
+    fn into_response(self) -> Response {
+        let problem = self.problem;
+        let body = format!(
+            "{{\"type\":\"about:blank\",\"title\":{},\"status\":{},\"detail\":{},\"reason\":{}}}",
+            JsonStr(problem.title()),
+            problem.status().as_u16(),
+            JsonStr(problem.detail()),
+            JsonStr(problem.reason()),
+        );
+        let mut response = (problem.status(), body).into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// Reads a webhook's signature headers before any other extractor: a request without a
+/// well-formed signature, or with a timestamp out of the tolerance, or announcing a body over
+/// the route's size, is refused here. `#[webhook]` puts it first in the handler.
+pub struct WebhookGuard<C, K = super::WebhookSecrets> {
+    _config: PhantomData<fn() -> (C, K)>,
+}
+
+/// What the guard read, for [`Signed`].
+#[derive(Clone)]
+struct Claim(Claimed);
+
+impl<C, K, St> FromRequestParts<St> for WebhookGuard<C, K>
+where
+    C: WebhookConfigType,
+    K: SecretSource + FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        let config = C::CONFIG;
+        let announced = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > config.max_body() as u64) {
+            return Err(refuse(parts, config.scheme(), WebhookProblem::BodyTooLarge));
+        }
+        match claimed(&config, &parts.headers) {
+            Ok(claimed) => {
+                parts.extensions.insert(Claim(claimed));
+                Ok(Self {
+                    _config: PhantomData,
+                })
+            }
+            Err(HeaderError::Missing) => Err(refuse(
+                parts,
+                config.scheme(),
+                WebhookProblem::MissingSignature,
+            )),
+            Err(HeaderError::Stale) => Err(refuse(
+                parts,
+                config.scheme(),
+                WebhookProblem::StaleTimestamp,
+            )),
+        }
+    }
+}
+
+/// The body of a webhook whose signature was verified, as `T` (`Bytes`, `String`, `Json<U>`,
+/// or any body extractor) made from the very bytes the MAC covered. `#[webhook]` puts it in
+/// place of the handler's body argument, which keeps its type.
+///
+/// The body is read once, up to the route's size (413 past it, before any MAC), and every
+/// secret's MAC is compared with every signature in constant time. A message accepted before
+/// (the same Standard Webhooks id, or the same Stripe signature) is refused as replayed.
+pub struct Signed<T, C, K = super::WebhookSecrets>(pub T, pub PhantomData<fn() -> (C, K)>);
+
+impl<T, C, K, St> FromRequest<St> for Signed<T, C, K>
+where
+    T: FromRequest<St>,
+    C: WebhookConfigType,
+    K: SecretSource + FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &St) -> Result<Self, Self::Rejection> {
+        let config = C::CONFIG;
+        let (mut parts, body) = request.into_parts();
+        let Some(Claim(claimed)) = parts.extensions.remove::<Claim>() else {
+            tracing::error!(
+                target: "axum_api_key::audit",
+                method = %parts.method,
+                path = parts.uri.path(),
+                "a handler takes a signed webhook body but no webhook guard ran before it; put \
+                 `#[webhook]` on the handler"
+            );
+            return Err(
+                refuse(&parts, config.scheme(), WebhookProblem::NotProtected).into_response(),
+            );
+        };
+        let bytes: Bytes = match Limited::new(body, config.max_body()).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(
+                    refuse(&parts, config.scheme(), WebhookProblem::BodyTooLarge).into_response(),
+                );
+            }
+            // The client went away mid-body: nothing was verified.
+            Err(_) => {
+                return Err(
+                    refuse(&parts, config.scheme(), WebhookProblem::BadSignature).into_response(),
+                );
+            }
+        };
+        let secrets = K::from_ref(state);
+        let secrets = secrets.webhook_secrets();
+        let Some(matched) = matching(&config, &claimed, secrets, &bytes) else {
+            return Err(
+                refuse(&parts, config.scheme(), WebhookProblem::BadSignature).into_response(),
+            );
+        };
+        let message = match config.scheme() {
+            Scheme::Standard => claimed.id.as_deref().map(|id| format!("standard:{id}")),
+            Scheme::Stripe => Some(format!("stripe:{}", hex(&matched))),
+            // GitHub signs no time and no id: there is nothing to tell a replay by.
+            Scheme::GitHub => None,
+        };
+        if let Some(message) = &message {
+            let window = config.tolerance().saturating_mul(2) + Duration::from_secs(1);
+            if !secrets.replay().first_sighting(message, window).await {
+                return Err(
+                    refuse(&parts, config.scheme(), WebhookProblem::Replayed).into_response()
+                );
+            }
+        }
+        tracing::debug!(
+            target: "axum_api_key::audit",
+            outcome = "accepted",
+            scheme = config.scheme().name(),
+            webhook_id = claimed.id.as_deref(),
+            method = %parts.method,
+            route = route(&parts),
+        );
+        let request = Request::from_parts(parts, Body::from(bytes));
+        match T::from_request(request, state).await {
+            Ok(value) => Ok(Self(value, PhantomData)),
+            Err(rejection) => Err(rejection.into_response()),
+        }
+    }
+}
+
+fn refuse(parts: &Parts, scheme: Scheme, problem: WebhookProblem) -> WebhookRejection {
+    tracing::info!(
+        target: "axum_api_key::audit",
+        outcome = "refused",
+        reason = problem.reason(),
+        status = problem.status().as_u16(),
+        scheme = scheme.name(),
+        method = %parts.method,
+        route = route(parts),
+    );
+    WebhookRejection { problem }
+}
+
+fn route(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or(parts.uri.path(), MatchedPath::as_str)
+}
