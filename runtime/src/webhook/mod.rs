@@ -24,6 +24,7 @@ mod verify;
 pub use extract::{Signed, WebhookGuard, WebhookProblem, WebhookRejection};
 pub use replay::{ReplayGuard, SeenIds};
 
+
 /// Which signature a sender puts on its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -365,6 +366,19 @@ pub fn sign(
             )]
         }
     })
+}
+
+/// A new random Standard Webhooks secret, `whsec_` and 24 random bytes in base64: for
+/// apps that send webhooks, or to try one. The OS's random source makes it.
+///
+/// ```
+/// let secret = axum_api_key::webhook::generate_secret();
+/// assert!(secret.starts_with("whsec_") && secret.len() == 38);
+/// ```
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).unwrap_or_else(|error| panic!("the OS random source failed: {error}"));
+    format!("whsec_{}", BASE64.encode(bytes))
 }
 
 /// HMAC-SHA256 of the parts, in order, keyed with `key`.
