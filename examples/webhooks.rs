@@ -57,7 +57,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(secrets) => (secrets, None),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
             let secret = axum_api_key::webhook::generate_secret();
-            (WebhookSecrets::new().try_with_secret(&secret)?, Some(secret))
+            (
+                WebhookSecrets::new().try_with_secret(&secret)?,
+                Some(secret),
+            )
         }
         Err(error) => return Err(error.into()),
     };
@@ -68,13 +71,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Some(secret) => {
             let body = r#"{"type":"invoice.paid","id":"evt_1"}"#;
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-            let headers = sign(Scheme::Standard, &secret, "msg_demo_1", now, body.as_bytes())?;
+            let headers = sign(
+                Scheme::Standard,
+                &secret,
+                "msg_demo_1",
+                now,
+                body.as_bytes(),
+            )?;
             let flags: Vec<String> = headers
                 .iter()
                 .map(|(name, value)| format!("-H '{name}: {value}'"))
                 .collect();
             println!();
-            println!("WEBHOOK_SECRETS is not set, so this run uses a demo secret, kept in memory only:");
+            println!(
+                "WEBHOOK_SECRETS is not set, so this run uses a demo secret, kept in memory only:"
+            );
             println!();
             println!("    {secret}");
             println!();
@@ -83,7 +94,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 "    curl -i {} -H 'content-type: application/json' -d '{body}' http://{address}/webhooks/standard",
                 flags.join(" ")
             );
-            println!("The same with the body changed is refused (401), and sent twice, replayed (409).");
+            println!(
+                "The same with the body changed is refused (401), and sent twice, replayed (409)."
+            );
         }
         None => println!("serving {} secret(s) from WEBHOOK_SECRETS", secrets.len()),
     }

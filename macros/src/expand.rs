@@ -334,6 +334,11 @@ pub(crate) fn not_a_function(item: &Item) -> syn::Error {
 }
 
 pub(crate) fn check_signature(sig: &Signature, errors: &mut Errors) {
+    check_signature_of("#[api_key]", sig, errors);
+}
+
+/// The checks of [`check_signature`], for the attribute named `attribute`.
+pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut Errors) {
     if let Some(token) = &sig.constness {
         errors.push(syn::Error::new(
             token.span,
@@ -344,7 +349,7 @@ pub(crate) fn check_signature(sig: &Signature, errors: &mut Errors) {
         errors.push(syn::Error::new(
             sig.fn_token.span,
             format!(
-                "#[api_key] needs an async handler: write `async fn {}(...)`",
+                "{attribute} needs an async handler: write `async fn {}(...)`",
                 sig.ident
             ),
         ));

@@ -10,7 +10,9 @@ use syn::{Expr, FnArg, Lit, Meta, Token};
 use crate::attr::{
     Errors, WithSpan, crate_path, list, nearest, set_once, string_literal, type_path, value_of,
 };
-use crate::expand::{Handler, check_body_last, check_signature, is_body_argument, not_a_function};
+use crate::expand::{
+    Handler, check_body_last, check_signature_of, is_body_argument, not_a_function,
+};
 
 const ARGUMENTS: &[&str] = &["scheme", "tolerance", "max_body", "secrets", "crate"];
 const SCHEMES: &[&str] = &["standard", "github", "stripe"];
@@ -36,7 +38,7 @@ pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     let handler = match syn::parse2::<Handler>(item.clone()) {
         Ok(handler) => {
-            check_signature(&handler.sig, &mut errors);
+            check_signature_of("#[webhook]", &handler.sig, &mut errors);
             check_body_last(&handler.sig, &mut errors);
             if let Some(again) = handler.attrs.iter().find(|attr| {
                 attr.path()
@@ -110,13 +112,13 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
             let scheme = lit.value();
             if !SCHEMES.contains(&scheme.as_str()) {
                 let hint = nearest(&scheme.to_ascii_lowercase(), SCHEMES)
-                    .map(|near| format!("; did you mean `\"{near}\"`?"))
+                    .map(|near| format!(" did you mean `\"{near}\"`?"))
                     .unwrap_or_default();
                 return Err(syn::Error::new_spanned(
                     lit,
                     format!(
-                        "unknown scheme `{scheme}`{hint} the schemes are `\"standard\"` (Standard \
-                         Webhooks), `\"github\"` and `\"stripe\"`"
+                        "unknown scheme `{scheme}`;{hint} the schemes are `\"standard\"` \
+                         (Standard Webhooks), `\"github\"` and `\"stripe\"`"
                     ),
                 ));
             }

@@ -24,7 +24,6 @@ mod verify;
 pub use extract::{Signed, WebhookGuard, WebhookProblem, WebhookRejection};
 pub use replay::{ReplayGuard, SeenIds};
 
-
 /// Which signature a sender puts on its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -377,7 +376,8 @@ pub fn sign(
 /// ```
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).unwrap_or_else(|error| panic!("the OS random source failed: {error}"));
+    getrandom::fill(&mut bytes)
+        .unwrap_or_else(|error| panic!("the OS random source failed: {error}"));
     format!("whsec_{}", BASE64.encode(bytes))
 }
 

@@ -1,0 +1,58 @@
+//! `#[webhook]` for each scheme, with each kind of body, and secrets in a state struct.
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use axum_api_key::webhook::{SecretSource, WebhookSecrets};
+use axum_api_key::{webhook, ApiKeys};
+
+#[webhook(scheme = "standard")]
+async fn standard(Json(event): Json<serde_json::Value>) -> String {
+    event.to_string()
+}
+
+#[webhook(scheme = "github", max_body = 4096)]
+async fn github(State(state): State<AppState>, body: Bytes) -> String {
+    format!("{} {}", state.name, body.len())
+}
+
+#[webhook(scheme = "stripe", tolerance = 60, secrets = StripeSecrets)]
+async fn stripe(body: String) -> String {
+    body
+}
+
+#[webhook(scheme = "standard")]
+async fn without_body() {}
+
+#[derive(Clone)]
+struct StripeSecrets(WebhookSecrets);
+
+impl SecretSource for StripeSecrets {
+    fn webhook_secrets(&self) -> &WebhookSecrets {
+        &self.0
+    }
+}
+
+#[derive(Clone, FromRef)]
+struct AppState {
+    name: String,
+    keys: ApiKeys,
+    webhooks: WebhookSecrets,
+    stripe: StripeSecrets,
+}
+
+fn main() {
+    let state = AppState {
+        name: "app".to_owned(),
+        keys: ApiKeys::new(),
+        webhooks: WebhookSecrets::new(),
+        stripe: StripeSecrets(WebhookSecrets::new()),
+    };
+    let _: Router = Router::new()
+        .route("/standard", post(standard))
+        .route("/github", post(github))
+        .route("/stripe", post(stripe))
+        .route("/ping", post(without_body))
+        .with_state(state);
+}
