@@ -232,7 +232,7 @@ where
             );
         };
         let message = match config.scheme() {
-            Scheme::Standard => claimed.id.as_deref().map(|id| format!("standard:{id}")),
+            Scheme::Standard => claimed.id().map(|id| format!("standard:{id}")),
             Scheme::Stripe => Some(format!("stripe:{}", hex(&matched))),
             // GitHub signs no time and no id: there is nothing to tell a replay by.
             Scheme::GitHub => None,
@@ -249,7 +249,7 @@ where
             target: "axum_api_key::audit",
             outcome = "accepted",
             scheme = config.scheme().name(),
-            webhook_id = claimed.id.as_deref(),
+            webhook_id = claimed.id(),
             method = %parts.method,
             route = route(&parts),
         );

@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::{Scheme, WebhookConfig, WebhookSecrets, mac};
@@ -13,15 +13,60 @@ use super::{Scheme, WebhookConfig, WebhookSecrets, mac};
 /// signs with, a couple during a rotation.
 const MAX_CANDIDATES: usize = 8;
 
-/// What the headers of a request say, once they are well-formed and timely.
+/// What the headers of a request say, once they are well-formed and timely. Held without an
+/// allocation: header values share the request's buffers, signatures are decoded in place.
 #[derive(Clone, Debug)]
 pub(crate) struct Claimed {
     /// The message id (Standard Webhooks).
-    pub(crate) id: Option<String>,
+    id: Option<Text>,
     /// The timestamp as sent, which the MAC covers (Standard Webhooks and Stripe).
-    pub(crate) timestamp: Option<String>,
-    /// The signatures to compare, decoded.
-    pub(crate) signatures: Vec<[u8; 32]>,
+    timestamp: Option<Text>,
+    /// The signatures to compare, decoded: the first `count`.
+    signatures: [[u8; 32]; MAX_CANDIDATES],
+    count: usize,
+}
+
+impl Claimed {
+    pub(crate) fn id(&self) -> Option<&str> {
+        self.id.as_ref().map(Text::as_str)
+    }
+
+    fn timestamp(&self) -> &str {
+        self.timestamp.as_ref().map_or("", Text::as_str)
+    }
+
+    fn signatures(&self) -> &[[u8; 32]] {
+        &self.signatures[..self.count]
+    }
+
+    fn push(&mut self, signature: [u8; 32]) {
+        if self.count < MAX_CANDIDATES {
+            self.signatures[self.count] = signature;
+            self.count += 1;
+        }
+    }
+}
+
+/// Part of a header value, which is visible ASCII (checked when read).
+#[derive(Clone, Debug)]
+struct Text {
+    value: http::HeaderValue,
+    start: usize,
+    end: usize,
+}
+
+impl Text {
+    fn whole(value: &http::HeaderValue) -> Self {
+        Self {
+            value: value.clone(),
+            start: 0,
+            end: value.len(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.value.as_bytes()[self.start..self.end]).unwrap_or_default()
+    }
 }
 
 /// Why the headers are refused.
@@ -33,69 +78,96 @@ pub(crate) enum HeaderError {
     Stale,
 }
 
+// Named once: a lookup by `&str` would parse the name on every request.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
+const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
+
 /// Reads the headers `config.scheme()` signs with.
 pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Claimed, HeaderError> {
-    let one = |name: &str| -> Result<&str, HeaderError> {
+    let one = |name: HeaderName| -> Result<&http::HeaderValue, HeaderError> {
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {
-            (Some(value), None) => value.to_str().map_err(|_| HeaderError::Missing),
+            // `to_str` checks that the value is visible ASCII.
+            (Some(value), None) if value.to_str().is_ok() => Ok(value),
             _ => Err(HeaderError::Missing),
         }
     };
-    let claimed = match config.scheme() {
+    let mut claimed = Claimed {
+        id: None,
+        timestamp: None,
+        signatures: [[0; 32]; MAX_CANDIDATES],
+        count: 0,
+    };
+    match config.scheme() {
         Scheme::Standard => {
-            let id = one("webhook-id")?;
+            let id = one(WEBHOOK_ID)?;
             if id.is_empty() || id.len() > 256 {
                 return Err(HeaderError::Missing);
             }
-            let timestamp = one("webhook-timestamp")?;
-            let signatures = one("webhook-signature")?
+            claimed.id = Some(Text::whole(id));
+            claimed.timestamp = Some(Text::whole(one(WEBHOOK_TIMESTAMP)?));
+            let signatures = one(WEBHOOK_SIGNATURE)?.to_str().unwrap_or_default();
+            for encoded in signatures
                 .split(' ')
                 .filter_map(|signature| signature.strip_prefix("v1,"))
                 .take(MAX_CANDIDATES)
-                .filter_map(|encoded| BASE64.decode(encoded).ok()?.try_into().ok())
-                .collect();
-            Claimed {
-                id: Some(id.to_owned()),
-                timestamp: Some(timestamp.to_owned()),
-                signatures,
+            {
+                let mut decoded = [0u8; 48];
+                if let Ok(32) = BASE64.decode_slice(encoded, &mut decoded) {
+                    let mut signature = [0u8; 32];
+                    signature.copy_from_slice(&decoded[..32]);
+                    claimed.push(signature);
+                }
             }
         }
         Scheme::GitHub => {
-            let signature = one("x-hub-signature-256")?
+            let signature = one(HUB_SIGNATURE)?
+                .to_str()
+                .unwrap_or_default()
                 .strip_prefix("sha256=")
                 .and_then(unhex)
                 .ok_or(HeaderError::Missing)?;
-            Claimed {
-                id: None,
-                timestamp: None,
-                signatures: vec![signature],
-            }
+            claimed.push(signature);
         }
         Scheme::Stripe => {
-            let mut timestamp = None;
-            let mut signatures = Vec::new();
-            for pair in one("stripe-signature")?.split(',') {
-                match pair.trim().split_once('=') {
-                    Some(("t", value)) if timestamp.is_none() => timestamp = Some(value.to_owned()),
-                    Some(("v1", value)) if signatures.len() < MAX_CANDIDATES => {
-                        signatures.extend(unhex(value));
+            let value = one(STRIPE_SIGNATURE)?;
+            let text = value.to_str().unwrap_or_default();
+            let mut at = 0;
+            for pair in text.split(',') {
+                let start = at;
+                at += pair.len() + 1;
+                let trimmed = pair.trim_start();
+                let offset = start + (pair.len() - trimmed.len());
+                match trimmed.trim_end().split_once('=') {
+                    Some(("t", stamp)) if claimed.timestamp.is_none() => {
+                        let begin = offset + 2;
+                        claimed.timestamp = Some(Text {
+                            value: value.clone(),
+                            start: begin,
+                            end: begin + stamp.len(),
+                        });
+                    }
+                    Some(("v1", signature)) => {
+                        if let Some(signature) = unhex(signature) {
+                            claimed.push(signature);
+                        }
                     }
                     _ => {}
                 }
             }
-            Claimed {
-                id: None,
-                timestamp: Some(timestamp.ok_or(HeaderError::Missing)?),
-                signatures,
+            if claimed.timestamp.is_none() {
+                return Err(HeaderError::Missing);
             }
         }
-    };
-    if claimed.signatures.is_empty() {
+    }
+    if claimed.count == 0 {
         return Err(HeaderError::Missing);
     }
     if let Some(timestamp) = &claimed.timestamp {
-        let sent: u64 = timestamp.parse().map_err(|_| HeaderError::Missing)?;
+        let sent: u64 = timestamp.as_str().parse().map_err(|_| HeaderError::Missing)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
@@ -121,21 +193,18 @@ pub(crate) fn matching(
                 let Some(key) = &secret.standard else {
                     continue;
                 };
-                let id = claimed.id.as_deref().unwrap_or_default();
-                let timestamp = claimed.timestamp.as_deref().unwrap_or_default();
+                let id = claimed.id().unwrap_or_default();
+                let timestamp = claimed.timestamp();
                 mac(
                     key,
                     &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
                 )
             }
             Scheme::GitHub => mac(&secret.text, &[body]),
-            Scheme::Stripe => {
-                let timestamp = claimed.timestamp.as_deref().unwrap_or_default();
-                mac(&secret.text, &[timestamp.as_bytes(), b".", body])
-            }
+            Scheme::Stripe => mac(&secret.text, &[claimed.timestamp().as_bytes(), b".", body]),
         };
         let mut equal = Choice::from(0);
-        for signature in &claimed.signatures {
+        for signature in claimed.signatures() {
             equal |= computed.ct_eq(signature);
         }
         if bool::from(equal) {
