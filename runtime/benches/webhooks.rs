@@ -16,7 +16,7 @@ mod common;
 use std::hint::black_box;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum_api_key::webhook::{Scheme, WebhookConfig, WebhookSecrets, __verify, sign};
+use axum_api_key::webhook::{__verify, Scheme, WebhookConfig, WebhookSecrets, sign};
 use common::{benchmarking, option, quantile};
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
@@ -64,7 +64,12 @@ fn main() {
                         black_box(mac.finalize());
                     } else {
                         let (config, headers) = &signed[variant - 1];
-                        black_box(__verify(config, black_box(headers), &secrets, black_box(&body)));
+                        black_box(__verify(
+                            config,
+                            black_box(headers),
+                            &secrets,
+                            black_box(&body),
+                        ));
                     }
                 }
                 times[variant].push(started.elapsed().as_nanos() as f64 / iterations as f64);
@@ -73,13 +78,22 @@ fn main() {
         if !benchmarking() {
             continue;
         }
-        println!("## {} KiB body: {rounds} rounds of {iterations} checks per variant, interleaved\n", size / 1024);
-        println!("| variant | median ns | ratio to hmac (median of per-round ratios) | quartiles |");
+        println!(
+            "## {} KiB body: {rounds} rounds of {iterations} checks per variant, interleaved\n",
+            size / 1024
+        );
+        println!(
+            "| variant | median ns | ratio to hmac (median of per-round ratios) | quartiles |"
+        );
         println!("| --- | --- | --- | --- |");
         for (at, name) in names.iter().enumerate() {
             let mut own = times[at].clone();
             own.sort_by(f64::total_cmp);
-            let mut ratios: Vec<f64> = times[at].iter().zip(&times[0]).map(|(t, h)| t / h).collect();
+            let mut ratios: Vec<f64> = times[at]
+                .iter()
+                .zip(&times[0])
+                .map(|(t, h)| t / h)
+                .collect();
             ratios.sort_by(f64::total_cmp);
             println!(
                 "| {name} | {:.0} | {:.3} | {:.3} to {:.3} |",

@@ -133,12 +133,30 @@ struct Secrets {
     replay: Arc<dyn ReplayGuard>,
 }
 
-/// One secret, as each scheme keys its MAC with it.
+/// One secret, as each scheme keys its MAC with it: the HMAC state after the key, computed
+/// once, so that a request pays for its body alone.
+#[derive(Clone)]
 pub(crate) struct Secret {
-    /// The secret's text: GitHub and Stripe key with it as it is.
-    pub(crate) text: Box<[u8]>,
-    /// The bytes after `whsec_`, base64-decoded: Standard Webhooks keys with them.
-    pub(crate) standard: Option<Box<[u8]>>,
+    /// Keyed with the secret's text: GitHub and Stripe key with it as it is.
+    pub(crate) text: Hmac<Sha256>,
+    /// Keyed with the bytes after `whsec_`, base64-decoded: Standard Webhooks keys with them.
+    pub(crate) standard: Option<Hmac<Sha256>>,
+}
+
+impl Secret {
+    fn new(text: &str) -> Self {
+        let keyed = |key: &[u8]| {
+            <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"))
+        };
+        Self {
+            text: keyed(text.as_bytes()),
+            standard: text
+                .strip_prefix("whsec_")
+                .and_then(|encoded| BASE64.decode(encoded).ok())
+                .map(|key| keyed(&key)),
+        }
+    }
 }
 
 impl Default for WebhookSecrets {
@@ -212,23 +230,8 @@ impl WebhookSecrets {
         if text.is_empty() {
             return Err(ConfigError::new(ConfigErrorKind::EmptyKey));
         }
-        let standard = text
-            .strip_prefix("whsec_")
-            .and_then(|encoded| BASE64.decode(encoded).ok())
-            .map(Vec::into_boxed_slice);
-        let mut secrets: Vec<Secret> = self
-            .inner
-            .secrets
-            .iter()
-            .map(|secret| Secret {
-                text: secret.text.clone(),
-                standard: secret.standard.clone(),
-            })
-            .collect();
-        secrets.push(Secret {
-            text: text.as_bytes().into(),
-            standard,
-        });
+        let mut secrets = self.inner.secrets.clone();
+        secrets.push(Secret::new(text));
         Ok(Self {
             inner: Arc::new(Secrets {
                 secrets,
@@ -240,18 +243,9 @@ impl WebhookSecrets {
     /// Records message ids in `guard` rather than in this process alone: a Redis-backed guard
     /// lets every instance refuse a message another one accepted.
     pub fn with_replay_guard(self, guard: impl ReplayGuard) -> Self {
-        let secrets = self
-            .inner
-            .secrets
-            .iter()
-            .map(|secret| Secret {
-                text: secret.text.clone(),
-                standard: secret.standard.clone(),
-            })
-            .collect();
         Self {
             inner: Arc::new(Secrets {
-                secrets,
+                secrets: self.inner.secrets.clone(),
                 replay: Arc::new(guard),
             }),
         }
@@ -396,8 +390,14 @@ pub fn __verify(
 
 /// HMAC-SHA256 of the parts, in order, keyed with `key`.
 pub(crate) fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+    let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac_with(&keyed, parts)
+}
+
+/// HMAC-SHA256 of the parts, in order, from a keyed state.
+pub(crate) fn mac_with(keyed: &Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = keyed.clone();
     for part in parts {
         mac.update(part);
     }
@@ -461,6 +461,8 @@ mod tests {
         );
         let stripe = WebhookSecrets::new().with_secret("whsec_not*base64");
         assert!(stripe.secrets()[0].standard.is_none());
+        let standard = WebhookSecrets::new().with_secret("whsec_AAAA");
+        assert!(standard.secrets()[0].standard.is_some());
         assert!(WebhookSecrets::new().try_with_secret("").is_err());
         let secrets = WebhookSecrets::new()
             .with_secret("plain")

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, HeaderName};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::{Scheme, WebhookConfig, WebhookSecrets, mac};
+use super::{Scheme, WebhookConfig, WebhookSecrets, mac_with};
 
 /// At most this many signatures of one request are compared: a sender lists one per secret it
 /// signs with, a couple during a rotation.
@@ -19,20 +19,28 @@ const MAX_CANDIDATES: usize = 8;
 pub(crate) struct Claimed {
     /// The message id (Standard Webhooks).
     id: Option<Text>,
-    /// The timestamp as sent, which the MAC covers (Standard Webhooks and Stripe).
-    timestamp: Option<Text>,
+    /// The timestamp as sent, which the MAC covers (Standard Webhooks and Stripe): decimal
+    /// digits, 19 at most, held inline.
+    timestamp: Option<([u8; 19], usize)>,
     /// The signatures to compare, decoded: the first `count`.
     signatures: [[u8; 32]; MAX_CANDIDATES],
     count: usize,
 }
 
 impl Claimed {
+    /// The message id, as text: `None` without one, or when it is not UTF-8.
     pub(crate) fn id(&self) -> Option<&str> {
-        self.id.as_ref().map(Text::as_str)
+        std::str::from_utf8(self.id.as_ref()?.bytes()).ok()
     }
 
-    fn timestamp(&self) -> &str {
-        self.timestamp.as_ref().map_or("", Text::as_str)
+    fn id_bytes(&self) -> &[u8] {
+        self.id.as_ref().map_or(&[], Text::bytes)
+    }
+
+    fn timestamp(&self) -> &[u8] {
+        self.timestamp
+            .as_ref()
+            .map_or(&[], |(digits, len)| &digits[..*len])
     }
 
     fn signatures(&self) -> &[[u8; 32]] {
@@ -47,25 +55,17 @@ impl Claimed {
     }
 }
 
-/// Part of a header value, which is visible ASCII (checked when read).
+/// A header value, as sent: what the MAC covers. It shares the request's buffer.
 #[derive(Clone, Debug)]
-struct Text {
-    value: http::HeaderValue,
-    start: usize,
-    end: usize,
-}
+struct Text(http::HeaderValue);
 
 impl Text {
     fn whole(value: &http::HeaderValue) -> Self {
-        Self {
-            value: value.clone(),
-            start: 0,
-            end: value.len(),
-        }
+        Self(value.clone())
     }
 
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.value.as_bytes()[self.start..self.end]).unwrap_or_default()
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
@@ -85,13 +85,12 @@ const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature
 const HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
 const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
 
-/// Reads the headers `config.scheme()` signs with.
+/// Reads the headers `config.scheme()` signs with, as bytes: nothing is copied or checked twice.
 pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Claimed, HeaderError> {
     let one = |name: HeaderName| -> Result<&http::HeaderValue, HeaderError> {
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {
-            // `to_str` checks that the value is visible ASCII.
-            (Some(value), None) if value.to_str().is_ok() => Ok(value),
+            (Some(value), None) => Ok(value),
             _ => Err(HeaderError::Missing),
         }
     };
@@ -103,16 +102,34 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
     };
     match config.scheme() {
         Scheme::Standard => {
-            let id = one(WEBHOOK_ID)?;
-            if id.is_empty() || id.len() > 256 {
+            // Its three headers in one pass over the request's: each once, and only once.
+            let mut found: [Option<&http::HeaderValue>; 3] = [None; 3];
+            for (name, value) in headers {
+                let at = if *name == WEBHOOK_ID {
+                    0
+                } else if *name == WEBHOOK_TIMESTAMP {
+                    1
+                } else if *name == WEBHOOK_SIGNATURE {
+                    2
+                } else {
+                    continue;
+                };
+                if found[at].replace(value).is_some() {
+                    return Err(HeaderError::Missing);
+                }
+            }
+            let [Some(id), Some(timestamp), Some(signatures)] = found else {
+                return Err(HeaderError::Missing);
+            };
+            if id.is_empty() || id.len() > 256 || !id.as_bytes().iter().all(u8::is_ascii_graphic) {
                 return Err(HeaderError::Missing);
             }
             claimed.id = Some(Text::whole(id));
-            claimed.timestamp = Some(Text::whole(one(WEBHOOK_TIMESTAMP)?));
-            let signatures = one(WEBHOOK_SIGNATURE)?.to_str().unwrap_or_default();
+            claimed.timestamp = Some(digits(timestamp.as_bytes())?);
             for encoded in signatures
-                .split(' ')
-                .filter_map(|signature| signature.strip_prefix("v1,"))
+                .as_bytes()
+                .split(|&b| b == b' ')
+                .filter_map(|signature| signature.strip_prefix(b"v1,"))
                 .take(MAX_CANDIDATES)
             {
                 let mut decoded = [0u8; 48];
@@ -125,37 +142,22 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
         }
         Scheme::GitHub => {
             let signature = one(HUB_SIGNATURE)?
-                .to_str()
-                .unwrap_or_default()
-                .strip_prefix("sha256=")
+                .as_bytes()
+                .strip_prefix(b"sha256=")
                 .and_then(unhex)
                 .ok_or(HeaderError::Missing)?;
             claimed.push(signature);
         }
         Scheme::Stripe => {
             let value = one(STRIPE_SIGNATURE)?;
-            let text = value.to_str().unwrap_or_default();
-            let mut at = 0;
-            for pair in text.split(',') {
-                let start = at;
-                at += pair.len() + 1;
-                let trimmed = pair.trim_start();
-                let offset = start + (pair.len() - trimmed.len());
-                match trimmed.trim_end().split_once('=') {
-                    Some(("t", stamp)) if claimed.timestamp.is_none() => {
-                        let begin = offset + 2;
-                        claimed.timestamp = Some(Text {
-                            value: value.clone(),
-                            start: begin,
-                            end: begin + stamp.len(),
-                        });
+            for pair in value.as_bytes().split(|&b| b == b',') {
+                let pair = pair.trim_ascii();
+                if let Some(stamp) = pair.strip_prefix(b"t=") {
+                    if claimed.timestamp.is_none() {
+                        claimed.timestamp = Some(digits(stamp)?);
                     }
-                    Some(("v1", signature)) => {
-                        if let Some(signature) = unhex(signature) {
-                            claimed.push(signature);
-                        }
-                    }
-                    _ => {}
+                } else if let Some(signature) = pair.strip_prefix(b"v1=").and_then(unhex) {
+                    claimed.push(signature);
                 }
             }
             if claimed.timestamp.is_none() {
@@ -166,8 +168,8 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
     if claimed.count == 0 {
         return Err(HeaderError::Missing);
     }
-    if let Some(timestamp) = &claimed.timestamp {
-        let sent: u64 = timestamp.as_str().parse().map_err(|_| HeaderError::Missing)?;
+    if claimed.timestamp.is_some() {
+        let sent = seconds(claimed.timestamp()).ok_or(HeaderError::Missing)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
@@ -176,6 +178,28 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
         }
     }
     Ok(claimed)
+}
+
+/// A timestamp's digits, held inline: 1 to 19 decimal digits.
+fn digits(text: &[u8]) -> Result<([u8; 19], usize), HeaderError> {
+    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+        return Err(HeaderError::Missing);
+    }
+    let mut digits = [0u8; 19];
+    digits[..text.len()].copy_from_slice(text);
+    Ok((digits, text.len()))
+}
+
+/// Unix seconds written in decimal digits, 1 to 19 of them.
+fn seconds(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &digit| {
+        digit
+            .is_ascii_digit()
+            .then(|| value * 10 + u64::from(digit - b'0'))
+    })
 }
 
 /// The MAC of the body that matches a claimed signature, made with any of the secrets; `None`
@@ -193,15 +217,13 @@ pub(crate) fn matching(
                 let Some(key) = &secret.standard else {
                     continue;
                 };
-                let id = claimed.id().unwrap_or_default();
-                let timestamp = claimed.timestamp();
-                mac(
+                mac_with(
                     key,
-                    &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
+                    &[claimed.id_bytes(), b".", claimed.timestamp(), b".", body],
                 )
             }
-            Scheme::GitHub => mac(&secret.text, &[body]),
-            Scheme::Stripe => mac(&secret.text, &[claimed.timestamp().as_bytes(), b".", body]),
+            Scheme::GitHub => mac_with(&secret.text, &[body]),
+            Scheme::Stripe => mac_with(&secret.text, &[claimed.timestamp(), b".", body]),
         };
         let mut equal = Choice::from(0);
         for signature in claimed.signatures() {
@@ -214,18 +236,24 @@ pub(crate) fn matching(
     matched
 }
 
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let text = text.as_bytes();
+fn unhex(text: &[u8]) -> Option<[u8; 32]> {
     if text.len() != 64 {
         return None;
     }
     let mut bytes = [0u8; 32];
     for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-        let high = (pair[0] as char).to_digit(16)?;
-        let low = (pair[1] as char).to_digit(16)?;
-        *byte = u8::try_from(high * 16 + low).ok()?;
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(bytes)
+}
+
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
