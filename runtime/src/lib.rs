@@ -98,6 +98,8 @@ pub use headers::{
 };
 pub use https::{Https, HttpsPolicy};
 pub use key::VerifiedKey;
+#[cfg(all(feature = "redis", feature = "webhooks"))]
+pub use limit::RedisReplayGuard;
 pub use limit::{RateLimit, RateLimitError, RateLimits, Throttle};
 #[cfg(feature = "redis")]
 pub use limit::{RedisFailure, RedisLimits};

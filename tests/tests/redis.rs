@@ -162,3 +162,53 @@ async fn with_redis_away_refuse_answers_503_and_fall_back_serves() {
     assert_eq!(call(&serving).await.status, StatusCode::OK);
     assert_eq!(call(&serving).await.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[axum_api_key::webhook(scheme = "standard")]
+async fn hook(body: axum::body::Bytes) -> String {
+    format!("{} bytes", body.len())
+}
+
+#[tokio::test]
+async fn a_webhook_accepted_by_one_instance_is_refused_as_replayed_by_another() {
+    use axum_api_key::RedisReplayGuard;
+    use axum_api_key::webhook::{Scheme, WebhookSecrets, sign};
+
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("replay");
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let instance = || async {
+        let limits = RateLimits::new().with_redis(
+            RedisLimits::new(&url)
+                .expect("a Redis URL")
+                .prefix(&prefix)
+                .timeout(Duration::from_millis(50)),
+        );
+        limits.connect().await.expect("Redis answers");
+        let secrets = WebhookSecrets::new()
+            .with_secret(secret)
+            .with_replay_guard(RedisReplayGuard::new(&limits).expect("counted in Redis"));
+        Router::new()
+            .route("/hook", axum::routing::post(hook))
+            .with_state(secrets)
+    };
+    let (one, two) = (instance().await, instance().await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let headers = sign(Scheme::Standard, secret, "msg_shared_1", now, b"{}").expect("sign");
+    let deliver = |app: Router| {
+        let mut request = http::Request::post("/hook");
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        send(
+            app,
+            request.body(axum::body::Body::from("{}")).expect("request"),
+        )
+    };
+    assert_eq!(deliver(one.clone()).await.status, StatusCode::OK);
+    let replayed = deliver(two).await;
+    assert_eq!(replayed.status, StatusCode::CONFLICT, "{}", replayed.text());
+    assert_eq!(replayed.json()["reason"], "replayed");
+}

@@ -23,6 +23,8 @@ mod redis;
 mod throttle;
 
 pub use rate::{RateLimit, RateLimitError};
+#[cfg(all(feature = "redis", feature = "webhooks"))]
+pub use redis::RedisReplayGuard;
 #[cfg(feature = "redis")]
 pub use redis::{RedisFailure, RedisLimits};
 pub use throttle::Throttle;

@@ -311,3 +311,67 @@ fn count(budgets: &Budgets, values: &[i64]) -> Count {
         unavailable: false,
     }
 }
+
+/// Message ids of signed webhooks recorded in the Redis of a [`RateLimits`], so that every
+/// instance refuses a message another one accepted (feature `webhooks` with `redis`).
+///
+/// Each check is one `SET key 1 NX PX ttl`, within the limiter's timeout; when Redis cannot
+/// answer, the id is recorded in this process instead, as the limiter falls back.
+///
+/// ```
+/// use axum_api_key::{RateLimits, RedisLimits, RedisReplayGuard};
+/// use axum_api_key::webhook::WebhookSecrets;
+///
+/// let limits = RateLimits::new().with_redis(RedisLimits::new("redis://127.0.0.1:6379")?);
+/// let secrets = WebhookSecrets::new()
+///     .with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+///     .with_replay_guard(RedisReplayGuard::new(&limits).expect("limits counted in Redis"));
+/// # Ok::<(), axum_api_key::ConfigError>(())
+/// ```
+#[cfg(feature = "webhooks")]
+pub struct RedisReplayGuard {
+    redis: Shared,
+    local: crate::webhook::SeenIds,
+}
+
+#[cfg(feature = "webhooks")]
+impl RedisReplayGuard {
+    /// The guard of the Redis that `limits` counts in; `None` when it counts in process.
+    pub fn new(limits: &RateLimits) -> Option<Self> {
+        Some(Self {
+            redis: limits.inner.redis.clone()?,
+            local: crate::webhook::SeenIds::default(),
+        })
+    }
+}
+
+#[cfg(feature = "webhooks")]
+impl crate::webhook::ReplayGuard for RedisReplayGuard {
+    fn first_sighting<'a>(
+        &'a self,
+        id: &'a str,
+        ttl: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let state = &self.redis.0;
+            let paused = self.redis.micros() < state.paused_until.load(Ordering::Relaxed);
+            if !paused && let Ok(mut connection) = self.redis.connection() {
+                let key = format!("{}:webhook:{id}", state.config.prefix);
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let mut command = redis::cmd("SET");
+                command.arg(key).arg(1).arg("NX").arg("PX").arg(millis);
+                let set = command.query_async::<Option<String>>(&mut connection);
+                match tokio::time::timeout(state.config.timeout, set).await {
+                    Ok(Ok(answer)) => return answer.is_some(),
+                    Ok(Err(_)) => {
+                        self.redis.outage("Redis could not be reached");
+                    }
+                    Err(_) => {
+                        self.redis.outage("Redis did not answer within the timeout");
+                    }
+                }
+            }
+            crate::webhook::ReplayGuard::first_sighting(&self.local, id, ttl).await
+        })
+    }
+}
