@@ -51,6 +51,9 @@
 //!   feature `metrics`.
 //! - [`self_service`]: a ready router with which a key holder reads, rotates and revokes its own
 //!   key.
+//! - Signed webhooks (feature `webhooks`): `#[webhook(scheme = "standard" | "github" |
+//!   "stripe")]` verifies a sender's HMAC signature, its timestamp and that the message is new
+//!   before the handler runs; `webhook::sign` makes them.
 //! - OpenAPI: with feature `openapi`, `#[api_key]` above `#[utoipa::path]` documents the
 //!   operation's security requirement and refusals itself (see `openapi`); with feature `aide`,
 //!   protected handlers go in aide's `api_route` with the same documentation (see `aide`).
