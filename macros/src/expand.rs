@@ -451,9 +451,25 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
             .inputs
             .push(syn::parse_quote! { _: #private::GuardAlone<#config> }),
     }
-    // Documentation shows the handler as written, not the rewritten first argument; only the
-    // attributes that documentation reads go with it.
-    // A `#[utoipa::path]` goes with it too, so that its `__path_` type exists for documentation.
+    let handler = rewritten_and_documented(&attrs, &vis, &sig, &original, &body);
+    quote! {
+        #config_items
+        #state_check
+        #response_check
+        #handler
+    }
+}
+
+/// The rewritten handler for the compiler, and the handler as written for documentation, with
+/// only the attributes that documentation reads (and a `#[utoipa::path]`, whose `__path_`
+/// type documentation needs too).
+pub(crate) fn rewritten_and_documented(
+    attrs: &[syn::Attribute],
+    vis: &syn::Visibility,
+    rewritten: &Signature,
+    original: &Signature,
+    body: &proc_macro2::Group,
+) -> TokenStream {
     let doc_attrs = attrs.iter().filter(|attr| {
         is_documentation_path(attr)
             || [
@@ -468,15 +484,10 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
             .iter()
             .any(|name| attr.path().is_ident(name))
     });
-
     quote! {
-        #config_items
-        #state_check
-        #response_check
-
         #[cfg(not(doc))]
         #(#attrs)*
-        #vis #sig #body
+        #vis #rewritten #body
 
         #[cfg(doc)]
         #(#doc_attrs)*

@@ -12,6 +12,7 @@ use crate::attr::{
 };
 use crate::expand::{
     Handler, check_body_last, check_signature_of, is_body_argument, not_a_function,
+    rewritten_and_documented,
 };
 
 const ARGUMENTS: &[&str] = &["scheme", "tolerance", "max_body", "secrets", "crate"];
@@ -263,24 +264,11 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         });
     }
     sig.inputs.insert(0, guard);
-    let vis_config = &vis;
-    let doc_attrs = attrs.iter().filter(|attr| {
-        [
-            "doc",
-            "deprecated",
-            "must_use",
-            "cfg",
-            "cfg_attr",
-            "allow",
-            "expect",
-        ]
-        .iter()
-        .any(|name| attr.path().is_ident(name))
-    });
+    let handler = rewritten_and_documented(&attrs, &vis, &sig, &original, &body);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
-        #vis_config enum #config {}
+        #vis enum #config {}
 
         impl #webhook::WebhookConfigType for #config {
             const CONFIG: #webhook::WebhookConfig =
@@ -289,12 +277,6 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
                     .with_max_body(#max_body);
         }
 
-        #[cfg(not(doc))]
-        #(#attrs)*
-        #vis #sig #body
-
-        #[cfg(doc)]
-        #(#doc_attrs)*
-        #vis #original #body
+        #handler
     }
 }

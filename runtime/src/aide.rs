@@ -40,31 +40,25 @@ use crate::extract::{GuardAlone, GuardConfig, KeyConfig, RequireApiKey};
 use crate::key::VerifiedKey;
 use crate::scheme::Place;
 
-impl<C: KeyConfig, S> OperationInput for RequireApiKey<C, S> {
-    fn operation_input(_: &mut GenContext, operation: &mut Operation) {
-        secure(operation, &C::CONFIG);
-    }
+/// Both guard types document the same requirement and refusals.
+macro_rules! guard_operation_input {
+    ($($guard:ident),*) => {$(
+        impl<C: KeyConfig, S> OperationInput for $guard<C, S> {
+            fn operation_input(_: &mut GenContext, operation: &mut Operation) {
+                secure(operation, &C::CONFIG);
+            }
 
-    fn inferred_early_responses(
-        _: &mut GenContext,
-        _: &mut Operation,
-    ) -> Vec<(Option<u16>, Response)> {
-        refusals(&C::CONFIG)
-    }
+            fn inferred_early_responses(
+                _: &mut GenContext,
+                _: &mut Operation,
+            ) -> Vec<(Option<u16>, Response)> {
+                refusals(&C::CONFIG)
+            }
+        }
+    )*};
 }
 
-impl<C: KeyConfig, S> OperationInput for GuardAlone<C, S> {
-    fn operation_input(_: &mut GenContext, operation: &mut Operation) {
-        secure(operation, &C::CONFIG);
-    }
-
-    fn inferred_early_responses(
-        _: &mut GenContext,
-        _: &mut Operation,
-    ) -> Vec<(Option<u16>, Response)> {
-        refusals(&C::CONFIG)
-    }
-}
+guard_operation_input!(RequireApiKey, GuardAlone);
 
 /// The key a guard accepted: documented by the guard.
 impl OperationInput for VerifiedKey {}

@@ -692,7 +692,7 @@ fn audit_anonymous(parts: &Parts) {
 
 /// The route for the audit event: the matched pattern when axum's router set one, so ids in
 /// paths do not multiply log keys; otherwise the path without the query, which may hold a key.
-fn route(parts: &Parts) -> &str {
+pub(crate) fn route(parts: &Parts) -> &str {
     parts
         .extensions
         .get::<MatchedPath>()

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::verify::{Claimed, HeaderError, claimed, matching};
 use super::{Scheme, SecretSource, WebhookConfigType, hex};
+use crate::extract::route;
 use crate::rejection::JsonStr;
 
 /// Why a webhook request was refused.
@@ -272,11 +273,4 @@ fn refuse(parts: &Parts, scheme: Scheme, problem: WebhookProblem) -> WebhookReje
         route = route(parts),
     );
     WebhookRejection { problem }
-}
-
-fn route(parts: &Parts) -> &str {
-    parts
-        .extensions
-        .get::<MatchedPath>()
-        .map_or(parts.uri.path(), MatchedPath::as_str)
 }
