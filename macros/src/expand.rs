@@ -452,10 +452,15 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
             .push(syn::parse_quote! { _: #private::GuardAlone<#config> }),
     }
     let handler = rewritten_and_documented(&attrs, &vis, &sig, &original, &body);
+    #[cfg(feature = "openapi")]
+    let order_check = crate::openapi::order_check(&attrs, &original);
+    #[cfg(not(feature = "openapi"))]
+    let order_check = TokenStream::new();
     quote! {
         #config_items
         #state_check
         #response_check
+        #order_check
         #handler
     }
 }
@@ -594,7 +599,7 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 /// Whether `attr` is a `#[utoipa::path(...)]`, which documentation builds need as well.
-fn is_documentation_path(attr: &syn::Attribute) -> bool {
+pub(crate) fn is_documentation_path(attr: &syn::Attribute) -> bool {
     let segments: Vec<String> = attr
         .path()
         .segments

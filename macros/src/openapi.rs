@@ -42,6 +42,40 @@ fn escape(name: &str) -> String {
     escaped
 }
 
+/// A check that no `#[utoipa::path]` above `#[api_key]` has expanded already, which would
+/// leave its operation without the key: skipped when one is below, where it is documented.
+///
+/// utoipa names the operation of `handler` `__path_handler`. In a block, that name is glob
+/// imported both from the handler's module (where utoipa put it, if it ran first) and from a
+/// module of the check's own: with only ours, the name resolves; with both, it is ambiguous,
+/// a compile error whose notes name the module `put_api_key_above_utoipa_path`. A named
+/// constant holds it, which an `impl` block may hold too.
+pub(crate) fn order_check(attrs: &[syn::Attribute], sig: &syn::Signature) -> TokenStream {
+    if attrs.iter().any(crate::expand::is_documentation_path) {
+        return TokenStream::new();
+    }
+    let name = sig.ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name);
+    let operation = quote::format_ident!("__path_{}", name, span = sig.ident.span());
+    let constant = quote::format_ident!(
+        "__api_key_documentation_order_{}",
+        name,
+        span = proc_macro2::Span::mixed_site()
+    );
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, non_camel_case_types, dead_code, unused_imports)]
+        const #constant: () = {
+            mod put_api_key_above_utoipa_path {
+                pub struct #operation;
+            }
+            use self::*;
+            use put_api_key_above_utoipa_path::*;
+            let _: ::core::option::Option<#operation> = ::core::option::Option::None;
+        };
+    }
+}
+
 /// `#[utoipa::path(...)]` with the guard's security requirement and refusals added to its own.
 pub(crate) fn document(attr: &mut syn::Attribute, args: &Args, krate: &TokenStream) {
     let syn::Meta::List(list) = &mut attr.meta else {

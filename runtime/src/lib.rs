@@ -159,7 +159,8 @@ pub mod metrics {
 /// With feature `openapi`, a `#[utoipa::path(...)]` below `#[api_key]` gets the route's security
 /// requirement and refusals added to its own arguments (see the `openapi` module). Put
 /// `#[api_key]` above it: an attribute above `#[api_key]` has expanded before it and cannot be
-/// changed.
+/// changed, so that order is a compile error (`__path_handler` is ambiguous, its notes at
+/// `#[api_key]`), rather than an operation documented without its key.
 ///
 /// A missing, empty, unknown, malformed, oversized (over [`MAX_KEY_LEN`] bytes) or non-UTF-8
 /// key gets `status`; a 401 also carries a `WWW-Authenticate` challenge naming where the key
@@ -244,6 +245,7 @@ pub mod metrics {
 /// | `#[api_key(optional)]` with a `VerifiedKey` argument, also inside a tuple | with `optional`, take `Option<VerifiedKey>` |
 /// | `#[api_key]` with an `Option<VerifiedKey>` argument | without `optional`, it is always `Some`: take `VerifiedKey`, or add `optional` |
 /// | `#[api_key(rate_limit = "10 per second")]`, `"0/s"`, `"10/fortnight"` | not a rate limit, saying which part is wrong, at the literal |
+/// | `#[utoipa::path]` above `#[api_key]` (feature `openapi`) | `__path_handler` is ambiguous, at the handler, with notes at `#[api_key]`: put `#[api_key]` above `#[utoipa::path]` |
 /// | `#[api_key(optional, scopes = [...])]` | `optional` cannot go with `scopes`: a scoped route must refuse a request without a key |
 /// | `#[api_key]` twice on one item | applied twice; keep one, at the second attribute |
 /// | `#[api_key(stauts = 403, store = 5)]` | every malformed argument, each at its token |

@@ -1,6 +1,7 @@
 //! OpenAPI documents that know every protected route (feature `openapi`, on `utoipa`).
 //!
-//! Put `#[api_key]` **above** `#[utoipa::path(...)]`: the attribute adds to the operation the
+//! Put `#[api_key]` **above** `#[utoipa::path(...)]` (the other order is a compile error, since
+//! `#[utoipa::path]` would have expanded first, without the key): the attribute adds to the operation the
 //! security requirement of every place the key may be (one alternative per source, with the
 //! route's scopes; the empty requirement too for an `optional` route) and the refusals its
 //! guard may answer (the configured status, 400, 403 for scopes, 429 and 503, each an
