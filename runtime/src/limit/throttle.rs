@@ -2,7 +2,7 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -91,8 +91,10 @@ pub(crate) struct ThrottleTable {
     hasher: DefaultHashBuilder,
     epoch: Instant,
     buckets: OnceLock<Box<[Mutex<Bucket>]>>,
-    /// Set once some address ran out of attempts: until then, no request looks its client up.
+    /// Set while some address may be out of attempts: otherwise no request looks its client up.
     engaged: AtomicBool,
+    /// Until when, in nanoseconds since the epoch, the last address to run out is blocked.
+    engaged_until: AtomicU64,
 }
 
 impl ThrottleTable {
@@ -108,6 +110,7 @@ impl ThrottleTable {
             epoch: Instant::now(),
             buckets: OnceLock::new(),
             engaged: AtomicBool::new(false),
+            engaged_until: AtomicU64::new(0),
         }
     }
 
@@ -115,9 +118,18 @@ impl ThrottleTable {
         &self.config
     }
 
-    /// Whether some address ran out of attempts since the table was made.
+    /// Whether some address may be out of attempts now. Free while none ran out; once the last
+    /// block has ended, the next request clears the flag and requests are free again.
     pub(crate) fn engaged(&self) -> bool {
-        self.engaged.load(Ordering::Relaxed)
+        if !self.engaged.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.now() < self.engaged_until.load(Ordering::Relaxed) {
+            return true;
+        }
+        // A block that starts meanwhile sets the flag again with its next failure.
+        self.engaged.store(false, Ordering::Relaxed);
+        false
     }
 
     /// How long `client` must still wait, if it ran out of attempts.
@@ -157,6 +169,8 @@ impl ThrottleTable {
         let slot = &mut bucket[at];
         slot.tat = slot.tat.max(now).saturating_add(self.interval);
         if slot.tat - now > self.tolerance {
+            self.engaged_until
+                .fetch_max(slot.tat - self.tolerance, Ordering::Relaxed);
             self.engaged.store(true, Ordering::Relaxed);
         }
     }
@@ -220,8 +234,13 @@ mod tests {
         let wait = table.blocked(client).expect("blocked after 3 failures");
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
         assert_eq!(table.blocked(other), None);
+        assert!(table.engaged());
         std::thread::sleep(wait + Duration::from_millis(5));
         assert_eq!(table.blocked(client), None);
+        assert!(
+            !table.engaged(),
+            "once the block ended, requests are free again"
+        );
     }
 
     #[test]
