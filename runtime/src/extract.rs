@@ -668,7 +668,7 @@ impl Refusal {
 /// without revealing it, so that the operator can rotate it.
 fn warn_in_clear(parts: &Parts, key: &str) {
     let digest = crate::digest(key.as_bytes());
-    let fingerprint: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let fingerprint = crate::hex::encode(&digest[..6]);
     tracing::warn!(
         target: "axum_api_key::audit",
         outcome = "refused",

@@ -76,6 +76,7 @@ mod error;
 mod extract;
 mod format;
 mod headers;
+mod hex;
 mod https;
 mod key;
 mod limit;

@@ -429,7 +429,7 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
         FileEdit::Append { digest, record } => {
             let mut table = toml_edit::Table::new();
             table.insert("id", value(&*record.id));
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::hex::encode(digest);
             table.insert("digest", value(format!("sha256:{hex}")));
             if !record.scopes.is_empty() {
                 let scopes: toml_edit::Array = record.scopes.iter().map(|s| &**s).collect();

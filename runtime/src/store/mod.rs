@@ -340,17 +340,7 @@ impl KeyStore for ApiKeys {
 
 /// The digest written as 64 hexadecimal digits, as records and `sha256:` entries give it.
 pub(crate) fn decode_digest(hex: &str) -> Option<KeyDigest> {
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut digest = [0u8; 32];
-    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
-        let high = (pair[0] as char).to_digit(16)?;
-        let low = (pair[1] as char).to_digit(16)?;
-        *byte = u8::try_from(high * 16 + low).ok()?;
-    }
-    Some(digest)
+    crate::hex::decode32(hex.as_bytes())
 }
 
 /// The SHA-256 digest of a key, as the store keeps it and as `id=sha256:<hex>` entries give it.

@@ -15,7 +15,7 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::verify::{Claimed, HeaderError, claimed, matching};
-use super::{Scheme, SecretSource, WebhookConfigType, hex};
+use super::{Scheme, SecretSource, WebhookConfigType};
 use crate::extract::route;
 use crate::rejection::JsonStr;
 
@@ -234,7 +234,7 @@ where
         };
         let message = match config.scheme() {
             Scheme::Standard => claimed.id().map(|id| format!("standard:{id}")),
-            Scheme::Stripe => Some(format!("stripe:{}", hex(&matched))),
+            Scheme::Stripe => Some(format!("stripe:{}", crate::hex::encode(&matched))),
             // GitHub signs no time and no id: there is nothing to tell a replay by.
             Scheme::GitHub => None,
         };

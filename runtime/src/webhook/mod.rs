@@ -346,7 +346,10 @@ pub fn sign(
         }
         Scheme::GitHub => {
             let mac = mac(secret.as_bytes(), &[body]);
-            vec![("x-hub-signature-256", format!("sha256={}", hex(&mac)))]
+            vec![(
+                "x-hub-signature-256",
+                format!("sha256={}", crate::hex::encode(&mac)),
+            )]
         }
         Scheme::Stripe => {
             let mac = mac(
@@ -355,7 +358,7 @@ pub fn sign(
             );
             vec![(
                 "stripe-signature",
-                format!("t={timestamp},v1={}", hex(&mac)),
+                format!("t={timestamp},v1={}", crate::hex::encode(&mac)),
             )]
         }
     })
@@ -402,10 +405,6 @@ pub(crate) fn mac_with(keyed: &Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
         mac.update(part);
     }
     mac.finalize().into_bytes().into()
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
             let signature = one(HUB_SIGNATURE)?
                 .as_bytes()
                 .strip_prefix(b"sha256=")
-                .and_then(unhex)
+                .and_then(crate::hex::decode32)
                 .ok_or(HeaderError::Missing)?;
             claimed.push(signature);
         }
@@ -156,7 +156,9 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
                     if claimed.timestamp.is_none() {
                         claimed.timestamp = Some(digits(stamp)?);
                     }
-                } else if let Some(signature) = pair.strip_prefix(b"v1=").and_then(unhex) {
+                } else if let Some(signature) =
+                    pair.strip_prefix(b"v1=").and_then(crate::hex::decode32)
+                {
                     claimed.push(signature);
                 }
             }
@@ -236,39 +238,6 @@ pub(crate) fn matching(
     matched
 }
 
-/// 32 bytes written as 64 hexadecimal digits, in either case.
-fn unhex(text: &[u8]) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    // Every digit's value, or 16 for a byte that is none: one check for the whole text.
-    let mut invalid = 0u8;
-    for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-        let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-        invalid |= (high | low) & 0x10;
-        *byte = (high << 4) | (low & 0x0f);
-    }
-    (invalid == 0).then_some(bytes)
-}
-
-/// The value of each hexadecimal digit; 16 for any other byte.
-const HEX: [u8; 256] = {
-    let mut table = [16u8; 256];
-    let mut digit = 0;
-    while digit < 10 {
-        table[b'0' as usize + digit] = digit as u8;
-        digit += 1;
-    }
-    let mut letter = 0;
-    while letter < 6 {
-        table[b'a' as usize + letter] = 10 + letter as u8;
-        table[b'A' as usize + letter] = 10 + letter as u8;
-        letter += 1;
-    }
-    table
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,20 +288,6 @@ mod tests {
                 "{scheme:?}"
             );
         }
-    }
-
-    #[test]
-    fn hex_reads_either_case_and_nothing_else() {
-        let lower = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        let upper = lower.to_ascii_uppercase();
-        assert_eq!(unhex(lower.as_bytes()), unhex(upper.as_bytes()));
-        assert_eq!(unhex(lower.as_bytes()).unwrap()[..2], [0x75, 0x71]);
-        for bad in [b'g', b' ', b'/', b':', b'@', b'G', 0xff] {
-            let mut text = lower.as_bytes().to_vec();
-            text[17] = bad;
-            assert_eq!(unhex(&text), None, "{bad:#04x}");
-        }
-        assert_eq!(unhex(&lower.as_bytes()[..62]), None);
     }
 
     #[test]
