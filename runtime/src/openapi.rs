@@ -262,11 +262,38 @@ fn problem(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-/// The refusals a guard configured so may answer, as `#[api_key]` documents them.
+/// The refusals a guard configured so may answer, as `#[api_key]` documents them: a 401 with
+/// its challenge, a 429 with when to retry.
 fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Response)> {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::HeaderBuilder;
+
     crate::scheme::refusals(config)
         .into_iter()
-        .map(|(status, description)| (status.to_string(), problem(description)))
+        .map(|(status, description)| {
+            let mut response = problem(description);
+            let header = match status {
+                401 => Some((
+                    "WWW-Authenticate",
+                    String::schema(),
+                    "Where the API key goes",
+                )),
+                429 => Some((
+                    "Retry-After",
+                    u64::schema(),
+                    "Seconds to wait before retrying",
+                )),
+                _ => None,
+            };
+            if let Some((name, schema, description)) = header {
+                let header = HeaderBuilder::new()
+                    .schema(schema)
+                    .description(Some(description))
+                    .build();
+                response.headers.insert(name.to_owned(), header);
+            }
+            (status.to_string(), response)
+        })
         .collect()
 }
 

@@ -172,3 +172,28 @@ async fn the_quickstart_answers_as_its_document_says() {
     }
     assert_eq!(checked, 5 * 3, "every secured operation, three ways");
 }
+
+/// The attribute writes its refusals at compile time and `self_service_document` at run time:
+/// both must describe a refusal the same way.
+#[test]
+fn the_attribute_and_the_runtime_describe_refusals_alike() {
+    let (_, api) = quickstart::documented();
+    let api: Value = serde_json::from_str(&api.to_json().expect("JSON")).expect("JSON");
+    let by_attribute = &api["paths"]["/data"]["get"]["responses"];
+    let by_runtime = &api["paths"]["/account/keys/me"]["get"]["responses"];
+    for status in ["400", "401", "429", "503"] {
+        assert_eq!(
+            by_attribute[status]["description"], by_runtime[status]["description"],
+            "{status}"
+        );
+        assert_eq!(
+            by_attribute[status]["content"], by_runtime[status]["content"],
+            "{status}"
+        );
+        assert_eq!(
+            by_attribute[status]["headers"], by_runtime[status]["headers"],
+            "{status}"
+        );
+    }
+    assert!(by_runtime["429"]["headers"]["Retry-After"].is_object());
+}
