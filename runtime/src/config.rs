@@ -5,10 +5,12 @@
 //! - `id=key`: a key in plaintext, hashed as it is read;
 //! - `id=sha256:<64 hex digits>`: a key given by its SHA-256 digest, so the plaintext never
 //!   reaches the service;
-//! - `key` alone: a key with the id `default`;
+//! - `key` alone: a key with the id `default`; a key holding `=` is written `default=key` (an
+//!   entry that could be read both ways, such as `abc==`, is refused, never guessed);
 //! - `id[scope scope]=key` or `id[scope]=sha256:<hex>`: a key holding scopes, separated by
 //!   spaces inside the brackets.
 //!
+//! Keys given in plaintext are at least [`MIN_KEY_LEN`](crate::MIN_KEY_LEN) (16) bytes long.
 //! Whitespace around entries, ids and keys is ignored, and so are empty entries (a trailing
 //! comma). Ids and keys are visible ASCII without `,`; ids have no `=`, `[` or `]` either, and
 //! scopes are visible ASCII without `"`, `\`, `,`, `[` or `]`.
@@ -82,7 +84,12 @@ fn parse(text: &str) -> Result<ApiKeys, ConfigError> {
             Some((name, value)) => (name.trim(), value.trim()),
             None => (DEFAULT_ID, entry),
         };
+        // `abc==` is a base64 key with its padding as much as the id `abc` with the key `=`:
+        // never guessed. (Any other `id=key` whose key is under 16 bytes is refused below, which
+        // catches the rest of the keys holding `=` pasted alone.)
+        let ambiguous = value.bytes().all(|b| b == b'=');
         let added = match id_and_scopes(name) {
+            _ if ambiguous => Err(ConfigError::new(ConfigErrorKind::AmbiguousEntry)),
             None => Err(ConfigError::new(ConfigErrorKind::InvalidScope)),
             Some((id, scopes)) => {
                 let key = match value.strip_prefix("sha256:") {
@@ -160,21 +167,25 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect();
-        let keys: ApiKeys = format!(" a = key-a ,b=sha256:{hex},, lone-key ,")
-            .parse()
-            .unwrap();
+        let keys: ApiKeys =
+            format!(" a = key-a-0123456789 ,b=sha256:{hex},, lone-key-0123456789 ,")
+                .parse()
+                .unwrap();
         assert_eq!(keys.len(), 3);
-        assert_eq!(keys.verify(b"key-a").unwrap().id(), "a");
+        assert_eq!(keys.verify(b"key-a-0123456789").unwrap().id(), "a");
         assert_eq!(keys.verify(b"from-digest").unwrap().id(), "b");
-        assert_eq!(keys.verify(b"lone-key").unwrap().id(), DEFAULT_ID);
+        assert_eq!(
+            keys.verify(b"lone-key-0123456789").unwrap().id(),
+            DEFAULT_ID
+        );
     }
 
     #[test]
     fn reads_scopes() {
-        let keys: ApiKeys =
-            "reader[orders:read]=rk, admin[ orders:read  orders:write ]=ak, plain=pk"
-                .parse()
-                .unwrap();
+        let keys: ApiKeys = "reader[orders:read]=rk-0123456789abcdef, \
+             admin[ orders:read  orders:write ]=ak-0123456789abcdef, plain=pk-0123456789abcdef"
+            .parse()
+            .unwrap();
         let scopes = |key: &[u8]| {
             keys.verify(key)
                 .unwrap()
@@ -182,39 +193,109 @@ mod tests {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(scopes(b"rk"), ["orders:read"]);
-        assert_eq!(scopes(b"ak"), ["orders:read", "orders:write"]);
-        assert!(scopes(b"pk").is_empty());
+        assert_eq!(scopes(b"rk-0123456789abcdef"), ["orders:read"]);
         assert_eq!(
-            kind("a[orders:read=key"),
+            scopes(b"ak-0123456789abcdef"),
+            ["orders:read", "orders:write"]
+        );
+        assert!(scopes(b"pk-0123456789abcdef").is_empty());
+        assert_eq!(
+            kind("a[orders:read=key-0123456789abcdef"),
             Some(ConfigErrorKind::InvalidScope)
         );
-        assert_eq!(kind("a[x\"y]=key"), Some(ConfigErrorKind::InvalidScope));
-        assert_eq!(kind("a]b=key"), Some(ConfigErrorKind::InvalidId));
+        assert_eq!(
+            kind("a[x\"y]=key-0123456789abcdef"),
+            Some(ConfigErrorKind::InvalidScope)
+        );
+        assert_eq!(
+            kind("a]b=key-0123456789abcdef"),
+            Some(ConfigErrorKind::InvalidId)
+        );
     }
 
     #[test]
     fn a_key_may_hold_equals_signs() {
-        let keys: ApiKeys = "a=abc==".parse().unwrap();
-        assert!(keys.verify(b"abc==").is_ok());
+        let keys: ApiKeys = "a=q83vEjRWeJq83vEjRWeJqw==".parse().unwrap();
+        assert!(keys.verify(b"q83vEjRWeJq83vEjRWeJqw==").is_ok());
+        let keys: ApiKeys = "default=q83vEjRWeJq83vEjRWeJqw==".parse().unwrap();
+        assert_eq!(
+            keys.verify(b"q83vEjRWeJq83vEjRWeJqw==").unwrap().id(),
+            DEFAULT_ID
+        );
+    }
+
+    #[test]
+    fn an_entry_read_two_ways_is_refused_never_split() {
+        // A base64 key pasted alone: `id=key` would make its padding the key.
+        for text in [
+            "q83vEjRWeJq83vEjRWeJqw==",
+            "q83vEjRWeJq83vEjRWeJqw=",
+            "fine=key-0123456789abcdef,q83vEjRWeJq83vEjRWeJqw==",
+        ] {
+            let error = text.parse::<ApiKeys>().unwrap_err();
+            assert_eq!(error.kind(), ConfigErrorKind::AmbiguousEntry, "{text}");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("q83v"), "{shown}");
+            assert!(shown.contains("default=<key>"), "{shown}");
+        }
+        let error = "fine=key-0123456789abcdef,q83vEjRWeJq83vEjRWeJqw=="
+            .parse::<ApiKeys>()
+            .unwrap_err();
+        assert_eq!(error.entry(), Some(2));
+        // A key holding `=` whose tail is short: taken as `id=key`, its key is too short.
+        let error = "tok=en_98765abcdef".parse::<ApiKeys>().unwrap_err();
+        assert_eq!(error.kind(), ConfigErrorKind::KeyTooShort);
+        let shown = format!("{error} {error:?}");
+        assert!(
+            !shown.contains("tok") && !shown.contains("98765"),
+            "{shown}"
+        );
+        assert!(shown.contains("default=<key>"), "{shown}");
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert_eq!(kind("a=hunter2"), Some(ConfigErrorKind::KeyTooShort));
+        assert_eq!(kind("hunter2"), Some(ConfigErrorKind::KeyTooShort));
+        assert_eq!(
+            kind("a=123456789012345"),
+            Some(ConfigErrorKind::KeyTooShort)
+        );
+        assert!(kind("a=1234567890123456").is_none());
     }
 
     #[test]
     fn names_what_is_wrong() {
+        let long = "key-0123456789abcdef";
         assert_eq!(kind(""), Some(ConfigErrorKind::NoKeys));
         assert_eq!(kind(" , "), Some(ConfigErrorKind::NoKeys));
-        assert_eq!(kind("=key"), Some(ConfigErrorKind::EmptyId));
-        assert_eq!(kind("a b=key"), Some(ConfigErrorKind::InvalidId));
-        assert_eq!(kind("a="), Some(ConfigErrorKind::EmptyKey));
-        assert_eq!(kind("a=k\u{7f}ey"), Some(ConfigErrorKind::KeyNotPrintable));
+        assert_eq!(kind(&format!("={long}")), Some(ConfigErrorKind::EmptyId));
+        assert_eq!(
+            kind(&format!("a b={long}")),
+            Some(ConfigErrorKind::InvalidId)
+        );
+        assert_eq!(kind("a="), Some(ConfigErrorKind::AmbiguousEntry));
+        assert_eq!(
+            kind("a=k\u{7f}ey-0123456789abcdef"),
+            Some(ConfigErrorKind::KeyNotPrintable)
+        );
         assert_eq!(kind("a=sha256:xyz"), Some(ConfigErrorKind::BadDigest));
         assert_eq!(
             kind(&format!("a=sha256:{}", "g".repeat(64))),
             Some(ConfigErrorKind::BadDigest)
         );
-        assert_eq!(kind("a=one,a=two"), Some(ConfigErrorKind::DuplicateId));
-        assert_eq!(kind("one,two"), Some(ConfigErrorKind::DuplicateId));
-        assert_eq!(kind("a=same,b=same"), Some(ConfigErrorKind::DuplicateKey));
+        assert_eq!(
+            kind(&format!("a=one-{long},a=two-{long}")),
+            Some(ConfigErrorKind::DuplicateId)
+        );
+        assert_eq!(
+            kind(&format!("one-{long},two-{long}")),
+            Some(ConfigErrorKind::DuplicateId)
+        );
+        assert_eq!(
+            kind(&format!("a={long},b={long}")),
+            Some(ConfigErrorKind::DuplicateKey)
+        );
         assert_eq!(
             kind(&format!("a={}", "k".repeat(257))),
             Some(ConfigErrorKind::KeyTooLong)
@@ -223,7 +304,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_entry_and_never_the_key() {
-        let error = "a=fine,b=sec ret".parse::<ApiKeys>().unwrap_err();
+        let error = "a=fine-0123456789abcdef,b=sec ret-0123456789abcdef"
+            .parse::<ApiKeys>()
+            .unwrap_err();
         assert_eq!(error.entry(), Some(2));
         let shown = format!("{error} {error:?}");
         assert!(
@@ -231,11 +314,13 @@ mod tests {
             "{shown}"
         );
 
-        // A lone key holding `=` parses as `id=key`; its front must not be shown either.
+        // A lone key holding `=` is refused; its front must not be shown either.
         let error = "topsecret=".parse::<ApiKeys>().unwrap_err();
         assert!(!format!("{error} {error:?}").contains("topsecret"));
 
-        let error = "a=one,a=two".parse::<ApiKeys>().unwrap_err();
+        let error = "a=one-0123456789abcdef,a=two-0123456789abcdef"
+            .parse::<ApiKeys>()
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             "entry 2: another key already has this id: the id of entry 1"
@@ -243,12 +328,16 @@ mod tests {
 
         // Keys holding `=` pasted alone parse as `id=key`, with the front of the key as the
         // id: a repeat must not show it.
-        let error = "pa_7Qm2x=Y9w,pa_7Qm2x=Zk4".parse::<ApiKeys>().unwrap_err();
+        let error = "pa_7Qm2x=Y9w-0123456789abcdef,pa_7Qm2x=Zk4-0123456789abcdef"
+            .parse::<ApiKeys>()
+            .unwrap_err();
         assert_eq!(error.kind(), ConfigErrorKind::DuplicateId);
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("pa_7Qm2x"), "{shown}");
 
-        let error = "one, two".parse::<ApiKeys>().unwrap_err();
+        let error = "one-0123456789abcdef, two-0123456789abcdef"
+            .parse::<ApiKeys>()
+            .unwrap_err();
         assert!(error.to_string().contains("`default`"), "{error}");
     }
 

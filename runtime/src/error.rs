@@ -29,6 +29,12 @@ pub enum ConfigErrorKind {
     EmptyKey,
     /// A key is longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN), so no request could present it.
     KeyTooLong,
+    /// A key is shorter than [`MIN_KEY_LEN`](crate::MIN_KEY_LEN) bytes: short enough to guess.
+    /// [`Key::allow_short`](crate::Key::allow_short) accepts one, for tests.
+    KeyTooShort,
+    /// An `API_KEYS` entry could be read two ways: one key holding `=` (base64 padding, say), or
+    /// `id=key`. It is refused rather than guessed; write `default=<key>` for one key.
+    AmbiguousEntry,
     /// A key holds characters other than visible ASCII, so no request could present it.
     KeyNotPrintable,
     /// The text after `sha256:` is not 64 hexadecimal digits.
@@ -39,6 +45,12 @@ pub enum ConfigErrorKind {
     DuplicateKey,
     /// No key has this id.
     UnknownId,
+    /// No key in the store has this digest: the presented key is gone (or never was).
+    UnknownKey,
+    /// The key was rotated already: it has a successor and cannot rotate again.
+    Superseded,
+    /// The key is revoked, expired or not valid yet, so it can change nothing.
+    KeyNotLive,
     /// Rotation generates a key, and the store has no [`KeyFormat`](crate::KeyFormat) to
     /// generate it in.
     NoFormat,
@@ -192,6 +204,19 @@ impl fmt::Display for ConfigError {
             }
             K::EmptyKey => "the key after `=` is empty",
             K::KeyTooLong => "the key is longer than 256 bytes, the longest a request may present",
+            K::KeyTooShort if self.place.entry.is_some() => {
+                "the key is shorter than 16 bytes, short enough to guess; use a generated key \
+                 (`axum-api-key generate`), or, if the whole entry is one key holding `=`, write \
+                 it `default=<key>`"
+            }
+            K::KeyTooShort => {
+                "the key is shorter than 16 bytes, short enough to guess; use a generated key \
+                 (`axum-api-key generate`)"
+            }
+            K::AmbiguousEntry => {
+                "this entry could be one key ending in `=` or `id=key` with an empty key; if it \
+                 is one key, write it `default=<key>` (or `<id>=<key>`)"
+            }
             K::KeyNotPrintable => {
                 "the key must be visible ASCII (no spaces or control characters), as requests send it"
             }
@@ -203,6 +228,11 @@ impl fmt::Display for ConfigError {
             K::DuplicateId => "another key already has this id",
             K::DuplicateKey => "the same key is already in the store under another id",
             K::UnknownId => "no key has this id",
+            K::UnknownKey => "the store holds no such key",
+            K::Superseded => {
+                "the key was rotated already; only the id's current key can be rotated"
+            }
+            K::KeyNotLive => "the key is revoked, expired or not valid yet",
             K::NoFormat => {
                 "rotation generates the new key, so the store needs a key format: \
                  `ApiKeys::with_format(KeyFormat::new(\"myapp\")?)`"

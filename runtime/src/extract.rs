@@ -19,7 +19,7 @@ use crate::headers::LimitSlot;
 use crate::key::VerifiedKey;
 use crate::limit::{Budgets, LimitFields, RateLimit};
 use crate::rejection::{ApiKeyRejection, Problem};
-use crate::store::{ApiKeys, KeyError, KeyStore, checked};
+use crate::store::{ApiKeys, KeyDigest, KeyError, KeyStore, checked};
 
 /// Where a request may carry its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -697,6 +697,15 @@ pub(crate) fn route(parts: &Parts) -> &str {
         .extensions
         .get::<MatchedPath>()
         .map_or(parts.uri.path(), MatchedPath::as_str)
+}
+
+/// The digest of the one key the request presents through `sources`, if it presents exactly
+/// one: what a change made at the key holder's request acts on.
+pub(crate) fn presented_digest(parts: &Parts, sources: &'static [Source]) -> Option<KeyDigest> {
+    match find_key(parts, sources) {
+        Found::One { key, .. } => Some(crate::digest(&key)),
+        Found::Nothing | Found::Duplicate => None,
+    }
 }
 
 /// Reads every source; a key found in two places, or twice in one, is a duplicate.

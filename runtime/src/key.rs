@@ -48,6 +48,9 @@ pub(crate) struct KeyRecord {
     pub(crate) scopes: Box<[Box<str>]>,
     validity: Option<Box<Validity>>,
     pub(crate) revoked: bool,
+    /// The key was rotated: it has a successor, and works only until its (shortened) expiry.
+    /// It cannot be rotated again.
+    pub(crate) superseded: bool,
     /// Boxed: most keys have none, and a box is one word in every record.
     rate_limit: Option<Box<KeyLimit>>,
     // Boxed on purpose: an empty map is three words in every record, a box one.

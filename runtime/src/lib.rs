@@ -110,7 +110,10 @@ pub use limit::{RedisFailure, RedisLimits};
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use self_service::{ManageError, ManagedKeys, self_service};
-pub use store::{ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, digest};
+pub use store::{
+    ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, MIN_KEY_LEN, Rotation,
+    digest,
+};
 #[cfg(feature = "postgres")]
 pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 

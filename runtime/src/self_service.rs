@@ -10,26 +10,37 @@ use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
+use crate::error::{ConfigError, ConfigErrorKind};
 use crate::extract::{KeyConfig, RequireApiKey};
 use crate::key::VerifiedKey;
 use crate::rejection::JsonStr;
-use crate::store::{ApiKeys, KeyStore};
+use crate::store::{ApiKeys, KeyDigest, KeyStore, Rotation};
 
 /// A store whose keys can be rotated and revoked through [`self_service`]: [`ApiKeys`] (its
 /// records file, if it has one, written through) and `PgKeys` (feature `postgres`).
+///
+/// Both calls act on the key the request presented, named by its digest, never on its id:
+/// a key holder changes its own key and no other.
 pub trait ManagedKeys: KeyStore + Clone {
-    /// Issues a new key for `id` with the same scopes and limit, and lets its current keys
-    /// work until `grace` has passed. Returns the new key.
-    fn rotate_key(
+    /// Issues a successor to the key whose digest is `presented`: same scopes, metadata,
+    /// limit and not-before time, an expiry no later than the presented key's, which keeps
+    /// working for `min(grace, its remaining life)`. Refused when the presented key is not
+    /// live ([`ManageError::NotLive`]) or was rotated already ([`ManageError::Superseded`]);
+    /// of two concurrent rotations by one key, exactly one succeeds.
+    fn rotate_presented(
         &self,
-        id: &str,
+        presented: &KeyDigest,
         grace: Duration,
-    ) -> impl Future<Output = Result<String, ManageError>> + Send;
+    ) -> impl Future<Output = Result<Rotation, ManageError>> + Send;
 
-    /// Revokes every key of `id`.
-    fn revoke_key(&self, id: &str) -> impl Future<Output = Result<(), ManageError>> + Send;
+    /// Revokes the key whose digest is `presented`, and no other key of its id.
+    fn revoke_presented(
+        &self,
+        presented: &KeyDigest,
+    ) -> impl Future<Output = Result<(), ManageError>> + Send;
 }
 
 /// Why a key could not be rotated or revoked.
@@ -38,6 +49,11 @@ pub trait ManagedKeys: KeyStore + Clone {
 pub enum ManageError {
     /// The store has no key format, so it cannot generate a key: answered with 409.
     NoFormat,
+    /// The key was rotated already (by its holder or by an operator): answered with 409. Only
+    /// its successor can rotate.
+    Superseded,
+    /// The key is revoked, expired, not valid yet, or gone from the store: answered with 403.
+    NotLive,
     /// The store failed (its file, its database): answered with 503; the cause is logged, never
     /// sent.
     Failed(Box<dyn std::error::Error + Send + Sync>),
@@ -47,6 +63,8 @@ impl fmt::Display for ManageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoFormat => f.write_str("the key store has no key format to generate keys in"),
+            Self::Superseded => f.write_str("the key was rotated already"),
+            Self::NotLive => f.write_str("the key is revoked, expired, not valid yet or gone"),
             Self::Failed(error) => write!(f, "the key store failed: {error}"),
         }
     }
@@ -54,44 +72,54 @@ impl fmt::Display for ManageError {
 
 impl std::error::Error for ManageError {}
 
+impl From<ConfigError> for ManageError {
+    fn from(error: ConfigError) -> Self {
+        match error.kind() {
+            ConfigErrorKind::NoFormat => Self::NoFormat,
+            ConfigErrorKind::Superseded => Self::Superseded,
+            ConfigErrorKind::KeyNotLive | ConfigErrorKind::UnknownKey => Self::NotLive,
+            _ => Self::Failed(error.into()),
+        }
+    }
+}
+
 impl ManagedKeys for ApiKeys {
     // A change blocks while it writes the records file: it runs off the async workers.
-    async fn rotate_key(&self, id: &str, grace: Duration) -> Result<String, ManageError> {
-        let (keys, id) = (self.clone(), id.to_owned());
-        let rotated = tokio::task::spawn_blocking(move || keys.rotate(&id, grace))
+    async fn rotate_presented(
+        &self,
+        presented: &KeyDigest,
+        grace: Duration,
+    ) -> Result<Rotation, ManageError> {
+        let (keys, presented) = (self.clone(), *presented);
+        let rotated = tokio::task::spawn_blocking(move || keys.rotate_presented(&presented, grace))
             .await
             .map_err(|error| ManageError::Failed(error.into()))?;
-        rotated.map_err(|error| match error.kind() {
-            crate::ConfigErrorKind::NoFormat => ManageError::NoFormat,
-            _ => ManageError::Failed(error.into()),
-        })
+        Ok(rotated?)
     }
 
-    async fn revoke_key(&self, id: &str) -> Result<(), ManageError> {
-        let (keys, id) = (self.clone(), id.to_owned());
-        let revoked = tokio::task::spawn_blocking(move || keys.revoke(&id))
+    async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), ManageError> {
+        let (keys, presented) = (self.clone(), *presented);
+        let revoked = tokio::task::spawn_blocking(move || keys.revoke_presented(&presented))
             .await
             .map_err(|error| ManageError::Failed(error.into()))?;
-        revoked
-            .map(|_| ())
-            .map_err(|error| ManageError::Failed(error.into()))
+        Ok(revoked?)
     }
 }
 
 #[cfg(feature = "postgres")]
 impl ManagedKeys for crate::PgKeys {
-    async fn rotate_key(&self, id: &str, grace: Duration) -> Result<String, ManageError> {
-        self.rotate(id, grace).await.map_err(|error| match error {
-            crate::PgKeysError::NoFormat => ManageError::NoFormat,
-            other => ManageError::Failed(other.into()),
-        })
+    async fn rotate_presented(
+        &self,
+        presented: &KeyDigest,
+        grace: Duration,
+    ) -> Result<Rotation, ManageError> {
+        self.rotate_presented(presented, grace)
+            .await
+            .map_err(Into::into)
     }
 
-    async fn revoke_key(&self, id: &str) -> Result<(), ManageError> {
-        self.revoke(id)
-            .await
-            .map(|_| ())
-            .map_err(|error| ManageError::Failed(error.into()))
+    async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), ManageError> {
+        self.revoke_presented(presented).await.map_err(Into::into)
     }
 }
 
@@ -100,11 +128,13 @@ impl ManagedKeys for crate::PgKeys {
 /// | route | answer |
 /// | --- | --- |
 /// | `GET /keys/me` | `200`, the key's `id`, `scopes`, `expires_at` (RFC 3339 or `null`) and `rate_limit` (or `null`); never the key |
-/// | `POST /keys/me/rotate` | `200`, the new `key`, once, with `Cache-Control: no-store`, and `expires_at`, when the presented key stops working: it keeps working for `grace` |
-/// | `DELETE /keys/me` | `204`; every key of the id is revoked |
+/// | `POST /keys/me/rotate` | `200`, the new `key`, once, with `Cache-Control: no-store`, and `expires_at`, when the presented key stops working: it keeps working for `grace`, or until its own expiry if sooner |
+/// | `DELETE /keys/me` | `204`; the presented key is revoked, and no other key of its id |
 ///
-/// A store without a key format answers a rotation with `409`; a store that fails, `503` (the
-/// cause is logged, never sent). Each route is an audit event (`INFO`, target
+/// Every change acts on the key the request presented, and none widens it: the successor has
+/// the presented key's scopes, limit and expiry. A key rotated already (in its grace period)
+/// answers a rotation with `409`, and so does a store without a key format; a key that stopped
+/// being live meanwhile, `403`; a store that fails, `503` (the cause is logged, never sent). Each route is an audit event (`INFO`, target
 /// `axum_api_key::audit`) with the key's id. Nest it anywhere:
 ///
 /// ```
@@ -131,7 +161,7 @@ where
         .route("/keys/me", get(read::<C, S>).delete(revoke::<C, S>))
         .route(
             "/keys/me/rotate",
-            post(move |guard, key, store| rotate::<C, S>(guard, key, store, grace)),
+            post(move |guard, key, store, parts| rotate::<C, S>(guard, key, store, parts, grace)),
         )
 }
 
@@ -140,22 +170,27 @@ async fn read<C: KeyConfig, S: KeyStore>(_: RequireApiKey<C, S>, key: VerifiedKe
     json(StatusCode::OK, &describe(&key, key.expires_at(), None))
 }
 
+/// The digest of the key the request presented through `C`'s sources: what the guard just
+/// accepted, and what a change at the holder's request acts on.
+fn presented<C: KeyConfig>(parts: &Parts) -> Option<KeyDigest> {
+    crate::extract::presented_digest(parts, C::CONFIG.sources())
+}
+
 async fn rotate<C: KeyConfig, S: ManagedKeys>(
     _: RequireApiKey<C, S>,
     key: VerifiedKey,
     State(store): State<S>,
+    parts: Parts,
     grace: Duration,
 ) -> Response {
-    match store.rotate_key(key.id(), grace).await {
-        Ok(new) => {
+    let Some(digest) = presented::<C>(&parts) else {
+        return failed(&key, "rotate", &ManageError::NotLive);
+    };
+    match store.rotate_presented(&digest, grace).await {
+        Ok(rotation) => {
             audit("rotated", &key);
-            // The presented key now ends with the grace period, or earlier if it already did.
-            let deadline = std::time::SystemTime::now().checked_add(grace);
-            let ends = match (key.expires_at(), deadline) {
-                (Some(expires), Some(deadline)) => Some(expires.min(deadline)),
-                (expires, deadline) => expires.or(deadline),
-            };
-            let mut response = json(StatusCode::OK, &describe(&key, ends, Some(&new)));
+            let ends = Some(rotation.presented_expires_at());
+            let mut response = json(StatusCode::OK, &describe(&key, ends, Some(rotation.key())));
             response
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -169,8 +204,12 @@ async fn revoke<C: KeyConfig, S: ManagedKeys>(
     _: RequireApiKey<C, S>,
     key: VerifiedKey,
     State(store): State<S>,
+    parts: Parts,
 ) -> Response {
-    match store.revoke_key(key.id()).await {
+    let Some(digest) = presented::<C>(&parts) else {
+        return failed(&key, "revoke", &ManageError::NotLive);
+    };
+    match store.revoke_presented(&digest).await {
         Ok(()) => {
             audit("revoked", &key);
             StatusCode::NO_CONTENT.into_response()
@@ -234,6 +273,16 @@ fn failed(key: &VerifiedKey, action: &'static str, error: &ManageError) -> Respo
             StatusCode::CONFLICT,
             "Keys cannot be generated",
             "This service cannot issue new keys; ask its operators for one.",
+        ),
+        ManageError::Superseded => (
+            StatusCode::CONFLICT,
+            "Key already rotated",
+            "This key has a successor already; rotate the successor instead.",
+        ),
+        ManageError::NotLive => (
+            StatusCode::FORBIDDEN,
+            "Key cannot be changed",
+            "This key is revoked, expired or not valid yet.",
         ),
         ManageError::Failed(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -11,7 +11,7 @@ use toml::value::{Datetime, Offset};
 
 use super::live::FileEdit;
 use super::set::FileStamp;
-use super::{ApiKeys, Key, KeySet, decode_digest};
+use super::{ApiKeys, Key, KeyDigest, KeySet, decode_digest};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::format::KeyFormat;
 
@@ -33,6 +33,8 @@ struct Record {
     expires: Option<Spanned<Datetime>>,
     #[serde(default)]
     revoked: bool,
+    #[serde(default)]
+    superseded: bool,
     rate_limit: Option<Spanned<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
@@ -51,6 +53,7 @@ impl ApiKeys {
     /// not_before = 2026-01-01T00:00:00Z        # optional
     /// expires = 2027-01-01T00:00:00Z           # optional
     /// revoked = false                          # optional
+    /// superseded = false                       # optional: rotated out, cannot rotate again
     /// rate_limit = "100/min"                   # optional: see RateLimit
     /// metadata = { owner = "Partner A Ltd" }   # optional, free text
     /// ```
@@ -110,7 +113,9 @@ impl ApiKeys {
     /// [`rotate`](Self::rotate) is in the file already (they write it through). The store's HTTPS requirement is kept, and so is its key format unless
     /// the file names one.
     pub fn reload(&self) -> Result<usize, ConfigError> {
-        self.change(|set, _| {
+        // No lock: every writer replaces the file whole, and a file on a read-only volume
+        // (a mounted secret) must still reload.
+        self.change_set(|set| {
             let Some(path) = set.file.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFile));
             };
@@ -225,7 +230,14 @@ fn read(
 
 /// Parses a records file's text.
 fn parse(text: &str) -> Result<KeySet, ConfigError> {
-    let line = |offset: usize| Some(text[..offset.min(text.len())].matches('\n').count() + 1);
+    // A byte-order mark is not TOML; offsets after it still count lines the same.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Where each line starts, found once: a record's line is a binary search, so a file of
+    // many records reads in time linear in its size.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+        .collect();
+    let line = |offset: usize| Some(starts.partition_point(|&start| start <= offset));
     let file: RecordsFile = toml::from_str(text).map_err(|error| {
         let at = error.span().and_then(|span| line(span.start));
         ConfigError::new(ConfigErrorKind::FileSyntax)
@@ -265,6 +277,7 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         let mut key = Key::from_digest(record.id.get_ref().as_str(), digest)
             .scopes(scopes.iter().cloned())
             .revoked(record.revoked);
+        key.record.superseded = record.superseded;
         for (name, value) in record.metadata {
             key = key.metadata(name, value);
         }
@@ -312,53 +325,87 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
     Ok(set)
 }
 
-/// Writes `edits` to the records file at `path` and returns the set the written file holds,
-/// with `template`'s format (unless the file names one), emptiness rule and path.
+/// Runs `change` on the records file at `path` as it is now, writes its edits to the file, and
+/// returns the set the written file holds (with `current`'s format unless the file names one,
+/// its emptiness rule and path) and what the change returned.
 ///
 /// Another process changing the same file waits on an advisory lock of `<file>.lock`, so no
-/// change is lost. The file is read afresh under the lock, edited in place (comments and
-/// layout kept), checked as a whole, written to a temporary file in the same directory, flushed
-/// to disk, renamed over the old one, and the directory flushed: a crash at any point leaves
-/// the old file or the new one, whole. Any error leaves the file as it was.
-pub(crate) fn write_through(
+/// change is lost, and every change's checks (is the key still live, has it a successor) see
+/// the file as it is under the lock. A symlink is followed: the file changed, and the lock
+/// and temporary file, are beside its target, so a mounted or linked file stays one file.
+/// The file is edited in place (comments, layout, line endings and a byte-order mark kept),
+/// written to a temporary file beside it, flushed to disk, renamed over the old one, and the
+/// directory flushed: a crash at any point leaves the old file or the new one, whole. Any
+/// error leaves the file as it was.
+pub(crate) fn change_file<T>(
     path: &Path,
-    edits: &[FileEdit],
-    template: &KeySet,
-) -> Result<KeySet, ConfigError> {
+    current: &KeySet,
+    change: impl FnOnce(&mut KeySet, &mut Vec<FileEdit>) -> Result<T, ConfigError>,
+) -> Result<(KeySet, T), ConfigError> {
     let origin = path.display().to_string();
     let io_error = |error: std::io::Error| {
         ConfigError::new(ConfigErrorKind::FileUnwritable)
             .in_origin(&origin)
             .with_message(error.to_string())
     };
-    let _lock = lock(path).map_err(io_error)?;
-    // Another process changing the file takes the lock too; a person or a tool rewriting it in
-    // place does not, so the file is read as a reload reads it: settled and whole, or not at
-    // all, so that a half-written file is never written back.
-    let (text, _) = settled_text(path, template.file_id)?;
-    let mut document = text.parse::<toml_edit::DocumentMut>().map_err(|error| {
+    let target = std::fs::canonicalize(path).map_err(io_error)?;
+    let _lock = lock(&target).map_err(io_error)?;
+    // A person or a tool rewriting the file in place takes no lock, so the file is read as a
+    // reload reads it: settled and whole, or not at all, so that a half-written file is never
+    // written back.
+    let (text, stamp) = settled_text(&target, current.file_id)?;
+    let mut next = if stamp.is_some() && stamp == current.file_id {
+        KeySet::clone(current)
+    } else {
+        // Changed by someone else since it was last read here: the change works on the file.
+        let mut fresh = parse(&text).map_err(|error| error.in_origin(&origin))?;
+        if fresh.format.is_none() {
+            fresh.format = current.format.clone();
+        }
+        fresh.file = current.file.clone();
+        fresh.allow_empty = current.allow_empty;
+        fresh.file_id = stamp;
+        fresh
+    };
+    let mut edits = Vec::new();
+    let out = change(&mut next, &mut edits)?;
+    if !edits.is_empty() {
+        let written = edited(&text, &edits).map_err(|error| error.in_origin(&origin))?;
+        next.file_id = replace(&target, written.as_bytes()).map_err(io_error)?;
+    }
+    Ok((next, out))
+}
+
+/// The records file's text with `edits` applied, in the file's own line endings and with its
+/// byte-order mark, if it has one.
+fn edited(text: &str, edits: &[FileEdit]) -> Result<String, ConfigError> {
+    let (bom, body) = match text.strip_prefix('\u{feff}') {
+        Some(body) => ("\u{feff}", body),
+        None => ("", text),
+    };
+    let crlf = body.contains("\r\n");
+    let body = if crlf {
+        std::borrow::Cow::Owned(body.replace("\r\n", "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    };
+    let mut document = body.parse::<toml_edit::DocumentMut>().map_err(|error| {
         let line = error
             .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            .map(|span| body[..span.start.min(body.len())].matches('\n').count() + 1);
         ConfigError::new(ConfigErrorKind::FileSyntax)
-            .in_origin(&origin)
             .at(line, None)
             .with_message(safe_message(error.message()))
     })?;
     for edit in edits {
-        apply(&mut document, edit).map_err(|error| error.in_origin(&origin))?;
+        apply(&mut document, edit)?;
     }
-    let written = document.to_string();
-    // The edited file must read back as a valid records file: a change another process made
-    // meanwhile (the same id added twice, say) refuses this one rather than break the file.
-    let mut set = parse(&written).map_err(|error| error.in_origin(&origin))?;
-    if set.format.is_none() {
-        set.format = template.format.clone();
+    let mut written = document.to_string();
+    if crlf {
+        written = written.replace('\n', "\r\n");
     }
-    set.file = template.file.clone();
-    set.allow_empty = template.allow_empty;
-    set.file_id = replace(path, written.as_bytes()).map_err(io_error)?;
-    Ok(set)
+    written.insert_str(0, bom);
+    Ok(written)
 }
 
 /// Takes the advisory lock that serialises the processes changing the file at `path`.
@@ -425,6 +472,26 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
     };
     let of_id =
         |table: &toml_edit::Table, id: &str| table.get("id").and_then(Item::as_str) == Some(id);
+    let of_digest = |table: &toml_edit::Table, digest: &KeyDigest| {
+        table
+            .get("digest")
+            .and_then(Item::as_str)
+            .and_then(|text| text.strip_prefix("sha256:"))
+            .and_then(decode_digest)
+            .is_some_and(|found| found == *digest)
+    };
+    // Sets `expires` to `at` unless the table already expires sooner.
+    let expire = |table: &mut toml_edit::Table, at: SystemTime| -> Result<(), ConfigError> {
+        let sooner = table
+            .get("expires")
+            .and_then(Item::as_datetime)
+            .and_then(system_time)
+            .is_some_and(|expires| expires <= at);
+        if !sooner {
+            table.insert("expires", value(datetime(at)?));
+        }
+        Ok(())
+    };
     match edit {
         FileEdit::Append { digest, record } => {
             let mut table = toml_edit::Table::new();
@@ -443,6 +510,9 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
             }
             if record.revoked {
                 table.insert("revoked", value(true));
+            }
+            if record.superseded {
+                table.insert("superseded", value(true));
             }
             if let Some(limit) = record.rate_limit() {
                 table.insert("rate_limit", value(limit.to_string()));
@@ -466,16 +536,23 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
                 return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
             }
         }
-        FileEdit::Expire { id, at } => {
-            let deadline = datetime(*at)?;
+        FileEdit::Supersede { id, at } => {
             for table in keys.iter_mut().filter(|table| of_id(table, id)) {
-                let sooner = table
-                    .get("expires")
-                    .and_then(Item::as_datetime)
-                    .and_then(system_time)
-                    .is_some_and(|expires| expires <= *at);
-                if !sooner {
-                    table.insert("expires", value(deadline));
+                table.insert("superseded", value(true));
+                expire(table, *at)?;
+            }
+        }
+        FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
+            let Some(table) = keys.iter_mut().find(|table| of_digest(table, digest)) else {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownKey));
+            };
+            match edit {
+                FileEdit::SupersedeKey { at, .. } => {
+                    table.insert("superseded", value(true));
+                    expire(table, *at)?;
+                }
+                _ => {
+                    table.insert("revoked", value(true));
                 }
             }
         }
@@ -502,6 +579,8 @@ const FIELDS: &[&str] = &[
     "not_before",
     "expires",
     "revoked",
+    "superseded",
+    "rate_limit",
     "metadata",
 ];
 

@@ -53,9 +53,15 @@ impl ApiKeys {
         })
     }
 
-    /// Issues a new key for `id`, in the store's [`KeyFormat`], and lets the old ones keep
-    /// working until `grace` has passed. The new key has the old one's scopes and metadata and
-    /// no expiry. Returns the new key, which is not kept anywhere: hand it to its owner now.
+    /// Issues a new key for `id`, in the store's [`KeyFormat`], and lets the id's current key
+    /// keep working until `grace` has passed (or its own expiry, if sooner). The new key has
+    /// the current key's scopes, metadata, rate limit, not-before time and expiry: a rotation
+    /// replaces the key, it never extends it. Returns the new key, which is not kept anywhere:
+    /// hand it to its owner now.
+    ///
+    /// The id's current key is the one that is neither revoked nor rotated out already; the
+    /// keys it replaces are marked rotated out, and can no longer rotate themselves through
+    /// [`rotate_presented`](Self::rotate_presented).
     ///
     /// The store needs a key format to generate the key in ([`with_format`](Self::with_format),
     /// or `format = "…"` in the records file); without one, `rotate` returns an error.
@@ -74,13 +80,7 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn rotate(&self, id: &str, grace: Duration) -> Result<String, ConfigError> {
-        // A grace period past the last time a records file can hold (the end of year 9999,
-        // or what a clock can hold) ends there: never a panic, and the deadline is written
-        // like any other.
-        let latest = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
-        let deadline = SystemTime::now()
-            .checked_add(grace)
-            .map_or(latest, |deadline| deadline.min(latest));
+        let deadline = grace_deadline(grace);
         self.change(|set, edits| {
             let Some(format) = set.format.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFormat).with_id(id));
@@ -89,18 +89,17 @@ impl ApiKeys {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
             };
             set.update(id, |record| {
+                record.superseded = true;
                 record.set_expires(Some(record.expires().map_or(deadline, |e| e.min(deadline))));
             });
-            edits.push(FileEdit::Expire {
+            edits.push(FileEdit::Supersede {
                 id: id.into(),
                 at: deadline,
             });
             let new = format.generate();
-            // The new key keeps what the key may do, not when: its own validity starts now.
             let mut record = template;
             record.revoked = false;
-            record.set_not_before(None);
-            record.set_expires(None);
+            record.superseded = false;
             let digest = digest(new.as_bytes());
             set.insert_record(digest, record.clone(), true)?;
             edits.push(FileEdit::Append { digest, record });
@@ -108,11 +107,113 @@ impl ApiKeys {
         })
     }
 
+    /// Rotates the key whose digest is `presented`, at its holder's request (the
+    /// [`self_service`](crate::self_service) router calls it with the key the request
+    /// presented): a new key with the same scopes, metadata, rate limit, not-before time and
+    /// an expiry no later than the presented key's, which keeps working for
+    /// `min(grace, its remaining life)`.
+    ///
+    /// Refused, with nothing changed, when the presented key is unknown
+    /// ([`UnknownKey`](ConfigErrorKind::UnknownKey)), revoked, expired or not valid yet
+    /// ([`KeyNotLive`](ConfigErrorKind::KeyNotLive)), or rotated already
+    /// ([`Superseded`](ConfigErrorKind::Superseded)): a key in its grace period, a leaked one
+    /// the operator rotated out say, can never buy itself a successor. Of two rotations by one
+    /// key, exactly one succeeds. For a store read from a records file, the checks are made on
+    /// the file as read under its lock, so a key revoked by another process cannot rotate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_api_key::{digest, ApiKeys, ConfigErrorKind, Key, KeyFormat};
+    ///
+    /// let format = KeyFormat::new("myapp")?;
+    /// let old = format.generate();
+    /// let keys = ApiKeys::new().with_format(format).try_with(Key::new("partner-a", &old))?;
+    ///
+    /// let rotation = keys.rotate_presented(&digest(old.as_bytes()), Duration::from_secs(60))?;
+    /// assert!(keys.verify(rotation.key().as_bytes()).is_ok());
+    /// // The old key is rotated out: it cannot rotate again.
+    /// let again = keys.rotate_presented(&digest(old.as_bytes()), Duration::from_secs(60));
+    /// assert_eq!(again.unwrap_err().kind(), ConfigErrorKind::Superseded);
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn rotate_presented(
+        &self,
+        presented: &KeyDigest,
+        grace: Duration,
+    ) -> Result<Rotation, ConfigError> {
+        let deadline = grace_deadline(grace);
+        self.change(|set, edits| {
+            let Some(format) = set.format.clone() else {
+                return Err(ConfigError::new(ConfigErrorKind::NoFormat));
+            };
+            let current = presented_record(set, presented)?;
+            if current.superseded {
+                return Err(ConfigError::new(ConfigErrorKind::Superseded).with_id(&current.id));
+            }
+            let ends = current.expires().map_or(deadline, |e| e.min(deadline));
+            set.update_key(presented, |record| {
+                record.superseded = true;
+                record.set_expires(Some(ends));
+            });
+            edits.push(FileEdit::SupersedeKey {
+                digest: *presented,
+                at: ends,
+            });
+            let new = format.generate();
+            // Everything the key may do, and when, is the presented key's: never more.
+            let mut successor = current;
+            successor.superseded = false;
+            let digest = digest(new.as_bytes());
+            let expires = successor.expires();
+            set.insert_record(digest, successor.clone(), true)?;
+            edits.push(FileEdit::Append {
+                digest,
+                record: successor,
+            });
+            Ok(Rotation {
+                key: new,
+                presented_expires: ends,
+                expires,
+            })
+        })
+    }
+
+    /// Revokes the key whose digest is `presented`, and no other key of its id: what a key
+    /// holder may do to its own key. Revoking a key that is revoked already changes nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_api_key::{digest, ApiKeys, Key, KeyFormat};
+    ///
+    /// let format = KeyFormat::new("myapp")?;
+    /// let old = format.generate();
+    /// let keys = ApiKeys::new().with_format(format).try_with(Key::new("svc", &old))?;
+    /// let new = keys.rotate("svc", Duration::from_secs(3600))?;
+    /// keys.revoke_presented(&digest(old.as_bytes()))?;
+    /// assert!(keys.verify(old.as_bytes()).is_err());
+    /// assert!(keys.verify(new.as_bytes()).is_ok()); // the id's other key is untouched
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), ConfigError> {
+        self.change(|set, edits| {
+            let Some(entry) = set.find(presented) else {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownKey));
+            };
+            if entry.key.record().revoked {
+                return Ok(());
+            }
+            set.update_key(presented, |record| record.revoked = true);
+            edits.push(FileEdit::RevokeKey { digest: *presented });
+            Ok(())
+        })
+    }
+
     /// Runs one change on a copy of the live set and swaps it in, or leaves the set as it was.
     ///
-    /// For a store read from a records file, the change's edits are written to the file first,
-    /// and the set swapped in is the file as written: a change that cannot be written is not
-    /// made, and changes another process wrote to the file meanwhile are taken along.
+    /// For a store read from a records file, the change is made under the file's lock, on the
+    /// file as it is then (changes another process wrote meanwhile are taken along, and the
+    /// change's checks see them), and its edits are written to the file before the set is
+    /// swapped in: a change that cannot be written is not made.
     pub(crate) fn change<T>(
         &self,
         change: impl FnOnce(&mut KeySet, &mut Vec<FileEdit>) -> Result<T, ConfigError>,
@@ -122,17 +223,105 @@ impl ApiKeys {
             .changing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut next = KeySet::clone(&self.shared.snapshot.load());
-        let mut edits = Vec::new();
-        let out = change(&mut next, &mut edits)?;
+        let current = self.shared.snapshot.load();
         #[cfg(feature = "file")]
-        if let Some(path) = next.file.clone()
-            && !edits.is_empty()
-        {
-            next = super::file::write_through(&path, &edits, &next)?;
+        if let Some(path) = current.file.clone() {
+            let (next, out) = super::file::change_file(&path, &current, change)?;
+            self.shared.snapshot.publish(Arc::new(next));
+            return Ok(out);
         }
+        drop(_one_at_a_time);
+        self.change_set(|set| change(set, &mut Vec::new()))
+    }
+
+    /// Runs one change on a copy of the live set in memory and swaps it in, or leaves the set
+    /// as it was.
+    pub(crate) fn change_set<T>(
+        &self,
+        change: impl FnOnce(&mut KeySet) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let _one_at_a_time = self
+            .shared
+            .changing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = KeySet::clone(&self.shared.snapshot.load());
+        let out = change(&mut next)?;
         self.shared.snapshot.publish(Arc::new(next));
         Ok(out)
+    }
+}
+
+/// The end of a grace period starting now. A period past the last time a records file can
+/// hold (the end of year 9999, or what a clock can hold) ends there: never a panic, and the
+/// deadline is written like any other.
+fn grace_deadline(grace: Duration) -> SystemTime {
+    let latest = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    SystemTime::now()
+        .checked_add(grace)
+        .map_or(latest, |deadline| deadline.min(latest))
+}
+
+/// The record of the presented key, if it may still change anything.
+fn presented_record(set: &KeySet, presented: &KeyDigest) -> Result<KeyRecord, ConfigError> {
+    let Some(entry) = set.find(presented) else {
+        return Err(ConfigError::new(ConfigErrorKind::UnknownKey));
+    };
+    if super::set::valid_now(&entry.key).is_err() {
+        return Err(ConfigError::new(ConfigErrorKind::KeyNotLive).with_id(entry.key.id()));
+    }
+    Ok(entry.key.record().clone())
+}
+
+/// What [`ApiKeys::rotate_presented`] made: the new key, shown once, and when each key ends.
+pub struct Rotation {
+    key: String,
+    presented_expires: SystemTime,
+    expires: Option<SystemTime>,
+}
+
+impl Rotation {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn new(
+        key: String,
+        presented_expires: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            key,
+            presented_expires,
+            expires,
+        }
+    }
+
+    /// The new key: hand it to its holder now; the store keeps only its digest.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The new key, by value.
+    pub fn into_key(self) -> String {
+        self.key
+    }
+
+    /// When the presented key stops working: the end of the grace period, or its own expiry
+    /// if sooner.
+    pub fn presented_expires_at(&self) -> SystemTime {
+        self.presented_expires
+    }
+
+    /// When the new key expires: the presented key's original expiry, if it had one.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires
+    }
+}
+
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("presented_expires_at", &self.presented_expires)
+            .field("expires_at", &self.expires)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,6 +335,10 @@ pub(crate) enum FileEdit {
     },
     /// Every key of this id revoked.
     Revoke { id: Box<str> },
-    /// Every key of this id expiring at this time at the latest.
-    Expire { id: Box<str>, at: SystemTime },
+    /// The key with this digest revoked.
+    RevokeKey { digest: KeyDigest },
+    /// Every key of this id rotated out, expiring at this time at the latest.
+    Supersede { id: Box<str>, at: SystemTime },
+    /// The key with this digest rotated out, expiring at this time at the latest.
+    SupersedeKey { digest: KeyDigest, at: SystemTime },
 }

@@ -33,6 +33,7 @@ mod radix;
 mod set;
 mod snapshot;
 
+pub use live::Rotation;
 pub use new_key::Key;
 pub(crate) use new_key::Shape;
 #[cfg(feature = "postgres")]
@@ -46,6 +47,10 @@ use snapshot::Snapshot;
 /// Generous for any real key (a 256-bit random key is 43 characters in base64) while bounding the
 /// work an attacker can make one request cost.
 pub const MAX_KEY_LEN: usize = 256;
+
+/// The shortest key, in bytes, that a store accepts in plaintext (`API_KEYS`, [`Key::new`]):
+/// a shorter one is short enough to guess. Generated keys are far longer.
+pub const MIN_KEY_LEN: usize = 16;
 
 /// The SHA-256 digest of a key: what the store holds instead of the key.
 pub type KeyDigest = [u8; 32];
@@ -394,16 +399,21 @@ mod tests {
 
     #[test]
     fn verifies_known_keys_only() {
-        let keys = ApiKeys::new().with_key("a", "key-a").with_key("b", "key-b");
+        let keys = ApiKeys::new()
+            .with_key("a", "key-a-0123456789")
+            .with_key("b", "key-b-0123456789");
         assert_eq!(
-            keys.verify(b"key-a").map(|k| k.id().to_owned()),
+            keys.verify(b"key-a-0123456789").map(|k| k.id().to_owned()),
             Ok("a".to_owned())
         );
         assert_eq!(
-            keys.verify(b"key-b").map(|k| k.id().to_owned()),
+            keys.verify(b"key-b-0123456789").map(|k| k.id().to_owned()),
             Ok("b".to_owned())
         );
-        assert_eq!(keys.verify(b"key-c").err(), Some(KeyError::Unknown));
+        assert_eq!(
+            keys.verify(b"key-c-0123456789").err(),
+            Some(KeyError::Unknown)
+        );
         assert_eq!(keys.verify(b"").err(), Some(KeyError::Malformed));
         assert_eq!(keys.verify(b"key a").err(), Some(KeyError::Malformed));
         assert_eq!(
@@ -441,22 +451,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_additions() {
-        let keys = ApiKeys::new().with_key("a", "key-a");
+        let keys = ApiKeys::new().with_key("a", "key-a-0123456789");
         let kind = |r: Result<ApiKeys, ConfigError>| r.err().map(|e| e.kind());
         assert_eq!(
-            kind(keys.clone().try_with_key("a", "other")),
+            kind(keys.clone().try_with_key("a", "other-0123456789")),
             Some(ConfigErrorKind::DuplicateId)
         );
         assert_eq!(
-            kind(keys.clone().try_with_key("b", "key-a")),
+            kind(keys.clone().try_with_key("b", "key-a-0123456789")),
             Some(ConfigErrorKind::DuplicateKey)
         );
         assert_eq!(
-            kind(keys.clone().try_with_key("", "x")),
+            kind(keys.clone().try_with_key("", "x-0123456789abcdef")),
             Some(ConfigErrorKind::EmptyId)
         );
         assert_eq!(
-            kind(keys.clone().try_with_key("b c", "x")),
+            kind(keys.clone().try_with_key("b c", "x-0123456789abcdef")),
             Some(ConfigErrorKind::InvalidId)
         );
         assert_eq!(
@@ -478,19 +488,22 @@ mod tests {
 
     #[test]
     fn building_copies_a_shared_store_and_managing_changes_every_clone() {
-        let one = ApiKeys::new().with_key("a", "key-a");
-        let two = one.clone().with_key("b", "key-b");
+        let one = ApiKeys::new().with_key("a", "key-a-0123456789");
+        let two = one.clone().with_key("b", "key-b-0123456789");
         assert_eq!(one.len(), 1);
         assert_eq!(two.len(), 2);
-        assert!(one.verify(b"key-b").is_err());
+        assert!(one.verify(b"key-b-0123456789").is_err());
 
         let served = two.clone();
-        two.add(Key::new("c", "key-c")).unwrap();
-        assert_eq!(served.verify(b"key-c").unwrap().id(), "c");
+        two.add(Key::new("c", "key-c-0123456789")).unwrap();
+        assert_eq!(served.verify(b"key-c-0123456789").unwrap().id(), "c");
         served.revoke("a").unwrap();
-        assert_eq!(two.verify(b"key-a").unwrap_err(), KeyError::Revoked);
         assert_eq!(
-            one.verify(b"key-a").unwrap().id(),
+            two.verify(b"key-a-0123456789").unwrap_err(),
+            KeyError::Revoked
+        );
+        assert_eq!(
+            one.verify(b"key-a-0123456789").unwrap().id(),
             "a",
             "a store built apart is apart"
         );
@@ -501,21 +514,30 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let now = SystemTime::now();
         let keys = ApiKeys::new()
-            .with(Key::new("old", "key-old").expires_at(now - hour))
-            .with(Key::new("early", "key-early").not_before(now + hour))
+            .with(Key::new("old", "key-old-0123456789").expires_at(now - hour))
+            .with(Key::new("early", "key-early-0123456789").not_before(now + hour))
             .with(
-                Key::new("current", "key-current")
+                Key::new("current", "key-current-0123456789")
                     .not_before(now - hour)
                     .expires_at(now + hour),
             )
-            .with(Key::new("gone", "key-gone").revoked(true));
-        assert_eq!(keys.verify(b"key-old").unwrap_err(), KeyError::Expired);
+            .with(Key::new("gone", "key-gone-0123456789").revoked(true));
         assert_eq!(
-            keys.verify(b"key-early").unwrap_err(),
+            keys.verify(b"key-old-0123456789").unwrap_err(),
+            KeyError::Expired
+        );
+        assert_eq!(
+            keys.verify(b"key-early-0123456789").unwrap_err(),
             KeyError::NotYetValid
         );
-        assert_eq!(keys.verify(b"key-current").unwrap().id(), "current");
-        assert_eq!(keys.verify(b"key-gone").unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            keys.verify(b"key-current-0123456789").unwrap().id(),
+            "current"
+        );
+        assert_eq!(
+            keys.verify(b"key-gone-0123456789").unwrap_err(),
+            KeyError::Revoked
+        );
         assert_eq!(
             keys.revoke("nobody").unwrap_err().kind(),
             ConfigErrorKind::UnknownId
@@ -559,7 +581,7 @@ mod tests {
         );
         assert_eq!(
             ApiKeys::new()
-                .with_key("x", "key-x")
+                .with_key("x", "key-x-0123456789")
                 .rotate("x", Duration::ZERO)
                 .unwrap_err()
                 .kind(),
@@ -586,42 +608,48 @@ mod tests {
             ConfigErrorKind::NotOfFormat
         );
         assert_eq!(
-            keys.try_with_key("c", "plain-key").unwrap_err().kind(),
+            keys.try_with_key("c", "plain-key-0123456789")
+                .unwrap_err()
+                .kind(),
             ConfigErrorKind::NotOfFormat
         );
     }
 
     #[test]
     fn debug_shows_no_key_and_no_digest() {
-        let keys = ApiKeys::new().with_key("a", "secret-value");
+        let keys = ApiKeys::new().with_key("a", "secret-value-0123456789");
         let shown = format!("{keys:?} {keys:#?}");
-        assert!(!shown.contains("secret-value"));
+        assert!(!shown.contains("secret-value-0123456789"));
         assert!(!shown.contains("digest"));
         assert_eq!(format!("{keys:?}"), "ApiKeys { len: 1, .. }");
     }
 
     #[test]
     fn a_thread_never_reads_a_set_older_than_the_last_change_that_returned() {
-        let keys = ApiKeys::new().with_key("a", "key-a");
-        let other = ApiKeys::new().with_key("b", "key-b");
+        let keys = ApiKeys::new().with_key("a", "key-a-0123456789");
+        let other = ApiKeys::new().with_key("b", "key-b-0123456789");
         // Both stores are in this thread's slots.
-        assert!(keys.verify(b"key-a").is_ok());
-        assert!(other.verify(b"key-b").is_ok());
+        assert!(keys.verify(b"key-a-0123456789").is_ok());
+        assert!(other.verify(b"key-b-0123456789").is_ok());
         for round in 0..50 {
             let writer = keys.clone();
             std::thread::spawn(move || {
-                writer.add(Key::new(format!("new-{round}"), format!("key-new-{round}")))
+                writer.add(Key::new(
+                    format!("new-{round}"),
+                    format!("key-new-{round}-0123456789"),
+                ))
             })
             .join()
             .unwrap()
             .unwrap();
             assert!(
-                keys.verify(format!("key-new-{round}").as_bytes()).is_ok(),
+                keys.verify(format!("key-new-{round}-0123456789").as_bytes())
+                    .is_ok(),
                 "round {round}"
             );
             assert_eq!(
                 other
-                    .verify(format!("key-new-{round}").as_bytes())
+                    .verify(format!("key-new-{round}-0123456789").as_bytes())
                     .unwrap_err(),
                 KeyError::Unknown
             );
@@ -631,7 +659,7 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(
-                keys.verify(format!("key-new-{round}").as_bytes())
+                keys.verify(format!("key-new-{round}-0123456789").as_bytes())
                     .unwrap_err(),
                 KeyError::Revoked,
                 "round {round}"
@@ -639,15 +667,18 @@ mod tests {
         }
         // More stores than a thread keeps at hand: each still reads its own set.
         let many: Vec<ApiKeys> = (0..10)
-            .map(|i| ApiKeys::new().with_key(format!("k{i}"), format!("key-{i}")))
+            .map(|i| ApiKeys::new().with_key(format!("k{i}"), format!("key-{i}-0123456789")))
             .collect();
         for _ in 0..3 {
             for (i, store) in many.iter().enumerate() {
                 assert_eq!(
-                    store.verify(format!("key-{i}").as_bytes()).unwrap().id(),
+                    store
+                        .verify(format!("key-{i}-0123456789").as_bytes())
+                        .unwrap()
+                        .id(),
                     format!("k{i}")
                 );
-                assert!(store.verify(b"key-a").is_err());
+                assert!(store.verify(b"key-a-0123456789").is_err());
             }
         }
     }

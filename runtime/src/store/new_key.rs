@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use super::{KeyDigest, MAX_KEY_LEN, digest, is_key_shaped};
+use super::{KeyDigest, MAX_KEY_LEN, MIN_KEY_LEN, digest, is_key_shaped};
 use crate::error::ConfigErrorKind;
 use crate::format::KeyFormat;
 use crate::key::KeyRecord;
@@ -30,6 +30,8 @@ use crate::limit::RateLimit;
 pub struct Key {
     pub(super) id: String,
     pub(super) digest: Result<KeyDigest, ConfigErrorKind>,
+    /// The digest of a key refused only for being short, for [`Key::allow_short`].
+    pub(super) short: Option<KeyDigest>,
     /// What the plaintext looked like, to check it against a store's format later.
     pub(super) shape: Shape,
     pub(super) record: KeyRecord,
@@ -48,12 +50,23 @@ pub(crate) enum Shape {
 
 impl Key {
     /// A key given in plaintext. It is checked and hashed here; a key that could never be
-    /// presented (empty, longer than [`MAX_KEY_LEN`], not visible ASCII) is refused when it is
-    /// added to a store.
+    /// presented (empty, longer than [`MAX_KEY_LEN`], not visible ASCII) or that is short
+    /// enough to guess (under [`MIN_KEY_LEN`] bytes) is refused when it is added to a store.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, ConfigErrorKind, Key};
+    ///
+    /// let refused = ApiKeys::new().try_with(Key::new("ci", "hunter2")).unwrap_err();
+    /// assert_eq!(refused.kind(), ConfigErrorKind::KeyTooShort);
+    /// assert!(!refused.to_string().contains("hunter2"));
+    /// ```
     pub fn new(id: impl Into<String>, key: impl AsRef<[u8]>) -> Self {
         let key = key.as_ref();
         let digest = if key.is_empty() {
             Err(ConfigErrorKind::EmptyKey)
+        } else if key.len() < MIN_KEY_LEN && is_key_shaped(key) {
+            // Hashed all the same, for `allow_short`.
+            Err(ConfigErrorKind::KeyTooShort)
         } else if key.len() > MAX_KEY_LEN {
             Err(ConfigErrorKind::KeyTooLong)
         } else if !is_key_shaped(key) {
@@ -65,10 +78,27 @@ impl Key {
             .map_or(Shape::Plain, |prefix| Shape::Generated(prefix.into()));
         Self {
             id: id.into(),
+            short: matches!(digest, Err(ConfigErrorKind::KeyTooShort)).then(|| self::digest(key)),
             digest,
             shape,
             record: KeyRecord::default(),
         }
+    }
+
+    /// Accepts a key shorter than [`MIN_KEY_LEN`] bytes, which [`new`](Self::new) refuses: for
+    /// tests and demos only, never for a key that guards anything.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new().with(Key::new("test", "short").allow_short());
+    /// assert!(keys.verify(b"short").is_ok());
+    /// ```
+    pub fn allow_short(mut self) -> Self {
+        if let Some(digest) = self.short.take() {
+            self.digest = Ok(digest);
+        }
+        self
     }
 
     /// A key given by its SHA-256 [`digest`], for keys whose plaintext the service never sees.
@@ -76,6 +106,7 @@ impl Key {
         Self {
             id: id.into(),
             digest: Ok(digest),
+            short: None,
             shape: Shape::Unknown,
             record: KeyRecord::default(),
         }

@@ -29,6 +29,10 @@ pub enum PgKeysError {
     Invalid(crate::ConfigError),
     /// Creating or rotating generates a key, and the store has no [`KeyFormat`].
     NoFormat,
+    /// The presented key was rotated already and cannot rotate again.
+    Superseded,
+    /// The presented key is revoked, expired, not valid yet, or gone.
+    NotLive,
 }
 
 impl fmt::Display for PgKeysError {
@@ -37,6 +41,8 @@ impl fmt::Display for PgKeysError {
             Self::Database(error) => write!(f, "the key database failed: {error}"),
             Self::UnknownId(id) => write!(f, "key `{id}`: no key has this id"),
             Self::Invalid(error) => error.fmt(f),
+            Self::Superseded => f.write_str("the key was rotated already"),
+            Self::NotLive => f.write_str("the key is revoked, expired, not valid yet or gone"),
             Self::NoFormat => f.write_str(
                 "creating a key generates it, so the store needs a key format: \
                  `PgKeys::options().format(KeyFormat::new(\"myapp\")?)`",
@@ -51,6 +57,17 @@ impl std::error::Error for PgKeysError {
             Self::Database(error) => Some(error),
             Self::Invalid(error) => Some(error),
             _ => None,
+        }
+    }
+}
+
+impl From<PgKeysError> for crate::ManageError {
+    fn from(error: PgKeysError) -> Self {
+        match error {
+            PgKeysError::NoFormat => Self::NoFormat,
+            PgKeysError::Superseded => Self::Superseded,
+            PgKeysError::NotLive => Self::NotLive,
+            other => Self::Failed(other.into()),
         }
     }
 }
@@ -357,19 +374,18 @@ impl PgKeys {
         Ok(digests.len() as u64)
     }
 
-    /// Issues a new key for `id` with the scopes and metadata of its live key, and lets the
-    /// old keys work until `grace` has passed. Returns the new key, once.
+    /// Issues a new key for `id` with the scopes, metadata, limit, not-before time and expiry
+    /// of its current key (the one neither revoked nor rotated out), and lets the old keys work
+    /// until `grace` has passed (or their own expiry, if sooner). The old keys are marked
+    /// rotated out, so they cannot rotate themselves. Returns the new key, once.
     pub async fn rotate(&self, id: &str, grace: Duration) -> Result<String, PgKeysError> {
         let format = self.inner.format.clone().ok_or(PgKeysError::NoFormat)?;
         let key = format.generate();
         let digest = digest(key.as_bytes());
-        let deadline = SystemTime::now()
-            .checked_add(grace)
-            .filter(|at| micros(*at) < i64::MAX / 2);
         let mut transaction = self.inner.pool.begin().await?;
         let live = sqlx::query(
             "SELECT digest FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
-             ORDER BY expires_at IS NULL DESC, created_at DESC LIMIT 1 FOR UPDATE",
+             ORDER BY superseded, expires_at IS NULL DESC, created_at DESC LIMIT 1 FOR UPDATE",
         )
         .bind(id)
         .fetch_optional(&mut *transaction)
@@ -378,33 +394,104 @@ impl PgKeys {
             return Err(PgKeysError::UnknownId(id.to_owned()));
         };
         let template: Vec<u8> = live.try_get("digest")?;
-        let capped = match deadline {
-            Some(at) => {
-                sqlx::query(
-                    "UPDATE api_keys SET expires_at = LEAST(COALESCE(expires_at, d.at), d.at) \
-                 FROM (SELECT timestamptz 'epoch' + $2::int8 * interval '1 microsecond' AS at) d \
-                 WHERE id = $1 AND revoked_at IS NULL RETURNING digest",
-                )
-                .bind(id)
-                .bind(micros(at))
-                .fetch_all(&mut *transaction)
-                .await?
-            }
-            None => Vec::new(),
-        };
+        // The successor first, copied from the current key as it is: its expiry is kept.
         sqlx::query(
-            "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit) \
-             SELECT $1, id, scopes, metadata, rate_limit FROM api_keys WHERE digest = $2",
+            "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, expires_at) \
+             SELECT $1, id, scopes, metadata, rate_limit, not_before, expires_at \
+             FROM api_keys WHERE digest = $2",
         )
         .bind(&digest[..])
         .bind(&template)
         .execute(&mut *transaction)
+        .await?;
+        let capped = sqlx::query(&format!(
+            "UPDATE api_keys SET superseded = true, \
+             expires_at = LEAST(COALESCE(expires_at, {AT}), {AT}) \
+             WHERE id = $1 AND revoked_at IS NULL AND digest <> $3 RETURNING digest"
+        ))
+        .bind(id)
+        .bind(micros(grace_deadline(grace)))
+        .bind(&digest[..])
+        .fetch_all(&mut *transaction)
         .await?;
         transaction.commit().await?;
         let mut changed = digests_of(&capped)?;
         changed.push(digest);
         self.inner.refresh(&changed).await?;
         Ok(key)
+    }
+
+    /// Rotates the key whose digest is `presented`, at its holder's request, as
+    /// [`ApiKeys::rotate_presented`](crate::ApiKeys::rotate_presented) does: one statement,
+    /// conditioned on the key's row being live and not rotated already, so that of two
+    /// rotations by one key (on one instance or two) exactly one succeeds.
+    pub async fn rotate_presented(
+        &self,
+        presented: &KeyDigest,
+        grace: Duration,
+    ) -> Result<crate::Rotation, PgKeysError> {
+        let format = self.inner.format.clone().ok_or(PgKeysError::NoFormat)?;
+        let key = format.generate();
+        let digest = digest(key.as_bytes());
+        // `prev` is the row before the update: the successor keeps its expiry.
+        let row = sqlx::query(&format!(
+            "WITH old AS ( \
+               UPDATE api_keys AS k SET superseded = true, \
+                 expires_at = LEAST(COALESCE(k.expires_at, {AT}), {AT}) \
+               FROM api_keys AS prev \
+               WHERE k.digest = $1 AND prev.digest = k.digest \
+                 AND k.revoked_at IS NULL AND NOT k.superseded \
+                 AND (k.expires_at IS NULL OR k.expires_at > now()) \
+                 AND (k.not_before IS NULL OR k.not_before <= now()) \
+               RETURNING k.id, k.scopes, k.metadata, k.rate_limit, k.not_before, \
+                 prev.expires_at AS kept, \
+                 (extract(epoch FROM k.expires_at) * 1000000)::int8 AS ends) \
+             INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, expires_at) \
+             SELECT $3, id, scopes, metadata, rate_limit, not_before, kept FROM old \
+             RETURNING (SELECT ends FROM old) AS ends, \
+               (extract(epoch FROM expires_at) * 1000000)::int8 AS expires"
+        ))
+        .bind(&presented[..])
+        .bind(micros(grace_deadline(grace)))
+        .bind(&digest[..])
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        let Some(row) = row else {
+            let superseded: Option<bool> =
+                sqlx::query_scalar("SELECT superseded FROM api_keys WHERE digest = $1")
+                    .bind(&presented[..])
+                    .fetch_optional(&self.inner.pool)
+                    .await?;
+            return Err(match superseded {
+                Some(true) => PgKeysError::Superseded,
+                _ => PgKeysError::NotLive,
+            });
+        };
+        let ends: i64 = row.try_get("ends")?;
+        let expires: Option<i64> = row.try_get("expires")?;
+        self.inner.refresh(&[*presented, digest]).await?;
+        Ok(crate::Rotation::new(
+            key,
+            from_micros(ends),
+            expires.map(from_micros),
+        ))
+    }
+
+    /// Revokes the key whose digest is `presented`, and no other key of its id.
+    pub async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), PgKeysError> {
+        let exists: bool = sqlx::query_scalar(
+            "WITH revoked AS (UPDATE api_keys SET revoked_at = now() \
+               WHERE digest = $1 AND revoked_at IS NULL RETURNING digest) \
+             SELECT EXISTS (SELECT 1 FROM api_keys WHERE digest = $1)",
+        )
+        .bind(&presented[..])
+        .fetch_one(&self.inner.pool)
+        .await?;
+        if !exists {
+            return Err(PgKeysError::NotLive);
+        }
+        self.inner.refresh(&[*presented]).await?;
+        Ok(())
     }
 
     /// Every key of the table, sorted by id: what it is and whether it is accepted now, never a
@@ -425,6 +512,17 @@ impl PgKeys {
         listed.sort_by(|a, b| a.key.id().cmp(b.key.id()));
         Ok(listed)
     }
+}
+
+/// A microsecond count bound as `$2`, as a `timestamptz`.
+const AT: &str = "(timestamptz 'epoch' + $2::int8 * interval '1 microsecond')";
+
+/// The end of a grace period starting now, at the latest the end of year 9999.
+fn grace_deadline(grace: Duration) -> SystemTime {
+    let latest = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    SystemTime::now()
+        .checked_add(grace)
+        .map_or(latest, |deadline| deadline.min(latest))
 }
 
 /// Microseconds since the Unix epoch.
@@ -451,7 +549,8 @@ fn digests_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<KeyDigest>, PgKeysEr
 const SELECT_ROWS: &str = "SELECT digest, id, scopes, \
      (extract(epoch FROM not_before) * 1000000)::int8 AS not_before, \
      (extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, \
-     revoked_at IS NOT NULL AS revoked, metadata::text AS metadata, rate_limit FROM api_keys";
+     revoked_at IS NOT NULL AS revoked, superseded, metadata::text AS metadata, rate_limit \
+     FROM api_keys";
 
 /// A row as the store's [`Key`].
 fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> {
@@ -469,6 +568,7 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
         key = key.expires_at(from_micros(at));
     }
     key = key.revoked(row.try_get("revoked")?);
+    key.record.superseded = row.try_get("superseded")?;
     if let Some(text) = row.try_get::<Option<String>, _>("rate_limit")? {
         match text.parse() {
             Ok(limit) => key = key.rate_limit(limit),
@@ -709,4 +809,7 @@ END
 $$;
 CREATE TRIGGER api_keys_notify AFTER INSERT OR UPDATE OR DELETE ON api_keys
     FOR EACH ROW EXECUTE FUNCTION api_keys_notify();
+", "
+-- A key rotated out: it has a successor and cannot rotate again.
+ALTER TABLE api_keys ADD COLUMN superseded boolean NOT NULL DEFAULT false;
 "];

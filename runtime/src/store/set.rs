@@ -88,6 +88,7 @@ impl KeySet {
         let Key {
             id,
             digest,
+            short: _,
             shape,
             record,
         } = key;
@@ -180,12 +181,36 @@ impl KeySet {
         updated
     }
 
-    /// The record of a key named `id` that is not revoked, to model a rotated key on.
+    /// The id's current key: not revoked, and not rotated out if any is not, to model a
+    /// rotated key on.
     pub(super) fn live_record(&self, id: &str) -> Option<KeyRecord> {
         self.named(id)
             .filter(|entry| !entry.key.record().revoked)
-            .max_by_key(|entry| entry.key.record().expires().is_none())
+            .max_by_key(|entry| {
+                let record = entry.key.record();
+                (!record.superseded, record.expires().is_none())
+            })
             .map(|entry| entry.key.record().clone())
+    }
+
+    /// Applies `update` to the record of the key with this digest; returns whether there was
+    /// one.
+    pub(super) fn update_key(
+        &mut self,
+        digest: &KeyDigest,
+        update: impl FnOnce(&mut KeyRecord),
+    ) -> bool {
+        let digest = Words::of(digest);
+        let word = digest.table_hash();
+        self.by_digest.change(word, |entries| {
+            let Some(entry) = entries.iter_mut().find(|entry| entry.digest.ct_eq(&digest)) else {
+                return false;
+            };
+            let mut record = entry.key.record().clone();
+            update(&mut record);
+            entry.key = VerifiedKey::from_record(record);
+            true
+        })
     }
 
     /// Checks the format of a key already checked for length and shape, hashes it, looks it up
