@@ -83,7 +83,7 @@ pub enum ConfigErrorKind {
 /// Why a key configuration was refused: what is wrong and in which entry, never the key itself.
 ///
 /// ```
-/// let error = "partner-a=pa_secret,partner-b=sha256:1234".parse::<axum_api_key::ApiKeys>().unwrap_err();
+/// let error = "partner-a=pa_secret_0123456789,partner-b=sha256:1234".parse::<axum_api_key::ApiKeys>().unwrap_err();
 /// assert_eq!(error.kind(), axum_api_key::ConfigErrorKind::BadDigest);
 /// assert_eq!(
 ///     error.to_string(),

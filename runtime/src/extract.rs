@@ -473,7 +473,8 @@ async fn guard<S: KeyStore>(
         Found::One { key, source } => match checked(&key) {
             Err(error) => Err(Refusal::from_key_error(error, source)),
             Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
-                warn_in_clear(parts, key);
+                // Looked up only to tell the operator which key to rotate; refused either way.
+                warn_in_clear(parts, store.verify(key).await.ok().as_ref());
                 Err(Refusal::new(
                     Problem::HttpsRequired,
                     "insecure_transport",
@@ -663,22 +664,35 @@ impl Refusal {
     }
 }
 
-/// A key came over plain HTTP to a store that requires HTTPS. It is not verified; the warning
-/// names it by a fingerprint of its digest (the first 12 hex digits), which finds its record
-/// without revealing it, so that the operator can rotate it.
-fn warn_in_clear(parts: &Parts, key: &str) {
-    let digest = crate::digest(key.as_bytes());
-    let fingerprint = crate::hex::encode(&digest[..6]);
-    tracing::warn!(
-        target: "axum_api_key::audit",
-        outcome = "refused",
-        reason = "insecure_transport",
-        key_fingerprint = %fingerprint,
-        method = %parts.method,
-        route = route(parts),
-        "an API key travelled over plain HTTP: treat it as leaked and rotate the key whose \
-         digest starts with this fingerprint"
-    );
+/// A value came over plain HTTP to a store that requires HTTPS. It is refused either way; when
+/// it is one of the store's live keys (looked up as any key is, in constant time), a
+/// `key_exposed` warning names the key's id, so that the operator rotates it. A value that is
+/// no key is logged without any trace of it: a fingerprint of a password pasted by mistake
+/// could be checked against guesses offline.
+fn warn_in_clear(parts: &Parts, exposed: Option<&VerifiedKey>) {
+    match exposed {
+        Some(key) => {
+            tracing::warn!(
+                target: "axum_api_key::audit",
+                outcome = "refused",
+                reason = "key_exposed",
+                key_id = key.id(),
+                method = %parts.method,
+                route = route(parts),
+                "an API key travelled over plain HTTP: treat it as leaked and rotate it"
+            );
+            crate::usage::exposed(key);
+        }
+        None => tracing::warn!(
+            target: "axum_api_key::audit",
+            outcome = "refused",
+            reason = "insecure_transport",
+            method = %parts.method,
+            route = route(parts),
+            "a request sent a value in place of an API key over plain HTTP; it is no live key \
+             of this store"
+        ),
+    }
 }
 
 fn audit_anonymous(parts: &Parts) {

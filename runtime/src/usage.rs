@@ -45,6 +45,18 @@ pub(crate) fn refused(reason: &'static str, key: Option<&VerifiedKey>) {
     }
 }
 
+/// A live key seen over plain HTTP: `api_key_exposed_total` (with `key_id` when key ids are
+/// labels).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn exposed(key: &VerifiedKey) {
+    #[cfg(feature = "metrics")]
+    match labels_key_ids() {
+        true => ::metrics::counter!("api_key_exposed_total", "key_id" => key.id().to_owned())
+            .increment(1),
+        false => ::metrics::counter!("api_key_exposed_total").increment(1),
+    }
+}
+
 /// An accepted key, or a request let in without one by an optional guard.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 #[inline]

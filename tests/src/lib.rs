@@ -80,6 +80,21 @@ impl Answer {
         assert!(!found(self.status.as_str().as_bytes()));
     }
 
+    /// Asserts a problem-details answer of this status with the four RFC 9457 members, for
+    /// answers that are not the guard's own `Problem`s (the self-service router's).
+    pub fn assert_problem_status(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let body = self.json();
+        for member in ["type", "title", "status", "detail"] {
+            assert!(body.get(member).is_some(), "no `{member}`: {body}");
+        }
+        assert_eq!(body["status"], status.as_u16());
+    }
+
     /// Asserts a problem-details refusal: status, content type, the four RFC 9457 members,
     /// `type` (`about:blank` unless the app set a base) and the variant's `title`.
     pub fn assert_problem(&self, status: StatusCode, variant: &str) {

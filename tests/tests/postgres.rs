@@ -452,8 +452,58 @@ async fn self_service_rotates_and_revokes_in_the_database() {
     let new = rotated.json()["key"].as_str().unwrap().to_owned();
     // The other instance, and so a restarted one, accepts the new key.
     until(&b, &new, Ok("partner-a")).await;
+    // The old key is rotated out: it cannot rotate again, here or anywhere.
+    let again = call("POST", &key).await;
+    again.assert_problem_status(http::StatusCode::CONFLICT);
+    // A revocation acts on the presented key only.
     let revoked = call("DELETE", &new).await;
     assert_eq!(revoked.status, http::StatusCode::NO_CONTENT);
     until(&b, &new, Err(KeyError::Revoked)).await;
+    assert_eq!(accepted(&b, &key).await, Ok("partner-a".to_owned()));
+    assert_eq!(
+        call("DELETE", &key).await.status,
+        http::StatusCode::NO_CONTENT
+    );
     until(&b, &key, Err(KeyError::Revoked)).await;
+
+    // An expiring key rotates into a key that expires when it would have, never later.
+    let ends = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let expiring = a.create("partner-b", ["x"], Some(ends)).await.unwrap();
+    let rotated = call("POST", &expiring).await;
+    assert_eq!(rotated.status, http::StatusCode::OK, "{}", rotated.text());
+    let successor = rotated.json()["key"].as_str().unwrap().to_owned();
+    let successor = until_accepted(&b, &successor).await;
+    let kept = successor.expires_at().expect("the successor expires");
+    let gap = kept.duration_since(ends).unwrap_or_else(|e| e.duration());
+    assert!(gap < Duration::from_millis(1), "{kept:?} against {ends:?}");
+
+    // Two instances rotating the same key at once: exactly one wins.
+    let contested = a.create("partner-c", ["x"], None).await.unwrap();
+    until(&b, &contested, Ok("partner-c")).await;
+    let digest = axum_api_key::digest(contested.as_bytes());
+    let grace = Duration::from_secs(60);
+    let (one, two) = tokio::join!(
+        a.rotate_presented(&digest, grace),
+        b.rotate_presented(&digest, grace)
+    );
+    assert_eq!(
+        usize::from(one.is_ok()) + usize::from(two.is_ok()),
+        1,
+        "{one:?} {two:?}"
+    );
+    assert!(matches!(
+        one.err().or(two.err()),
+        Some(axum_api_key::PgKeysError::Superseded)
+    ));
+}
+
+async fn until_accepted(keys: &PgKeys, key: &str) -> axum_api_key::VerifiedKey {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(verified) = keys.verify(key).await {
+            return verified;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "never accepted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

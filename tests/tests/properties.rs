@@ -52,7 +52,7 @@ proptest! {
 
     #[test]
     fn configurations_round_trip(
-        entries in proptest::collection::btree_map("[a-z][a-z0-9_.-]{0,20}", "[!-+--<>-~]{1,64}", 1..20),
+        entries in proptest::collection::btree_map("[a-z][a-z0-9_.-]{0,20}", "[!-+--<>-~]{16,64}", 1..20),
         padding in "[ \t]{0,3}",
     ) {
         // Keys are unique too: a key given twice is an error of its own.
@@ -68,6 +68,27 @@ proptest! {
         for (id, key) in &entries {
             prop_assert_eq!(keys.verify(key.as_bytes()).map(|k| k.id().to_owned()), Ok(id.clone()));
         }
+    }
+
+    #[test]
+    fn a_base64_key_alone_is_taken_whole_or_refused_never_split(
+        key in "[A-Za-z0-9+/]{16,60}={0,2}",
+    ) {
+        match key.parse::<ApiKeys>() {
+            Ok(keys) => {
+                prop_assert_eq!(keys.len(), 1);
+                prop_assert_eq!(keys.verify(key.as_bytes()).map(|k| k.id().to_owned()), Ok("default".to_owned()));
+            }
+            Err(error) => {
+                prop_assert!(key.ends_with('='), "{key}: {error}");
+                prop_assert_eq!(error.kind(), axum_api_key::ConfigErrorKind::AmbiguousEntry);
+                let shown = format!("{error} {error:?}");
+                prop_assert!(!shown.contains(&key[..8]), "{}", shown);
+            }
+        }
+        // Written `default=<key>`, as the error says, it is taken whole.
+        let keys: ApiKeys = format!("default={key}").parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert!(keys.verify(key.as_bytes()).is_ok());
     }
 
     #[test]

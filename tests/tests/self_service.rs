@@ -1,7 +1,7 @@
 //! The self-service router: a key holder reads, rotates and revokes its own key, through a
 //! real `Router`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -127,7 +127,7 @@ async fn a_rotation_gives_the_new_key_once_and_keeps_the_old_one_for_the_grace()
 }
 
 #[tokio::test]
-async fn a_revocation_ends_every_key_of_the_id() {
+async fn a_revocation_ends_the_presented_key_only() {
     let (keys, key) = store();
     let app = app(keys.clone());
     let rotated = call(&app, "POST", "/account/keys/me/rotate", Some(&key))
@@ -137,33 +137,175 @@ async fn a_revocation_ends_every_key_of_the_id() {
     let answer = call(&app, "DELETE", "/account/keys/me", Some(&new)).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
     assert!(answer.body.is_empty());
-    for gone in [&key, &new] {
-        call(&app, "GET", "/account/keys/me", Some(gone))
+    call(&app, "GET", "/account/keys/me", Some(&new))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "RevokedKey");
+    // The old key, in its grace period, is another key: untouched.
+    assert_eq!(
+        call(&app, "GET", "/account/keys/me", Some(&key))
             .await
-            .assert_problem(StatusCode::UNAUTHORIZED, "RevokedKey");
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "DELETE", "/account/keys/me", Some(&key))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    call(&app, "GET", "/account/keys/me", Some(&key))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "RevokedKey");
+}
+
+#[tokio::test]
+async fn an_expiring_key_rotates_into_a_key_that_expires_no_later() {
+    let format = KeyFormat::new("ss").expect("format");
+    let key = format.generate();
+    let ends = SystemTime::now() + Duration::from_secs(3600);
+    let keys = ApiKeys::new().with_format(format).with(
+        Key::new("expiring", &key)
+            .scopes(["orders:read"])
+            .expires_at(ends),
+    );
+    // A grace longer than the key's remaining life: the key still ends when it would have.
+    let app = Router::new()
+        .nest(
+            "/account",
+            self_service::<ApiAccess, ApiKeys, _>(Duration::from_secs(7 * 24 * 3600)),
+        )
+        .with_state(keys.clone());
+    let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&key)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let new = answer.json()["key"].as_str().expect("key").to_owned();
+    let successor = keys.verify(new.as_bytes()).expect("the new key works");
+    assert_eq!(successor.expires_at(), Some(ends), "never a longer life");
+    assert_eq!(successor.scopes().collect::<Vec<_>>(), ["orders:read"]);
+    let presented = keys.verify(key.as_bytes()).expect("in its grace");
+    assert_eq!(
+        presented.expires_at(),
+        Some(ends),
+        "grace capped at its life"
+    );
+    // The answer says when the presented key stops working: when it would have anyway.
+    let presented_me = call(&app, "GET", "/account/keys/me", Some(&key))
+        .await
+        .json();
+    assert_eq!(answer.json()["expires_at"], presented_me["expires_at"]);
+}
+
+#[tokio::test]
+async fn a_key_rotated_out_by_the_operator_can_neither_rotate_nor_touch_its_successor() {
+    let (keys, leaked) = store_of("leaky");
+    let app = app(keys.clone());
+    // The operator rotates the leaked key out, with a day's grace for the real owner.
+    let owners = keys
+        .rotate("leaky", Duration::from_secs(24 * 3600))
+        .expect("rotate");
+    // The attacker holding the leaked key tries to buy a permanent one.
+    let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&leaked)).await;
+    answer.assert_problem_status(StatusCode::CONFLICT);
+    answer.assert_never_contains(leaked.as_bytes());
+    assert_eq!(keys.len(), 2, "no key was made");
+    // Its revocation ends itself, never the owner's new key.
+    let answer = call(&app, "DELETE", "/account/keys/me", Some(&leaked)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert!(keys.verify(leaked.as_bytes()).is_err());
+    let owner = keys
+        .verify(owners.as_bytes())
+        .expect("the owner's key still works");
+    assert!(owner.expires_at().is_none(), "and keeps its life");
+}
+
+#[tokio::test]
+async fn concurrent_rotations_by_one_key_let_exactly_one_win() {
+    let (keys, key) = store_of("racing");
+    let app = app(keys.clone());
+    let calls = (0..8).map(|_| {
+        let (app, key) = (app.clone(), key.clone());
+        tokio::spawn(async move { call(&app, "POST", "/account/keys/me/rotate", Some(&key)).await })
+    });
+    let mut won = Vec::new();
+    for handle in calls {
+        let answer = handle.await.expect("task");
+        match answer.status {
+            StatusCode::OK => won.push(answer.json()["key"].as_str().expect("key").to_owned()),
+            StatusCode::CONFLICT => answer.assert_problem_status(StatusCode::CONFLICT),
+            other => panic!("{other}: {}", answer.text()),
+        }
     }
+    assert_eq!(won.len(), 1, "exactly one rotation wins");
+    // The winner's answer describes a key that works, and keeps working.
+    let winner = keys
+        .verify(won[0].as_bytes())
+        .expect("the winner's key works");
+    assert!(winner.expires_at().is_none());
+    assert_eq!(keys.len(), 2);
 }
 
 #[tokio::test]
 async fn a_store_without_a_format_answers_409_and_keeps_the_key() {
-    let keys = ApiKeys::new().with_key("partner-a", "plain-key-1234");
+    let keys = ApiKeys::new().with_key("partner-a", "plain-key-123456789");
     let app = app(keys);
     let answer = call(
         &app,
         "POST",
         "/account/keys/me/rotate",
-        Some("plain-key-1234"),
+        Some("plain-key-123456789"),
     )
     .await;
-    assert_eq!(answer.status, StatusCode::CONFLICT);
-    assert_eq!(
-        answer.header("content-type"),
-        Some("application/problem+json")
-    );
-    assert_eq!(answer.json()["status"], 409);
-    answer.assert_never_contains(b"plain-key-1234");
-    let me = call(&app, "GET", "/account/keys/me", Some("plain-key-1234")).await;
+    answer.assert_problem_status(StatusCode::CONFLICT);
+    answer.assert_never_contains(b"plain-key-123456789");
+    let me = call(&app, "GET", "/account/keys/me", Some("plain-key-123456789")).await;
     assert_eq!(me.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_key_revoked_in_the_file_by_another_process_cannot_rotate_before_a_reload() {
+    let dir = std::env::temp_dir().join(format!(
+        "axum-api-key-self-service-revoked-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys.toml");
+    let format = KeyFormat::new("ss").expect("format");
+    let key = format.generate();
+    std::fs::write(
+        &path,
+        format!("format = \"ss\"\n\n{}", record("partner-a", &key)),
+    )
+    .expect("write");
+    let served = ApiKeys::from_file(&path).expect("read");
+    let app = app(served.clone());
+    // Another process (the command-line tool, say) revokes the key in the file.
+    ApiKeys::from_file(&path)
+        .expect("read")
+        .revoke("partner-a")
+        .expect("revoke");
+    // The server has not reloaded: its guard still lets the key in, but no change is made.
+    let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&key)).await;
+    answer.assert_problem_status(StatusCode::FORBIDDEN);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert_eq!(
+        text.matches("[[keys]]").count(),
+        1,
+        "no key was added: {text}"
+    );
+    // And a restart reads the revocation.
+    let restarted = ApiKeys::from_file(&path).expect("read");
+    assert_eq!(
+        restarted.verify(key.as_bytes()).unwrap_err(),
+        axum_api_key::KeyError::Revoked
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn record(id: &str, key: &str) -> String {
+    let digest: String = axum_api_key::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("[[keys]]\nid = \"{id}\"\ndigest = \"sha256:{digest}\"\n")
 }
 
 #[tokio::test]
@@ -195,4 +337,82 @@ async fn a_rotation_on_a_records_file_survives_a_restart() {
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.json()["rate_limit"], "5/s");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// What one key's holder may ask of the self-service router.
+#[derive(Debug, Clone)]
+enum Call {
+    /// Rotate with the n-th key issued so far (modulo their number).
+    Rotate(usize),
+    /// Revoke with the n-th key issued so far.
+    Revoke(usize),
+    /// The operator rotates the id.
+    OperatorRotate,
+}
+
+fn calls() -> impl proptest::strategy::Strategy<Value = Vec<Call>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        prop_oneof![
+            4 => any::<usize>().prop_map(Call::Rotate),
+            1 => any::<usize>().prop_map(Call::Revoke),
+            1 => Just(Call::OperatorRotate),
+        ],
+        1..10,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// No sequence of self-service calls by one key's holder (and rotations by the operator)
+    /// yields a key that expires later, holds more scopes or a higher limit than the first.
+    #[test]
+    fn no_sequence_of_calls_widens_a_key(calls in calls()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let format = KeyFormat::new("ss").expect("format");
+            let first = format.generate();
+            let ends = SystemTime::now() + Duration::from_secs(3600);
+            let keys = ApiKeys::new().with_format(format).with(
+                Key::new("holder", &first)
+                    .scopes(["orders:read"])
+                    .rate_limit("10/min".parse().expect("rate"))
+                    .expires_at(ends),
+            );
+            let app = app(keys.clone());
+            let mut issued = vec![first];
+            for call_made in calls {
+                match call_made {
+                    Call::Rotate(n) => {
+                        let key = issued[n % issued.len()].clone();
+                        let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&key)).await;
+                        if answer.status == StatusCode::OK {
+                            issued.push(answer.json()["key"].as_str().expect("key").to_owned());
+                        }
+                    }
+                    Call::Revoke(n) => {
+                        let key = issued[n % issued.len()].clone();
+                        call(&app, "DELETE", "/account/keys/me", Some(&key)).await;
+                    }
+                    Call::OperatorRotate => {
+                        if let Ok(key) = keys.rotate("holder", Duration::from_secs(600)) {
+                            issued.push(key);
+                        }
+                    }
+                }
+                for key in &issued {
+                    if let Ok(verified) = keys.verify(key.as_bytes()) {
+                        let expires = verified.expires_at().expect("every key expires");
+                        assert!(expires <= ends, "a later expiry");
+                        assert_eq!(verified.scopes().collect::<Vec<_>>(), ["orders:read"]);
+                        assert_eq!(verified.rate_limit().map(|l| l.to_string()).as_deref(), Some("10/min"));
+                    }
+                }
+                // At most one key per rotation made, and never two live successors of one key:
+                // live keys are the current one and those in their grace period.
+                assert!(keys.len() == issued.len());
+            }
+        });
+    }
 }

@@ -154,8 +154,12 @@ async fn each_source_carries_the_key() {
 async fn a_percent_encoded_query_key_is_decoded() {
     let app = Router::new()
         .route("/query", get(by_query))
-        .with_state(axum_api_key::ApiKeys::new().with_key("odd", "k+y/=&?"));
-    let answer = send(app, request("/query?api_key=k%2By%2F%3D%26%3F", &[])).await;
+        .with_state(axum_api_key::ApiKeys::new().with_key("odd", "k+y/=&?-0123456789"));
+    let answer = send(
+        app,
+        request("/query?api_key=k%2By%2F%3D%26%3F-0123456789", &[]),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(answer.text(), "odd");
 }

@@ -147,16 +147,7 @@ fn run(command: Command) -> Result<(), String> {
         } => {
             let format = KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?;
             let key = format.generate();
-            // A records file holds years up to 9999: anything later is refused, never a panic.
-            let latest = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
-            let expires = expires
-                .map(|duration| {
-                    SystemTime::now()
-                        .checked_add(*duration)
-                        .filter(|at| *at <= latest)
-                        .ok_or("--expires: too far in the future; give a duration ending before the year 10000")
-                })
-                .transpose()?;
+            let expires = expires.map(|duration| expiry(*duration)).transpose()?;
             let mut checked = Key::new(id.as_str(), &key).scopes(scopes.iter().cloned());
             if let Some(at) = expires {
                 checked = checked.expires_at(at);
@@ -211,6 +202,22 @@ fn from_now(duration: std::time::Duration, flag: &str) -> Result<SystemTime, Str
         })
 }
 
+/// The shortest validity `--expires` takes: a key that expires sooner is a mistake (`0s`,
+/// `1ns`), not a key anyone could hand over and use.
+const SHORTEST_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The expiry `--expires` asks for, if it is at least a minute away and a records file can
+/// hold it.
+fn expiry(duration: std::time::Duration) -> Result<SystemTime, String> {
+    if duration < SHORTEST_EXPIRY {
+        return Err(format!(
+            "--expires: {} is too soon; a key must be valid for at least a minute (e.g. `90d`)",
+            humantime::format_duration(duration)
+        ));
+    }
+    from_now(duration, "--expires")
+}
+
 /// The database to use, if the keys live in one: `--database-url`, or `DATABASE_URL` when no
 /// `--file` is given.
 fn database(place: &Place) -> Result<Option<String>, String> {
@@ -248,17 +255,37 @@ fn keys(command: Keys) -> Result<(), String> {
             expires,
             prefix,
         } => {
+            let prefix = prefix
+                .map(|prefix| KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}")))
+                .transpose()?;
+            if !file.exists() {
+                create_records_file(&file, prefix.as_ref())?;
+            }
             let keys = open(&file)?;
-            let format = match prefix {
-                Some(prefix) => KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?,
-                None => keys.format().ok_or(
-                    "the records file names no key format: add `format = \"myapp\"` to it, or give --prefix",
-                )?,
+            // The file's own format wins: every key in it must be of one format.
+            let format = match (keys.format(), prefix) {
+                (Some(format), Some(asked)) if format.prefix() != asked.prefix() => {
+                    return Err(format!(
+                        "--prefix: the keys of {} are of the format `{}`; drop --prefix or give \
+                         that one",
+                        file.display(),
+                        format.prefix()
+                    ));
+                }
+                (Some(format), _) => format,
+                (None, Some(asked)) => asked,
+                (None, None) => {
+                    return Err(
+                        "the records file names no key format: add `format = \"myapp\"` \
+                                to it, or give --prefix"
+                            .to_owned(),
+                    );
+                }
             };
             let key = format.generate();
             let mut record = Key::new(id.as_str(), &key).scopes(scopes.iter().cloned());
             if let Some(duration) = expires {
-                record = record.expires_at(from_now(*duration, "--expires")?);
+                record = record.expires_at(expiry(*duration)?);
             }
             keys.add(record).map_err(|e| e.to_string())?;
             println!("{key}");
@@ -301,6 +328,33 @@ fn keys(command: Keys) -> Result<(), String> {
             );
             Ok(())
         }
+    }
+}
+
+/// Starts a records file for `keys create`, naming the key format so that every later key is
+/// of it. Never overwrites: a file that appears meanwhile is left as it is.
+fn create_records_file(file: &std::path::Path, format: Option<&KeyFormat>) -> Result<(), String> {
+    use std::io::Write;
+    let Some(format) = format else {
+        return Err(format!(
+            "{} does not exist; give --prefix to create it with that key format",
+            file.display()
+        ));
+    };
+    let mut document = toml_edit::DocumentMut::new();
+    document.insert("format", toml_edit::value(format.prefix()));
+    let text = format!("# API keys: digests only, never keys.\n{document}");
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file);
+    match created {
+        Ok(mut out) => out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.sync_all())
+            .map_err(|e| format!("{}: {e}", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("{}: {e}", file.display())),
     }
 }
 
@@ -371,9 +425,7 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
                 if prefix.is_none() {
                     return Err(need_prefix());
                 }
-                let expires = expires
-                    .map(|duration| from_now(*duration, "--expires"))
-                    .transpose()?;
+                let expires = expires.map(|duration| expiry(*duration)).transpose()?;
                 let key = keys.create(&id, scopes, expires).await.map_err(|e| e.to_string())?;
                 println!("{key}");
                 eprintln!();
@@ -425,18 +477,27 @@ fn print_entries(
         ),
     }
     text.push_str("Records file entry (ApiKeys::from_file):\n");
-    text.push_str(&format!(
-        "    [[keys]]\n    id = \"{id}\"\n    digest = \"sha256:{hex}\"\n"
-    ));
+    // Built as TOML, not pasted into a template: any id and scope the rules allow is quoted
+    // as TOML quotes it.
+    let mut record = toml_edit::Table::new();
+    record.insert("id", toml_edit::value(id));
+    record.insert("digest", toml_edit::value(format!("sha256:{hex}")));
     if !scopes.is_empty() {
-        let quoted: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
-        text.push_str(&format!("    scopes = [{}]\n", quoted.join(", ")));
+        let array: toml_edit::Array = scopes.iter().map(String::as_str).collect();
+        record.insert("scopes", toml_edit::value(array));
     }
     if let Some(at) = expires {
-        text.push_str(&format!(
-            "    expires = {}\n",
-            humantime::format_rfc3339_seconds(at)
-        ));
+        let written = humantime::format_rfc3339_seconds(at).to_string();
+        if let Ok(datetime) = written.parse::<toml_edit::Datetime>() {
+            record.insert("expires", toml_edit::value(datetime));
+        }
+    }
+    let mut keys = toml_edit::ArrayOfTables::new();
+    keys.push(record);
+    let mut document = toml_edit::DocumentMut::new();
+    document.insert("keys", toml_edit::Item::ArrayOfTables(keys));
+    for line in document.to_string().lines() {
+        text.push_str(&format!("    {line}\n"));
     }
     // Nothing is lost when a terminal closes early; there is nowhere else to report it.
     let _ = out.write_all(text.as_bytes());

@@ -166,9 +166,26 @@ fn settled_text(
     previous: Option<FileStamp>,
 ) -> Result<(String, Option<FileStamp>), ConfigError> {
     let origin = path.display().to_string();
+    // A reader waits for a writer of this library (another process, the command-line tool)
+    // to finish: it takes the change lock shared, where there is one to take. A file on a
+    // read-only volume has none, and is read as it is.
+    let _shared = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|target| std::fs::File::open(lock_path(&target)).ok())
+        .filter(|lock| lock.lock_shared().is_ok());
+    settle(path, previous, &origin)
+}
+
+/// Reads the records file at `path` once it has settled; the caller holds the change lock, or
+/// has found none.
+fn settle(
+    path: &Path,
+    previous: Option<FileStamp>,
+    origin: &str,
+) -> Result<(String, Option<FileStamp>), ConfigError> {
     let unreadable = |error: std::io::Error| {
         ConfigError::new(ConfigErrorKind::FileUnreadable)
-            .in_origin(&origin)
+            .in_origin(origin)
             .with_message(error.to_string())
     };
     for _ in 0..SETTLE_TRIES {
@@ -209,6 +226,13 @@ fn settled_text(
         std::thread::sleep(SETTLE);
     }
     Err(ConfigError::new(ConfigErrorKind::FileIncomplete).in_origin(origin))
+}
+
+/// The lock file of the records file at `path`: `<file>.lock` beside it.
+fn lock_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    path.with_file_name(name)
 }
 
 /// Reads and parses the records file. `previous` is the file the set was last read from: when
@@ -353,7 +377,7 @@ pub(crate) fn change_file<T>(
     // A person or a tool rewriting the file in place takes no lock, so the file is read as a
     // reload reads it: settled and whole, or not at all, so that a half-written file is never
     // written back.
-    let (text, stamp) = settled_text(&target, current.file_id)?;
+    let (text, stamp) = settle(&target, current.file_id, &origin)?;
     let mut next = if stamp.is_some() && stamp == current.file_id {
         KeySet::clone(current)
     } else {
@@ -410,13 +434,11 @@ fn edited(text: &str, edits: &[FileEdit]) -> Result<String, ConfigError> {
 
 /// Takes the advisory lock that serialises the processes changing the file at `path`.
 fn lock(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(path.with_file_name(name))?;
+        .open(lock_path(path))?;
     lock.lock()?;
     Ok(lock)
 }

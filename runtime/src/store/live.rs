@@ -17,8 +17,8 @@ impl ApiKeys {
     ///
     /// let keys = ApiKeys::new();
     /// let served = keys.clone(); // as the router holds it
-    /// keys.add(Key::new("late", "lt_Qw8Er2Ty6Ui1"))?;
-    /// assert_eq!(served.verify(b"lt_Qw8Er2Ty6Ui1").unwrap().id(), "late");
+    /// keys.add(Key::new("late", "lt_Qw8Er2Ty6Ui1Op"))?;
+    /// assert_eq!(served.verify(b"lt_Qw8Er2Ty6Ui1Op").unwrap().id(), "late");
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn add(&self, key: Key) -> Result<(), ConfigError> {

@@ -41,8 +41,8 @@ impl ApiKeys {
     /// ```
     /// use axum_api_key::ApiKeys;
     ///
-    /// let keys = ApiKeys::new().try_with_key("ci", "ci_kP3vN8qZ1xT6")?;
-    /// assert!(keys.try_with_key("ci", "another").is_err()); // the id is taken
+    /// let keys = ApiKeys::new().try_with_key("ci", "ci_kP3vN8qZ1xT6Wy")?;
+    /// assert!(keys.try_with_key("ci", "another-key-0123456").is_err()); // the id is taken
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn try_with_key(
@@ -74,9 +74,9 @@ impl ApiKeys {
     /// use axum_api_key::{ApiKeys, Key, digest};
     ///
     /// let keys = ApiKeys::new()
-    ///     .try_with(Key::new("reader", "rd_9Xc2Vb7Nm4Lk").scopes(["orders:read"]))?
+    ///     .try_with(Key::new("reader", "rd_9Xc2Vb7Nm4LkJh").scopes(["orders:read"]))?
     ///     .try_with(Key::from_digest("partner-a", digest(b"pa_7Qm2xY9wLkV3rT8s")))?;
-    /// assert!(keys.verify(b"rd_9Xc2Vb7Nm4Lk").unwrap().has_scope("orders:read"));
+    /// assert!(keys.verify(b"rd_9Xc2Vb7Nm4LkJh").unwrap().has_scope("orders:read"));
     /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().id(), "partner-a");
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```

@@ -192,7 +192,7 @@ impl ApiKeys {
     /// ```
     /// use axum_api_key::{ApiKeys, KeyError};
     ///
-    /// let keys = ApiKeys::new().with_key("b", "kb_Zc4nH6jR1eW5").with_key("a", "ka_7Qm2xY9wLkV3");
+    /// let keys = ApiKeys::new().with_key("b", "kb_Zc4nH6jR1eW5Qa").with_key("a", "ka_7Qm2xY9wLkV3Qb");
     /// keys.revoke("b")?;
     /// let listed = keys.list();
     /// assert_eq!(listed[0].key().id(), "a");

@@ -384,7 +384,8 @@ impl PgKeys {
         let digest = digest(key.as_bytes());
         let mut transaction = self.inner.pool.begin().await?;
         let live = sqlx::query(
-            "SELECT digest FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+            "SELECT digest, (extract(epoch FROM expires_at) * 1000000)::int8 AS expires \
+             FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
              ORDER BY superseded, expires_at IS NULL DESC, created_at DESC LIMIT 1 FOR UPDATE",
         )
         .bind(id)
@@ -394,25 +395,29 @@ impl PgKeys {
             return Err(PgKeysError::UnknownId(id.to_owned()));
         };
         let template: Vec<u8> = live.try_get("digest")?;
-        // The successor first, copied from the current key as it is: its expiry is kept.
+        let kept: Option<i64> = live.try_get("expires")?;
+        // The old keys first, so that an instance following the table never sees the new key
+        // beside an old one not rotated out yet.
+        let capped = sqlx::query(&format!(
+            "UPDATE api_keys SET superseded = true, \
+             expires_at = LEAST(COALESCE(expires_at, {AT}), {AT}) \
+             WHERE id = $1 AND revoked_at IS NULL RETURNING digest"
+        ))
+        .bind(id)
+        .bind(micros(grace_deadline(grace)))
+        .fetch_all(&mut *transaction)
+        .await?;
+        // The successor keeps the current key's expiry as it was before the rotation.
         sqlx::query(
             "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, expires_at) \
-             SELECT $1, id, scopes, metadata, rate_limit, not_before, expires_at \
+             SELECT $1, id, scopes, metadata, rate_limit, not_before, \
+               timestamptz 'epoch' + $3::int8 * interval '1 microsecond' \
              FROM api_keys WHERE digest = $2",
         )
         .bind(&digest[..])
         .bind(&template)
+        .bind(kept)
         .execute(&mut *transaction)
-        .await?;
-        let capped = sqlx::query(&format!(
-            "UPDATE api_keys SET superseded = true, \
-             expires_at = LEAST(COALESCE(expires_at, {AT}), {AT}) \
-             WHERE id = $1 AND revoked_at IS NULL AND digest <> $3 RETURNING digest"
-        ))
-        .bind(id)
-        .bind(micros(grace_deadline(grace)))
-        .bind(&digest[..])
-        .fetch_all(&mut *transaction)
         .await?;
         transaction.commit().await?;
         let mut changed = digests_of(&capped)?;
