@@ -31,10 +31,8 @@ struct Record {
     scopes: Option<Spanned<Vec<String>>>,
     not_before: Option<Spanned<Datetime>>,
     expires: Option<Spanned<Datetime>>,
-    #[serde(default)]
-    revoked: bool,
-    #[serde(default)]
-    superseded: bool,
+    revoked: Option<Spanned<bool>>,
+    superseded: Option<Spanned<bool>>,
     rate_limit: Option<Spanned<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
@@ -269,6 +267,16 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             .with_message(safe_message(error.message().trim()))
     })?;
     let mut set = KeySet::default();
+    let mut index = FileIndex {
+        records: Vec::with_capacity(file.keys.len()),
+        // An inline `keys = [...]` array cannot take a spliced line: such a file is edited
+        // through a full parse.
+        spliceable: !text.lines().any(|line| {
+            line.trim_start()
+                .strip_prefix("keys")
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        }),
+    };
     // Ids with a key that has no end: not revoked, no expiry. An id names several records only
     // during a rotation, when all but one of them have an end.
     let mut open_ended = std::collections::HashSet::new();
@@ -298,10 +306,17 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             .scopes
             .as_ref()
             .map_or(&[][..], |scopes| scopes.get_ref().as_slice());
+        let revoked = record.revoked.as_ref().is_some_and(|r| *r.get_ref());
         let mut key = Key::from_digest(record.id.get_ref().as_str(), digest)
             .scopes(scopes.iter().cloned())
-            .revoked(record.revoked);
-        key.record.superseded = record.superseded;
+            .revoked(revoked);
+        key.record.superseded = record.superseded.as_ref().is_some_and(|s| *s.get_ref());
+        if index.spliceable {
+            match Spans::of(text, &record, digest) {
+                Some(spans) => index.records.push(spans),
+                None => index.spliceable = false,
+            }
+        }
         for (name, value) in record.metadata {
             key = key.metadata(name, value);
         }
@@ -327,7 +342,7 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             })?;
             key = key.expires_at(at);
         }
-        let ends = record.revoked || record.expires.is_some();
+        let ends = revoked || record.expires.is_some();
         let shared_id = ends || open_ended.insert(record.id.get_ref().clone());
         set.insert(key, shared_id).map_err(|error| {
             // The line and field say where; the id read from the file may be a pasted key.
@@ -346,7 +361,234 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             error.at(at, Some(field))
         })?;
     }
+    if index.spliceable {
+        set.file_index = Some(Arc::new(index));
+    }
     Ok(set)
+}
+
+/// Where the records of a records file stand in its text (after any byte-order mark): enough
+/// to splice a change into the text in time linear in its size, without parsing it again.
+#[derive(Clone)]
+pub(crate) struct FileIndex {
+    records: Vec<Spans>,
+    spliceable: bool,
+}
+
+/// One record's place in the text: its id line, and the values a change may set.
+#[derive(Clone)]
+struct Spans {
+    digest: KeyDigest,
+    id: Box<str>,
+    /// Just past the end of the id's line, where a new field of the record can go.
+    line_end: usize,
+    revoked: Option<std::ops::Range<usize>>,
+    superseded: Option<std::ops::Range<usize>>,
+    expires: Option<std::ops::Range<usize>>,
+}
+
+impl Spans {
+    /// The spans of a record, if its id stands on a line of its own (`id = "…"`), where a
+    /// field line can follow it; `None` for any other layout.
+    fn of(text: &str, record: &Record, digest: KeyDigest) -> Option<Self> {
+        let id = record.id.span();
+        let line_start = text[..id.start].rfind('\n').map_or(0, |at| at + 1);
+        let before = text[line_start..id.start].trim();
+        if before.strip_prefix("id")?.trim() != "=" {
+            return None;
+        }
+        let line_end = text[id.end..]
+            .find('\n')
+            .map_or(text.len(), |at| id.end + at + 1);
+        Some(Self {
+            digest,
+            id: record.id.get_ref().as_str().into(),
+            line_end,
+            revoked: record.revoked.as_ref().map(Spanned::span),
+            superseded: record.superseded.as_ref().map(Spanned::span),
+            expires: record.expires.as_ref().map(Spanned::span),
+        })
+    }
+
+    fn offsets(&mut self) -> impl Iterator<Item = &mut usize> {
+        let ranges = [&mut self.revoked, &mut self.superseded, &mut self.expires];
+        std::iter::once(&mut self.line_end).chain(
+            ranges
+                .into_iter()
+                .flatten()
+                .flat_map(|range| [&mut range.start, &mut range.end]),
+        )
+    }
+}
+
+impl FileIndex {
+    /// Moves every offset at or past `at` by `delta` bytes.
+    fn shift(&mut self, at: usize, delta: isize) {
+        for record in &mut self.records {
+            for offset in record.offsets() {
+                if *offset >= at {
+                    *offset = offset.saturating_add_signed(delta);
+                }
+            }
+        }
+    }
+
+    /// Sets `field` of the `n`-th record to `value` (TOML text): replaces its value, or adds a
+    /// line after the record's id line.
+    fn set(&mut self, body: &mut String, n: usize, field: Field, value: &str, newline: &str) {
+        let record = &self.records[n];
+        let span = match field {
+            Field::Revoked => record.revoked.clone(),
+            Field::Superseded => record.superseded.clone(),
+            Field::Expires => record.expires.clone(),
+        };
+        let (start, new_span) = match span {
+            Some(span) => {
+                body.replace_range(span.clone(), value);
+                let delta = value.len() as isize - span.len() as isize;
+                self.shift(span.end, delta);
+                (span.start, span.start..span.start + value.len())
+            }
+            None => {
+                let at = record.line_end;
+                // The id line may end the file without a line break.
+                let lead = if at > 0 && !body[..at].ends_with('\n') {
+                    newline
+                } else {
+                    ""
+                };
+                let line = format!("{lead}{} = {value}{newline}", field.name());
+                body.insert_str(at, &line);
+                self.shift(at, line.len() as isize);
+                let value_at = at + lead.len() + field.name().len() + 3;
+                (value_at, value_at..value_at + value.len())
+            }
+        };
+        let _ = start;
+        let record = &mut self.records[n];
+        match field {
+            Field::Revoked => record.revoked = Some(new_span),
+            Field::Superseded => record.superseded = Some(new_span),
+            Field::Expires => record.expires = Some(new_span),
+        }
+    }
+
+    /// Sets the record's expiry to `at` unless it already expires sooner.
+    fn expire(
+        &mut self,
+        body: &mut String,
+        n: usize,
+        at: SystemTime,
+        newline: &str,
+    ) -> Result<(), ConfigError> {
+        let sooner = self.records[n]
+            .expires
+            .clone()
+            .and_then(|span| body[span].parse::<Datetime>().ok())
+            .and_then(|written| system_time(&written))
+            .is_some_and(|expires| expires <= at);
+        if !sooner {
+            let value = datetime(at)?.to_string();
+            self.set(body, n, Field::Expires, &value, newline);
+        }
+        Ok(())
+    }
+
+    /// Applies `edits` to `body`, the text the index describes, keeping the index in step.
+    fn splice(
+        &mut self,
+        body: &mut String,
+        edits: &[FileEdit],
+        newline: &str,
+    ) -> Result<(), ConfigError> {
+        for edit in edits {
+            match edit {
+                FileEdit::Append { digest, record } => {
+                    if !body.is_empty() && !body.ends_with('\n') {
+                        body.push_str(newline);
+                    }
+                    let mut document = toml_edit::DocumentMut::new();
+                    apply(&mut document, edit)?;
+                    let table = document.to_string().replace('\n', newline);
+                    let base = body.len() + newline.len();
+                    body.push_str(newline);
+                    body.push_str(&table);
+                    // The new record's place, from the few lines just written.
+                    let file: RecordsFile = toml::from_str(&table).map_err(|_| {
+                        ConfigError::new(ConfigErrorKind::FileSyntax)
+                            .with_message("a new record could not be written")
+                    })?;
+                    let written = file.keys.first().ok_or_else(|| {
+                        ConfigError::new(ConfigErrorKind::FileSyntax)
+                            .with_message("a new record could not be written")
+                    })?;
+                    let mut spans = Spans::of(&table, written, *digest).ok_or_else(|| {
+                        ConfigError::new(ConfigErrorKind::FileSyntax)
+                            .with_message("a new record could not be written")
+                    })?;
+                    for offset in spans.offsets() {
+                        *offset += base;
+                    }
+                    debug_assert_eq!(&*spans.id, &*record.id);
+                    self.records.push(spans);
+                }
+                FileEdit::Revoke { id } => {
+                    let of_id = self.of_id(id);
+                    if of_id.is_empty() {
+                        return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+                    }
+                    for n in of_id {
+                        self.set(body, n, Field::Revoked, "true", newline);
+                    }
+                }
+                FileEdit::Supersede { id, at } => {
+                    for n in self.of_id(id) {
+                        self.set(body, n, Field::Superseded, "true", newline);
+                        self.expire(body, n, *at, newline)?;
+                    }
+                }
+                FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
+                    let n = self
+                        .records
+                        .iter()
+                        .position(|record| record.digest == *digest)
+                        .ok_or_else(|| ConfigError::new(ConfigErrorKind::UnknownKey))?;
+                    match edit {
+                        FileEdit::SupersedeKey { at, .. } => {
+                            self.set(body, n, Field::Superseded, "true", newline);
+                            self.expire(body, n, *at, newline)?;
+                        }
+                        _ => self.set(body, n, Field::Revoked, "true", newline),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn of_id(&self, id: &str) -> Vec<usize> {
+        (0..self.records.len())
+            .filter(|&n| &*self.records[n].id == id)
+            .collect()
+    }
+}
+
+/// A field a change sets.
+#[derive(Clone, Copy)]
+enum Field {
+    Revoked,
+    Superseded,
+    Expires,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Superseded => "superseded",
+            Self::Expires => "expires",
+        }
+    }
 }
 
 /// Runs `change` on the records file at `path` as it is now, writes its edits to the file, and
@@ -394,7 +636,25 @@ pub(crate) fn change_file<T>(
     let mut edits = Vec::new();
     let out = change(&mut next, &mut edits)?;
     if !edits.is_empty() {
-        let written = edited(&text, &edits).map_err(|error| error.in_origin(&origin))?;
+        let written = match next.file_index.clone() {
+            // Spliced into the text at the places the index knows: no parse.
+            Some(index) => {
+                let mut index = FileIndex::clone(&index);
+                let (bom, body) = match text.strip_prefix('\u{feff}') {
+                    Some(body) => ("\u{feff}", body),
+                    None => ("", text.as_str()),
+                };
+                let newline = if body.contains("\r\n") { "\r\n" } else { "\n" };
+                let mut body = body.to_owned();
+                index
+                    .splice(&mut body, &edits, newline)
+                    .map_err(|error| error.in_origin(&origin))?;
+                next.file_index = Some(Arc::new(index));
+                body.insert_str(0, bom);
+                body
+            }
+            None => edited(&text, &edits).map_err(|error| error.in_origin(&origin))?,
+        };
         next.file_id = replace(&target, written.as_bytes()).map_err(io_error)?;
     }
     Ok((next, out))
@@ -831,6 +1091,109 @@ mod tests {
             .kind(),
             ConfigErrorKind::UnknownId
         );
+    }
+
+    /// A change spliced into the text reads back as the same change made through a full
+    /// parse, whatever the layout: line endings, a byte-order mark, a last line without a
+    /// break, fields already present, comments.
+    #[test]
+    fn spliced_changes_read_back_as_made() {
+        let a = crate::hex::encode(&crate::digest(b"key-a"));
+        let b = crate::hex::encode(&crate::digest(b"key-b"));
+        let c = crate::hex::encode(&crate::digest(b"key-c"));
+        for (bom, newline, last_break) in [
+            ("", "\n", true),
+            ("", "\r\n", true),
+            ("\u{feff}", "\r\n", false),
+            ("\u{feff}", "\n", false),
+        ] {
+            let mut text = format!(
+                "{bom}# keys\nformat = \"app\"\n\n[[keys]]\nid = \"a\"  # partner A\n\
+                 digest = \"sha256:{a}\"\nrevoked = false\n\n[[keys]]\nid = \"b\"\n\
+                 digest = \"sha256:{b}\"\nexpires = 2030-01-01T00:00:00Z\n\
+                 metadata = {{ owner = \"B\" }}\n\n[[keys]]\ndigest = \"sha256:{c}\"\nid = \"c\""
+            )
+            .replace('\n', newline);
+            if last_break {
+                text.push_str(newline);
+            }
+            let set = parse(&text).unwrap();
+            let mut index = FileIndex::clone(set.file_index.as_ref().expect("an index"));
+            let body_start = bom.len();
+            let mut body = text[body_start..].to_owned();
+            let soon = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+            let mut record = crate::key::KeyRecord::default();
+            record.id = "d".into();
+            record.scopes = vec!["x".into()].into_boxed_slice();
+            index
+                .splice(
+                    &mut body,
+                    &[
+                        FileEdit::Revoke { id: "a".into() },
+                        FileEdit::Supersede {
+                            id: "b".into(),
+                            at: soon,
+                        },
+                        FileEdit::SupersedeKey {
+                            digest: crate::digest(b"key-c"),
+                            at: soon,
+                        },
+                        FileEdit::Append {
+                            digest: crate::digest(b"key-d"),
+                            record,
+                        },
+                        FileEdit::RevokeKey {
+                            digest: crate::digest(b"key-d"),
+                        },
+                    ],
+                    newline,
+                )
+                .unwrap();
+            assert!(
+                body.starts_with(&format!("# keys{newline}format")),
+                "{body}"
+            );
+            assert!(body.contains("# partner A"), "{body}");
+            if newline == "\r\n" {
+                assert!(!body.replace("\r\n", "").contains('\n'), "{body:?}");
+            }
+            let keys =
+                ApiKeys::from_parts(parse(&body).unwrap(), crate::store::Settings::default());
+            let listed = keys.list();
+            let state: Vec<(String, bool, bool, Option<SystemTime>)> = listed
+                .iter()
+                .map(|listed| {
+                    let record = listed.key().record();
+                    (
+                        listed.key().id().to_owned(),
+                        record.revoked,
+                        record.superseded,
+                        record.expires(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                state,
+                [
+                    ("a".to_owned(), true, false, None),
+                    ("b".to_owned(), false, true, Some(soon)),
+                    ("c".to_owned(), false, true, Some(soon)),
+                    ("d".to_owned(), true, false, None),
+                ],
+                "{body}"
+            );
+            assert_eq!(listed[1].key().metadata("owner"), Some("B"));
+            // The index kept in step: a second round of changes lands where it should.
+            index
+                .splice(&mut body, &[FileEdit::Revoke { id: "c".into() }], newline)
+                .unwrap();
+            let keys =
+                ApiKeys::from_parts(parse(&body).unwrap(), crate::store::Settings::default());
+            assert!(keys.list()[2].key().record().revoked, "{body}");
+        }
+        // An inline array of keys is edited through a full parse instead.
+        let inline = format!("keys = [{{ id = \"a\", digest = \"sha256:{a}\" }}]\n");
+        assert!(parse(&inline).unwrap().file_index.is_none());
     }
 
     #[test]
