@@ -20,7 +20,8 @@ pub enum ConfigErrorKind {
     NoKeys,
     /// An entry has an empty id (`=key`).
     EmptyId,
-    /// An id holds a space, a control character, `,`, `=`, `[` or `]`.
+    /// An id is longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes, or holds a space, a
+    /// control character, `,`, `=`, `[` or `]`.
     InvalidId,
     /// A scope is empty or holds a character a scope cannot have, or the brackets around the
     /// scopes are not closed.
@@ -140,7 +141,10 @@ impl ConfigError {
     /// Names the key the error is about, for ids given explicitly (never a parsed entry's, which
     /// could be part of a mistyped key).
     pub(crate) fn with_id(mut self, id: &str) -> Self {
-        self.place.id = Some(id.to_owned());
+        // An id no store accepts (10,000 bytes, control characters) is never echoed.
+        if id.len() <= crate::MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()) {
+            self.place.id = Some(id.to_owned());
+        }
         self
     }
 
@@ -197,7 +201,9 @@ impl fmt::Display for ConfigError {
             K::NotUnicode => "is not valid Unicode",
             K::NoKeys => "holds no key; give `id=key` entries separated by commas",
             K::EmptyId => "the id before `=` is empty",
-            K::InvalidId => "the id must be visible ASCII without `,`, `=`, `[` or `]`",
+            K::InvalidId => {
+                "the id must be 1 to 128 bytes of visible ASCII without `,`, `=`, `[` or `]`"
+            }
             K::InvalidScope => {
                 "scopes go in brackets after the id, separated by spaces, each visible ASCII \
                  without `\"`, `\\`, `,`, `[` or `]`: `id[orders:read orders:write]=key`"

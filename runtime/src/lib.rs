@@ -111,8 +111,8 @@ pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use self_service::{ManageError, ManagedKeys, self_service};
 pub use store::{
-    ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_KEY_LEN, MIN_KEY_LEN, Rotation,
-    digest,
+    ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN,
+    Rotation, digest,
 };
 #[cfg(feature = "postgres")]
 pub use store::{PgKeys, PgKeysError, PgKeysOptions};

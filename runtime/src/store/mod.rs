@@ -48,6 +48,9 @@ use snapshot::Snapshot;
 /// work an attacker can make one request cost.
 pub const MAX_KEY_LEN: usize = 256;
 
+/// The longest key id, in bytes, in every store: ids are logged and shown to key holders.
+pub const MAX_ID_LEN: usize = 128;
+
 /// The shortest key, in bytes, that a store accepts in plaintext (`API_KEYS`, [`Key::new`]):
 /// a shorter one is short enough to guess. Generated keys are far longer.
 pub const MIN_KEY_LEN: usize = 16;

@@ -39,7 +39,10 @@ impl fmt::Display for PgKeysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Database(error) => write!(f, "the key database failed: {error}"),
-            Self::UnknownId(id) => write!(f, "key `{id}`: no key has this id"),
+            Self::UnknownId(id) if super::set::invalid_id(id).is_none() => {
+                write!(f, "key `{id}`: no key has this id")
+            }
+            Self::UnknownId(_) => f.write_str("no key has this id"),
             Self::Invalid(error) => error.fmt(f),
             Self::Superseded => f.write_str("the key was rotated already"),
             Self::NotLive => f.write_str("the key is revoked, expired, not valid yet or gone"),
@@ -86,6 +89,7 @@ pub struct PgKeysOptions {
     max_staleness: Duration,
     resync_every: Duration,
     heartbeat: Duration,
+    round_trip_timeout: Duration,
     rate_limits: Option<RateLimits>,
 }
 
@@ -97,6 +101,7 @@ impl Default for PgKeysOptions {
             max_staleness: Duration::from_secs(30),
             resync_every: Duration::from_secs(60),
             heartbeat: Duration::from_secs(5),
+            round_trip_timeout: Duration::from_secs(2),
             rate_limits: None,
         }
     }
@@ -141,6 +146,19 @@ impl PgKeysOptions {
         self
     }
 
+    /// How long the follower waits for one round trip to the database (a heartbeat, the rows
+    /// of a notification, a new listening connection) before it takes the connection for dead
+    /// and opens another. Default: 2 seconds. A full read of the table may take up to the
+    /// maximum staleness.
+    ///
+    /// A connection that dies silently (a peer gone without a FIN, a firewall dropping its
+    /// packets) is so replaced within one heartbeat and one timeout, well before the
+    /// snapshot is too stale to answer.
+    pub fn round_trip_timeout(mut self, timeout: Duration) -> Self {
+        self.round_trip_timeout = timeout;
+        self
+    }
+
     /// Counts requests and failed attempts in `limits` rather than in the process-wide
     /// [`RateLimits`], as [`ApiKeys::with_rate_limits`](crate::ApiKeys::with_rate_limits) does.
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
@@ -165,11 +183,35 @@ impl PgKeysOptions {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
+        self.start(pool).await
+    }
+
+    /// Uses the application's own pool: the keys table lives in the pool's `search_path`
+    /// (the [`schema`](Self::schema) option is for connections the store opens itself, and is
+    /// refused here). The listening connection is the store's own, opened with the pool's
+    /// connection options, so that it never holds one of the application's connections.
+    ///
+    /// ```no_run
+    /// # async fn run(pool: sqlx::PgPool) -> Result<(), axum_api_key::PgKeysError> {
+    /// let keys = axum_api_key::PgKeys::options().connect_pool(pool).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_pool(self, pool: PgPool) -> Result<PgKeys, PgKeysError> {
+        if self.schema.is_some() {
+            return Err(PgKeysError::Database(sqlx::Error::Configuration(
+                "`schema` does not apply to an application's pool: set its search_path".into(),
+            )));
+        }
+        self.start(pool).await
+    }
+
+    async fn start(self, pool: PgPool) -> Result<PgKeys, PgKeysError> {
         migrate(&pool).await?;
         let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
             .fetch_one(&pool)
             .await?;
         let inner = Arc::new(Inner {
+            listen_with: PgConnectOptions::clone(&pool.connect_options()),
             pool,
             snapshot: Snapshot::new(KeySet::default()),
             changing: tokio::sync::Mutex::new(()),
@@ -238,6 +280,8 @@ impl Drop for AbortOnDrop {
 
 struct Inner {
     pool: PgPool,
+    /// How the follower opens its listening connection, one of its own each time.
+    listen_with: PgConnectOptions,
     snapshot: Snapshot,
     /// Serialises changes to the snapshot, from the follower and from management calls, each
     /// from its read of the table to its swap: a full read never swaps in a table older than a
@@ -581,7 +625,7 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
             // and the operator told which.
             Err(error) => tracing::warn!(
                 target: "axum_api_key::audit",
-                key_id = key.id.as_str(),
+                key_id = if key.id.len() <= crate::MAX_ID_LEN { key.id.as_str() } else { "(an id too long to show)" },
                 "the rate_limit column of this key is not a rate limit ({error}); the key is \
                  served without one until it is corrected"
             ),
@@ -624,14 +668,23 @@ impl Inner {
 
     /// Reads every key and swaps the snapshot whole.
     async fn resync(&self) -> Result<usize, PgKeysError> {
+        self.resync_on(&self.pool).await
+    }
+
+    /// [`resync`](Self::resync) through this connection (the follower's own).
+    async fn resync_on<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+    ) -> Result<usize, PgKeysError> {
         let _one_at_a_time = self.changing.lock().await;
-        let rows = sqlx::query(SELECT_ROWS).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(SELECT_ROWS).fetch_all(executor).await?;
         let mut set = KeySet::default();
         set.format = self.format.clone();
         for row in &rows {
             match record(row) {
                 Ok((_, key)) => {
                     if let Err(error) = set.insert(key, true) {
+                        let error = error.without_id();
                         tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
                     }
                 }
@@ -649,11 +702,20 @@ impl Inner {
     /// Reads the rows of these digests again and applies them to the snapshot: each key is
     /// replaced, added, or removed if its row is gone.
     async fn refresh(&self, digests: &[KeyDigest]) -> Result<(), PgKeysError> {
+        self.refresh_on(&self.pool, digests).await
+    }
+
+    /// [`refresh`](Self::refresh) through this connection (the follower's own).
+    async fn refresh_on<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+        digests: &[KeyDigest],
+    ) -> Result<(), PgKeysError> {
         let _one_at_a_time = self.changing.lock().await;
         let slices: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
         let rows = sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
             .bind(&slices)
-            .fetch_all(&self.pool)
+            .fetch_all(executor)
             .await?;
         let mut next = KeySet::clone(&self.snapshot.load());
         for digest in digests {
@@ -663,6 +725,7 @@ impl Inner {
             if let Ok((_, key)) = record(row)
                 && let Err(error) = next.insert(key, true)
             {
+                let error = error.without_id();
                 tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
             }
         }
@@ -693,16 +756,40 @@ impl KeyStore for PgKeys {
 /// Follows the table: listens for its notifications, applies them, reads it again in full on a
 /// period and after every reconnection, and checks an idle connection. Ends with the store.
 async fn follow(inner: Weak<Inner>) {
+    use tokio::time::timeout;
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        let round_trip = strong.options.round_trip_timeout;
+        // A full read may take longer than one round trip, but never longer than the snapshot
+        // may go stale.
+        let full_read = strong.options.max_staleness.max(round_trip);
         let listener = async {
-            let mut listener = PgListener::connect_with(&strong.pool).await?;
-            listener.listen(&strong.channel).await?;
-            // Changes made while not listening are caught up here.
-            strong.resync().await?;
+            let mut listener = timeout(round_trip, async {
+                // A pool of one for each listening connection: one given up may hang in
+                // sqlx's own clean-up (its `UNLISTEN` waits on the silent connection until
+                // the system gives up on it) and must not hold the place of the next.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(round_trip)
+                    .connect_lazy_with(strong.listen_with.clone());
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen(&strong.channel).await?;
+                Ok::<_, sqlx::Error>(listener)
+            })
+            .await
+            .map_err(|_| timed_out("listening"))??;
+            // Without a connection of its own to reopen silently: a lost connection is seen
+            // here, and handled as one, resync included.
+            listener.eager_reconnect(false);
+            // Changes made while not listening are caught up here, on the new connection: the
+            // follower never waits on a connection of the shared pool, which may be as dead as
+            // the one just given up.
+            timeout(full_read, strong.resync_on(&mut listener))
+                .await
+                .map_err(|_| timed_out("reading the keys"))??;
             Ok::<_, PgKeysError>(listener)
         }
         .await;
@@ -721,31 +808,38 @@ async fn follow(inner: Weak<Inner>) {
         drop(strong);
         let mut last_resync = Instant::now();
         let error = loop {
-            let received = tokio::time::timeout(heartbeat, listener.try_recv()).await;
+            let received = timeout(heartbeat, listener.try_recv()).await;
             let Some(strong) = inner.upgrade() else {
                 return;
             };
             match received {
                 Ok(Ok(Some(notification))) => {
-                    if let Some(digest) = decode_hex(notification.payload())
-                        && let Err(error) = strong.refresh(&[digest]).await
-                    {
-                        break error;
+                    if let Some(digest) = decode_hex(notification.payload()) {
+                        match timeout(round_trip, strong.refresh_on(&mut listener, &[digest])).await
+                        {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => break error,
+                            Err(_) => break timed_out("reading a changed key"),
+                        }
                     }
                     strong.mark_in_step();
                 }
                 // The connection was lost: notifications may have been missed.
                 Ok(Ok(None)) => break PgKeysError::Database(sqlx::Error::PoolClosed),
                 Ok(Err(error)) => break error.into(),
-                // Quiet: check the listening connection itself, which proves nothing was lost.
-                Err(_) => match listener.execute("SELECT 1").await {
-                    Ok(_) => strong.mark_in_step(),
-                    Err(error) => break error.into(),
+                // Quiet: check the listening connection itself, which proves nothing was lost;
+                // a connection that does not answer in time is taken for dead.
+                Err(_) => match timeout(round_trip, listener.execute("SELECT 1")).await {
+                    Ok(Ok(_)) => strong.mark_in_step(),
+                    Ok(Err(error)) => break error.into(),
+                    Err(_) => break timed_out("the heartbeat"),
                 },
             }
             if last_resync.elapsed() >= resync_every {
-                if let Err(error) = strong.resync().await {
-                    break error;
+                match timeout(full_read, strong.resync_on(&mut listener)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => break error,
+                    Err(_) => break timed_out("reading the keys"),
                 }
                 last_resync = Instant::now();
             }
@@ -753,6 +847,14 @@ async fn follow(inner: Weak<Inner>) {
         tracing::warn!(target: "axum_api_key::audit", %error, "the key database connection was lost; reconnecting");
         drop(listener);
     }
+}
+
+/// A round trip that did not end in time.
+fn timed_out(what: &str) -> PgKeysError {
+    PgKeysError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} did not answer in time"),
+    )))
 }
 
 fn decode_hex(text: &str) -> Option<KeyDigest> {

@@ -311,11 +311,15 @@ impl Words {
     }
 }
 
-/// Why `id` cannot name a key, if it cannot.
-fn invalid_id(id: &str) -> Option<ConfigErrorKind> {
+/// Why `id` cannot name a key, if it cannot. The rules are the same in every store: an id
+/// is logged and shown, so it is short and plain.
+pub(crate) fn invalid_id(id: &str) -> Option<ConfigErrorKind> {
     if id.is_empty() {
         Some(ConfigErrorKind::EmptyId)
-    } else if !id.bytes().all(|b| b.is_ascii_graphic()) || id.contains([',', '=', '[', ']']) {
+    } else if id.len() > crate::MAX_ID_LEN
+        || !id.bytes().all(|b| b.is_ascii_graphic())
+        || id.contains([',', '=', '[', ']'])
+    {
         Some(ConfigErrorKind::InvalidId)
     } else {
         None
