@@ -430,3 +430,158 @@ fn keys_commands_work_on_a_database() {
         }
     });
 }
+
+#[test]
+fn an_expiry_must_lie_at_least_a_minute_ahead() {
+    for too_soon in ["0s", "1ns", "59s"] {
+        let out = tool(
+            &[
+                "generate",
+                "--prefix",
+                "myapp",
+                "--id",
+                "a",
+                "--expires",
+                too_soon,
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(2), "{too_soon}");
+        assert!(out.stdout.is_empty(), "no key is printed for {too_soon}");
+        let said = text(&out.stderr);
+        assert!(said.contains("at least a minute"), "{said}");
+    }
+    let out = tool(
+        &[
+            "generate",
+            "--prefix",
+            "myapp",
+            "--id",
+            "a",
+            "--expires",
+            "2m",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn printed_records_are_valid_toml_for_any_id_the_rules_allow() {
+    for id in [
+        r#"quote"d"#,
+        r"back\slash",
+        "'single'",
+        "#hash",
+        "tab-less~id",
+    ] {
+        let out = tool(
+            &[
+                "generate",
+                "--prefix",
+                "myapp",
+                "--id",
+                id,
+                "--expires",
+                "30d",
+            ],
+            b"",
+        );
+        assert!(out.status.success(), "{id}: {}", text(&out.stderr));
+        let entry = records_entry(&text(&out.stderr));
+        let dir = std::env::temp_dir().join(format!(
+            "axum-api-key-cli-odd-{}-{}",
+            std::process::id(),
+            id.len()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("keys.toml");
+        std::fs::write(&path, format!("{entry}\n")).expect("write");
+        let keys = ApiKeys::from_file(&path).unwrap_or_else(|e| panic!("{id}: {e}\n{entry}"));
+        let key = text(&out.stdout).trim().to_owned();
+        assert_eq!(keys.verify(key.as_bytes()).expect("the key").id(), id);
+        std::fs::remove_dir_all(&dir).ok();
+
+        let hashed = tool(&["hash", "--id", id], b"hashed-key-0123456789\n");
+        assert!(hashed.status.success(), "{}", text(&hashed.stderr));
+        let entry = records_entry(&text(&hashed.stdout));
+        let table: toml::Table = toml::from_str(&entry).unwrap_or_else(|e| panic!("{e}\n{entry}"));
+        let keys = table["keys"].as_array().expect("[[keys]]");
+        assert_eq!(keys[0]["id"].as_str(), Some(id));
+    }
+}
+
+#[test]
+fn keys_create_starts_a_new_file_and_keeps_an_existing_files_format() {
+    let dir = std::env::temp_dir().join(format!("axum-api-key-cli-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys.toml");
+    let file = path.to_str().expect("path");
+    // Without a format, a new file cannot be started: say how.
+    let out = tool(&["keys", "create", "--file", file, "--id", "a"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--prefix"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!path.exists());
+    // A newcomer's first command.
+    let out = tool(
+        &[
+            "keys", "create", "--file", file, "--id", "a", "--prefix", "myapp",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = text(&out.stdout).trim().to_owned();
+    assert!(first.starts_with("myapp_"), "{first}");
+    // The file's format is used; another prefix is refused, never mixed in.
+    let out = tool(&["keys", "create", "--file", file, "--id", "b"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("myapp_"));
+    let out = tool(
+        &[
+            "keys", "create", "--file", file, "--id", "c", "--prefix", "other",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("myapp"), "{}", text(&out.stderr));
+    let keys = ApiKeys::from_file(&path).expect("read");
+    assert_eq!(keys.len(), 2);
+    assert!(keys.verify(first.as_bytes()).is_ok());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_tool_never_fails_for_a_busy_writer() {
+    let (path, _) = records_file("busy");
+    let writer_path = path.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    // Another process's store changing the file as fast as it can.
+    let writer = std::thread::spawn(move || {
+        let keys = ApiKeys::from_file(&writer_path).expect("read");
+        let format = keys.format().expect("format");
+        let mut changes = 0;
+        while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            keys.add(axum_api_key::Key::new(
+                format!("w-{changes}"),
+                format.generate(),
+            ))
+            .expect("add");
+            changes += 1;
+        }
+        changes
+    });
+    let file = path.to_str().expect("path");
+    for run in 0..40 {
+        let out = tool(&["keys", "list", "--file", file], b"");
+        assert!(out.status.success(), "run {run}: {}", text(&out.stderr));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let changes = writer.join().expect("writer");
+    assert!(changes > 0);
+}
