@@ -159,7 +159,7 @@ async fn changes_spread_to_another_instance_within_a_second() {
     let (mut created, mut revoked) = (Vec::new(), Vec::new());
     // Each delay runs from the start of the call on `a` to the first answer of `b` that shows
     // the change.
-    for trial in 0..100 {
+    for trial in 0..200 {
         let id = format!("trial-{trial}");
         let started = Instant::now();
         let key = a
@@ -180,8 +180,9 @@ async fn changes_spread_to_another_instance_within_a_second() {
     for (what, delays) in [("created", &mut created), ("revoked", &mut revoked)] {
         delays.sort();
         let (median, worst) = (delays[delays.len() / 2], delays[delays.len() - 1]);
+        let p99 = delays[delays.len() * 99 / 100 - 1];
         eprintln!(
-            "{what}: median {median:?}, worst {worst:?} over {} trials",
+            "{what}: median {median:?}, p99 {p99:?}, worst {worst:?} over {} trials",
             delays.len()
         );
         assert!(worst < Duration::from_secs(1), "{what}: {worst:?}");
