@@ -144,17 +144,33 @@ pub(crate) fn demo_store(key: &str) -> Result<ApiKeys, Box<dyn Error>> {
         .try_with(Key::new("demo", key).rate_limit(limit))?)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    axum_api_key_examples::load_dotenv()?;
-    let (keys, demo_key) = match ApiKeys::from_env("API_KEYS") {
-        Ok(keys) => (keys, None),
+/// The keys of the variable `var`, or, when it is not set, a demo store and its key.
+pub fn keys_from_env(var: &str) -> Result<(ApiKeys, Option<String>), Box<dyn Error>> {
+    match ApiKeys::from_env(var) {
+        Ok(keys) => Ok((keys, None)),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {
             let key = axum_api_key::KeyFormat::new("demo")?.generate();
-            (demo_store(&key)?, Some(key))
+            Ok((demo_store(&key)?, Some(key)))
         }
-        Err(error) => return Err(error.into()),
-    };
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // Said as a sentence (which entry, what is wrong, the fix), never as a debug dump.
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    axum_api_key_examples::load_dotenv()?;
+    let (keys, demo_key) = keys_from_env("API_KEYS")?;
 
     let listener = axum_api_key_examples::bind(3000).await?;
     let address = listener.local_addr()?;

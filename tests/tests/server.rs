@@ -255,3 +255,51 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
     assert_eq!(statuses[30], 429);
     server.abort();
 }
+
+/// Run as a child process with `QUICKSTART_TEST_API_KEYS` set: prints what the quickstart's
+/// start-up makes of it.
+#[test]
+#[ignore = "run by the test below, as a child process with its own environment"]
+fn quickstart_start_up_child() {
+    match quickstart::keys_from_env("QUICKSTART_TEST_API_KEYS") {
+        Ok((keys, _)) => println!("<<accepted {}>>", keys.len()),
+        Err(error) => println!("<<refused {error}>>"),
+    }
+}
+
+fn start_up_with(value: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "quickstart_start_up_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("QUICKSTART_TEST_API_KEYS", value)
+        .output()
+        .expect("the child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = stdout.find("<<").expect("the child's answer");
+    let end = stdout[start..].find(">>").expect("the end of it") + start;
+    stdout[start + 2..end].to_owned()
+}
+
+#[test]
+fn a_base64_key_alone_in_api_keys_is_refused_at_start_up_with_the_fix() {
+    let said = start_up_with("q83vEjRWeJq83vEjRWeJqw==");
+    assert!(
+        said.starts_with("refused QUICKSTART_TEST_API_KEYS, entry 1"),
+        "{said}"
+    );
+    assert!(said.contains("default=<key>"), "{said}");
+    assert!(!said.contains("q83v"), "{said}");
+    // Written as the error says, the key is taken whole.
+    assert_eq!(
+        start_up_with("default=q83vEjRWeJq83vEjRWeJqw=="),
+        "accepted 1"
+    );
+    // A short key after `=` is refused rather than taken as `id=key`.
+    let said = start_up_with("tok=en_98765abcdef");
+    assert!(said.contains("shorter than 16 bytes"), "{said}");
+    assert!(!said.contains("98765"), "{said}");
+}
