@@ -145,7 +145,7 @@ pub(crate) fn demo_store(key: &str) -> Result<ApiKeys, Box<dyn Error>> {
 }
 
 /// The keys of the variable `var`, or, when it is not set, a demo store and its key.
-pub fn keys_from_env(var: &str) -> Result<(ApiKeys, Option<String>), Box<dyn Error>> {
+pub(crate) fn keys_from_env(var: &str) -> Result<(ApiKeys, Option<String>), Box<dyn Error>> {
     match ApiKeys::from_env(var) {
         Ok(keys) => Ok((keys, None)),
         Err(error) if error.kind() == ConfigErrorKind::NotSet => {

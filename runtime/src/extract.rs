@@ -445,6 +445,8 @@ async fn guard<S: KeyStore>(
     keep: Keep,
 ) -> Result<(), ApiKeyRejection> {
     let _timer = crate::usage::Timer::start();
+    // The client's attempt reserved before a store that waits was asked, if one was.
+    let mut reserved = None;
     let outcome = match find_key(parts, config.sources) {
         // A request without a key holds no scope: a scoped route never lets it in.
         Found::Nothing if config.optional && config.scopes.is_empty() => {
@@ -481,20 +483,42 @@ async fn guard<S: KeyStore>(
                     Some(source),
                 ))
             }
-            Ok(key) => match store.verify(key).await {
-                Err(error) => Err(Refusal::from_key_error(error, source)),
-                Ok(verified) => Ok((verified, source)),
-            },
+            Ok(key) => {
+                let reservation = if store.answers_from_memory() {
+                    Ok(None)
+                } else {
+                    store.rate_limits().reserve(parts)
+                };
+                match reservation {
+                    Err((client, wait)) => {
+                        Err(
+                            Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
+                                .retry(wait, None)
+                                .client(client),
+                        )
+                    }
+                    Ok(held) => {
+                        reserved = held;
+                        match store.verify(key).await {
+                            Err(error) => Err(Refusal::from_key_error(error, source)),
+                            Ok(verified) => Ok((verified, source)),
+                        }
+                    }
+                }
+            }
         },
     };
+    let failed_attempt = matches!(&outcome, Err(refusal) if refusal.is_failed_attempt());
+    match reserved {
+        // Reserved and not a failed attempt: given back.
+        Some(client) if !failed_attempt => store.rate_limits().release(client),
+        Some(_) => {}
+        None if failed_attempt => store.rate_limits().failed(parts),
+        None => {}
+    }
     let (key, source) = match outcome {
         Ok(accepted) => accepted,
-        Err(refusal) => {
-            if refusal.is_failed_attempt() {
-                store.rate_limits().failed(parts);
-            }
-            return Err(refusal.reject(parts, config, None));
-        }
+        Err(refusal) => return Err(refusal.reject(parts, config, None)),
     };
     if config.scopes.iter().any(|scope| !key.has_scope(scope)) {
         let refusal = Refusal::new(
@@ -737,6 +761,14 @@ fn find_key<'a>(parts: &'a Parts, sources: &'static [Source]) -> Found<'a> {
             ),
             Source::Query(name) => one_of(query_values(parts, name)),
             Source::Cookie(name) => one_of(cookie_values(parts, name).map(Cow::Borrowed)),
+            // A bearer token beside a second `Authorization` field is a credential sent twice,
+            // whatever the other field's scheme: never "the bearer one wins".
+            Source::Bearer if parts.headers.get_all(AUTHORIZATION).iter().nth(1).is_some() => {
+                match bearer_tokens(parts).next() {
+                    Some(_) => Values::Many,
+                    None => Values::None,
+                }
+            }
             Source::Bearer => one_of(bearer_tokens(parts).map(Cow::Borrowed)),
         };
         found = match (found, values) {
@@ -884,6 +916,27 @@ mod tests {
         );
         // An empty value is no key at all.
         assert_eq!(find("/?api_key=", &[("x-api-key", "a")]), Some("a".into()));
+    }
+
+    #[test]
+    fn a_bearer_token_beside_another_authorization_field_is_a_duplicate() {
+        const BEARER: &[Source] = &[Source::Bearer];
+        for other in ["Basic dXNlcjpwYXNz", "Bearer other-key", "Digest x"] {
+            let request = parts(
+                "/",
+                &[("authorization", "Bearer k1"), ("authorization", other)],
+            );
+            assert!(
+                matches!(find_key(&request, BEARER), Found::Duplicate),
+                "{other}"
+            );
+        }
+        // Two fields of other schemes hold no bearer token: nothing of ours.
+        let request = parts(
+            "/",
+            &[("authorization", "Basic a"), ("authorization", "Digest b")],
+        );
+        assert!(matches!(find_key(&request, BEARER), Found::Nothing));
     }
 
     #[test]

@@ -369,3 +369,90 @@ async fn a_custom_stores_keys_are_limited_too() {
     );
     assert_eq!(counted.load(Ordering::SeqCst), 2);
 }
+
+/// A store that waits on each lookup, as a database would, and counts how many it was asked.
+#[derive(Clone)]
+struct SlowStore {
+    asked: Arc<AtomicUsize>,
+    limits: axum_api_key::RateLimits,
+}
+
+impl axum_api_key::KeyStore for SlowStore {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, axum_api_key::KeyError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match key {
+            "slow-store-real-key-0123" => Ok(VerifiedKey::new("real")),
+            _ => Err(axum_api_key::KeyError::Unknown),
+        }
+    }
+
+    fn rate_limits(&self) -> &axum_api_key::RateLimits {
+        &self.limits
+    }
+}
+
+#[api_key(store = SlowStore)]
+async fn slow(key: VerifiedKey) -> String {
+    key.id().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guesser_reaches_a_slow_store_at_most_its_budget_whatever_its_concurrency() {
+    let store = SlowStore {
+        asked: Arc::default(),
+        limits: axum_api_key::RateLimits::new()
+            .throttle(Throttle::new(10, Duration::from_secs(60))),
+    };
+    let app = Router::new()
+        .route("/slow", get(slow))
+        .with_state(store.clone());
+    // 300 guesses at once from one address, each waiting 20 ms on the store.
+    let guesses: Vec<_> = (0..300)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                send(
+                    app,
+                    request(
+                        "/slow",
+                        &format!("guess-{i:04}-0123456789"),
+                        Some("203.0.113.5"),
+                    ),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.expect("task"));
+    }
+    let asked = store.asked.load(Ordering::SeqCst);
+    eprintln!("{asked} guesses reached the store");
+    assert!(asked <= 11, "{asked} guesses reached the store, budget 10");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        asked
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        300 - asked
+    );
+    // Another address is not held back; a good key gives its reservation back.
+    for _ in 0..20 {
+        let answer = send(
+            app.clone(),
+            request("/slow", "slow-store-real-key-0123", Some("203.0.113.6")),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+}

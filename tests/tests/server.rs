@@ -260,6 +260,7 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
 /// start-up makes of it.
 #[test]
 #[ignore = "run by the test below, as a child process with its own environment"]
+#[allow(clippy::print_stdout)] // the answer to the parent process
 fn quickstart_start_up_child() {
     match quickstart::keys_from_env("QUICKSTART_TEST_API_KEYS") {
         Ok((keys, _)) => println!("<<accepted {}>>", keys.len()),

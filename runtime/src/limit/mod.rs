@@ -184,6 +184,28 @@ impl RateLimits {
         Some((client, throttle.blocked(client)?))
     }
 
+    /// Reserves an attempt of the request's client before a store that waits is asked: `Ok`
+    /// with the address to [`release`](Self::release) if the attempt is not a failed one
+    /// (`None` when no address is known or nothing is throttled), or the client and its wait
+    /// when it is out of attempts.
+    pub(crate) fn reserve(&self, parts: &Parts) -> Result<Option<IpAddr>, (IpAddr, Duration)> {
+        let Some(throttle) = &self.inner.throttle else {
+            return Ok(None);
+        };
+        let Some(client) = self.client(parts) else {
+            return Ok(None);
+        };
+        throttle.reserve(client).map_err(|wait| (client, wait))?;
+        Ok(Some(client))
+    }
+
+    /// Gives back a reserved attempt.
+    pub(crate) fn release(&self, client: IpAddr) {
+        if let Some(throttle) = &self.inner.throttle {
+            throttle.release(client);
+        }
+    }
+
     /// Counts a failed attempt of the request's client.
     pub(crate) fn failed(&self, parts: &Parts) {
         if let Some(throttle) = &self.inner.throttle

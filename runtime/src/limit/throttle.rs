@@ -147,6 +147,28 @@ impl ThrottleTable {
 
     /// Counts a failed attempt of `client`.
     pub(crate) fn fail(&self, client: IpAddr) {
+        let _ = self.spend(client, false);
+    }
+
+    /// Reserves an attempt of `client` before a store that waits is asked: counted as failed
+    /// unless [`release`](Self::release)d, refused (with the wait) when the client is out of
+    /// attempts. However many requests of one client are in flight, at most its budget is let
+    /// through to the store.
+    pub(crate) fn reserve(&self, client: IpAddr) -> Result<(), Duration> {
+        self.spend(client, true)
+    }
+
+    /// Gives back an attempt reserved for a request that was not a failed one.
+    pub(crate) fn release(&self, client: IpAddr) {
+        let (hash, bucket) = self.place(client);
+        let mut bucket = lock(bucket);
+        if let Some(slot) = bucket.iter_mut().find(|slot| slot.client == hash) {
+            slot.tat = slot.tat.saturating_sub(self.interval).max(1);
+        }
+    }
+
+    /// Counts one attempt of `client`; with `checked`, only if it has one left.
+    fn spend(&self, client: IpAddr, checked: bool) -> Result<(), Duration> {
         let (hash, bucket) = self.place(client);
         let now = self.now();
         let mut bucket = lock(bucket);
@@ -167,12 +189,22 @@ impl ThrottleTable {
             }
         };
         let slot = &mut bucket[at];
+        if checked
+            && let Some(over) = slot
+                .tat
+                .checked_sub(now)
+                .and_then(|ahead| ahead.checked_sub(self.tolerance))
+                .filter(|over| *over > 0)
+        {
+            return Err(Duration::from_nanos(over));
+        }
         slot.tat = slot.tat.max(now).saturating_add(self.interval);
         if slot.tat - now > self.tolerance {
             self.engaged_until
                 .fetch_max(slot.tat - self.tolerance, Ordering::Relaxed);
             self.engaged.store(true, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     /// How many addresses the table holds now, for tests and measurements.
@@ -241,6 +273,21 @@ mod tests {
             !table.engaged(),
             "once the block ended, requests are free again"
         );
+    }
+
+    #[test]
+    fn reservations_let_through_at_most_the_budget() {
+        let table = ThrottleTable::new(Throttle::new(3, Duration::from_secs(60)));
+        let client: IpAddr = "192.0.2.9".parse().unwrap();
+        // Three in flight at once: all reserved; the fourth is refused before the store.
+        for _ in 0..3 {
+            assert_eq!(table.reserve(client), Ok(()));
+        }
+        assert!(table.reserve(client).is_err());
+        // A reservation given back (the key was good) makes room for one more.
+        table.release(client);
+        assert_eq!(table.reserve(client), Ok(()));
+        assert!(table.reserve(client).is_err());
     }
 
     #[test]

@@ -322,6 +322,17 @@ pub trait KeyStore: Send + Sync + 'static {
         None
     }
 
+    /// Whether [`verify`](Self::verify) answers from memory, without waiting on anything.
+    ///
+    /// A store that waits (a database, a key service) leaves the default, `false`: each
+    /// attempt then reserves its place in the client's brute-force budget before the store is
+    /// asked, so that however many guesses one client has in flight, at most its budget
+    /// reaches the store. A store that answers at once counts the attempt after it, which
+    /// spares accepted requests the reservation.
+    fn answers_from_memory(&self) -> bool {
+        false
+    }
+
     /// Where the guard counts requests against rate limits, and failed attempts against the
     /// brute-force throttle. The default is one process-wide [`RateLimits`] with default
     /// settings, shared by every store that does not give its own, so a custom store enforces
@@ -339,6 +350,10 @@ impl KeyStore for ApiKeys {
 
     fn https(&self) -> Option<&HttpsPolicy> {
         ApiKeys::https(self)
+    }
+
+    fn answers_from_memory(&self) -> bool {
+        true
     }
 
     fn rate_limits(&self) -> &RateLimits {

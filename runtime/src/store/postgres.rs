@@ -744,6 +744,11 @@ impl KeyStore for PgKeys {
         inner.snapshot.read(|set| set.lookup(key.as_bytes()))
     }
 
+    /// Answered from the snapshot: nothing waits on the database.
+    fn answers_from_memory(&self) -> bool {
+        true
+    }
+
     fn rate_limits(&self) -> &RateLimits {
         self.inner
             .options
