@@ -778,7 +778,12 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
             .with_rate_limit(
                 #private::RateLimit::new(#count, #private::Duration::from_nanos(#period_nanos))
                     .with_burst(#burst),
-                ::core::concat!(::core::module_path!(), "::", #route),
+                // Unique per handler: two handlers of one name (in two functions of one
+                // module) are told apart by where they stand.
+                ::core::concat!(
+                    ::core::module_path!(), "::", #route, "@",
+                    ::core::file!(), ":", ::core::line!(), ":", ::core::column!()
+                ),
             )
         }
     });

@@ -548,8 +548,10 @@ async fn guard<S: KeyStore>(
             return Err(refusal.reject(parts, config, Some(&key)));
         }
         if let Some(wait) = count.retry_after {
-            let refusal = Refusal::new(Problem::RateLimited, "rate_limited", Some(source))
+            let mut refusal = Refusal::new(Problem::RateLimited, "rate_limited", Some(source))
                 .retry(wait, count.fields());
+            // One warning per key and budget per window; the rest at DEBUG (and all counted).
+            refusal.quiet = !crate::limit::first_refusal_in_window(key.id(), &count);
             return Err(refusal.reject(parts, config, Some(&key)));
         }
         // The fields are written only where a `rate_limit_headers` layer will send them.
@@ -581,6 +583,8 @@ struct Refusal {
     retry: Option<(Duration, Option<LimitFields>)>,
     /// For a throttled request: the address it is counted against.
     client: Option<IpAddr>,
+    /// Logged at DEBUG rather than WARN: a repeat of a refusal already warned of.
+    quiet: bool,
 }
 
 impl Refusal {
@@ -591,6 +595,7 @@ impl Refusal {
             source,
             retry: None,
             client: None,
+            quiet: false,
         }
     }
 
@@ -654,6 +659,15 @@ impl Refusal {
         match self.problem {
             // A key over its limit is a client misbehaving, and a throttled address a likely
             // attack: both worth an operator's attention.
+            Problem::RateLimited if self.quiet => tracing::debug!(
+                target: "axum_api_key::audit",
+                outcome = "refused",
+                reason = self.reason,
+                status = rejection.status().as_u16(),
+                key_id = key.map(VerifiedKey::id),
+                method = %parts.method,
+                route = route(parts),
+            ),
             Problem::RateLimited => tracing::warn!(
                 target: "axum_api_key::audit",
                 outcome = "refused",

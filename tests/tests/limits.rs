@@ -456,3 +456,60 @@ async fn a_guesser_reaches_a_slow_store_at_most_its_budget_whatever_its_concurre
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
 }
+
+#[tokio::test]
+async fn two_handlers_of_one_name_never_share_a_route_budget() {
+    fn first() -> Router<ApiKeys> {
+        #[api_key(rate_limit = "1/min")]
+        async fn h() -> &'static str {
+            "first"
+        }
+        Router::new().route("/a", get(h))
+    }
+    fn second() -> Router<ApiKeys> {
+        #[api_key(rate_limit = "1/min")]
+        async fn h() -> &'static str {
+            "second"
+        }
+        Router::new().route("/b", get(h))
+    }
+    let app = first()
+        .merge(second())
+        .with_state(ApiKeys::new().with_key("partner-a", KEY_A));
+    assert_eq!(call(&app, "/a", KEY_A).await.status, StatusCode::OK);
+    let answer = call(&app, "/b", KEY_A).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(
+        call(&app, "/a", KEY_A).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn a_client_hammering_past_its_limit_writes_one_warning_per_window() {
+    let keys = ApiKeys::new()
+        .with(Key::new("hammering-key", KEY_A).rate_limit(limit("1/min")))
+        .with_rate_limits(RateLimits::new());
+    let app = app(keys);
+    let logs = global_logs();
+    assert_eq!(call(&app, "/data", KEY_A).await.status, StatusCode::OK);
+    for _ in 0..500 {
+        assert_eq!(
+            call(&app, "/data", KEY_A).await.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let logged = logs.text();
+    let refusals = |level: &str| {
+        logged
+            .lines()
+            .filter(|line| {
+                line.contains("rate_limited")
+                    && line.contains("key_id=\"hammering-key\"")
+                    && line.contains(level)
+            })
+            .count()
+    };
+    assert_eq!(refusals("WARN"), 1, "one warning for the window");
+    assert_eq!(refusals("DEBUG"), 499, "the rest, quietly");
+}

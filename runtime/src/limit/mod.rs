@@ -273,6 +273,46 @@ impl RateLimits {
     }
 }
 
+/// Whether this refusal of `id` by `count`'s refusing budget is the first in that budget's
+/// window, and so worth a warning: a client hammering past its limit writes one WARN line per
+/// window, not one per request. Remembered in a table of bounded size (emptied when full,
+/// which at worst repeats a warning).
+pub(crate) fn first_refusal_in_window(id: &str, count: &Count) -> bool {
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    const MOST: usize = 16_384;
+    static WARNED: OnceLock<(hashbrown::DefaultHashBuilder, Mutex<HashMap<u64, Instant>>)> =
+        OnceLock::new();
+    // The refusing budget is the one with nothing left; without one, the key's.
+    let refusing = count
+        .budgets
+        .iter()
+        .flatten()
+        .find(|budget| budget.remaining == 0)
+        .or_else(|| count.budgets.iter().flatten().next());
+    let (route, window) = refusing.map_or((false, Duration::from_secs(60)), |budget| {
+        (budget.route, budget.window)
+    });
+    let (hasher, warned) = WARNED.get_or_init(Default::default);
+    let slot = hasher.hash_one((id, route, window));
+    let mut warned = warned
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = Instant::now();
+    match warned.get(&slot) {
+        Some(at) if now.duration_since(*at) < window => false,
+        _ => {
+            if warned.len() >= MOST {
+                warned.clear();
+            }
+            warned.insert(slot, now);
+            true
+        }
+    }
+}
+
 /// Which budget a limit counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Scope {
