@@ -193,11 +193,12 @@ async fn a_route_limit_is_a_budget_per_key_beside_the_keys_own() {
         Some(r#""key";q=10;w=60, "route";q=2;w=60"#)
     );
     assert_eq!(refused.header("retry-after"), Some("30"));
-    // The key's own budget still serves other routes: 2 + 1 spent of 10 (the refused request
-    // counted against the key, whose budget allowed it).
+    // The key's own budget still serves other routes: 2 + 1 spent of 10. The request the
+    // route refused spent nothing of the key's budget: one counting rule, in process as in
+    // Redis.
     let other = call(&app, "/data", KEY_A).await;
     assert_eq!(other.status, StatusCode::OK);
-    assert_eq!(other.header("ratelimit"), Some(r#""key";r=6;t=24"#));
+    assert_eq!(other.header("ratelimit"), Some(r#""key";r=7;t=18"#));
     // A route limit on a handler without arguments works the same.
     let reports = call(&app, "/reports", KEY_B).await;
     assert_eq!(reports.status, StatusCode::OK);
@@ -512,4 +513,83 @@ async fn a_client_hammering_past_its_limit_writes_one_warning_per_window() {
     };
     assert_eq!(refusals("WARN"), 1, "one warning for the window");
     assert_eq!(refusals("DEBUG"), 499, "the rest, quietly");
+}
+
+#[tokio::test]
+async fn with_a_burst_the_quota_describes_the_burst_and_remaining_never_exceeds_it() {
+    let app = app(store("10/s burst 20"));
+    let answer = call(&app, "/data", KEY_A).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // 20 at once, refilled in 2 s: remaining 19 of a quota of 20, never 19 of 10.
+    assert_eq!(answer.header("ratelimit-policy"), Some(r#""key";q=20;w=2"#));
+    assert_eq!(answer.header("ratelimit"), Some(r#""key";r=19;t=1"#));
+}
+
+/// A store that gives every key a limit, as a key service would, with a new id per key.
+#[derive(Clone)]
+struct EveryIdLimited {
+    limits: RateLimits,
+}
+
+impl axum_api_key::KeyStore for EveryIdLimited {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, axum_api_key::KeyError> {
+        Ok(VerifiedKey::new(key).with_rate_limit(limit("1000/s")))
+    }
+
+    fn answers_from_memory(&self) -> bool {
+        true
+    }
+
+    fn rate_limits(&self) -> &RateLimits {
+        &self.limits
+    }
+}
+
+#[api_key(store = EveryIdLimited)]
+async fn every_id(key: VerifiedKey) -> String {
+    key.id().len().to_string()
+}
+
+fn resident_kib() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4)
+}
+
+#[tokio::test]
+async fn budgets_of_a_spray_of_ids_are_bounded_and_forgotten_once_full() {
+    let store = EveryIdLimited {
+        limits: RateLimits::new(),
+    };
+    let app = Router::new()
+        .route("/every", get(every_id))
+        .with_state(store.clone());
+    let before = resident_kib();
+    let mut most = 0;
+    for i in 0..200_000u32 {
+        let answer = send(
+            app.clone(),
+            request("/every", &format!("sprayed-id-{i:08}-0123456789"), None),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        if i % 1_000 == 0 {
+            most = most.max(store.limits.__sizes().0);
+        }
+    }
+    let during = store.limits.__sizes().0;
+    let after_spray = resident_kib();
+    // Each budget is full again a millisecond after its one request.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.limits.__sweep();
+    let (left, _) = store.limits.__sizes();
+    eprintln!(
+        "spray of 200,000 ids: at most {most} budgets held ({during} at the end), {left} once \
+         full again; resident {before} KiB before, {after_spray} KiB after the spray, {} KiB \
+         after the sweep",
+        resident_kib()
+    );
+    assert!(most <= 16 * 4_096 + 16, "{most} budgets held at once");
+    assert_eq!(left, 0, "full budgets carry nothing and are forgotten");
 }

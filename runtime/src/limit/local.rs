@@ -1,23 +1,24 @@
-//! Budgets counted in this process: one `governor` cell per key id, limit and route.
+//! Budgets counted in this process: one GCRA cell per key id, limit and route, spent together
+//! or not at all, and forgotten once full again.
 
 use std::hash::{BuildHasher, Hash};
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use governor::clock::{Clock, QuantaClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::{Budget, RateLimit, Scope};
 
-type Cell = RateLimiter<NotKeyed, InMemoryState, QuantaClock, StateInformationMiddleware>;
+/// One budget: its theoretical arrival time (GCRA), in nanoseconds since the budgets' epoch.
+/// A time at or before now is a full budget.
+pub(crate) struct Cell {
+    tat: AtomicU64,
+}
 
 /// A key's budget kept in its record: the cell, and which [`LocalBudgets`] it belongs to (a
-/// record may be read by stores with different limiters).
+/// record may be read by stores with different limiters). The record keeps the cell alive when
+/// the table forgets it (full again); so a store's keys hold at most one small cell each.
 #[derive(Clone)]
 pub(crate) struct KeptBudget {
     owner: u64,
@@ -49,45 +50,61 @@ impl BudgetRef<'_> {
 
 const SHARDS: usize = 16;
 
+/// How many budgets a shard may hold before the full ones are swept out: past it, each new
+/// budget first sweeps the shard. Budgets still in debt are kept whatever their number (each
+/// is a key that was accepted and is being limited).
+const SWEEP_ABOVE: usize = 4_096;
+
 /// One shard of the budgets: each budget by what it is counted under.
 type Shard = HashTable<(BudgetKey, Arc<Cell>)>;
 
 /// Every budget in use, in shards so that requests of different keys rarely meet on a lock.
-/// Entries are made only for keys that were accepted, so failing keys never add one.
+/// Entries are made only for keys that were accepted, so failing keys never add one; an entry
+/// whose budget is full again carries no information and is dropped when its shard is swept
+/// (a new one, made full, counts the same).
 pub(crate) struct LocalBudgets {
     /// Unique in the process: what kept budgets are checked against.
     id: u64,
     hasher: DefaultHashBuilder,
     shards: [Mutex<Shard>; SHARDS],
-    clock: QuantaClock,
+    clock: quanta::Clock,
+    epoch: quanta::Instant,
+    /// Budgets made since the last sweep of any shard.
+    made: AtomicUsize,
 }
 
 impl Default for LocalBudgets {
     fn default() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let clock = quanta::Clock::new();
         Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             hasher: DefaultHashBuilder::default(),
             shards: std::array::from_fn(|_| Mutex::new(HashTable::new())),
-            clock: QuantaClock::default(),
+            epoch: clock.now(),
+            clock,
+            made: AtomicUsize::new(0),
         }
     }
 }
 
+/// A budget to spend: its cell, what it counts, and its limit.
+pub(crate) type Spend = (Arc<Cell>, Scope, RateLimit);
+
 impl LocalBudgets {
-    /// Spends one request of the budget of `id` under `limit` (and `route`, for a route's own
-    /// limit). A key's own budget is kept in `kept` once found, and read from there after.
-    pub(crate) fn spend<'a>(
+    /// The budget of `id` under `limit` (and `route`, for a route's own limit). A key's own
+    /// budget is kept in `kept` once found, and read from there after, while it lives.
+    pub(crate) fn budget<'a>(
         &self,
         id: &dyn Fn() -> &'a str,
         scope: Scope,
         limit: RateLimit,
         kept: Option<&OnceLock<KeptBudget>>,
-    ) -> (Budget, Option<Duration>) {
+    ) -> Arc<Cell> {
         if let Some(budget) = kept.and_then(OnceLock::get)
             && budget.owner == self.id
         {
-            return self.check(&budget.cell, scope, limit);
+            return Arc::clone(&budget.cell);
         }
         let cell = self.find(id(), scope, limit);
         if let Some(kept) = kept {
@@ -96,7 +113,38 @@ impl LocalBudgets {
                 cell: Arc::clone(&cell),
             });
         }
-        self.check(&cell, scope, limit)
+        cell
+    }
+
+    /// Spends one request of every budget in `budgets`, or of none: a request refused by one
+    /// budget spends nothing of the others. Returns each budget after the request, and the
+    /// wait when refused.
+    pub(crate) fn spend_all(
+        &self,
+        budgets: &[Option<Spend>; 2],
+    ) -> ([Option<Budget>; 2], Option<Duration>) {
+        let now = self.now();
+        let mut counted = [None, None];
+        for (at, (cell, scope, limit)) in budgets
+            .iter()
+            .enumerate()
+            .filter_map(|(at, b)| Some((at, b.as_ref()?)))
+        {
+            match spend(cell, *limit, now) {
+                Ok((remaining, reset)) => {
+                    counted[at] = Some(Budget::new(*scope, *limit, remaining, reset));
+                }
+                Err((wait, reset)) => {
+                    // Give back what the budgets before this one spent.
+                    for (cell, _, limit) in budgets[..at].iter().flatten() {
+                        refund(cell, *limit);
+                    }
+                    counted[at] = Some(Budget::new(*scope, *limit, 0, reset));
+                    return (counted, Some(Duration::from_nanos(wait)));
+                }
+            }
+        }
+        (counted, None)
     }
 
     /// The budget of `id` under `limit` and `scope`, made on first use.
@@ -115,44 +163,37 @@ impl LocalBudgets {
         if let Some((_, cell)) = table.find(hash, |(key, _)| wanted.matches(key)) {
             return Arc::clone(cell);
         }
+        if table.len() >= SWEEP_ABOVE {
+            let now = self.now();
+            // Full budgets go; the table gives back the memory once it is mostly empty.
+            table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > now);
+            if table.len() * 4 < table.capacity() {
+                let hasher = &self.hasher;
+                let keep = table.len() * 2;
+                table.shrink_to(keep, |(key, _)| rehash(hasher, key));
+            }
+        }
+        self.made.fetch_add(1, Ordering::Relaxed);
         let key = BudgetKey {
             id: id.into(),
             route,
             limit,
         };
-        let cell = Arc::new(
-            RateLimiter::direct_with_clock(quota(limit), self.clock.clone())
-                .with_middleware::<StateInformationMiddleware>(),
-        );
+        let cell = Arc::new(Cell {
+            tat: AtomicU64::new(0),
+        });
         let hasher = &self.hasher;
         table.insert_unique(hash, (key, Arc::clone(&cell)), |(key, _)| {
-            hasher.hash_one(BudgetRef {
-                id: &key.id,
-                route: key.route,
-                limit: key.limit,
-            })
+            rehash(hasher, key)
         });
         cell
     }
 
-    /// Spends one request of `cell`: the budget after it, and how long to wait when refused.
-    fn check(&self, cell: &Cell, scope: Scope, limit: RateLimit) -> (Budget, Option<Duration>) {
-        let interval = u64::try_from(limit.interval().as_nanos()).unwrap_or(u64::MAX);
-        match cell.check() {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let spent = u64::from(limit.burst().saturating_sub(remaining));
-                let reset = interval.saturating_mul(spent);
-                (Budget::new(scope, limit, remaining, reset), None)
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                let rest = interval.saturating_mul(u64::from(limit.burst().saturating_sub(1)));
-                let wait_nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-                let reset = wait_nanos.saturating_add(rest);
-                (Budget::new(scope, limit, 0, reset), Some(wait))
-            }
-        }
+    /// Nanoseconds since the epoch, never 0.
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().duration_since(self.epoch).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// How many budgets are kept, for tests and measurements.
@@ -167,11 +208,148 @@ impl LocalBudgets {
             })
             .sum()
     }
+
+    /// Drops every budget that is full again, in every shard: what a sweep does to a shard
+    /// that grew past its bound, for tests and measurements.
+    pub(crate) fn sweep(&self) {
+        let now = self.now();
+        for shard in &self.shards {
+            let mut table = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > now);
+            let hasher = &self.hasher;
+            let keep = table.len();
+            table.shrink_to(keep, |(key, _)| rehash(hasher, key));
+        }
+    }
 }
 
-fn quota(limit: RateLimit) -> Quota {
-    let burst = NonZeroU32::new(limit.burst()).unwrap_or(NonZeroU32::MIN);
-    Quota::with_period(limit.interval().max(Duration::from_nanos(1)))
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst)
+fn rehash(hasher: &DefaultHashBuilder, key: &BudgetKey) -> u64 {
+    hasher.hash_one(BudgetRef {
+        id: &key.id,
+        route: key.route,
+        limit: key.limit,
+    })
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// GCRA: spends one request of `cell` if it fits in the burst. `Ok` with the requests left and
+/// the nanoseconds until the budget is whole again; `Err` with the nanoseconds to wait and
+/// until whole.
+fn spend(cell: &Cell, limit: RateLimit, now: u64) -> Result<(u32, u64), (u64, u64)> {
+    let interval = nanos(limit.interval()).max(1);
+    let capacity = interval.saturating_mul(u64::from(limit.burst()));
+    let mut tat = cell.tat.load(Ordering::Acquire);
+    loop {
+        let next = tat.max(now).saturating_add(interval);
+        let ahead = next - now;
+        if ahead > capacity {
+            return Err((ahead - capacity, tat.saturating_sub(now)));
+        }
+        match cell
+            .tat
+            .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                let remaining = u32::try_from((capacity - ahead) / interval).unwrap_or(u32::MAX);
+                return Ok((remaining, ahead));
+            }
+            Err(current) => tat = current,
+        }
+    }
+}
+
+/// Gives back one request spent of `cell`.
+fn refund(cell: &Cell, limit: RateLimit) {
+    let interval = nanos(limit.interval()).max(1);
+    let _ = cell
+        .tat
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+            Some(tat.saturating_sub(interval))
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_the_burst_then_one_per_interval() {
+        let limit = RateLimit::new(10, Duration::from_secs(1)).with_burst(3);
+        let cell = Cell {
+            tat: AtomicU64::new(0),
+        };
+        let now = 1_000_000_000;
+        assert_eq!(spend(&cell, limit, now), Ok((2, 100_000_000)));
+        assert_eq!(spend(&cell, limit, now), Ok((1, 200_000_000)));
+        assert_eq!(spend(&cell, limit, now), Ok((0, 300_000_000)));
+        assert_eq!(spend(&cell, limit, now), Err((100_000_000, 300_000_000)));
+        // One interval later, one more.
+        assert_eq!(spend(&cell, limit, now + 100_000_000), Ok((0, 300_000_000)));
+    }
+
+    #[test]
+    fn a_refusal_by_one_budget_spends_none_of_the_others() {
+        let budgets = LocalBudgets::default();
+        let key = RateLimit::new(100, Duration::from_secs(60));
+        let route = RateLimit::new(1, Duration::from_secs(60));
+        let spends = || {
+            [
+                Some((
+                    budgets.budget(&|| "a", Scope::Key, key, None),
+                    Scope::Key,
+                    key,
+                )),
+                Some((
+                    budgets.budget(&|| "a", Scope::Route("r"), route, None),
+                    Scope::Route("r"),
+                    route,
+                )),
+            ]
+        };
+        let (first, wait) = budgets.spend_all(&spends());
+        assert!(wait.is_none());
+        assert_eq!(first[0].map(|b| b.remaining), Some(99));
+        for _ in 0..10 {
+            let (_, wait) = budgets.spend_all(&spends());
+            assert!(wait.is_some(), "the route's budget is used up");
+        }
+        // The key's own budget lost only the one request that was let in.
+        let only_key = [
+            Some((
+                budgets.budget(&|| "a", Scope::Key, key, None),
+                Scope::Key,
+                key,
+            )),
+            None,
+        ];
+        let (after, wait) = budgets.spend_all(&only_key);
+        assert!(wait.is_none());
+        assert_eq!(after[0].map(|b| b.remaining), Some(98));
+    }
+
+    #[test]
+    fn full_budgets_are_swept_and_kept_ones_found_again() {
+        let budgets = LocalBudgets::default();
+        let limit = RateLimit::new(1_000, Duration::from_millis(1));
+        for i in 0..10_000 {
+            let id = format!("id-{i}");
+            let cell = budgets.budget(&|| id.as_str(), Scope::Key, limit, None);
+            let _ = budgets.spend_all(&[Some((cell, Scope::Key, limit)), None]);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        budgets.sweep();
+        assert_eq!(budgets.len(), 0, "every budget is full again");
+        // A key that keeps its budget in its record keeps counting in it, swept or not.
+        let kept = OnceLock::new();
+        let cell = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept));
+        let _ = budgets.spend_all(&[Some((cell, Scope::Key, limit)), None]);
+        budgets.sweep();
+        let again = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept));
+        assert_ne!(again.tat.load(Ordering::Relaxed), 0);
+    }
 }

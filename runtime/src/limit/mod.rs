@@ -1,7 +1,7 @@
 //! Rate limits per key and per route, and brute-force throttling per client address.
 //!
 //! - `rate.rs`: [`RateLimit`], a limit and its text form;
-//! - `local.rs`: budgets counted in this process (GCRA, the `governor` crate);
+//! - `local.rs`: budgets counted in this process (GCRA), spent together or not at all;
 //! - `throttle.rs`: [`Throttle`], failed attempts per client address in a fixed-size table;
 //! - `redis.rs` (feature `redis`): budgets shared between instances through Redis.
 
@@ -249,17 +249,28 @@ impl RateLimits {
         budgets: &Budgets,
         kept: Option<&OnceLock<KeptBudget>>,
     ) -> Count {
-        let mut count = Count::default();
-        for (slot, &(scope, limit)) in count.budgets.iter_mut().zip(budgets.iter()) {
+        let mut spends: [Option<local::Spend>; 2] = [None, None];
+        for (slot, &(scope, limit)) in spends.iter_mut().zip(budgets.iter()) {
             let kept = if scope == Scope::Key { kept } else { None };
-            let (budget, wait) = self.inner.local.spend(id, scope, limit, kept);
-            *slot = Some(budget);
-            if wait.is_some() {
-                count.retry_after = wait;
-                break;
-            }
+            *slot = Some((
+                self.inner.local.budget(id, scope, limit, kept),
+                scope,
+                limit,
+            ));
         }
-        count
+        let (budgets, retry_after) = self.inner.local.spend_all(&spends);
+        Count {
+            budgets,
+            retry_after,
+            unavailable: false,
+        }
+    }
+
+    /// Drops the in-process budgets that are full again, as a growing table does by itself:
+    /// for tests and measurements.
+    #[doc(hidden)]
+    pub fn __sweep(&self) {
+        self.inner.local.sweep();
     }
 
     /// How many budgets are counted in this process, and how many addresses the throttle
@@ -358,12 +369,21 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// Plain integer work: the request path neither divides nor formats.
+    ///
+    /// The quota named in `RateLimit-Policy` is the burst, over the time the burst takes to
+    /// refill (`burst × period / count`): what a full budget holds, so that `RateLimit`'s
+    /// remaining never exceeds it. Without a burst these are the limit's count and period.
     pub(crate) fn new(scope: Scope, limit: RateLimit, remaining: u32, reset: u64) -> Self {
+        let window = if limit.burst() == limit.count() {
+            limit.period()
+        } else {
+            limit.interval().saturating_mul(limit.burst())
+        };
         Self {
             route: matches!(scope, Scope::Route(_)),
-            quota: limit.count(),
-            remaining,
-            window: limit.period(),
+            quota: limit.burst(),
+            remaining: remaining.min(limit.burst()),
+            window,
             reset,
         }
     }
