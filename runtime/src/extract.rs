@@ -450,6 +450,13 @@ async fn guard<S: KeyStore>(
     let outcome = match find_key(parts, config.sources) {
         // A request without a key holds no scope: a scoped route never lets it in.
         Found::Nothing if config.optional && config.scopes.is_empty() => {
+            // A route's budget counts requests without a key too, per client address: a key
+            // holder over its budget cannot drop the key to be served anonymously.
+            if config.rate_limit.is_some() {
+                let anonymous = VerifiedKey::new(store.rate_limits().anonymous_id(parts));
+                let budgets = Budgets::new(None, config.rate_limit);
+                count_budgets(parts, config, store, &anonymous, &budgets, None, false).await?;
+            }
             audit_anonymous(parts);
             crate::usage::accepted("anonymous", None);
             // Read by `VerifiedKey`, in case the handler takes it under a name the attribute
@@ -530,34 +537,7 @@ async fn guard<S: KeyStore>(
     }
     let budgets = Budgets::new(key.rate_limit(), config.rate_limit);
     if !budgets.is_empty() {
-        let limits = store.rate_limits();
-        // Counted in process without an await; only budgets kept in Redis wait on it.
-        let count = match limits.spend_here(&key, &budgets) {
-            Some(count) => count,
-            #[cfg(feature = "redis")]
-            None => limits.spend_shared(&key, &budgets).await,
-            #[cfg(not(feature = "redis"))]
-            None => unreachable!("without Redis, budgets are counted in process"),
-        };
-        if count.unavailable {
-            let refusal = Refusal::new(
-                Problem::LimiterUnavailable,
-                "limiter_unavailable",
-                Some(source),
-            );
-            return Err(refusal.reject(parts, config, Some(&key)));
-        }
-        if let Some(wait) = count.retry_after {
-            let mut refusal = Refusal::new(Problem::RateLimited, "rate_limited", Some(source))
-                .retry(wait, count.fields());
-            // One warning per key and budget per window; the rest at DEBUG (and all counted).
-            refusal.quiet = !crate::limit::first_refusal_in_window(key.id(), &count);
-            return Err(refusal.reject(parts, config, Some(&key)));
-        }
-        // The fields are written only where a `rate_limit_headers` layer will send them.
-        if let Some(slot) = parts.extensions.get::<LimitSlot>() {
-            slot.fill(count);
-        }
+        count_budgets(parts, config, store, &key, &budgets, Some(source), true).await?;
     }
     tracing::debug!(
         target: "axum_api_key::audit",
@@ -570,6 +550,47 @@ async fn guard<S: KeyStore>(
     crate::usage::accepted("accepted", Some(&key));
     if keep == Keep::InExtensions {
         parts.extensions.insert(key);
+    }
+    Ok(())
+}
+
+/// Spends one request of each of `budgets` for `key` (for a request without a key, a stand-in
+/// named by the client's address), or refuses the request: 429 over a budget, 503 when the
+/// shared limiter cannot answer and is configured to refuse. `keyed` says whether `key` is a
+/// key the request presented, to name in the refusal.
+async fn count_budgets<S: KeyStore>(
+    parts: &Parts,
+    config: &GuardConfig,
+    store: &S,
+    key: &VerifiedKey,
+    budgets: &Budgets,
+    source: Option<&'static Source>,
+    keyed: bool,
+) -> Result<(), ApiKeyRejection> {
+    let limits = store.rate_limits();
+    let named = keyed.then_some(key);
+    // Counted in process without an await; only budgets kept in Redis wait on it.
+    let count = match limits.spend_here(key, budgets) {
+        Some(count) => count,
+        #[cfg(feature = "redis")]
+        None => limits.spend_shared(key, budgets).await,
+        #[cfg(not(feature = "redis"))]
+        None => unreachable!("without Redis, budgets are counted in process"),
+    };
+    if count.unavailable {
+        let refusal = Refusal::new(Problem::LimiterUnavailable, "limiter_unavailable", source);
+        return Err(refusal.reject(parts, config, named));
+    }
+    if let Some(wait) = count.retry_after {
+        let mut refusal =
+            Refusal::new(Problem::RateLimited, "rate_limited", source).retry(wait, count.fields());
+        // One warning per key and budget per window; the rest at DEBUG (and all counted).
+        refusal.quiet = !crate::limit::first_refusal_in_window(key.id(), &count);
+        return Err(refusal.reject(parts, config, named));
+    }
+    // The fields are written only where a `rate_limit_headers` layer will send them.
+    if let Some(slot) = parts.extensions.get::<LimitSlot>() {
+        slot.fill(count);
     }
     Ok(())
 }

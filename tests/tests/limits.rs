@@ -593,3 +593,63 @@ async fn budgets_of_a_spray_of_ids_are_bounded_and_forgotten_once_full() {
     assert!(most <= 16 * 4_096 + 16, "{most} budgets held at once");
     assert_eq!(left, 0, "full budgets carry nothing and are forgotten");
 }
+
+#[api_key(optional, rate_limit = "2/min")]
+async fn maybe(key: Option<VerifiedKey>) -> String {
+    key.map_or_else(|| "anonymous".to_owned(), |key| key.id().to_owned())
+}
+
+#[tokio::test]
+async fn a_key_holder_over_its_budget_cannot_drop_the_key_to_be_served() {
+    let app = Router::new()
+        .route("/maybe", get(maybe))
+        .with_state(store("100/min"));
+    let from = |key: Option<&str>, ip: &str| {
+        let mut request = Request::get("/maybe");
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let mut request = request.body(Body::empty()).expect("request");
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(
+            ip.parse().expect("ip"),
+            40_000,
+        )));
+        request
+    };
+    for _ in 0..2 {
+        let answer = send(app.clone(), from(Some(KEY_A), "198.51.100.20")).await;
+        assert_eq!(answer.text(), "partner-a");
+    }
+    send(app.clone(), from(Some(KEY_A), "198.51.100.20"))
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+    // Without the key the route's budget is its address's: two, then refused.
+    for _ in 0..2 {
+        let answer = send(app.clone(), from(None, "198.51.100.20")).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), "anonymous");
+    }
+    send(app.clone(), from(None, "198.51.100.20"))
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+    // Another address has a budget of its own; one IPv6 /64 is one address.
+    assert_eq!(
+        send(app.clone(), from(None, "198.51.100.21")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(app.clone(), from(None, "2001:db8:1:2::1"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(app.clone(), from(None, "2001:db8:1:2::2"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    send(app.clone(), from(None, "2001:db8:1:2:ffff::3"))
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+}

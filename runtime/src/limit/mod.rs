@@ -184,6 +184,20 @@ impl RateLimits {
         Some((client, throttle.blocked(client)?))
     }
 
+    /// The name a request without a key is counted under in a route's budget: its client
+    /// address (an IPv6 address by its /64, as the throttle counts it), or one name shared by
+    /// every such request when the server tells no address.
+    pub(crate) fn anonymous_id(&self, parts: &Parts) -> String {
+        match self.client(parts).map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V4(v4)) => format!("anonymous@{v4}"),
+            Some(IpAddr::V6(v6)) => {
+                let block = u128::from(v6) & !u128::from(u64::MAX);
+                format!("anonymous@{}/64", std::net::Ipv6Addr::from(block))
+            }
+            None => "anonymous".to_owned(),
+        }
+    }
+
     /// Reserves an attempt of the request's client before a store that waits is asked: `Ok`
     /// with the address to [`release`](Self::release) if the attempt is not a failed one
     /// (`None` when no address is known or nothing is throttled), or the client and its wait
