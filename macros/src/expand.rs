@@ -451,7 +451,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
             .inputs
             .push(syn::parse_quote! { _: #private::GuardAlone<#config> }),
     }
-    let handler = rewritten_and_documented(&attrs, &vis, &sig, &original, &body);
+    let handler = rewritten_and_documented(&attrs, &vis, (&sig, &body), &original, &body);
     #[cfg(feature = "openapi")]
     let order_check = crate::openapi::order_check(&attrs, &original);
     #[cfg(not(feature = "openapi"))]
@@ -471,7 +471,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
 pub(crate) fn rewritten_and_documented(
     attrs: &[syn::Attribute],
     vis: &syn::Visibility,
-    rewritten: &Signature,
+    (rewritten, rewritten_body): (&Signature, &proc_macro2::Group),
     original: &Signature,
     body: &proc_macro2::Group,
 ) -> TokenStream {
@@ -492,7 +492,7 @@ pub(crate) fn rewritten_and_documented(
     quote! {
         #[cfg(not(doc))]
         #(#attrs)*
-        #vis #rewritten #body
+        #vis #rewritten #rewritten_body
 
         #[cfg(doc)]
         #(#doc_attrs)*
@@ -525,7 +525,7 @@ fn response_check(sig: &Signature, private: &TokenStream) -> Option<TokenStream>
     })
 }
 
-fn mentions_impl_trait(ty: &syn::Type) -> bool {
+pub(crate) fn mentions_impl_trait(ty: &syn::Type) -> bool {
     fn has_impl(tokens: TokenStream) -> bool {
         tokens.into_iter().any(|token| match token {
             proc_macro2::TokenTree::Ident(ident) => ident == "impl",

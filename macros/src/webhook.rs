@@ -11,8 +11,8 @@ use crate::attr::{
     Errors, WithSpan, crate_path, list, nearest, set_once, string_literal, type_path, value_of,
 };
 use crate::expand::{
-    Handler, check_body_last, check_signature_of, is_body_argument, not_a_function,
-    rewritten_and_documented,
+    Handler, check_body_last, check_signature_of, is_body_argument, mentions_impl_trait,
+    not_a_function, rewritten_and_documented,
 };
 
 const ARGUMENTS: &[&str] = &["scheme", "tolerance", "max_body", "secrets", "crate"];
@@ -250,21 +250,40 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     );
     let mut sig = original.clone();
     let guard: FnArg = syn::parse_quote! { _: #webhook::WebhookGuard<#config, #secrets> };
+    // The message's claim, settled by the handler's answer; named where no user name can be.
+    let delivery = syn::Ident::new("__api_key_delivery", Span::mixed_site());
     let last_is_body = sig.inputs.last().is_some_and(is_body_argument);
     if last_is_body {
         if let Some(FnArg::Typed(last)) = sig.inputs.last_mut() {
             let (pat, ty) = (&last.pat, &last.ty);
             *last = syn::parse_quote! {
-                #webhook::Signed(#pat, _): #webhook::Signed<#ty, #config, #secrets>
+                #webhook::Signed(#pat, _, #delivery): #webhook::Signed<#ty, #config, #secrets>
             };
         }
     } else {
         sig.inputs.push(syn::parse_quote! {
-            _: #webhook::Signed<#krate::__private::Bytes, #config, #secrets>
+            #webhook::Signed(_, _, #delivery): #webhook::Signed<#krate::__private::Bytes, #config, #secrets>
         });
     }
     sig.inputs.insert(0, guard);
-    let handler = rewritten_and_documented(&attrs, &vis, &sig, &original, &body);
+    // The handler answers a response, so that its status settles the message: 2xx marks it
+    // handled, anything else lets the sender's retry in.
+    let own_body = match &original.output {
+        syn::ReturnType::Type(_, ty) if !mentions_impl_trait(ty) => {
+            quote! { #krate::__private::returning::<#ty, _>(async move #body) }
+        }
+        _ => quote! { async move #body },
+    };
+    sig.output = syn::parse_quote! { -> #krate::__private::Response };
+    let settled = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote! {
+            #delivery
+                .settle_response(#krate::__private::IntoResponse::into_response(#own_body.await))
+                .await
+        },
+    );
+    let handler = rewritten_and_documented(&attrs, &vis, (&sig, &settled), &original, &body);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]

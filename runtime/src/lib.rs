@@ -308,7 +308,10 @@ pub use axum_api_key_macros::api_key;
 /// any other extractor runs. Its body argument (`Bytes`, `String`, `Json<T>`, …; it must be
 /// the last) becomes a [`Signed`](webhook::Signed) of the same type, which reads the body once,
 /// compares every secret's MAC with every signature in constant time (`bad_signature`), refuses
-/// a message seen before (`replayed`) and hands the handler the verified bytes. Refusals are
+/// a message handled before (`replayed`) or being handled (`in_flight`) and hands the handler
+/// the verified bytes. Delivery is at least once: the message counts as handled only once the
+/// handler answered 2xx; any other answer (or a body its extractor refuses) releases it, so
+/// that the sender's retry is accepted. Refusals are
 /// `application/problem+json` with the reason, and audit events like the key guard's; no
 /// secret or signature is ever in an answer or a log.
 #[cfg(feature = "webhooks")]
@@ -321,8 +324,15 @@ pub mod __private {
     pub use crate::extract::{GuardConfig, KeyConfig, Source};
     pub use crate::limit::RateLimit;
     pub use crate::store::ApiKeys;
+    pub use axum::response::{IntoResponse, Response};
     pub use bytes::Bytes;
     pub use core::time::Duration;
+
+    /// The handler's own body, as a future whose output is the handler's return type: `?` in
+    /// the body converts its errors as it would in the handler itself.
+    pub fn returning<R, F: core::future::Future<Output = R>>(body: F) -> F {
+        body
+    }
 
     /// The store a handler's guard takes from the router state, named once per handler.
     pub trait HandlerConfig: KeyConfig {

@@ -57,6 +57,14 @@ pub(crate) fn exposed(key: &VerifiedKey) {
     }
 }
 
+/// A webhook delivery refused because the seen-id set was full inside its window:
+/// `api_key_webhook_ids_full_total`.
+#[cfg(feature = "webhooks")]
+pub(crate) fn webhook_ids_full() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!("api_key_webhook_ids_full_total").increment(1);
+}
+
 /// An accepted key, or a request let in without one by an optional guard.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 #[inline]

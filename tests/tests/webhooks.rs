@@ -272,3 +272,138 @@ async fn refusals_are_audited_without_secret_or_signature() {
         "{logged}"
     );
 }
+
+/// Fails its first `FAILURES` deliveries with a 500, as a handler whose database is down does,
+/// then handles every one; counts the deliveries it saw.
+static SEEN_BY_FLAKY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[axum_api_key::webhook(scheme = "standard")]
+async fn flaky(Json(event): Json<serde_json::Value>) -> Result<String, StatusCode> {
+    let seen = SEEN_BY_FLAKY.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if seen == 0 {
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Ok(format!("handled {}", event["type"].as_str().unwrap_or("?")))
+}
+
+/// Holds each delivery until told to answer, so that a duplicate arrives while it runs.
+static HOLD: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(0));
+
+#[axum_api_key::webhook(scheme = "standard")]
+async fn slow(body: Bytes) -> String {
+    let _permit = HOLD.acquire().await.expect("open");
+    format!("{} bytes", body.len())
+}
+
+#[tokio::test]
+async fn a_retry_after_a_failed_delivery_is_accepted_and_a_handled_one_is_not() {
+    let app = Router::new()
+        .route("/flaky", post(flaky))
+        .with_state(WebhookSecrets::new().with_secret(STANDARD_SECRET));
+    let body = br#"{"type":"invoice.paid"}"#;
+    let headers = sign(
+        Scheme::Standard,
+        STANDARD_SECRET,
+        "msg_retry_1",
+        now(),
+        body,
+    )
+    .expect("sign");
+    // The handler fails: the sender retries the very same delivery, which is accepted.
+    let first = deliver(&app, "/flaky", &headers, body).await;
+    assert_eq!(first.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let retry = deliver(&app, "/flaky", &headers, body).await;
+    assert_eq!(
+        (retry.status, retry.text().as_str()),
+        (StatusCode::OK, "handled invoice.paid")
+    );
+    // Handled: the same delivery again is a replay.
+    let again = deliver(&app, "/flaky", &headers, body).await;
+    assert_refused(&again, StatusCode::CONFLICT, "replayed");
+    assert_eq!(SEEN_BY_FLAKY.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_body_its_extractor_refuses_does_not_burn_the_message_id() {
+    let app = app();
+    let body = b"{not json";
+    let headers = sign(
+        Scheme::Standard,
+        STANDARD_SECRET,
+        "msg_bad_json",
+        now(),
+        body,
+    )
+    .expect("sign");
+    for _ in 0..2 {
+        let answer = deliver(&app, "/standard", &headers, body).await;
+        assert!(
+            answer.status.is_client_error() && answer.status != StatusCode::CONFLICT,
+            "{}: {}",
+            answer.status,
+            answer.text()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_while_the_first_delivery_runs_is_refused_and_nothing_is_lost() {
+    let app = Router::new()
+        .route("/slow", post(slow))
+        .with_state(WebhookSecrets::new().with_secret(STANDARD_SECRET));
+    let body = b"payload";
+    let headers = sign(
+        Scheme::Standard,
+        STANDARD_SECRET,
+        "msg_in_flight",
+        now(),
+        body,
+    )
+    .expect("sign");
+    let first = {
+        let (app, headers) = (app.clone(), headers.clone());
+        tokio::spawn(async move { deliver(&app, "/slow", &headers, body).await })
+    };
+    // The first delivery holds its claim while its handler waits.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let duplicate = deliver(&app, "/slow", &headers, body).await;
+    assert_refused(&duplicate, StatusCode::CONFLICT, "in_flight");
+    HOLD.add_permits(1);
+    let first = first.await.expect("task");
+    assert_eq!(first.status, StatusCode::OK);
+    assert_refused(
+        &deliver(&app, "/slow", &headers, body).await,
+        StatusCode::CONFLICT,
+        "replayed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_delivery_releases_its_claim() {
+    let app = Router::new()
+        .route("/slow", post(slow))
+        .with_state(WebhookSecrets::new().with_secret(STANDARD_SECRET));
+    let body = b"payload";
+    let headers = sign(
+        Scheme::Standard,
+        STANDARD_SECRET,
+        "msg_cancelled",
+        now(),
+        body,
+    )
+    .expect("sign");
+    // The sender gives up mid-delivery (its connection closes): the handler is dropped.
+    let first = {
+        let (app, headers) = (app.clone(), headers.clone());
+        tokio::spawn(async move { deliver(&app, "/slow", &headers, body).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    first.abort();
+    let _ = first.await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Its retry is handled.
+    HOLD.add_permits(1);
+    let retry = deliver(&app, "/slow", &headers, body).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
+}

@@ -29,8 +29,14 @@ pub enum WebhookProblem {
     BadSignature,
     /// The timestamp is further from now than the tolerance: `401`.
     StaleTimestamp,
-    /// This message was accepted already: `409`.
+    /// This message was handled already: `409`.
     Replayed,
+    /// Another delivery of this message is being handled right now: `409`. If that one fails,
+    /// the next retry is accepted.
+    InFlight,
+    /// The receiver holds as many message ids as it can inside their window, and refuses new
+    /// ones rather than forget one that could come again: `503`; the sender retries later.
+    ReceiverFull,
     /// The body is larger than the route accepts; no MAC was computed: `413`.
     BodyTooLarge,
     /// The handler takes [`Signed`] but no [`WebhookGuard`] ran before it: `500`.
@@ -39,13 +45,15 @@ pub enum WebhookProblem {
 
 impl WebhookProblem {
     /// The reason in audit events: `missing_signature`, `bad_signature`, `stale_timestamp`,
-    /// `replayed`, `body_too_large` or `not_protected`.
+    /// `replayed`, `in_flight`, `receiver_full`, `body_too_large` or `not_protected`.
     pub fn reason(self) -> &'static str {
         match self {
             Self::MissingSignature => "missing_signature",
             Self::BadSignature => "bad_signature",
             Self::StaleTimestamp => "stale_timestamp",
             Self::Replayed => "replayed",
+            Self::InFlight => "in_flight",
+            Self::ReceiverFull => "receiver_full",
             Self::BodyTooLarge => "body_too_large",
             Self::NotProtected => "not_protected",
         }
@@ -57,7 +65,8 @@ impl WebhookProblem {
             Self::MissingSignature | Self::BadSignature | Self::StaleTimestamp => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::Replayed => StatusCode::CONFLICT,
+            Self::Replayed | Self::InFlight => StatusCode::CONFLICT,
+            Self::ReceiverFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,6 +78,8 @@ impl WebhookProblem {
             Self::BadSignature => "Invalid webhook signature",
             Self::StaleTimestamp => "Webhook timestamp out of range",
             Self::Replayed => "Webhook already received",
+            Self::InFlight => "Webhook being handled",
+            Self::ReceiverFull => "Webhook receiver full",
             Self::BodyTooLarge => "Webhook body too large",
             Self::NotProtected => "Webhook check not configured",
         }
@@ -82,6 +93,12 @@ impl WebhookProblem {
             Self::BadSignature => "No signature of this request matches its body.",
             Self::StaleTimestamp => "The webhook's timestamp is too far from the current time.",
             Self::Replayed => "This webhook message was received already.",
+            Self::InFlight => {
+                "Another delivery of this webhook message is being handled; retry if it fails."
+            }
+            Self::ReceiverFull => {
+                "This endpoint cannot take new webhook messages now; retry later."
+            }
             Self::BodyTooLarge => "The webhook's body is larger than this endpoint accepts.",
             Self::NotProtected => "The server could not check this webhook's signature.",
         }
@@ -184,8 +201,65 @@ where
 ///
 /// The body is read once, up to the route's size (413 past it, before any MAC), and every
 /// secret's MAC is compared with every signature in constant time. A message accepted before
-/// (the same Standard Webhooks id, or the same Stripe signature) is refused as replayed.
-pub struct Signed<T, C, K = super::WebhookSecrets>(pub T, pub PhantomData<fn() -> (C, K)>);
+/// (the same Standard Webhooks id, or the same Stripe signature) is refused as replayed; the
+/// [`Delivery`] settles the message by the handler's answer, which `#[webhook]` does.
+pub struct Signed<T, C, K = super::WebhookSecrets>(
+    pub T,
+    pub PhantomData<fn() -> (C, K)>,
+    pub Delivery,
+);
+
+/// A message's claim while its handler runs: [`settle`](Self::settle)d by the handler's answer,
+/// as `#[webhook]` does: a 2xx answer marks the message handled, so that a replay is refused;
+/// any other answer releases it, so that the sender's retry is accepted. Dropped unsettled (the
+/// request was cancelled, the handler panicked), it is released.
+#[must_use = "a delivery is settled by the handler's answer"]
+pub struct Delivery {
+    claim: Option<(std::sync::Arc<dyn super::ReplayGuard>, String, Duration)>,
+}
+
+impl Delivery {
+    /// A delivery of a message with nothing to settle (GitHub signs no id).
+    fn untracked() -> Self {
+        Self { claim: None }
+    }
+
+    /// Marks the message handled when `status` is a success, releases it otherwise.
+    pub async fn settle(mut self, status: StatusCode) {
+        if let Some((guard, id, ttl)) = self.claim.take() {
+            if status.is_success() {
+                guard.confirm(&id, ttl).await;
+            } else {
+                guard.release(&id).await;
+            }
+        }
+    }
+
+    /// Settles by a response's status, and hands the response back.
+    pub async fn settle_response(self, response: Response) -> Response {
+        self.settle(response.status()).await;
+        response
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("tracked", &self.claim.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some((guard, id, _)) = self.claim.take() {
+            // Without a runtime to wait on, the claim expires with its window instead.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { guard.release(&id).await });
+            }
+        }
+    }
+}
 
 impl<T, C, K, St> FromRequest<St> for Signed<T, C, K>
 where
@@ -238,14 +312,25 @@ where
             // GitHub signs no time and no id: there is nothing to tell a replay by.
             Scheme::GitHub => None,
         };
-        if let Some(message) = &message {
-            let window = config.tolerance().saturating_mul(2) + Duration::from_secs(1);
-            if !secrets.replay().first_sighting(message, window).await {
-                return Err(
-                    refuse(&parts, config.scheme(), WebhookProblem::Replayed).into_response()
-                );
+        let delivery = match message {
+            Some(message) => {
+                let window = config.tolerance().saturating_mul(2) + Duration::from_secs(1);
+                let guard = std::sync::Arc::clone(secrets.replay());
+                let refused = match guard.claim(&message, window).await {
+                    super::Sighting::First => None,
+                    super::Sighting::InFlight => Some(WebhookProblem::InFlight),
+                    super::Sighting::Seen => Some(WebhookProblem::Replayed),
+                    super::Sighting::Full => Some(WebhookProblem::ReceiverFull),
+                };
+                if let Some(problem) = refused {
+                    return Err(refuse(&parts, config.scheme(), problem).into_response());
+                }
+                Delivery {
+                    claim: Some((guard, message, window)),
+                }
             }
-        }
+            None => Delivery::untracked(),
+        };
         tracing::debug!(
             target: "axum_api_key::audit",
             outcome = "accepted",
@@ -255,10 +340,13 @@ where
             route = route(&parts),
         );
         let request = Request::from_parts(parts, Body::from(bytes));
-        match T::from_request(request, state).await {
-            Ok(value) => Ok(Self(value, PhantomData)),
-            Err(rejection) => Err(rejection.into_response()),
-        }
+        let refused = match T::from_request(request, state).await {
+            Ok(value) => return Ok(Self(value, PhantomData, delivery)),
+            Err(rejection) => rejection.into_response(),
+        };
+        // A body the handler's extractor refuses was not handled: the claim is released, so
+        // that a corrected retry is accepted.
+        Err(delivery.settle_response(refused).await)
     }
 }
 

@@ -21,8 +21,8 @@ mod extract;
 mod replay;
 mod verify;
 
-pub use extract::{Signed, WebhookGuard, WebhookProblem, WebhookRejection};
-pub use replay::{ReplayGuard, SeenIds};
+pub use extract::{Delivery, Signed, WebhookGuard, WebhookProblem, WebhookRejection};
+pub use replay::{GuardFuture, ReplayGuard, SeenIds, Sighting};
 
 /// Which signature a sender puts on its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -265,8 +265,8 @@ impl WebhookSecrets {
         &self.inner.secrets
     }
 
-    pub(crate) fn replay(&self) -> &dyn ReplayGuard {
-        &*self.inner.replay
+    pub(crate) fn replay(&self) -> &Arc<dyn ReplayGuard> {
+        &self.inner.replay
     }
 }
 
