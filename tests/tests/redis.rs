@@ -212,3 +212,67 @@ async fn a_webhook_accepted_by_one_instance_is_refused_as_replayed_by_another() 
     assert_eq!(replayed.status, StatusCode::CONFLICT, "{}", replayed.text());
     assert_eq!(replayed.json()["reason"], "replayed");
 }
+
+static FAIL_NEXT_SHARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+#[axum_api_key::webhook(scheme = "standard")]
+async fn flaky_hook(body: axum::body::Bytes) -> Result<String, StatusCode> {
+    if FAIL_NEXT_SHARED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Ok(format!("{} bytes", body.len()))
+}
+
+#[tokio::test]
+async fn a_delivery_that_failed_on_one_instance_is_accepted_on_retry_by_another() {
+    use axum_api_key::RedisReplayGuard;
+    use axum_api_key::webhook::{Scheme, WebhookSecrets, sign};
+
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("retry");
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let instance = || async {
+        let limits = RateLimits::new().with_redis(
+            RedisLimits::new(&url)
+                .expect("a Redis URL")
+                .prefix(&prefix)
+                .timeout(Duration::from_millis(50)),
+        );
+        limits.connect().await.expect("Redis answers");
+        let secrets = WebhookSecrets::new()
+            .with_secret(secret)
+            .with_replay_guard(RedisReplayGuard::new(&limits).expect("counted in Redis"));
+        Router::new()
+            .route("/hook", axum::routing::post(flaky_hook))
+            .with_state(secrets)
+    };
+    let (one, two) = (instance().await, instance().await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let headers = sign(Scheme::Standard, secret, "msg_shared_retry", now, b"{}").expect("sign");
+    let deliver = |app: Router| {
+        let mut request = http::Request::post("/hook");
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        send(
+            app,
+            request.body(axum::body::Body::from("{}")).expect("request"),
+        )
+    };
+    // Instance one fails the delivery; the sender's retry lands on instance two.
+    assert_eq!(
+        deliver(one.clone()).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let retried = deliver(two.clone()).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
+    // Handled now, everywhere.
+    for app in [one, two] {
+        let again = deliver(app).await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+        assert_eq!(again.json()["reason"], "replayed");
+    }
+}
