@@ -1,13 +1,14 @@
-"""Signed webhooks against the reference implementation of Standard Webhooks.
+"""Signed webhooks against the reference implementation of Standard Webhooks, and Svix's.
 
 Starts the `webhooks` example (its binary given as the first argument) with its demo secret,
-then, with the `standardwebhooks` package from PyPI:
+then, with the `standardwebhooks` and `svix` packages from PyPI:
 
 - signs deliveries the way a real sender does and posts them to the example's Standard
   Webhooks route: a valid one is accepted (200), the same body changed is refused (401), the same
   delivery sent again is refused as replayed (409), one signed ten minutes ago is refused as
   stale (401);
-- verifies the delivery our signer made, which the example prints as a ready `curl` line.
+- verifies the delivery our signer made, which the example prints as a ready `curl` line;
+- signs with Svix's library and sends Svix's own `svix-*` header names: accepted.
 
 Prints one line per check and a count last; exits non-zero on any failure.
 """
@@ -24,6 +25,7 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 
 from standardwebhooks.webhooks import Webhook
+from svix.webhooks import Webhook as SvixWebhook
 
 
 def free_port():
@@ -114,6 +116,24 @@ def main():
         check(status == 401 and "stale_timestamp" in text, f"a delivery signed ten minutes ago is refused ({status})")
         status, text = post(url, {}, payload)
         check(status == 401 and "missing_signature" in text, f"an unsigned delivery is refused ({status})")
+
+        # Svix, as its senders send: its signer and its own header names.
+        svix = SvixWebhook(secret)
+        svix_payload = json.dumps({"type": "invoice.paid", "amount": 1300})
+        svix_headers = {
+            "svix-id": "msg_interop_svix",
+            "svix-timestamp": str(int(now.timestamp())),
+            "svix-signature": svix.sign("msg_interop_svix", now, svix_payload),
+        }
+        status, text = post(url, svix_headers, svix_payload)
+        check(status == 200 and "invoice.paid" in text, f"a svix-signed delivery with svix-* headers is accepted ({status})")
+        status, text = post(url, svix_headers, svix_payload)
+        check(status == 409 and "replayed" in text, f"the same svix delivery again is refused as replayed ({status})")
+        try:
+            svix.verify(body, headers)
+            check(True, "svix verifies the delivery our signer made")
+        except Exception as error:  # noqa: BLE001
+            check(False, f"svix refuses our signature: {error}")
         check(secret not in text, "no answer holds the secret")
     finally:
         server.terminate()

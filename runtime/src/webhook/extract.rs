@@ -39,13 +39,16 @@ pub enum WebhookProblem {
     ReceiverFull,
     /// The body is larger than the route accepts; no MAC was computed: `413`.
     BodyTooLarge,
+    /// The body did not arrive within the read timeout: `408`.
+    BodyTimeout,
     /// The handler takes [`Signed`] but no [`WebhookGuard`] ran before it: `500`.
     NotProtected,
 }
 
 impl WebhookProblem {
     /// The reason in audit events: `missing_signature`, `bad_signature`, `stale_timestamp`,
-    /// `replayed`, `in_flight`, `receiver_full`, `body_too_large` or `not_protected`.
+    /// `replayed`, `in_flight`, `receiver_full`, `body_too_large`, `body_timeout` or
+    /// `not_protected`.
     pub fn reason(self) -> &'static str {
         match self {
             Self::MissingSignature => "missing_signature",
@@ -55,6 +58,7 @@ impl WebhookProblem {
             Self::InFlight => "in_flight",
             Self::ReceiverFull => "receiver_full",
             Self::BodyTooLarge => "body_too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::NotProtected => "not_protected",
         }
     }
@@ -68,6 +72,7 @@ impl WebhookProblem {
             Self::Replayed | Self::InFlight => StatusCode::CONFLICT,
             Self::ReceiverFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +86,7 @@ impl WebhookProblem {
             Self::InFlight => "Webhook being handled",
             Self::ReceiverFull => "Webhook receiver full",
             Self::BodyTooLarge => "Webhook body too large",
+            Self::BodyTimeout => "Webhook body too slow",
             Self::NotProtected => "Webhook check not configured",
         }
     }
@@ -100,6 +106,7 @@ impl WebhookProblem {
                 "This endpoint cannot take new webhook messages now; retry later."
             }
             Self::BodyTooLarge => "The webhook's body is larger than this endpoint accepts.",
+            Self::BodyTimeout => "The webhook's body did not arrive in time.",
             Self::NotProtected => "The server could not check this webhook's signature.",
         }
     }
@@ -285,7 +292,15 @@ where
                 refuse(&parts, config.scheme(), WebhookProblem::NotProtected).into_response(),
             );
         };
-        let bytes: Bytes = match Limited::new(body, config.max_body()).collect().await {
+        let secrets = K::from_ref(state);
+        let secrets = secrets.webhook_secrets();
+        let read = Limited::new(body, config.max_body()).collect();
+        let Ok(read) = tokio::time::timeout(secrets.read_timeout(), read).await else {
+            return Err(
+                refuse(&parts, config.scheme(), WebhookProblem::BodyTimeout).into_response()
+            );
+        };
+        let bytes: Bytes = match read {
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
                 return Err(
@@ -299,8 +314,6 @@ where
                 );
             }
         };
-        let secrets = K::from_ref(state);
-        let secrets = secrets.webhook_secrets();
         let Some(matched) = matching(&config, &claimed, secrets, &bytes) else {
             return Err(
                 refuse(&parts, config.scheme(), WebhookProblem::BadSignature).into_response(),

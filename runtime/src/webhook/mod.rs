@@ -131,7 +131,13 @@ pub struct WebhookSecrets {
 struct Secrets {
     secrets: Vec<Secret>,
     replay: Arc<dyn ReplayGuard>,
+    /// How long the body of a request may take to arrive.
+    read_timeout: std::time::Duration,
 }
+
+/// How long a webhook's body may take to arrive by default: a sender that stalls (or a body
+/// shorter than its `Content-Length`) is answered 408 rather than held open.
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One secret, as each scheme keys its MAC with it: the HMAC state after the key, computed
 /// once, so that a request pays for its body alone.
@@ -151,9 +157,12 @@ impl Secret {
         };
         Self {
             text: keyed(text.as_bytes()),
-            standard: text
-                .strip_prefix("whsec_")
-                .and_then(|encoded| BASE64.decode(encoded).ok())
+            // As the reference libraries read it: the base64 after `whsec_`, or the whole text
+            // when it has no prefix.
+            standard: BASE64
+                .decode(text.strip_prefix("whsec_").unwrap_or(text))
+                .ok()
+                .filter(|key| !key.is_empty())
                 .map(|key| keyed(&key)),
         }
     }
@@ -165,6 +174,7 @@ impl Default for WebhookSecrets {
             inner: Arc::new(Secrets {
                 secrets: Vec::new(),
                 replay: Arc::new(SeenIds::default()),
+                read_timeout: DEFAULT_READ_TIMEOUT,
             }),
         }
     }
@@ -222,9 +232,10 @@ impl WebhookSecrets {
         }
     }
 
-    /// Adds a secret, or says why it cannot: it is empty. A `whsec_` secret whose rest is base64
-    /// can key Standard Webhooks signatures; any secret keys GitHub and Stripe signatures with
-    /// its text (Stripe's `whsec_…` secrets are not always base64).
+    /// Adds a secret, or says why it cannot: it is empty. A secret whose base64 (after `whsec_`,
+    /// or the whole text without that prefix, as the Standard Webhooks and Svix libraries take
+    /// it) decodes keys Standard Webhooks signatures; any secret keys GitHub and Stripe
+    /// signatures with its text (Stripe's `whsec_…` secrets are not always base64).
     pub fn try_with_secret(self, secret: impl AsRef<str>) -> Result<Self, ConfigError> {
         let text = secret.as_ref();
         if text.is_empty() {
@@ -236,8 +247,25 @@ impl WebhookSecrets {
             inner: Arc::new(Secrets {
                 secrets,
                 replay: Arc::clone(&self.inner.replay),
+                read_timeout: self.inner.read_timeout,
             }),
         })
+    }
+
+    /// How long a request's body may take to arrive before it is answered 408
+    /// (`body_timeout`); default [`DEFAULT_READ_TIMEOUT`], 10 seconds.
+    pub fn with_read_timeout(self, timeout: std::time::Duration) -> Self {
+        Self {
+            inner: Arc::new(Secrets {
+                secrets: self.inner.secrets.clone(),
+                replay: Arc::clone(&self.inner.replay),
+                read_timeout: timeout,
+            }),
+        }
+    }
+
+    pub(crate) fn read_timeout(&self) -> std::time::Duration {
+        self.inner.read_timeout
     }
 
     /// Records message ids in `guard` rather than in this process alone: a Redis-backed guard
@@ -247,6 +275,7 @@ impl WebhookSecrets {
             inner: Arc::new(Secrets {
                 secrets: self.inner.secrets.clone(),
                 replay: Arc::new(guard),
+                read_timeout: self.inner.read_timeout,
             }),
         }
     }

@@ -11,7 +11,7 @@ use super::{Scheme, WebhookConfig, WebhookSecrets, mac_with};
 
 /// At most this many signatures of one request are compared: a sender lists one per secret it
 /// signs with, a couple during a rotation.
-const MAX_CANDIDATES: usize = 8;
+const MAX_CANDIDATES: usize = 32;
 
 /// What the headers of a request say, once they are well-formed and timely. Held without an
 /// allocation: header values share the request's buffers, signatures are decoded in place.
@@ -82,6 +82,10 @@ pub(crate) enum HeaderError {
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+// Svix, which wrote the standard, sends the same three under its own prefix.
+const SVIX_ID: HeaderName = HeaderName::from_static("svix-id");
+const SVIX_TIMESTAMP: HeaderName = HeaderName::from_static("svix-timestamp");
+const SVIX_SIGNATURE: HeaderName = HeaderName::from_static("svix-signature");
 const HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
 const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
 
@@ -105,16 +109,20 @@ pub(crate) fn claimed(config: &WebhookConfig, headers: &HeaderMap) -> Result<Cla
             // Its three headers in one pass over the request's: each once, and only once.
             let mut found: [Option<&http::HeaderValue>; 3] = [None; 3];
             for (name, value) in headers {
-                let at = if *name == WEBHOOK_ID {
+                let at = if *name == WEBHOOK_ID || *name == SVIX_ID {
                     0
-                } else if *name == WEBHOOK_TIMESTAMP {
+                } else if *name == WEBHOOK_TIMESTAMP || *name == SVIX_TIMESTAMP {
                     1
-                } else if *name == WEBHOOK_SIGNATURE {
+                } else if *name == WEBHOOK_SIGNATURE || *name == SVIX_SIGNATURE {
                     2
                 } else {
                     continue;
                 };
-                if found[at].replace(value).is_some() {
+                // Sent under both prefixes, the values must agree; never "the first wins".
+                if found[at]
+                    .replace(value)
+                    .is_some_and(|before| before != value)
+                {
                     return Err(HeaderError::Missing);
                 }
             }
