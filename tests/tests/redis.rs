@@ -100,12 +100,12 @@ async fn redis_stopped_and_restarted_under_two_instances() {
     assert_eq!(call(&two).await.status, StatusCode::TOO_MANY_REQUESTS);
 
     server.stop();
-    // Each instance now counts alone, in process, from a whole budget: served, never a 5xx.
+    // Each instance now counts alone, in process, from what Redis last said of the budget: it
+    // is spent, so refused; never a fresh budget, never a 5xx.
     for app in [&one, &two] {
         for _ in 0..3 {
-            assert_eq!(call(app).await.status, StatusCode::OK);
+            assert_eq!(call(app).await.status, StatusCode::TOO_MANY_REQUESTS);
         }
-        assert_eq!(call(app).await.status, StatusCode::TOO_MANY_REQUESTS);
     }
     let warned = logs.text();
     assert_eq!(
@@ -155,7 +155,14 @@ async fn with_redis_away_refuse_answers_503_and_fall_back_serves() {
         .port();
     let url = format!("redis://127.0.0.1:{port}");
     let refusing = instance(&url, &prefix("refuse"), "5/min", RedisFailure::Refuse).await;
-    let answer = call(&refusing).await;
+    // A round trip that fails outright opens the breaker at once; one that times out (a
+    // connection still being tried) counts toward it. Either way, by the breaker's count of
+    // failures the limiter refuses.
+    let mut answers = Vec::new();
+    for _ in 0..RedisLimits::BREAKER_AFTER {
+        answers.push(call(&refusing).await);
+    }
+    let answer = answers.last().expect("answers");
     answer.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "LimiterUnavailable");
     answer.assert_never_contains(KEY_A.as_bytes());
     let serving = instance(&url, &prefix("fallback"), "1/min", RedisFailure::FallBack).await;
@@ -274,5 +281,45 @@ async fn a_delivery_that_failed_on_one_instance_is_accepted_on_retry_by_another(
         let again = deliver(app).await;
         assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
         assert_eq!(again.json()["reason"], "replayed");
+    }
+}
+
+#[tokio::test]
+async fn a_budget_spent_in_redis_stays_spent_when_redis_goes_away() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and no throwaway Redis: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipped: no throwaway Redis ({why})");
+            return;
+        }
+    };
+    let app = instance(
+        &server.url(),
+        &prefix("mirror"),
+        "3/min",
+        RedisFailure::FallBack,
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(call(&app).await.status, StatusCode::OK);
+    }
+    assert_eq!(call(&app).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Redis goes away: the requests counted here start from what Redis last said, a spent
+    // budget, never from a whole one of this process's own.
+    server.stop();
+    for _ in 0..5 {
+        let answer = call(&app).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            answer.text()
+        );
     }
 }

@@ -147,6 +147,18 @@ impl LocalBudgets {
         (counted, None)
     }
 
+    /// Sets `cell` to the state the shared limiter reported: whole again in `reset`
+    /// nanoseconds. A request counted here while Redis is slow spends from what Redis last
+    /// said, never from a full budget of this process's own.
+    pub(crate) fn mirror(&self, cell: &Cell, reset: u64) {
+        let tat = if reset == 0 {
+            0
+        } else {
+            self.now().saturating_add(reset)
+        };
+        cell.tat.store(tat, Ordering::Release);
+    }
+
     /// The budget of `id` under `limit` and `scope`, made on first use.
     fn find(&self, id: &str, scope: Scope, limit: RateLimit) -> Arc<Cell> {
         let route = match scope {

@@ -244,14 +244,25 @@ impl RateLimits {
     /// Spends one request of each budget in Redis, or as configured when Redis cannot answer.
     #[cfg(feature = "redis")]
     pub(crate) async fn spend_shared(&self, key: &VerifiedKey, budgets: &Budgets) -> Count {
+        let kept = key.record().key_limit().map(|limited| &limited.budget);
         if let Some(redis) = &self.inner.redis {
             match redis.spend(key.id(), budgets).await {
-                redis::Outcome::Counted(count) => return count,
+                redis::Outcome::Counted(count) => {
+                    // This process's copy of each budget follows Redis, for the requests it
+                    // may have to count alone.
+                    for (&(scope, limit), budget) in budgets.iter().zip(count.budgets.iter()) {
+                        if let Some(budget) = budget {
+                            let kept = if scope == Scope::Key { kept } else { None };
+                            let cell = self.inner.local.budget(&|| key.id(), scope, limit, kept);
+                            self.inner.local.mirror(&cell, budget.reset);
+                        }
+                    }
+                    return count;
+                }
                 redis::Outcome::Refuse => return Count::unavailable(),
                 redis::Outcome::FallBack => {}
             }
         }
-        let kept = key.record().key_limit().map(|limited| &limited.budget);
         self.count_here(&|| key.id(), budgets, kept)
     }
 
