@@ -150,6 +150,7 @@ impl LocalBudgets {
     /// Sets `cell` to the state the shared limiter reported: whole again in `reset`
     /// nanoseconds. A request counted here while Redis is slow spends from what Redis last
     /// said, never from a full budget of this process's own.
+    #[cfg(feature = "redis")]
     pub(crate) fn mirror(&self, cell: &Cell, reset: u64) {
         let tat = if reset == 0 {
             0
