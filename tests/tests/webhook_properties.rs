@@ -38,7 +38,9 @@ fn app() -> Router {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // Timers on, as `#[tokio::main]` has them: a webhook's body is read under a timeout.
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("a runtime")
 }

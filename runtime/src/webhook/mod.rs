@@ -253,7 +253,9 @@ impl WebhookSecrets {
     }
 
     /// How long a request's body may take to arrive before it is answered 408
-    /// (`body_timeout`); default [`DEFAULT_READ_TIMEOUT`], 10 seconds.
+    /// (`body_timeout`); default [`DEFAULT_READ_TIMEOUT`], 10 seconds. The timeout is a Tokio
+    /// timer: serve webhook routes on a runtime with time enabled, as `#[tokio::main]` and
+    /// `Runtime::new()` build it (a runtime built without `enable_time` panics there).
     pub fn with_read_timeout(self, timeout: std::time::Duration) -> Self {
         Self {
             inner: Arc::new(Secrets {
