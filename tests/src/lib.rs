@@ -361,6 +361,16 @@ fn throwaway_postgres() -> Result<String, String> {
     Ok(url)
 }
 
+/// A Redis key prefix no other test or run shares.
+#[cfg(feature = "redis")]
+pub fn redis_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("axum-api-key-test:{test}:{}:{nanos}", std::process::id())
+}
+
 /// The Redis server the tests use: `REDIS_URL`, or the one every development and CI machine
 /// runs on 127.0.0.1:6379; when neither answers, a throwaway [`RedisServer`] started here from
 /// the installed `redis-server`, kept for the life of the test process. `None`, said in one

@@ -17,14 +17,7 @@ async fn data(key: VerifiedKey) -> String {
     format!("data for {}", key.id())
 }
 
-/// A prefix no other test or run shares.
-fn prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("axum-api-key-test:{test}:{}:{nanos}", std::process::id())
-}
+use axum_api_key_tests::redis_prefix as prefix;
 
 /// One instance of the app: its own store and limiter, counting in Redis at `url`.
 async fn instance(url: &str, prefix: &str, limit: &str, failure: RedisFailure) -> Router {
@@ -175,47 +168,59 @@ async fn hook(body: axum::body::Bytes) -> String {
     format!("{} bytes", body.len())
 }
 
-#[tokio::test]
-async fn a_webhook_accepted_by_one_instance_is_refused_as_replayed_by_another() {
-    use axum_api_key::RedisReplayGuard;
-    use axum_api_key::webhook::{Scheme, WebhookSecrets, sign};
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    let Some(url) = redis_url() else { return };
-    let prefix = prefix("replay");
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let instance = || async {
-        let limits = RateLimits::new().with_redis(
-            RedisLimits::new(&url)
-                .expect("a Redis URL")
-                .prefix(&prefix)
-                .timeout(Duration::from_millis(50)),
-        );
-        limits.connect().await.expect("Redis answers");
-        let secrets = WebhookSecrets::new()
-            .with_secret(secret)
-            .with_replay_guard(RedisReplayGuard::new(&limits).expect("counted in Redis"));
-        Router::new()
-            .route("/hook", axum::routing::post(hook))
-            .with_state(secrets)
-    };
-    let (one, two) = (instance().await, instance().await);
+/// An instance serving `route` at `/hook`, its webhook ids kept in the Redis at `url`.
+async fn webhook_instance(
+    url: &str,
+    prefix: &str,
+    route: axum::routing::MethodRouter<axum_api_key::webhook::WebhookSecrets>,
+) -> Router {
+    use axum_api_key::RedisReplayGuard;
+    use axum_api_key::webhook::WebhookSecrets;
+    let limits = RateLimits::new().with_redis(
+        RedisLimits::new(url)
+            .expect("a Redis URL")
+            .prefix(prefix)
+            .timeout(Duration::from_millis(50)),
+    );
+    limits.connect().await.expect("Redis answers");
+    let secrets = WebhookSecrets::new()
+        .with_secret(WEBHOOK_SECRET)
+        .with_replay_guard(RedisReplayGuard::new(&limits).expect("counted in Redis"));
+    Router::new().route("/hook", route).with_state(secrets)
+}
+
+/// Delivers the Standard Webhooks message `id` with the body `{}` to `app`.
+async fn deliver_hook(app: &Router, id: &str) -> Answer {
+    use axum_api_key::webhook::{Scheme, sign};
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs();
-    let headers = sign(Scheme::Standard, secret, "msg_shared_1", now, b"{}").expect("sign");
-    let deliver = |app: Router| {
-        let mut request = http::Request::post("/hook");
-        for (name, value) in &headers {
-            request = request.header(*name, value);
-        }
-        send(
-            app,
-            request.body(axum::body::Body::from("{}")).expect("request"),
-        )
-    };
-    assert_eq!(deliver(one.clone()).await.status, StatusCode::OK);
-    let replayed = deliver(two).await;
+    let headers = sign(Scheme::Standard, WEBHOOK_SECRET, id, now, b"{}").expect("sign");
+    let mut request = http::Request::post("/hook");
+    for (name, value) in &headers {
+        request = request.header(*name, value);
+    }
+    send(
+        app.clone(),
+        request.body(axum::body::Body::from("{}")).expect("request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_webhook_accepted_by_one_instance_is_refused_as_replayed_by_another() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("replay");
+    let one = webhook_instance(&url, &prefix, axum::routing::post(hook)).await;
+    let two = webhook_instance(&url, &prefix, axum::routing::post(hook)).await;
+    assert_eq!(
+        deliver_hook(&one, "msg_shared_1").await.status,
+        StatusCode::OK
+    );
+    let replayed = deliver_hook(&two, "msg_shared_1").await;
     assert_eq!(replayed.status, StatusCode::CONFLICT, "{}", replayed.text());
     assert_eq!(replayed.json()["reason"], "replayed");
 }
@@ -232,53 +237,20 @@ async fn flaky_hook(body: axum::body::Bytes) -> Result<String, StatusCode> {
 
 #[tokio::test]
 async fn a_delivery_that_failed_on_one_instance_is_accepted_on_retry_by_another() {
-    use axum_api_key::RedisReplayGuard;
-    use axum_api_key::webhook::{Scheme, WebhookSecrets, sign};
-
     let Some(url) = redis_url() else { return };
     let prefix = prefix("retry");
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let instance = || async {
-        let limits = RateLimits::new().with_redis(
-            RedisLimits::new(&url)
-                .expect("a Redis URL")
-                .prefix(&prefix)
-                .timeout(Duration::from_millis(50)),
-        );
-        limits.connect().await.expect("Redis answers");
-        let secrets = WebhookSecrets::new()
-            .with_secret(secret)
-            .with_replay_guard(RedisReplayGuard::new(&limits).expect("counted in Redis"));
-        Router::new()
-            .route("/hook", axum::routing::post(flaky_hook))
-            .with_state(secrets)
-    };
-    let (one, two) = (instance().await, instance().await);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
-    let headers = sign(Scheme::Standard, secret, "msg_shared_retry", now, b"{}").expect("sign");
-    let deliver = |app: Router| {
-        let mut request = http::Request::post("/hook");
-        for (name, value) in &headers {
-            request = request.header(*name, value);
-        }
-        send(
-            app,
-            request.body(axum::body::Body::from("{}")).expect("request"),
-        )
-    };
+    let one = webhook_instance(&url, &prefix, axum::routing::post(flaky_hook)).await;
+    let two = webhook_instance(&url, &prefix, axum::routing::post(flaky_hook)).await;
     // Instance one fails the delivery; the sender's retry lands on instance two.
     assert_eq!(
-        deliver(one.clone()).await.status,
+        deliver_hook(&one, "msg_shared_retry").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    let retried = deliver(two.clone()).await;
+    let retried = deliver_hook(&two, "msg_shared_retry").await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
     // Handled now, everywhere.
-    for app in [one, two] {
-        let again = deliver(app).await;
+    for app in [&one, &two] {
+        let again = deliver_hook(app, "msg_shared_retry").await;
         assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
         assert_eq!(again.json()["reason"], "replayed");
     }

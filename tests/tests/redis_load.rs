@@ -23,14 +23,7 @@ async fn data() -> &'static str {
     "data"
 }
 
-/// A prefix no other test or run shares.
-fn prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("axum-api-key-test:{test}:{}:{nanos}", std::process::id())
-}
+use axum_api_key_tests::redis_prefix as prefix;
 
 /// One instance, on its own loopback port, with the limiter's default timeout.
 async fn serve(url: &str, prefix: &str, limit: &str, failure: RedisFailure) -> String {

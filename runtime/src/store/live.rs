@@ -218,19 +218,14 @@ impl ApiKeys {
         &self,
         change: impl FnOnce(&mut KeySet, &mut Vec<FileEdit>) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
-        let _one_at_a_time = self
-            .shared
-            .changing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let current = self.shared.snapshot.load();
         #[cfg(feature = "file")]
-        if let Some(path) = current.file.clone() {
+        if let Some(path) = self.shared.snapshot.load().file.clone() {
+            let _one_at_a_time = self.one_at_a_time();
+            let current = self.shared.snapshot.load();
             let (next, out) = super::file::change_file(&path, &current, change)?;
             self.shared.snapshot.publish(Arc::new(next));
             return Ok(out);
         }
-        drop(_one_at_a_time);
         self.change_set(|set| change(set, &mut Vec::new()))
     }
 
@@ -240,15 +235,20 @@ impl ApiKeys {
         &self,
         change: impl FnOnce(&mut KeySet) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
-        let _one_at_a_time = self
-            .shared
-            .changing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = self.one_at_a_time();
         let mut next = KeySet::clone(&self.shared.snapshot.load());
         let out = change(&mut next)?;
         self.shared.snapshot.publish(Arc::new(next));
         Ok(out)
+    }
+
+    /// The lock that serialises the store's changes (a store's file, if it has one, is fixed
+    /// for its life, so whether a change goes through it is known before the lock).
+    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shared
+            .changing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
