@@ -89,22 +89,24 @@ impl Default for LocalBudgets {
 }
 
 /// A budget to spend: its cell, what it counts, and its limit.
-pub(crate) type Spend = (Arc<Cell>, Scope, RateLimit);
+pub(crate) type Spend<'a> = (&'a Cell, Scope, RateLimit);
 
 impl LocalBudgets {
     /// The budget of `id` under `limit` (and `route`, for a route's own limit). A key's own
-    /// budget is kept in `kept` once found, and read from there after, while it lives.
-    pub(crate) fn budget<'a>(
+    /// budget is kept in `kept` once found, and read from there after, borrowed: the request
+    /// path touches no reference count. A budget found in the table is held in `held`.
+    pub(crate) fn budget<'a, 'i>(
         &self,
-        id: &dyn Fn() -> &'a str,
+        id: &dyn Fn() -> &'i str,
         scope: Scope,
         limit: RateLimit,
-        kept: Option<&OnceLock<KeptBudget>>,
-    ) -> Arc<Cell> {
+        kept: Option<&'a OnceLock<KeptBudget>>,
+        held: &'a mut Option<Arc<Cell>>,
+    ) -> &'a Cell {
         if let Some(budget) = kept.and_then(OnceLock::get)
             && budget.owner == self.id
         {
-            return Arc::clone(&budget.cell);
+            return &budget.cell;
         }
         let cell = self.find(id(), scope, limit);
         if let Some(kept) = kept {
@@ -113,7 +115,7 @@ impl LocalBudgets {
                 cell: Arc::clone(&cell),
             });
         }
-        cell
+        held.insert(cell)
     }
 
     /// Spends one request of every budget in `budgets`, or of none: a request refused by one
@@ -121,7 +123,7 @@ impl LocalBudgets {
     /// wait when refused.
     pub(crate) fn spend_all(
         &self,
-        budgets: &[Option<Spend>; 2],
+        budgets: &[Option<Spend<'_>>; 2],
     ) -> ([Option<Budget>; 2], Option<Duration>) {
         let now = self.now();
         let mut counted = [None, None];
@@ -310,36 +312,22 @@ mod tests {
         let budgets = LocalBudgets::default();
         let key = RateLimit::new(100, Duration::from_secs(60));
         let route = RateLimit::new(1, Duration::from_secs(60));
-        let spends = || {
-            [
-                Some((
-                    budgets.budget(&|| "a", Scope::Key, key, None),
-                    Scope::Key,
-                    key,
-                )),
-                Some((
-                    budgets.budget(&|| "a", Scope::Route("r"), route, None),
-                    Scope::Route("r"),
-                    route,
-                )),
-            ]
-        };
-        let (first, wait) = budgets.spend_all(&spends());
+        let (mut a, mut b) = (None, None);
+        let key_cell = budgets.budget(&|| "a", Scope::Key, key, None, &mut a);
+        let route_cell = budgets.budget(&|| "a", Scope::Route("r"), route, None, &mut b);
+        let spends = [
+            Some((key_cell, Scope::Key, key)),
+            Some((route_cell, Scope::Route("r"), route)),
+        ];
+        let (first, wait) = budgets.spend_all(&spends);
         assert!(wait.is_none());
         assert_eq!(first[0].map(|b| b.remaining), Some(99));
         for _ in 0..10 {
-            let (_, wait) = budgets.spend_all(&spends());
+            let (_, wait) = budgets.spend_all(&spends);
             assert!(wait.is_some(), "the route's budget is used up");
         }
         // The key's own budget lost only the one request that was let in.
-        let only_key = [
-            Some((
-                budgets.budget(&|| "a", Scope::Key, key, None),
-                Scope::Key,
-                key,
-            )),
-            None,
-        ];
+        let only_key = [Some((key_cell, Scope::Key, key)), None];
         let (after, wait) = budgets.spend_all(&only_key);
         assert!(wait.is_none());
         assert_eq!(after[0].map(|b| b.remaining), Some(98));
@@ -351,7 +339,8 @@ mod tests {
         let limit = RateLimit::new(1_000, Duration::from_millis(1));
         for i in 0..10_000 {
             let id = format!("id-{i}");
-            let cell = budgets.budget(&|| id.as_str(), Scope::Key, limit, None);
+            let mut held = None;
+            let cell = budgets.budget(&|| id.as_str(), Scope::Key, limit, None, &mut held);
             let _ = budgets.spend_all(&[Some((cell, Scope::Key, limit)), None]);
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -359,10 +348,12 @@ mod tests {
         assert_eq!(budgets.len(), 0, "every budget is full again");
         // A key that keeps its budget in its record keeps counting in it, swept or not.
         let kept = OnceLock::new();
-        let cell = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept));
+        let mut held = None;
+        let cell = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept), &mut held);
         let _ = budgets.spend_all(&[Some((cell, Scope::Key, limit)), None]);
         budgets.sweep();
-        let again = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept));
+        let mut held = None;
+        let again = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept), &mut held);
         assert_ne!(again.tat.load(Ordering::Relaxed), 0);
     }
 }

@@ -253,8 +253,15 @@ impl RateLimits {
                     for (&(scope, limit), budget) in budgets.iter().zip(count.budgets.iter()) {
                         if let Some(budget) = budget {
                             let kept = if scope == Scope::Key { kept } else { None };
-                            let cell = self.inner.local.budget(&|| key.id(), scope, limit, kept);
-                            self.inner.local.mirror(&cell, budget.reset);
+                            let mut held = None;
+                            let cell = self.inner.local.budget(
+                                &|| key.id(),
+                                scope,
+                                limit,
+                                kept,
+                                &mut held,
+                            );
+                            self.inner.local.mirror(cell, budget.reset);
                         }
                     }
                     return count;
@@ -274,16 +281,16 @@ impl RateLimits {
         budgets: &Budgets,
         kept: Option<&OnceLock<KeptBudget>>,
     ) -> Count {
-        let mut spends: [Option<local::Spend>; 2] = [None, None];
+        let local = &self.inner.local;
+        let (mut first, mut second) = (None, None);
+        let mut held = [&mut first, &mut second].into_iter();
+        let mut spends: [Option<local::Spend<'_>>; 2] = [None, None];
         for (slot, &(scope, limit)) in spends.iter_mut().zip(budgets.iter()) {
             let kept = if scope == Scope::Key { kept } else { None };
-            *slot = Some((
-                self.inner.local.budget(id, scope, limit, kept),
-                scope,
-                limit,
-            ));
+            let Some(held) = held.next() else { break };
+            *slot = Some((local.budget(id, scope, limit, kept, held), scope, limit));
         }
-        let (budgets, retry_after) = self.inner.local.spend_all(&spends);
+        let (budgets, retry_after) = local.spend_all(&spends);
         Count {
             budgets,
             retry_after,
