@@ -263,19 +263,28 @@ fn check_key_arguments(sig: &Signature, args: &Args, errors: &mut Errors) {
                 ));
                 errors.push(error);
             }
-            (None, true) => errors.push(syn::Error::new_spanned(
-                ty,
-                "without `optional`, every request that reaches this handler has a key, so this \
-                 is always `Some`: take `VerifiedKey`, or write `#[api_key(optional)]` to let \
-                 requests without a key in",
-            )),
+            (None, true) => {
+                let always = if wrapper_of(ty) == Some("Result") {
+                    "`Ok`"
+                } else {
+                    "`Some`"
+                };
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    format!(
+                        "without `optional`, every request that reaches this handler has a key, \
+                         so this is always {always}: take `VerifiedKey`, or write \
+                         `#[api_key(optional)]` to let requests without a key in"
+                    ),
+                ));
+            }
             _ => {}
         }
     }
 }
 
 /// The `VerifiedKey` types an argument's type names, directly or in a tuple, each with whether
-/// it is wrapped in `Option`.
+/// it is wrapped in `Option` (or `Result`, axum's other form of an extractor that may fail).
 fn key_types<'a>(ty: &'a syn::Type, found: &mut Vec<(&'a syn::Type, bool)>) {
     match ty {
         syn::Type::Paren(inner) => key_types(&inner.elem, found),
@@ -289,7 +298,8 @@ fn key_types<'a>(ty: &'a syn::Type, found: &mut Vec<(&'a syn::Type, bool)>) {
             let syn::PathArguments::AngleBracketed(generics) = &last.arguments else {
                 return;
             };
-            if last.ident == "Option"
+            // `Option<VerifiedKey>`, or axum's `Result<VerifiedKey, Rejection>` form.
+            if (last.ident == "Option" || last.ident == "Result")
                 && let Some(syn::GenericArgument::Type(inner)) = generics.args.first()
                 && is_verified_key(inner)
             {
@@ -297,6 +307,18 @@ fn key_types<'a>(ty: &'a syn::Type, found: &mut Vec<(&'a syn::Type, bool)>) {
             }
         }
         _ => {}
+    }
+}
+
+/// `Option` or `Result`, for a type that wraps the key in one.
+fn wrapper_of(ty: &syn::Type) -> Option<&'static str> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    match path.path.segments.last()?.ident.to_string().as_str() {
+        "Option" => Some("Option"),
+        "Result" => Some("Result"),
+        _ => None,
     }
 }
 

@@ -37,6 +37,16 @@ pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
              `\"github\"` or `\"stripe\"`",
         ));
     }
+    // An argument that means nothing for the scheme is a mistake, never silently ignored.
+    if let (Some(scheme), Some(tolerance)) = (&args.scheme, &args.tolerance)
+        && scheme.value == "github"
+    {
+        errors.push(syn::Error::new(
+            tolerance.span,
+            "GitHub signs no timestamp, so `tolerance` means nothing for `scheme = \"github\"`; \
+             remove it (GitHub deliveries cannot be checked for age or replay)",
+        ));
+    }
     let handler = match syn::parse2::<Handler>(item.clone()) {
         Ok(handler) => {
             check_signature_of("#[webhook]", &handler.sig, &mut errors);
@@ -196,6 +206,16 @@ fn positive_integer(value: &Expr, name: &str, unit: &str, max: u64) -> syn::Resu
             format!("`{name}` is an integer literal in {unit}; it is checked at compile time"),
         ));
     };
+    if !lit.suffix().is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "`{name}` is a plain integer: write `{name} = {}`, without the `{}` suffix",
+                lit.base10_digits(),
+                lit.suffix()
+            ),
+        ));
+    }
     let number = lit
         .base10_parse::<u64>()
         .ok()

@@ -32,4 +32,13 @@ fn not_async(_body: Bytes) {}
 #[webhook(scheme = "standard")]
 async fn body_first(Json(_event): Json<serde_json::Value>, _id: axum::extract::Path<u32>) {}
 
+#[webhook(scheme = "stripe", tolerance = 300u8)]
+async fn tolerance_suffix(_body: Bytes) {}
+
+#[webhook(scheme = "standard", max_body = 1024usize)]
+async fn max_body_suffix(_body: Bytes) {}
+
+#[webhook(scheme = "github", tolerance = 60)]
+async fn github_tolerance(_body: Bytes) {}
+
 fn main() {}

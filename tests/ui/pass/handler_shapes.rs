@@ -54,6 +54,12 @@ impl Orders {
     }
 }
 
+/// axum's `Result` form of an optional key: `Err` when the request had none.
+#[api_key(optional)]
+async fn result_form(key: Result<VerifiedKey, axum_api_key::ApiKeyRejection>) -> &'static str {
+    if key.is_ok() { "known" } else { "anonymous" }
+}
+
 fn main() {
     let state = AppState { keys: ApiKeys::new(), name: "shop".into() };
     let _: Router<AppState> = Router::new()
@@ -62,5 +68,6 @@ fn main() {
         .route("/show/{a}/{b}", get(show::<u32>))
         .route("/create", post(create))
         .route("/type", get(nested::r#type))
+        .route("/result", get(result_form))
         .with_state(state);
 }
