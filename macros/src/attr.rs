@@ -540,16 +540,17 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     };
     let mut words = text.split_ascii_whitespace();
     let rate = words.next().ok_or_else(|| RATE_FORM.to_owned())?;
-    let burst = match (words.next(), words.next(), words.next()) {
-        (None, _, _) => None,
-        (Some("burst"), Some(burst), None) => Some(
-            positive(burst)
-                .ok_or("the burst is a whole number from 1, e.g. `\"10/s burst 20\"`")?,
-        ),
-        _ => return Err(RATE_FORM.to_owned()),
-    };
+    let burst =
+        match (words.next(), words.next(), words.next()) {
+            (None, _, _) => None,
+            (Some("burst"), Some(burst), None) => Some(positive(burst).ok_or(
+                "the burst is a whole number from 1 to 4294967295, e.g. `\"10/s burst 20\"`",
+            )?),
+            _ => return Err(RATE_FORM.to_owned()),
+        };
     let (count, period) = rate.split_once('/').ok_or_else(|| RATE_FORM.to_owned())?;
-    let count = positive(count).ok_or("the count is a whole number from 1, e.g. `\"100/min\"`")?;
+    let count = positive(count)
+        .ok_or("the count is a whole number from 1 to 4294967295, e.g. `\"100/min\"`")?;
     let digits = period.bytes().take_while(u8::is_ascii_digit).count();
     let (multiple, unit) = period.split_at(digits);
     let multiple = if multiple.is_empty() {
@@ -558,6 +559,13 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
         positive(multiple)
             .ok_or("the period's multiple is a whole number from 1, e.g. `\"10/5s\"`")?
     };
+    if unit.starts_with('.') || unit.starts_with(',') {
+        return Err(
+            "the period's multiple is a whole number, not a fraction: scale the count and \
+                    the period together (`\"10/1.5s\"` is `\"20/3s\"`)"
+                .to_owned(),
+        );
+    }
     let unit: u64 = match unit {
         "ms" => 1_000_000,
         "s" | "sec" | "second" => 1_000_000_000,

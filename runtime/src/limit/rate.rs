@@ -141,13 +141,13 @@ impl FromStr for RateLimit {
         let burst = match (words.next(), words.next(), words.next()) {
             (None, _, _) => None,
             (Some("burst"), Some(burst), None) => Some(positive(burst).ok_or(RateLimitError(
-                "the burst is a whole number from 1, e.g. `burst 20`",
+                "the burst is a whole number from 1 to 4294967295, e.g. `burst 20`",
             ))?),
             _ => return Err(RateLimitError(FORM)),
         };
         let (count, period) = rate.split_once('/').ok_or(RateLimitError(FORM))?;
         let count = positive(count).ok_or(RateLimitError(
-            "the count is a whole number from 1, e.g. `100/min`",
+            "the count is a whole number from 1 to 4294967295, e.g. `100/min`",
         ))?;
         let period = period_of(period)?;
         let limit = Self::new(count, period);
@@ -176,6 +176,12 @@ fn period_of(text: &str) -> Result<Duration, RateLimitError> {
             "the period's multiple is a whole number from 1, e.g. `10/5s`",
         ))?
     };
+    if unit.starts_with('.') || unit.starts_with(',') {
+        return Err(RateLimitError(
+            "the period's multiple is a whole number, not a fraction: scale the count and the \
+             period together (`10/1.5s` is `20/3s`)",
+        ));
+    }
     let unit = match unit {
         "ms" => Duration::from_millis(1),
         "s" | "sec" | "second" => Duration::from_secs(1),
@@ -243,6 +249,18 @@ mod tests {
         ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?} parsed");
         }
+        // Each says what is wrong: the maximum, and a fraction as a fraction.
+        let say = |text: &str| text.parse::<RateLimit>().unwrap_err().to_string();
+        assert!(
+            say("4294967296/s").contains("4294967295"),
+            "{}",
+            say("4294967296/s")
+        );
+        assert!(
+            say("10/1.5s").contains("not a fraction"),
+            "{}",
+            say("10/1.5s")
+        );
     }
 
     #[test]

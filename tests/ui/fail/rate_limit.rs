@@ -27,6 +27,12 @@ async fn misnamed() {}
 #[api_key(rate_limit = "10/s", rate_limit = "5/s")]
 async fn twice() {}
 
+#[api_key(rate_limit = "4294967296/s")]
+async fn count_too_large() {}
+
+#[api_key(rate_limit = "10/1.5s")]
+async fn fractional_period() {}
+
 fn main() {
     let _: axum::Router<axum_api_key::ApiKeys> = axum::Router::new()
         .route("/1", axum::routing::get(not_a_string))
@@ -37,5 +43,7 @@ fn main() {
         .route("/6", axum::routing::get(over_a_year))
         .route("/7", axum::routing::get(no_value))
         .route("/8", axum::routing::get(misnamed))
-        .route("/9", axum::routing::get(twice));
+        .route("/9", axum::routing::get(twice))
+        .route("/10", axum::routing::get(count_too_large))
+        .route("/11", axum::routing::get(fractional_period));
 }
