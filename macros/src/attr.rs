@@ -417,7 +417,8 @@ fn name_literal(value: &Expr, rule: &NameRule) -> syn::Result<WithSpan<String>> 
         return Err(syn::Error::new_spanned(
             lit,
             format!(
-                "`{name}` is not {valid}: {} is not allowed; use {alphabet}, e.g. `{example}`",
+                "`{}` is not {valid}: {} is not allowed; use {alphabet}, e.g. `{example}`",
+                name.escape_debug(),
                 describe_char(bad)
             ),
         ));
@@ -447,6 +448,16 @@ fn header_name(value: &Expr) -> syn::Result<WithSpan<String>> {
 }
 
 fn scope_list(value: &Expr) -> syn::Result<WithSpan<Vec<String>>> {
+    if let Expr::Repeat(repeat) = value {
+        let hint = match string_literal(&repeat.expr) {
+            Some(lit) => format!("`scopes = [\"{}\"]`", lit.value()),
+            None => "`scopes = [\"orders:read\", \"orders:write\"]`".to_owned(),
+        };
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`[scope; n]` repeats one scope; list each scope once: {hint}"),
+        ));
+    }
     let Expr::Array(array) = value else {
         let hint = match string_literal(value) {
             Some(lit) => format!("`scopes = [\"{}\"]`", lit.value()),

@@ -15,6 +15,9 @@ async fn not_a_string() {}
 #[api_key(header)]
 async fn no_value() {}
 
+#[api_key(header = "x-api\nkey")]
+async fn newline() {}
+
 // Every handler is routed, so that a follow-on error at the route would show here.
 fn main() {
     let _: axum::Router = axum::Router::new()
@@ -23,5 +26,6 @@ fn main() {
         .route("/2", axum::routing::get(empty))
         .route("/3", axum::routing::get(not_a_string))
         .route("/4", axum::routing::get(no_value))
+        .route("/5", axum::routing::get(newline))
         .with_state(axum_api_key::ApiKeys::new());
 }

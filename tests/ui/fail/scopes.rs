@@ -22,6 +22,9 @@ async fn not_a_string() {}
 async fn singular() {}
 
 // Every handler is routed, so that a follow-on error at the route would show here.
+#[api_key(scopes = ["orders:read"; 2])]
+async fn repeated() {}
+
 fn main() {
     let _: axum::Router = axum::Router::new()
         .route("/0", axum::routing::get(empty_list))
@@ -31,5 +34,6 @@ fn main() {
         .route("/4", axum::routing::get(listed_twice))
         .route("/5", axum::routing::get(not_a_string))
         .route("/6", axum::routing::get(singular))
+        .route("/7", axum::routing::get(repeated))
         .with_state(axum_api_key::ApiKeys::new());
 }
