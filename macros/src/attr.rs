@@ -608,6 +608,8 @@ fn is_scope_char(c: char) -> bool {
 
 pub(crate) fn type_path(ty: &syn::Type, example: &str) -> syn::Result<WithSpan<syn::Type>> {
     match ty {
+        // A `$t:ty` fragment of a `macro_rules!` arrives wrapped in an invisible group.
+        syn::Type::Group(group) => type_path(&group.elem, example),
         syn::Type::Path(path) if path.qself.is_none() => Ok(WithSpan {
             value: ty.clone(),
             span: path.span(),

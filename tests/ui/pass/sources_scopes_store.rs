@@ -58,6 +58,7 @@ fn main() {
         .route("/extractor", get(extractor))
         .with_state(state)
         .nest("/api", api);
+    let _ = from_a_macro::routed();
 }
 
 mod generic_store {
@@ -74,4 +75,24 @@ mod generic_store {
 
     #[api_key(store = Tagged<u8>)]
     pub async fn tagged() {}
+}
+
+/// A store named through a `macro_rules!` type fragment.
+mod from_a_macro {
+    use axum_api_key::{ApiKeys, api_key};
+
+    macro_rules! protected_with {
+        ($store:ty, $name:ident) => {
+            #[api_key(store = $store)]
+            pub async fn $name() {}
+        };
+    }
+
+    protected_with!(ApiKeys, through_macro);
+
+    pub fn routed() -> axum::Router {
+        axum::Router::new()
+            .route("/m", axum::routing::get(through_macro))
+            .with_state(ApiKeys::new())
+    }
 }
