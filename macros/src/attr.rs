@@ -91,7 +91,8 @@ impl Errors {
 /// others: parsing resumes after the next comma.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
-    let arguments = match parse_arguments.parse2(tokens) {
+    let parser = |input: syn::parse::ParseStream<'_>| parse_arguments(input, &API_KEY_SYNTAX);
+    let arguments = match parser.parse2(tokens) {
         Ok(parsed) => parsed,
         // The parser recovers from every error it reports, so this is only a safeguard.
         Err(error) => vec![Err(error)],
@@ -140,30 +141,49 @@ pub(crate) fn check_combination(args: &Args, errors: &mut Errors) {
     }
 }
 
-/// One argument as written: `store = Type` and `state = Type` take a type, which `Meta` cannot
-/// hold when it is generic, and every other argument is a `Meta`.
-enum Argument {
+/// One argument as written: `store = Type` and `state = Type` (`secrets = Type` for
+/// `#[webhook]`) take a type, which `Meta` cannot hold when it is generic, and every other
+/// argument is a `Meta`.
+pub(crate) enum Argument {
     Meta(Meta),
     Type(Path, syn::Type),
 }
 
+/// How an attribute's arguments are written: which take a type, with an example of each, and
+/// an example of the whole attribute for syntax errors.
+pub(crate) struct Syntax {
+    pub(crate) types: &'static [(&'static str, &'static str)],
+    pub(crate) example: &'static str,
+}
+
+const API_KEY_SYNTAX: Syntax = Syntax {
+    types: &[
+        ("store", "store = PartnerKeys"),
+        ("state", "state = AppState"),
+    ],
+    example: "#[api_key(header = \"x-api-key\", status = 403)]",
+};
+
 /// Every argument in the order written: parsed, or the error of one that does not parse.
-fn parse_arguments(input: syn::parse::ParseStream<'_>) -> syn::Result<Vec<syn::Result<Argument>>> {
+pub(crate) fn parse_arguments(
+    input: syn::parse::ParseStream<'_>,
+    syntax: &Syntax,
+) -> syn::Result<Vec<syn::Result<Argument>>> {
     let mut arguments = Vec::new();
     while !input.is_empty() {
-        match parse_argument(input) {
+        match parse_argument(input, syntax) {
             Ok(argument) if input.is_empty() => arguments.push(Ok(argument)),
             Ok(argument) => match input.parse::<Token![,]>() {
                 Ok(_) => arguments.push(Ok(argument)),
                 // The argument goes on past what parsed (`header "x"`): it is not what was
                 // meant, so only the syntax error is reported.
                 Err(error) => {
-                    arguments.push(Err(syntax_error(&error)));
+                    arguments.push(Err(syntax_error(&error, syntax)));
                     skip_argument(input)?;
                 }
             },
             Err(error) => {
-                arguments.push(Err(syntax_error(&error)));
+                arguments.push(Err(syntax_error(&error, syntax)));
                 skip_argument(input)?;
             }
         }
@@ -171,12 +191,13 @@ fn parse_arguments(input: syn::parse::ParseStream<'_>) -> syn::Result<Vec<syn::R
     Ok(arguments)
 }
 
-fn syntax_error(error: &syn::Error) -> syn::Error {
+fn syntax_error(error: &syn::Error, syntax: &Syntax) -> syn::Error {
     syn::Error::new(
         error.span(),
         format!(
             "{error}\nhelp: arguments are written `name = value` and separated by commas, \
-             e.g. `#[api_key(header = \"x-api-key\", status = 403)]`"
+             e.g. `{}`",
+            syntax.example
         ),
     )
 }
@@ -202,22 +223,20 @@ fn skip_argument(input: syn::parse::ParseStream<'_>) -> syn::Result<()> {
     })
 }
 
-fn parse_argument(input: syn::parse::ParseStream<'_>) -> syn::Result<Argument> {
+fn parse_argument(input: syn::parse::ParseStream<'_>, syntax: &Syntax) -> syn::Result<Argument> {
     let fork = input.fork();
-    let takes_type = fork
-        .parse::<syn::Ident>()
-        .is_ok_and(|name| name == "store" || name == "state")
-        && fork.peek(Token![=]);
-    if !takes_type {
+    let example = fork.parse::<syn::Ident>().ok().and_then(|name| {
+        syntax
+            .types
+            .iter()
+            .find(|(typed, _)| name == typed)
+            .map(|(_, example)| *example)
+    });
+    let Some(example) = example.filter(|_| fork.peek(Token![=])) else {
         return input.parse().map(Argument::Meta);
-    }
+    };
     let name: syn::Ident = input.parse()?;
     input.parse::<Token![=]>()?;
-    let example = if name == "store" {
-        "store = PartnerKeys"
-    } else {
-        "state = AppState"
-    };
     let ty = input.parse().map_err(|error| {
         syn::Error::new(error.span(), format!("expected a type, e.g. `{example}`"))
     })?;

@@ -4,11 +4,11 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::parse::Parser;
-use syn::punctuated::Punctuated;
-use syn::{Expr, FnArg, Lit, Meta, Token};
+use syn::{Expr, FnArg, Lit, Meta};
 
 use crate::attr::{
-    Errors, WithSpan, crate_path, list, nearest, set_once, string_literal, type_path, value_of,
+    Argument, Errors, Syntax, WithSpan, crate_path, list, nearest, parse_arguments, set_once,
+    string_literal, type_path, value_of,
 };
 use crate::expand::{
     Handler, check_body_last, check_signature_of, is_body_argument, mentions_impl_trait,
@@ -81,24 +81,27 @@ pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// How `#[webhook]`'s arguments are written: `secrets` takes a type, generic ones included.
+const SYNTAX: Syntax = Syntax {
+    types: &[("secrets", "secrets = PartnerSecrets")],
+    example: "#[webhook(scheme = \"standard\", tolerance = 300)]",
+};
+
 fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
-    let parsed = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens);
-    let metas = match parsed {
-        Ok(metas) => metas,
-        Err(error) => {
-            errors.push(syn::Error::new(
-                error.span(),
-                format!(
-                    "{error}\nhelp: arguments are written `name = value` and separated by commas, \
-                     e.g. `#[webhook(scheme = \"standard\", tolerance = 300)]`"
-                ),
-            ));
-            return args;
-        }
+    let parser = |input: syn::parse::ParseStream<'_>| parse_arguments(input, &SYNTAX);
+    let arguments = match parser.parse2(tokens) {
+        Ok(arguments) => arguments,
+        Err(error) => vec![Err(error)],
     };
-    for meta in metas {
-        if let Err(error) = parse_one(&meta, &mut args) {
+    for argument in arguments {
+        let result = match argument {
+            Err(error) => Err(error),
+            Ok(Argument::Meta(meta)) => parse_one(&meta, &mut args),
+            Ok(Argument::Type(path, ty)) => type_path(&ty, "secrets = PartnerSecrets")
+                .and_then(|secrets| set_once(&mut args.secrets, secrets, &path)),
+        };
+        if let Err(error) = result {
             errors.push(error);
         }
     }
@@ -162,21 +165,11 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
             )?;
             set_once(&mut args.max_body, bytes, path)
         }
-        "secrets" => {
-            let value = value_of(meta, "secrets = PartnerSecrets")?;
-            let Expr::Path(expr) = value else {
-                return Err(syn::Error::new_spanned(
-                    value,
-                    "expected a type by its name, e.g. `secrets = PartnerSecrets`",
-                ));
-            };
-            let ty = syn::Type::Path(syn::TypePath {
-                qself: None,
-                path: expr.path.clone(),
-            });
-            let secrets = type_path(&ty, "secrets = PartnerSecrets")?;
-            set_once(&mut args.secrets, secrets, path)
-        }
+        // `secrets = Type` is parsed as a type before this; only the bare name is left.
+        "secrets" => Err(syn::Error::new_spanned(
+            path,
+            "this argument needs a value: `secrets = PartnerSecrets`",
+        )),
         "crate" => {
             let value = value_of(meta, "crate = ::my_crate::axum_api_key")?;
             let krate = crate_path(value)?;

@@ -28,6 +28,21 @@ async fn without_body() {}
 #[derive(Clone)]
 struct StripeSecrets(WebhookSecrets);
 
+/// Secrets of a generic type, named as a type: `Tagged<u8>`.
+#[derive(Clone)]
+struct Tagged<T>(WebhookSecrets, std::marker::PhantomData<fn() -> T>);
+
+impl<T: 'static> SecretSource for Tagged<T> {
+    fn webhook_secrets(&self) -> &WebhookSecrets {
+        &self.0
+    }
+}
+
+#[webhook(scheme = "standard", secrets = Tagged<u8>)]
+async fn tagged(body: Bytes) -> String {
+    body.len().to_string()
+}
+
 impl SecretSource for StripeSecrets {
     fn webhook_secrets(&self) -> &WebhookSecrets {
         &self.0
@@ -40,6 +55,7 @@ struct AppState {
     keys: ApiKeys,
     webhooks: WebhookSecrets,
     stripe: StripeSecrets,
+    tagged: Tagged<u8>,
 }
 
 fn main() {
@@ -48,11 +64,13 @@ fn main() {
         keys: ApiKeys::new(),
         webhooks: WebhookSecrets::new(),
         stripe: StripeSecrets(WebhookSecrets::new()),
+        tagged: Tagged(WebhookSecrets::new(), std::marker::PhantomData),
     };
     let _: Router = Router::new()
         .route("/standard", post(standard))
         .route("/github", post(github))
         .route("/stripe", post(stripe))
         .route("/ping", post(without_body))
+        .route("/tagged", post(tagged))
         .with_state(state);
 }
