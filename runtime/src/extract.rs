@@ -482,8 +482,15 @@ async fn guard<S: KeyStore>(
         Found::One { key, source } => match checked(&key) {
             Err(error) => Err(Refusal::from_key_error(error, source)),
             Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
-                // Looked up only to tell the operator which key to rotate; refused either way.
-                warn_in_clear(parts, store.verify(key).await.ok().as_ref());
+                // Looked up only to tell the operator which key to rotate, and only in a store
+                // that answers from memory: a store that waits is not made to work for requests
+                // that are refused either way, and that no throttle counts.
+                let exposed = if store.answers_from_memory() {
+                    store.verify(key).await.ok()
+                } else {
+                    None
+                };
+                warn_in_clear(parts, exposed.as_ref());
                 Err(Refusal::new(
                     Problem::HttpsRequired,
                     "insecure_transport",
@@ -724,10 +731,10 @@ impl Refusal {
 }
 
 /// A value came over plain HTTP to a store that requires HTTPS. It is refused either way; when
-/// it is one of the store's live keys (looked up as any key is, in constant time), a
-/// `key_exposed` warning names the key's id, so that the operator rotates it. A value that is
-/// no key is logged without any trace of it: a fingerprint of a password pasted by mistake
-/// could be checked against guesses offline.
+/// it is one of the store's live keys (looked up as any key is, in constant time, in a store
+/// that answers from memory), a `key_exposed` warning names the key's id, so that the operator
+/// rotates it. A value that is no key, or was not looked up, is logged without any trace of it:
+/// a fingerprint of a password pasted by mistake could be checked against guesses offline.
 fn warn_in_clear(parts: &Parts, exposed: Option<&VerifiedKey>) {
     match exposed {
         Some(key) => {
