@@ -659,3 +659,33 @@ async fn a_key_holder_over_its_budget_cannot_drop_the_key_to_be_served() {
         .await
         .assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
 }
+
+#[api_key(optional, rate_limit = "1/min")]
+async fn open_but_limited(key: Option<VerifiedKey>) -> &'static str {
+    if key.is_some() { "known" } else { "anonymous" }
+}
+
+#[tokio::test]
+async fn a_spray_of_addresses_on_an_optional_route_keeps_memory_bounded() {
+    let keys = ApiKeys::new()
+        .with_key("partner-a", KEY_A)
+        .with_rate_limits(RateLimits::new());
+    let limits = keys.rate_limits().clone();
+    let app = Router::new()
+        .route("/open", get(open_but_limited))
+        .with_state(keys);
+    // Each address spends its one request a minute: every budget stays in debt.
+    let mut most = 0;
+    for i in 0..300_000u32 {
+        let [a, b, c, d] = i.to_be_bytes();
+        let ip = format!("{}.{b}.{c}.{d}", 10 + a);
+        let answer = send(app.clone(), request("/open", "", Some(&ip))).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        if i % 5_000 == 0 {
+            most = most.max(limits.__sizes().0);
+        }
+    }
+    most = most.max(limits.__sizes().0);
+    eprintln!("300,000 addresses on an optional route: at most {most} budgets held");
+    assert!(most <= 16 * 16_384, "{most} budgets held");
+}

@@ -2,7 +2,7 @@
 //! or not at all, and forgotten once full again.
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -51,12 +51,22 @@ impl BudgetRef<'_> {
 const SHARDS: usize = 16;
 
 /// How many budgets a shard may hold before the full ones are swept out: past it, each new
-/// budget first sweeps the shard. Budgets still in debt are kept whatever their number (each
-/// is a key that was accepted and is being limited).
+/// budget first sweeps the shard.
 const SWEEP_ABOVE: usize = 4_096;
 
-/// One shard of the budgets: each budget by what it is counted under.
-type Shard = HashTable<(BudgetKey, Arc<Cell>)>;
+/// The most budgets a shard holds, in debt or not: 16 shards of 16,384, about 30 MiB in all.
+/// Requests without a key on an `optional` route make a budget per client address, which a
+/// spray of addresses could multiply; past this, the half of the shard nearest to full goes. A
+/// key's own budget lives on in its record; a budget dropped in debt starts again whole.
+const MOST_PER_SHARD: usize = 16_384;
+
+/// One shard of the budgets: each budget by what it is counted under, and the size at which
+/// it is swept next (twice what the last sweep left, so that sweeps cost O(1) a budget made).
+#[derive(Default)]
+struct Shard {
+    table: HashTable<(BudgetKey, Arc<Cell>)>,
+    sweep_at: usize,
+}
 
 /// Every budget in use, in shards so that requests of different keys rarely meet on a lock.
 /// Entries are made only for keys that were accepted, so failing keys never add one; an entry
@@ -69,8 +79,6 @@ pub(crate) struct LocalBudgets {
     shards: [Mutex<Shard>; SHARDS],
     clock: quanta::Clock,
     epoch: quanta::Instant,
-    /// Budgets made since the last sweep of any shard.
-    made: AtomicUsize,
 }
 
 impl Default for LocalBudgets {
@@ -80,10 +88,9 @@ impl Default for LocalBudgets {
         Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             hasher: DefaultHashBuilder::default(),
-            shards: std::array::from_fn(|_| Mutex::new(HashTable::new())),
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
             epoch: clock.now(),
             clock,
-            made: AtomicUsize::new(0),
         }
     }
 }
@@ -172,23 +179,34 @@ impl LocalBudgets {
         let hash = self.hasher.hash_one(&wanted);
         // The low bits pick the table's bucket; the high ones the shard.
         let shard = &self.shards[(hash >> 60) as usize % SHARDS];
-        let mut table = shard
+        let mut shard = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, cell)) = table.find(hash, |(key, _)| wanted.matches(key)) {
+        if let Some((_, cell)) = shard.table.find(hash, |(key, _)| wanted.matches(key)) {
             return Arc::clone(cell);
         }
-        if table.len() >= SWEEP_ABOVE {
+        if shard.table.len() >= shard.sweep_at.max(SWEEP_ABOVE) {
+            let table = &mut shard.table;
             let now = self.now();
             // Full budgets go; the table gives back the memory once it is mostly empty.
             table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > now);
+            if table.len() >= MOST_PER_SHARD {
+                // Every budget here is in debt: keep those deepest in it, the ones a client is
+                // pressing hardest, above the shard's mean.
+                let sum: u128 = table
+                    .iter()
+                    .map(|(_, cell)| u128::from(cell.tat.load(Ordering::Relaxed)))
+                    .sum();
+                let mean = u64::try_from(sum / table.len() as u128).unwrap_or(u64::MAX);
+                table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > mean);
+            }
             if table.len() * 4 < table.capacity() {
                 let hasher = &self.hasher;
                 let keep = table.len() * 2;
                 table.shrink_to(keep, |(key, _)| rehash(hasher, key));
             }
+            shard.sweep_at = (shard.table.len() * 2).clamp(SWEEP_ABOVE, MOST_PER_SHARD);
         }
-        self.made.fetch_add(1, Ordering::Relaxed);
         let key = BudgetKey {
             id: id.into(),
             route,
@@ -198,9 +216,11 @@ impl LocalBudgets {
             tat: AtomicU64::new(0),
         });
         let hasher = &self.hasher;
-        table.insert_unique(hash, (key, Arc::clone(&cell)), |(key, _)| {
-            rehash(hasher, key)
-        });
+        shard
+            .table
+            .insert_unique(hash, (key, Arc::clone(&cell)), |(key, _)| {
+                rehash(hasher, key)
+            });
         cell
     }
 
@@ -219,6 +239,7 @@ impl LocalBudgets {
                 shard
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .table
                     .len()
             })
             .sum()
@@ -229,9 +250,10 @@ impl LocalBudgets {
     pub(crate) fn sweep(&self) {
         let now = self.now();
         for shard in &self.shards {
-            let mut table = shard
+            let mut shard = shard
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let table = &mut shard.table;
             table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > now);
             let hasher = &self.hasher;
             let keep = table.len();
