@@ -357,33 +357,39 @@ async fn a_body_its_extractor_refuses_does_not_burn_the_message_id() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_while_the_first_delivery_runs_is_refused_and_nothing_is_lost() {
+/// A delivery of message `id` to `route` at `/slow`, started and left waiting in its handler;
+/// the app, the signed headers and the running delivery.
+async fn a_held_delivery(
+    route: axum::routing::MethodRouter<WebhookSecrets>,
+    id: &str,
+) -> (
+    Router,
+    Vec<(&'static str, String)>,
+    tokio::task::JoinHandle<Answer>,
+) {
     let app = Router::new()
-        .route("/slow", post(slow))
+        .route("/slow", route)
         .with_state(WebhookSecrets::new().with_secret(STANDARD_SECRET));
-    let body = b"payload";
-    let headers = sign(
-        Scheme::Standard,
-        STANDARD_SECRET,
-        "msg_in_flight",
-        now(),
-        body,
-    )
-    .expect("sign");
+    let headers = sign(Scheme::Standard, STANDARD_SECRET, id, now(), b"payload").expect("sign");
     let first = {
         let (app, headers) = (app.clone(), headers.clone());
-        tokio::spawn(async move { deliver(&app, "/slow", &headers, body).await })
+        tokio::spawn(async move { deliver(&app, "/slow", &headers, b"payload").await })
     };
-    // The first delivery holds its claim while its handler waits.
+    // The delivery holds its claim while its handler waits.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let duplicate = deliver(&app, "/slow", &headers, body).await;
+    (app, headers, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_while_the_first_delivery_runs_is_refused_and_nothing_is_lost() {
+    let (app, headers, first) = a_held_delivery(post(slow), "msg_in_flight").await;
+    let duplicate = deliver(&app, "/slow", &headers, b"payload").await;
     assert_refused(&duplicate, StatusCode::CONFLICT, "in_flight");
     HOLD.add_permits(1);
     let first = first.await.expect("task");
     assert_eq!(first.status, StatusCode::OK);
     assert_refused(
-        &deliver(&app, "/slow", &headers, body).await,
+        &deliver(&app, "/slow", &headers, b"payload").await,
         StatusCode::CONFLICT,
         "replayed",
     );
@@ -391,30 +397,14 @@ async fn a_duplicate_while_the_first_delivery_runs_is_refused_and_nothing_is_los
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_delivery_releases_its_claim() {
-    let app = Router::new()
-        .route("/slow", post(slow_cancelled))
-        .with_state(WebhookSecrets::new().with_secret(STANDARD_SECRET));
-    let body = b"payload";
-    let headers = sign(
-        Scheme::Standard,
-        STANDARD_SECRET,
-        "msg_cancelled",
-        now(),
-        body,
-    )
-    .expect("sign");
+    let (app, headers, first) = a_held_delivery(post(slow_cancelled), "msg_cancelled").await;
     // The sender gives up mid-delivery (its connection closes): the handler is dropped.
-    let first = {
-        let (app, headers) = (app.clone(), headers.clone());
-        tokio::spawn(async move { deliver(&app, "/slow", &headers, body).await })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     first.abort();
     let _ = first.await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // Its retry is handled.
     HOLD_CANCELLED.add_permits(1);
-    let retry = deliver(&app, "/slow", &headers, body).await;
+    let retry = deliver(&app, "/slow", &headers, b"payload").await;
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
 }
 
