@@ -28,6 +28,9 @@ const ARGUMENTS: &[&str] = &[
     "crate",
 ];
 
+/// The longest header, query parameter or cookie name, and the longest scope, in bytes.
+const MAX_NAME: usize = 255;
+
 /// A value and the span of the tokens it came from.
 pub(crate) struct WithSpan<T> {
     pub(crate) value: T,
@@ -107,6 +110,7 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
             Ok(Argument::Type(path, ty)) if path.is_ident("store") => (
                 Some("store".to_owned()),
                 type_path(&ty, "store = PartnerKeys")
+                    .and_then(|store| not_a_store(&store.value).map_or(Ok(store), Err))
                     .and_then(|store| set_once(&mut args.store, store, &path)),
             ),
             Ok(Argument::Type(path, ty)) => (
@@ -138,6 +142,31 @@ pub(crate) fn check_combination(args: &Args, errors: &mut Errors) {
             "the route requires these scopes",
         ));
         errors.push(error);
+    }
+    if let Some(scopes) = &args.scopes {
+        let max = crate::expand::MAX_SCOPES;
+        if scopes.value.len() > max {
+            errors.push(syn::Error::new(
+                scopes.span,
+                format!(
+                    "a route can require at most {max} scopes and this one lists {}; require a \
+                     broader scope that your keys hold instead",
+                    scopes.value.len()
+                ),
+            ));
+        } else {
+            let bytes = crate::expand::packed(args).len();
+            let max = crate::expand::MAX_PACKED;
+            if bytes > max {
+                errors.push(syn::Error::new(
+                    scopes.span,
+                    format!(
+                        "the sources and scopes of one route take at most {max} bytes and these \
+                         take {bytes}; require fewer or shorter scopes"
+                    ),
+                ));
+            }
+        }
     }
 }
 
@@ -442,6 +471,15 @@ fn name_literal(value: &Expr, rule: &NameRule) -> syn::Result<WithSpan<String>> 
             ),
         ));
     }
+    if name.len() > MAX_NAME {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "{what} is {} bytes long; it can be at most {MAX_NAME}",
+                name.len()
+            ),
+        ));
+    }
     Ok(WithSpan {
         value: name,
         span: lit.span(),
@@ -513,6 +551,14 @@ fn scope_list(value: &Expr) -> syn::Result<WithSpan<Vec<String>>> {
                     "`{scope}` is not a valid scope: {} is not allowed; a scope is visible ASCII \
                      without `\"`, `\\`, `,`, `[` or `]`, e.g. `orders:read`",
                     describe_char(bad)
+                ),
+            ));
+        } else if scope.len() > MAX_NAME {
+            errors.push(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "this scope is {} bytes long; a scope can be at most {MAX_NAME}",
+                    scope.len()
                 ),
             ));
         } else if scopes.contains(&scope) {
@@ -638,6 +684,63 @@ pub(crate) fn type_path(ty: &syn::Type, example: &str) -> syn::Result<WithSpan<s
             format!("expected a type by its name, e.g. `{example}`"),
         )),
     }
+}
+
+/// Types that are plainly not key stores, told in our words at the mistake: a wrapper of a
+/// store (the router state holds the store itself, cloned per request), a standard type, or
+/// one of this crate's types that is not a store. Any other type is checked by the compiler
+/// against `KeyStore`.
+fn not_a_store(ty: &syn::Type) -> Option<syn::Error> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let name = last.ident.to_string();
+    let inner = match &last.arguments {
+        syn::PathArguments::AngleBracketed(generics) => {
+            generics.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(inner) => Some(quote::ToTokens::to_token_stream(inner)),
+                _ => None,
+            })
+        }
+        _ => None,
+    };
+    let message = match (name.as_str(), inner) {
+        ("Arc" | "Rc" | "Box" | "Mutex" | "RwLock", Some(inner)) => format!(
+            "name the store itself, `store = {inner}`: the router state holds it and each \
+             request clones it (a store shares its keys between clones already), so it needs \
+             no `{name}`"
+        ),
+        ("Option", Some(inner)) => format!(
+            "name the store itself, `store = {inner}`; to let requests without a key in, \
+             write `optional`"
+        ),
+        (
+            "String" | "str" | "Vec" | "HashMap" | "BTreeMap" | "HashSet" | "BTreeSet" | "Result"
+            | "bool" | "char" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16"
+            | "i32" | "i64" | "i128" | "isize",
+            _,
+        ) => format!(
+            "`{name}` is not an API key store: `store` names a type that implements \
+             `axum_api_key::KeyStore`, such as `ApiKeys` (the default) or `PgKeys`; \
+             to hold keys in memory, leave `store` out"
+        ),
+        (
+            "VerifiedKey" | "Key" | "NewKey" | "RequireApiKey" | "RateLimits" | "RateLimit"
+            | "KeyConfig" | "GuardConfig" | "WebhookSecrets",
+            _,
+        ) => format!(
+            "`{name}` is not an API key store: `store` names where keys are checked, such as \
+             `ApiKeys` (the default) or `PgKeys`{}",
+            if name == "VerifiedKey" {
+                "; the handler receives the verified key by taking a `VerifiedKey` argument"
+            } else {
+                ""
+            }
+        ),
+        _ => return None,
+    };
+    Some(syn::Error::new_spanned(ty, message))
 }
 
 /// A `tchar` of RFC 9110 section 5.6.2, the characters of a header name.

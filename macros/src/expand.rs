@@ -2,9 +2,11 @@
 //!
 //! The runtime's verifying extractor, parameterised by a zero-sized config type, joins the
 //! handler's first argument in a tuple (or becomes its only argument), so it is extracted first
-//! and the handler keeps its arity. The config type is one the runtime shares for every
-//! configuration of the default store (`Standard`, or `Packed` with the sources and scopes
-//! packed into its parameters), and otherwise one generated beside the handler. Everything else about the function is kept; documentation
+//! and the handler keeps its arity. The config type is always one the runtime shares between
+//! handlers configured alike (`Standard`; `Packed` or `Long` with the sources and scopes packed
+//! into its parameters; `Rated` around one of those for a rate limit), so nothing is generated
+//! beside a handler but a hidden check function where there is something to check, and the
+//! attribute works in `impl` blocks. Everything else about the function is kept; documentation
 //! sees the function as written. On a unit struct, the attribute only implements the config
 //! trait for it.
 
@@ -72,8 +74,20 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
                         attrs,
                         vis,
                         mut sig,
-                        body,
+                        mut body,
                     } = handler;
+                    // A return that is no response, already reported: the body is kept, but
+                    // the handler answers `()` so that the route raises nothing more.
+                    if let syn::ReturnType::Type(_, ty) = &sig.output
+                        && let syn::Type::ImplTrait(opaque) = &**ty
+                        && is_opaque_non_response(opaque)
+                    {
+                        sig.output = syn::ReturnType::Default;
+                        body = proc_macro2::Group::new(
+                            proc_macro2::Delimiter::Brace,
+                            quote! { let _ = async move #body; },
+                        );
+                    }
                     sig.asyncness = Some(Default::default());
                     sig.constness = None;
                     sig.unsafety = None;
@@ -399,6 +413,11 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
             ),
         ));
     }
+    if let syn::ReturnType::Type(_, ty) = &sig.output
+        && let syn::Type::ImplTrait(opaque) = &**ty
+    {
+        check_opaque_response(opaque, errors);
+    }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
         errors.push(syn::Error::new(
             receiver.self_token.span,
@@ -406,6 +425,53 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
              functions without a receiver, so pass what you need as state with `State<T>`",
         ));
     }
+}
+
+/// `-> impl Trait` is a response only if `IntoResponse` is among its bounds (or implied by one
+/// of the user's traits): an opaque type shows nothing else. A return whose bounds are all
+/// traits known not to imply it (`Display`, `Serialize`, `Debug`, ...) can never serve a route.
+fn check_opaque_response(opaque: &syn::TypeImplTrait, errors: &mut Errors) {
+    if is_opaque_non_response(opaque) {
+        let bounds = &opaque.bounds;
+        errors.push(syn::Error::new_spanned(
+            opaque,
+            format!(
+                "`impl {}` is not a response, so the handler cannot serve a route: return \
+                 `impl IntoResponse` (from `axum::response`), or a type that implements it",
+                quote!(#bounds).to_string().replace(" :: ", "::")
+            ),
+        ));
+    }
+}
+
+/// Whether every bound of `opaque` is a trait known not to imply `IntoResponse`.
+fn is_opaque_non_response(opaque: &syn::TypeImplTrait) -> bool {
+    const NOT_RESPONSES: &[&str] = &[
+        "Display",
+        "Debug",
+        "Serialize",
+        "ToString",
+        "Into",
+        "AsRef",
+        "Clone",
+        "Send",
+        "Sync",
+        "Unpin",
+        "Future",
+        "Iterator",
+        "Default",
+        "PartialEq",
+        "Eq",
+        "Hash",
+        "Copy",
+        "Sized",
+    ];
+    let mut traits = opaque.bounds.iter().filter_map(|bound| match bound {
+        syn::TypeParamBound::Trait(bound) => bound.path.segments.last(),
+        _ => None,
+    });
+    traits.clone().next().is_some()
+        && traits.all(|last| NOT_RESPONSES.iter().any(|name| last.ident == name))
 }
 
 fn rewrite(args: &Args, handler: Handler) -> TokenStream {
@@ -425,40 +491,22 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     }
     let mut sig = original.clone();
     let private = private_path(args);
-    let (config, config_items) = match standard_config(args, &private) {
-        // The common configurations are types of the runtime, shared by every handler that
-        // uses them: nothing is defined beside the handler, and nothing is compiled per handler.
-        Some(standard) => (standard, TokenStream::new()),
-        None => {
-            let name = config_type_name(&sig);
-            let config_impl = config_impl(args, &name, &original.ident);
-            // The store is named once, in the config's `HandlerConfig` impl: a type that is no
-            // store is reported there, at the user's token, in our words, and an undefined one
-            // once.
-            let store = match &args.store {
-                Some(store) => {
-                    let path = &store.value;
-                    quote! { #path }
-                }
-                None => quote! { #private::ApiKeys },
-            };
-            let items = quote! {
-                #[doc(hidden)]
-                #[allow(non_camel_case_types)]
-                #vis enum #name {}
-
-                #config_impl
-
-                impl #private::HandlerConfig for #name {
-                    type Store = #store;
-                }
-            };
-            (quote! { #name }, items)
-        }
+    // Every configuration is a type of the runtime, shared by every handler configured alike:
+    // nothing is defined beside the handler, so the attribute works on an associated function
+    // as on a free one.
+    let config = config_type(args, &original.ident, &private);
+    let checks = checks(args, &sig, &private);
+    // The store is named only when it is not the default, `ApiKeys`.
+    let store = args.store.as_ref().map(|store| {
+        let ty = &store.value;
+        quote! { , <#ty as #private::IsStore>::Itself }
+    });
+    // With `store = S`, a type that is no store is reported where it is named, once.
+    let at_store = |guard: TokenStream| match &args.store {
+        Some(store) => respan(guard, store.span),
+        None => guard,
     };
-    let state_check = state_check(args, &sig, &private, &config);
-    let response_check = response_check(&sig, &private);
-    let guard = quote! { #private::Guard<#config> };
+    let guard = at_store(quote! { #private::RequireApiKey<#config #store> });
     match sig.inputs.first_mut() {
         // The guard joins the first argument in a tuple, which axum extracts left to right:
         // it runs first, and the handler keeps its arity, so code that calls it with its own
@@ -469,9 +517,10 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         }
         Some(_) => sig.inputs.insert(0, syn::parse_quote! { _: #guard }),
         // Nothing after the guard reads the request: the key need not be kept for anyone.
-        None => sig
-            .inputs
-            .push(syn::parse_quote! { _: #private::GuardAlone<#config> }),
+        None => {
+            let guard = at_store(quote! { #private::GuardAlone<#config #store> });
+            sig.inputs.push(syn::parse_quote! { _: #guard });
+        }
     }
     let handler = rewritten_and_documented(&attrs, &vis, (&sig, &body), &original, &body);
     #[cfg(feature = "openapi")]
@@ -479,9 +528,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     #[cfg(not(feature = "openapi"))]
     let order_check = TokenStream::new();
     quote! {
-        #config_items
-        #state_check
-        #response_check
+        #checks
         #order_check
         #handler
     }
@@ -522,29 +569,96 @@ pub(crate) fn rewritten_and_documented(
     }
 }
 
-/// A check that the handler's return type is a response, reported at that type in our words
-/// (the route that uses the handler still reports axum's unsatisfied `Handler` bound after it).
-/// A named constant, which an `impl` block may hold too; skipped for generic handlers and
-/// `impl Trait` returns.
-fn response_check(sig: &Signature, private: &TokenStream) -> Option<TokenStream> {
-    let syn::ReturnType::Type(_, ty) = &sig.output else {
-        return None;
+/// Checks of what the handler names, reported at the user's tokens in our words rather than as
+/// an unsatisfied `Handler` bound at the route: that its return type is a response, and with
+/// `state = T` that `T` provides the store. One hidden function, type-checked and never called,
+/// emitted only when there is something to check; it takes the handler's generics, so that
+/// what it checks may name them, and is a function so that an `impl` block may hold it too.
+fn checks(args: &Args, sig: &Signature, private: &TokenStream) -> TokenStream {
+    let mut checks = Vec::new();
+    let store = match &args.store {
+        Some(store) => {
+            let store = &store.value;
+            quote! { #store }
+        }
+        None => quote! { #private::ApiKeys },
     };
-    if !sig.generics.params.is_empty() || mentions_impl_trait(ty) {
-        return None;
+    if let syn::ReturnType::Type(_, ty) = &sig.output
+        && !mentions_impl_trait(ty)
+        && !names_type_parameter(ty, &sig.generics)
+        && !is_plain_response(ty)
+    {
+        checks.push(respan(
+            quote! { #private::check_response::<#ty>(); },
+            ty.span(),
+        ));
+    }
+    if let Some(state) = &args.state {
+        let state = &state.value;
+        checks.push(respan(
+            quote! {
+                #private::check_store_in_state::<#store, #state>();
+            },
+            state.span(),
+        ));
+    }
+    if checks.is_empty() {
+        return TokenStream::new();
     }
     let name = sig.ident.to_string();
     let name = format_ident!(
-        "__api_key_response_{}",
+        "__api_key_checks_{}",
         name.strip_prefix("r#").unwrap_or(&name),
         span = Span::mixed_site()
     );
-    let check = respan(quote! { #private::check_response::<#ty>() }, ty.span());
-    Some(quote! {
+    let (generics, _, where_clause) = sig.generics.split_for_impl();
+    quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, dead_code)]
-        const #name: () = #check;
-    })
+        #[allow(dead_code, non_snake_case)]
+        fn #name #generics () #where_clause { #(#checks)* }
+    }
+}
+
+/// Return types that are responses whatever else is in scope: nothing to check.
+fn is_plain_response(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Tuple(tuple) => tuple.elems.is_empty(),
+        syn::Type::Reference(reference) => {
+            reference.mutability.is_none()
+                && matches!(&*reference.elem, syn::Type::Path(path) if path.qself.is_none() && path.path.is_ident("str"))
+        }
+        syn::Type::Path(path) => {
+            path.qself.is_none()
+                && path.path.segments.last().is_some_and(|last| {
+                    last.arguments.is_empty()
+                        && ["String", "StatusCode"]
+                            .iter()
+                            .any(|name| last.ident == name)
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Whether `ty` names one of `generics`' type or const parameters.
+fn names_type_parameter(ty: &syn::Type, generics: &syn::Generics) -> bool {
+    let parameters: Vec<&syn::Ident> = generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            syn::GenericParam::Type(param) => Some(&param.ident),
+            syn::GenericParam::Const(param) => Some(&param.ident),
+            syn::GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    fn names(tokens: TokenStream, parameters: &[&syn::Ident]) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => parameters.iter().any(|p| **p == ident),
+            proc_macro2::TokenTree::Group(group) => names(group.stream(), parameters),
+            _ => false,
+        })
+    }
+    !parameters.is_empty() && names(quote!(#ty), &parameters)
 }
 
 pub(crate) fn mentions_impl_trait(ty: &syn::Type) -> bool {
@@ -577,29 +691,6 @@ fn pass_state_to_debug_handler(attrs: &mut [syn::Attribute], args: &Args) {
             syn::Meta::NameValue(_) => {}
         }
     }
-}
-
-/// With `state = T`, a check at `T` that the router state provides the store: a missing store
-/// is then reported there, in our words, rather than as an unsatisfied `Handler` bound at the
-/// route. (A `State<T>` argument does not name the router state: `T` may be a part of it.)
-fn state_check(
-    args: &Args,
-    sig: &Signature,
-    private: &TokenStream,
-    config: &TokenStream,
-) -> Option<TokenStream> {
-    let state = &args.state.as_ref()?.value;
-    // The state type may name the handler's generics, which a free-standing check cannot.
-    if !sig.generics.params.is_empty() {
-        return None;
-    }
-    let check = quote! {
-        const _: () = #private::check_store_in_state::<
-            <#config as #private::HandlerConfig>::Store,
-            #state,
-        >();
-    };
-    Some(respan(check, state.span()))
 }
 
 /// `tokens` with every span set to `span`, so that errors in them point at the user's code.
@@ -656,87 +747,128 @@ fn private_path(args: &Args) -> TokenStream {
     }
 }
 
-/// The runtime's shared configuration type for a guard of an `ApiKeys` store: `Standard` for
-/// the `x-api-key` header without scopes, `Packed` for anything else whose sources and scopes fit
-/// in 128 bytes (four sources and eight scopes at most), packed into eight integers. `None` for a
-/// custom store, or a configuration too large to pack: those get a type of their own.
-fn standard_config(args: &Args, private: &TokenStream) -> Option<TokenStream> {
-    let Args {
-        header,
-        query,
-        cookie,
-        bearer,
-        status,
-        scopes,
-        optional,
-        rate_limit,
-        store,
-        state: _,
-        krate: _,
-        broken: _,
-    } = args;
-    // A route's rate limit is a budget of the handler's own, named after it.
-    if store.is_some() || rate_limit.is_some() {
-        return None;
-    }
-    let status = status.as_ref().map_or_else(
-        || LitInt::new(&format!("{DEFAULT_STATUS}u16"), Span::call_site()),
-        |s| LitInt::new(&format!("{}u16", s.value), s.span),
-    );
-    let optional = optional.is_some();
-    let default_header = header
-        .as_ref()
-        .is_none_or(|header| header.value == DEFAULT_HEADER);
-    let no_other_source = query.is_none() && cookie.is_none() && bearer.is_none();
-    if default_header && no_other_source && scopes.is_none() {
-        return Some(quote! { #private::Standard<#status, #optional> });
-    }
-    // The sources in the order `config_impl` lists them, the default header when none.
+/// The most bytes the sources and scopes of one guard take, packed (see [`packed`]).
+pub(crate) const MAX_PACKED: usize = 1024;
+/// The most scopes one guard requires.
+pub(crate) const MAX_SCOPES: usize = 64;
+
+/// The sources and scopes of `args` as the runtime's `Packed` and `Long` carry them: the count
+/// of sources, the count of scopes, each source as its kind (0: a header, 1: a query
+/// parameter, 2: a cookie, 3: bearer), its name's length and its name, then each scope as its
+/// length and its text. Names and scopes are at most 255 bytes, which `attr` checks.
+pub(crate) fn packed(args: &Args) -> Vec<u8> {
     let mut sources: Vec<(u8, &str)> = Vec::new();
-    if let Some(header) = header {
+    if let Some(header) = &args.header {
         sources.push((0, &header.value));
     }
-    if let Some(query) = query {
+    if let Some(query) = &args.query {
         sources.push((1, &query.value));
     }
-    if let Some(cookie) = cookie {
+    if let Some(cookie) = &args.cookie {
         sources.push((2, &cookie.value));
     }
-    if bearer.is_some() {
+    if args.bearer.is_some() {
         sources.push((3, ""));
     }
     if sources.is_empty() {
         sources.push((0, DEFAULT_HEADER));
     }
-    let scopes: Vec<&str> = scopes
+    let scopes: Vec<&str> = args
+        .scopes
         .iter()
         .flat_map(|list| list.value.iter().map(String::as_str))
         .collect();
-    let mut bytes = vec![
-        u8::try_from(sources.len()).ok()?,
-        u8::try_from(scopes.len()).ok()?,
-    ];
+    let byte = |n: usize| u8::try_from(n).unwrap_or(u8::MAX);
+    let mut bytes = vec![byte(sources.len()), byte(scopes.len())];
     for (kind, name) in &sources {
-        bytes.extend([*kind, u8::try_from(name.len()).ok()?]);
+        bytes.extend([*kind, byte(name.len())]);
         bytes.extend_from_slice(name.as_bytes());
     }
     for scope in &scopes {
-        bytes.push(u8::try_from(scope.len()).ok()?);
+        bytes.push(byte(scope.len()));
         bytes.extend_from_slice(scope.as_bytes());
     }
-    if sources.len() > 4 || scopes.len() > 8 || bytes.len() > 128 {
-        return None;
-    }
-    bytes.resize(128, 0);
-    let words = bytes.chunks_exact(16).map(|chunk| {
+    bytes
+}
+
+/// Eight `u128` literals holding 128 bytes, little-endian.
+fn words(chunk: &[u8]) -> impl Iterator<Item = LitInt> + '_ {
+    chunk.chunks(16).map(|part| {
         let mut word = [0u8; 16];
-        word.copy_from_slice(chunk);
+        word[..part.len()].copy_from_slice(part);
         LitInt::new(
             &format!("{}u128", u128::from_le_bytes(word)),
             Span::call_site(),
         )
-    });
-    Some(quote! { #private::Packed<#status, #optional, #(#words),*> })
+    })
+}
+
+/// The guard's configuration as a type of the runtime, shared by every handler configured
+/// alike: `Standard` for the `x-api-key` header without scopes, `Packed` for sources and scopes
+/// that fit in 128 bytes and eight scopes, `Long` for the rest (up to [`MAX_PACKED`] bytes and
+/// [`MAX_SCOPES`] scopes, which `attr` checks); inside `Rated` with a `rate_limit`, whose budget
+/// is named by a hash of the handler's module, name and place.
+fn config_type(args: &Args, handler: &syn::Ident, private: &TokenStream) -> TokenStream {
+    let status = args.status.as_ref().map_or_else(
+        || LitInt::new(&format!("{DEFAULT_STATUS}u16"), Span::call_site()),
+        |s| LitInt::new(&format!("{}u16", s.value), s.span),
+    );
+    let optional = args.optional.is_some();
+    let default_header = args
+        .header
+        .as_ref()
+        .is_none_or(|header| header.value == DEFAULT_HEADER);
+    let no_other_source = args.query.is_none() && args.cookie.is_none() && args.bearer.is_none();
+    let scope_count = args.scopes.as_ref().map_or(0, |list| list.value.len());
+    let mut config = if default_header && no_other_source && scope_count == 0 {
+        quote! { #private::Standard<#status, #optional> }
+    } else {
+        let mut bytes = packed(args);
+        if bytes.len() <= 128 && scope_count <= 8 {
+            bytes.resize(128, 0);
+            let words = words(&bytes);
+            quote! { #private::Packed<#status, #optional, #(#words),*> }
+        } else {
+            let chunks = chunk_list(&bytes, private);
+            quote! { #private::Long<#status, #optional, #chunks> }
+        }
+    };
+    if let Some(rate) = &args.rate_limit {
+        let attr::Rate {
+            count,
+            period_nanos,
+            burst,
+        } = rate.value;
+        let route = handler.to_string();
+        let route = route.strip_prefix("r#").unwrap_or(&route);
+        // Unique per handler: two handlers of one name (in two functions of one module) are
+        // told apart by where they stand.
+        let name = quote! {
+            ::core::concat!(
+                ::core::module_path!(), "::", #route, "@",
+                ::core::file!(), ":", ::core::line!(), ":", ::core::column!()
+            )
+        };
+        config = quote! {
+            #private::Rated<
+                #config, #count, #period_nanos, #burst, { #private::route_id(#name) }
+            >
+        };
+    }
+    config
+}
+
+/// `bytes` as a list of the runtime's `Chunk`s, 128 bytes each.
+fn chunk_list(bytes: &[u8], private: &TokenStream) -> TokenStream {
+    let mut list = quote! { #private::End };
+    let chunks: Vec<&[u8]> = bytes.chunks(128).collect();
+    for chunk in chunks.into_iter().rev() {
+        let mut chunk = chunk.to_vec();
+        chunk.resize(128, 0);
+        let words = words(&chunk);
+        list = quote! { #private::Chunk<#(#words,)* #list> };
+    }
+    list
 }
 
 /// `impl KeyConfig for #ty`, holding the attribute's configuration as a constant. `route`
@@ -819,12 +951,4 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
                     #rate_limit;
         }
     }
-}
-
-/// `__api_key_config_<handler>`: unique per handler in its module, and an empty enum so that it
-/// takes no name in the value namespace.
-fn config_type_name(sig: &Signature) -> syn::Ident {
-    let name = sig.ident.to_string();
-    let name = name.strip_prefix("r#").unwrap_or(&name);
-    format_ident!("__api_key_config_{}", name, span = sig.ident.span())
 }

@@ -2,7 +2,7 @@
 //! signature guard runs first and the body it verified is the one the handler gets.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::quote;
 use syn::parse::Parser;
 use syn::{Expr, FnArg, Lit, Meta};
 
@@ -240,14 +240,17 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         None => quote! { ::axum_api_key },
     };
     let webhook = quote! { #krate::webhook };
-    let scheme = match args.scheme.as_ref().map(|s| s.value.as_str()) {
-        Some("github") => quote! { GitHub },
-        Some("stripe") => quote! { Stripe },
-        _ => quote! { Standard },
+    let scheme: u8 = match args.scheme.as_ref().map(|s| s.value.as_str()) {
+        Some("github") => 1,
+        Some("stripe") => 2,
+        _ => 0,
     };
     let tolerance = args.tolerance.as_ref().map_or(300, |t| t.value);
     let max_body = args.max_body.as_ref().map_or(1 << 20, |m| m.value);
-    let max_body = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let max_body =
+        proc_macro2::Literal::usize_suffixed(usize::try_from(max_body).unwrap_or(usize::MAX));
+    let tolerance = proc_macro2::Literal::u64_suffixed(tolerance);
+    let scheme = proc_macro2::Literal::u8_suffixed(scheme);
     let secrets = match &args.secrets {
         Some(secrets) => {
             let ty = &secrets.value;
@@ -255,12 +258,9 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         }
         None => quote! { #webhook::WebhookSecrets },
     };
-    let name = original.ident.to_string();
-    let config = format_ident!(
-        "__webhook_config_{}",
-        name.strip_prefix("r#").unwrap_or(&name),
-        span = original.ident.span()
-    );
+    // A type of the runtime shared by every route configured alike: nothing is defined beside
+    // the handler, so the attribute works on an associated function as on a free one.
+    let config = quote! { #krate::__private::Webhook<#scheme, #tolerance, #max_body> };
     let mut sig = original.clone();
     let guard: FnArg = syn::parse_quote! { _: #webhook::WebhookGuard<#config, #secrets> };
     // The message's claim, settled by the handler's answer; named where no user name can be.
@@ -296,19 +296,5 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
                 .await
         },
     );
-    let handler = rewritten_and_documented(&attrs, &vis, (&sig, &settled), &original, &body);
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_camel_case_types)]
-        #vis enum #config {}
-
-        impl #webhook::WebhookConfigType for #config {
-            const CONFIG: #webhook::WebhookConfig =
-                #webhook::WebhookConfig::new(#webhook::Scheme::#scheme)
-                    .with_tolerance(#krate::__private::Duration::from_secs(#tolerance))
-                    .with_max_body(#max_body);
-        }
-
-        #handler
-    }
+    rewritten_and_documented(&attrs, &vis, (&sig, &settled), &original, &body)
 }

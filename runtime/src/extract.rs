@@ -133,8 +133,8 @@ impl GuardConfig {
     }
 
     /// Limits each key to `limit` on this route, a budget of its own beside the key's limit,
-    /// named `route` (unique per route: `#[api_key(rate_limit = "...")]` uses the handler's
-    /// path). A request must fit in both.
+    /// named `route` (unique per route: `#[api_key(rate_limit = "...")]` uses a hash of the
+    /// handler's module, name and place). A request must fit in both.
     ///
     /// ```
     /// use std::time::Duration;

@@ -321,7 +321,7 @@ pub use axum_api_key_macros::webhook;
 /// What generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::extract::{GuardConfig, KeyConfig, Source};
+    pub use crate::extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
     pub use crate::limit::RateLimit;
     pub use crate::store::ApiKeys;
     pub use axum::response::{IntoResponse, Response};
@@ -334,12 +334,6 @@ pub mod __private {
         body
     }
 
-    /// The store a handler's guard takes from the router state, named once per handler.
-    pub trait HandlerConfig: KeyConfig {
-        /// `store = …`, or `ApiKeys`.
-        type Store: crate::KeyStore;
-    }
-
     /// The configuration of every guard on the `x-api-key` header of an [`ApiKeys`] store
     /// without scopes, shared by all the handlers that use it.
     pub enum Standard<const STATUS: u16, const OPTIONAL: bool> {}
@@ -349,10 +343,6 @@ pub mod __private {
             let config = GuardConfig::new(&[]).with_status(STATUS);
             if OPTIONAL { config.optional() } else { config }
         };
-    }
-
-    impl<const STATUS: u16, const OPTIONAL: bool> HandlerConfig for Standard<STATUS, OPTIONAL> {
-        type Store = ApiKeys;
     }
 
     /// The configuration of every guard of an [`ApiKeys`] store whose sources and scopes fit in
@@ -388,7 +378,7 @@ pub mod __private {
     > Packed<STATUS, OPTIONAL, W0, W1, W2, W3, W4, W5, W6, W7>
     {
         const BYTES: &'static [u8; 128] = &unpack([W0, W1, W2, W3, W4, W5, W6, W7]);
-        const DECODED: &'static Decoded = &decode(Self::BYTES);
+        const DECODED: &'static Decoded<8> = &decode(Self::BYTES);
         const SOURCES: &'static [Source] =
             Self::DECODED.sources.split_at(Self::DECODED.source_count).0;
         const SCOPES: &'static [&'static str] =
@@ -416,9 +406,34 @@ pub mod __private {
         };
     }
 
-    impl<
-        const STATUS: u16,
-        const OPTIONAL: bool,
+    /// The configuration of every guard of an [`ApiKeys`] store whose sources and scopes take
+    /// more than [`Packed`] holds: up to 1,024 bytes in the chunks of `B`, packed as in
+    /// [`Packed`], with up to 64 scopes.
+    pub enum Long<const STATUS: u16, const OPTIONAL: bool, B: Chunks> {
+        #[doc(hidden)]
+        _Never(core::convert::Infallible, core::marker::PhantomData<B>),
+    }
+
+    impl<const STATUS: u16, const OPTIONAL: bool, B: Chunks> Long<STATUS, OPTIONAL, B> {
+        const DECODED: &'static Decoded<64> = &decode(&B::BYTES);
+        const SOURCES: &'static [Source] =
+            Self::DECODED.sources.split_at(Self::DECODED.source_count).0;
+        const SCOPES: &'static [&'static str] =
+            Self::DECODED.scopes.split_at(Self::DECODED.scope_count).0;
+    }
+
+    impl<const STATUS: u16, const OPTIONAL: bool, B: Chunks> KeyConfig for Long<STATUS, OPTIONAL, B> {
+        const CONFIG: GuardConfig = {
+            let config = GuardConfig::new(Self::SOURCES)
+                .with_status(STATUS)
+                .with_scopes(Self::SCOPES);
+            if OPTIONAL { config.optional() } else { config }
+        };
+    }
+
+    /// Bytes carried in a type: 128 bytes in eight words (little-endian), then those of `Rest`,
+    /// up to 1,024 in all.
+    pub enum Chunk<
         const W0: u128,
         const W1: u128,
         const W2: u128,
@@ -427,16 +442,114 @@ pub mod __private {
         const W5: u128,
         const W6: u128,
         const W7: u128,
-    > HandlerConfig for Packed<STATUS, OPTIONAL, W0, W1, W2, W3, W4, W5, W6, W7>
-    {
-        type Store = ApiKeys;
+        Rest: Chunks,
+    > {
+        #[doc(hidden)]
+        _Never(core::convert::Infallible, core::marker::PhantomData<Rest>),
     }
 
-    /// A packed configuration, read: up to four sources and eight scopes.
-    pub struct Decoded {
+    /// The end of a list of [`Chunk`]s.
+    pub enum End {}
+
+    /// Bytes carried in a type, zero past their end.
+    pub trait Chunks: 'static {
+        /// The bytes, zero past their end.
+        const BYTES: [u8; 1024];
+    }
+
+    impl Chunks for End {
+        const BYTES: [u8; 1024] = [0; 1024];
+    }
+
+    impl<
+        const W0: u128,
+        const W1: u128,
+        const W2: u128,
+        const W3: u128,
+        const W4: u128,
+        const W5: u128,
+        const W6: u128,
+        const W7: u128,
+        Rest: Chunks,
+    > Chunks for Chunk<W0, W1, W2, W3, W4, W5, W6, W7, Rest>
+    {
+        const BYTES: [u8; 1024] = {
+            let head = unpack([W0, W1, W2, W3, W4, W5, W6, W7]);
+            let mut bytes = [0u8; 1024];
+            let mut i = 0;
+            while i < 1024 {
+                bytes[i] = if i < 128 {
+                    head[i]
+                } else {
+                    Rest::BYTES[i - 128]
+                };
+                i += 1;
+            }
+            bytes
+        };
+    }
+
+    /// The FNV-1a hash of a route's name (its module, handler and place), computed where the
+    /// handler is: what names its budget.
+    pub const fn route_id(name: &str) -> u64 {
+        let bytes = name.as_bytes();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        hash
+    }
+
+    /// The 16 hex digits of `id`.
+    const fn route_name(id: u64) -> [u8; 16] {
+        let mut name = [b'0'; 16];
+        let mut i = 0;
+        while i < 16 {
+            let digit = ((id >> (4 * (15 - i))) & 0xF) as u8;
+            name[i] = if digit < 10 {
+                b'0' + digit
+            } else {
+                b'a' + digit - 10
+            };
+            i += 1;
+        }
+        name
+    }
+
+    /// A guard configuration `C` with a rate limit of its own: `COUNT` requests per `PERIOD`
+    /// nanoseconds, bursts of `BURST`, in the budget of the route `ROUTE` ([`route_id`]).
+    pub enum Rated<C, const COUNT: u32, const PERIOD: u64, const BURST: u32, const ROUTE: u64> {
+        #[doc(hidden)]
+        _Never(core::convert::Infallible, core::marker::PhantomData<C>),
+    }
+
+    impl<C: KeyConfig, const COUNT: u32, const PERIOD: u64, const BURST: u32, const ROUTE: u64>
+        Rated<C, COUNT, PERIOD, BURST, ROUTE>
+    {
+        const NAME: &'static [u8; 16] = &route_name(ROUTE);
+        const ROUTE: &'static str = match core::str::from_utf8(Self::NAME) {
+            Ok(name) => name,
+            Err(_) => panic!("a route's name is ASCII"),
+        };
+    }
+
+    impl<C: KeyConfig, const COUNT: u32, const PERIOD: u64, const BURST: u32, const ROUTE: u64>
+        KeyConfig for Rated<C, COUNT, PERIOD, BURST, ROUTE>
+    {
+        const CONFIG: GuardConfig = C::CONFIG.with_rate_limit(
+            RateLimit::new(COUNT, Duration::from_nanos(PERIOD)).with_burst(BURST),
+            Self::ROUTE,
+        );
+    }
+
+    /// A packed configuration, read: up to four sources and `N` scopes.
+    pub struct Decoded<const N: usize> {
         sources: [Source; 4],
         source_count: usize,
-        scopes: [&'static str; 8],
+        scopes: [&'static str; N],
         scope_count: usize,
     }
 
@@ -457,7 +570,7 @@ pub mod __private {
     }
 
     /// `len` bytes of `bytes` from `at`, as text.
-    const fn text(bytes: &'static [u8; 128], at: usize, len: usize) -> &'static str {
+    const fn text(bytes: &'static [u8], at: usize, len: usize) -> &'static str {
         let (_, rest) = bytes.split_at(at);
         let (text, _) = rest.split_at(len);
         match core::str::from_utf8(text) {
@@ -466,7 +579,7 @@ pub mod __private {
         }
     }
 
-    const fn decode(bytes: &'static [u8; 128]) -> Decoded {
+    const fn decode<const N: usize>(bytes: &'static [u8]) -> Decoded<N> {
         let mut decoded = Decoded {
             sources: [
                 Source::Bearer,
@@ -475,7 +588,7 @@ pub mod __private {
                 Source::Bearer,
             ],
             source_count: bytes[0] as usize,
-            scopes: [""; 8],
+            scopes: [""; N],
             scope_count: bytes[1] as usize,
         };
         let mut at = 2;
@@ -502,11 +615,38 @@ pub mod __private {
         decoded
     }
 
-    /// The guard `#[api_key]` puts first in a handler.
-    pub type Guard<C> = crate::RequireApiKey<C, <C as HandlerConfig>::Store>;
+    /// The configuration of every `#[webhook]` route alike: the scheme (0: Standard Webhooks,
+    /// 1: GitHub, 2: Stripe), the tolerance in seconds and the largest body in bytes.
+    #[cfg(feature = "webhooks")]
+    pub enum Webhook<const SCHEME: u8, const TOLERANCE: u64, const MAX_BODY: usize> {}
+
+    #[cfg(feature = "webhooks")]
+    impl<const SCHEME: u8, const TOLERANCE: u64, const MAX_BODY: usize>
+        crate::webhook::WebhookConfigType for Webhook<SCHEME, TOLERANCE, MAX_BODY>
+    {
+        const CONFIG: crate::webhook::WebhookConfig =
+            crate::webhook::WebhookConfig::new(match SCHEME {
+                1 => crate::webhook::Scheme::GitHub,
+                2 => crate::webhook::Scheme::Stripe,
+                _ => crate::webhook::Scheme::Standard,
+            })
+            .with_tolerance(Duration::from_secs(TOLERANCE))
+            .with_max_body(MAX_BODY);
+    }
 
     /// The guard `#[api_key]` gives a handler without arguments: nothing reads the key after it.
-    pub type GuardAlone<C> = crate::extract::GuardAlone<C, <C as HandlerConfig>::Store>;
+    pub use crate::extract::GuardAlone;
+
+    /// `store = S` as the guard names it: `S` itself, when it is a key store, so that one that
+    /// is not is reported where it is named, in the words of [`KeyStore`](crate::KeyStore).
+    pub trait IsStore {
+        /// `Self`.
+        type Itself: crate::KeyStore;
+    }
+
+    impl<S: crate::KeyStore> IsStore for S {
+        type Itself = S;
+    }
 
     /// Holds when the router state `State` provides the key store: what a handler's guard
     /// needs, checked where the state type is written so that the message lands there.

@@ -361,7 +361,8 @@ pub(crate) fn first_refusal_in_window(id: &str, count: &Count) -> bool {
 pub(crate) enum Scope {
     /// The key's own limit, across every route.
     Key,
-    /// A route's `rate_limit`, per key, named by the handler's path.
+    /// A route's `rate_limit`, per key, named by its handler (a hash of the handler's module,
+    /// name and place, for `#[api_key]`).
     Route(&'static str),
 }
 
