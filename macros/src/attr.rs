@@ -818,6 +818,43 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
 }
 
 pub(crate) fn crate_path(value: &Expr) -> syn::Result<WithSpan<Path>> {
+    let path = crate_path_as_written(value)?;
+    // Crates an application depends on beside this one, which a path to it never ends in.
+    const OTHERS: &[&str] = &[
+        "axum",
+        "axum_core",
+        "axum_extra",
+        "http",
+        "hyper",
+        "tower",
+        "tower_http",
+        "tokio",
+        "utoipa",
+        "aide",
+        "serde",
+        "self",
+        "crate",
+        "super",
+        "std",
+        "core",
+    ];
+    if let Some(last) = path.value.segments.last()
+        && OTHERS.iter().any(|other| last.ident == other)
+    {
+        return Err(syn::Error::new(
+            path.span,
+            format!(
+                "`crate` says where `axum_api_key` is, for a crate that re-exports it, and `{}` \
+                 is not it: write `crate = ::my_crate::axum_api_key` (the path of the \
+                 re-export), or leave `crate` out to use `::axum_api_key`",
+                last.ident
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+fn crate_path_as_written(value: &Expr) -> syn::Result<WithSpan<Path>> {
     match value {
         Expr::Path(syn::ExprPath {
             path, qself: None, ..

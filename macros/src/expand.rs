@@ -29,6 +29,9 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
         check_body_last(&handler.sig, &mut errors);
         check_debug_handler_below(&handler.attrs, &args, &mut errors);
         Some(Target::Handler(handler))
+    } else if is_declaration(&item) {
+        errors.push(declaration("#[api_key]", &item));
+        None
     } else {
         match syn::parse2::<Item>(item.clone()) {
             Ok(Item::Struct(config)) if is_unit_struct(&config) => {
@@ -70,39 +73,48 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
             let error = error.into_compile_error();
             match target {
                 Some(Target::Handler(handler)) => {
-                    let Handler {
-                        attrs,
-                        vis,
-                        mut sig,
-                        mut body,
-                    } = handler;
-                    // A return that is no response, already reported: the body is kept, but
-                    // the handler answers `()` so that the route raises nothing more.
-                    if let syn::ReturnType::Type(_, ty) = &sig.output
-                        && let syn::Type::ImplTrait(opaque) = &**ty
-                        && is_opaque_non_response(opaque)
-                    {
-                        sig.output = syn::ReturnType::Default;
-                        body = proc_macro2::Group::new(
-                            proc_macro2::Delimiter::Brace,
-                            quote! { let _ = async move #body; },
-                        );
-                    }
-                    sig.asyncness = Some(Default::default());
-                    sig.constness = None;
-                    sig.unsafety = None;
-                    sig.abi = None;
-                    // A body extractor goes last, where axum takes it.
-                    let (reads_body, rest): (Vec<FnArg>, Vec<FnArg>) =
-                        sig.inputs.into_iter().partition(is_body_argument);
-                    sig.inputs = rest.into_iter().chain(reads_body).collect();
-                    quote! { #(#attrs)* #vis #sig #body #error }
+                    let handler = closest_valid_handler(handler);
+                    quote! { #handler #error }
                 }
                 _ => quote! { #item #error },
             }
         }
         (Ok(()), None) => item,
     }
+}
+
+/// A handler refused by an attribute, as the closest valid handler (async, without `const`,
+/// `unsafe` or an ABI, its body extractor last, a return that is no response dropped), so that
+/// the route that uses it raises no follow-on errors and IDEs keep resolving it.
+pub(crate) fn closest_valid_handler(handler: Handler) -> TokenStream {
+    let Handler {
+        attrs,
+        vis,
+        mut sig,
+        mut body,
+    } = handler;
+    sig.asyncness = Some(Default::default());
+    sig.constness = None;
+    sig.unsafety = None;
+    sig.abi = None;
+    // A body extractor goes last, where axum takes it.
+    let (reads_body, rest): (Vec<FnArg>, Vec<FnArg>) = std::mem::take(&mut sig.inputs)
+        .into_iter()
+        .partition(is_body_argument);
+    sig.inputs = rest.into_iter().chain(reads_body).collect();
+    // A return that is no response, already reported: the body is kept, but the handler
+    // answers `()`.
+    if let syn::ReturnType::Type(_, ty) = &sig.output
+        && let syn::Type::ImplTrait(opaque) = &**ty
+        && is_opaque_non_response(opaque)
+    {
+        sig.output = syn::ReturnType::Default;
+        body = proc_macro2::Group::new(
+            proc_macro2::Delimiter::Brace,
+            quote! { let _ = async move #body; },
+        );
+    }
+    quote! { #(#attrs)* #vis #sig #body }
 }
 
 /// A function as the attribute needs it: everything but the body parsed, the body kept as
@@ -347,10 +359,36 @@ fn is_verified_key(ty: &syn::Type) -> bool {
 }
 
 pub(crate) fn not_a_function(item: &Item) -> syn::Error {
-    const MESSAGE: &str = "#[api_key] protects an async handler function; put it on the `async fn` \
-                           that handles the route, or on a unit struct (`struct ApiAccess;`) to \
-                           define a guard for a router layer";
+    not_a_function_of(
+        "#[api_key] protects an async handler function; put it on the `async fn` that handles \
+         the route, or on a unit struct (`struct ApiAccess;`) to define a guard for a router layer",
+        item,
+    )
+}
+
+/// Whether `item` is a function without a body: a method declared in a trait.
+pub(crate) fn is_declaration(item: &TokenStream) -> bool {
+    syn::parse2::<syn::TraitItemFn>(item.clone()).is_ok_and(|method| method.default.is_none())
+}
+
+/// A method declared in a trait, with nothing to protect: the error, at its `fn`.
+pub(crate) fn declaration(attribute: &str, item: &TokenStream) -> syn::Error {
+    let span = syn::parse2::<syn::TraitItemFn>(item.clone())
+        .map_or_else(|_| Span::call_site(), |method| method.sig.fn_token.span);
+    syn::Error::new(
+        span,
+        format!(
+            "{attribute} goes on a handler's body, and a method declared in a trait has none; \
+             put it on an `async fn` with a body that a route uses: a free function, or one in \
+             an inherent `impl` block"
+        ),
+    )
+}
+
+/// That `item` is no handler, in the words of `MESSAGE`, at the item's keyword.
+pub(crate) fn not_a_function_of(message: &str, item: &Item) -> syn::Error {
     let (what, span) = match item {
+        Item::Struct(item) if is_unit_struct(item) => ("a struct", item.struct_token.span),
         Item::Struct(item) => ("a struct with fields or generics", item.struct_token.span),
         Item::Enum(item) => ("an enum", item.enum_token.span),
         Item::Union(item) => ("a union", item.union_token.span),
@@ -366,7 +404,7 @@ pub(crate) fn not_a_function(item: &Item) -> syn::Error {
         Item::Macro(item) => ("a macro invocation", item.mac.path.span()),
         other => ("this item", other.span()),
     };
-    syn::Error::new(span, format!("{MESSAGE}, not on {what}"))
+    syn::Error::new(span, format!("{message}, not on {what}"))
 }
 
 pub(crate) fn check_signature(sig: &Signature, errors: &mut Errors) {
@@ -522,14 +560,16 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
             sig.inputs.push(syn::parse_quote! { _: #guard });
         }
     }
-    let handler = rewritten_and_documented(&attrs, &vis, (&sig, &body), &original, &body);
     #[cfg(feature = "openapi")]
-    let order_check = crate::openapi::order_check(&attrs, &original);
+    let checked_body = {
+        let order_check = crate::openapi::order_check(&attrs, &original, &private);
+        proc_macro2::Group::new(proc_macro2::Delimiter::Brace, quote! { #order_check #body })
+    };
     #[cfg(not(feature = "openapi"))]
-    let order_check = TokenStream::new();
+    let checked_body = body.clone();
+    let handler = rewritten_and_documented(&attrs, &vis, (&sig, &checked_body), &original, &body);
     quote! {
         #checks
-        #order_check
         #handler
     }
 }

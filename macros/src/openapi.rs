@@ -45,34 +45,39 @@ fn escape(name: &str) -> String {
 /// A check that no `#[utoipa::path]` above `#[api_key]` has expanded already, which would
 /// leave its operation without the key: skipped when one is below, where it is documented.
 ///
-/// utoipa names the operation of `handler` `__path_handler`. In a block, that name is glob
-/// imported both from the handler's module (where utoipa put it, if it ran first) and from a
-/// module of the check's own: with only ours, the name resolves; with both, it is ambiguous,
-/// a compile error whose notes name the module `put_api_key_above_utoipa_path`. A named
-/// constant holds it, which an `impl` block may hold too.
-pub(crate) fn order_check(attrs: &[syn::Attribute], sig: &syn::Signature) -> TokenStream {
+/// utoipa names the operation of `handler` `__path_handler`, beside it. The check is a block at
+/// the start of the handler's body (so that an `impl` block, even a trait's, gets no item of
+/// ours): it defines a `__path_handler` of its own, marked as not utoipa's, then, in an inner
+/// block, glob imports the module's items, which shadow it only if utoipa defined one. The
+/// operation found is checked for the mark: utoipa's has none, and the error says, in our
+/// words at the handler's name, to move the attribute.
+pub(crate) fn order_check(
+    attrs: &[syn::Attribute],
+    sig: &syn::Signature,
+    private: &TokenStream,
+) -> TokenStream {
     if attrs.iter().any(crate::expand::is_documentation_path) {
         return TokenStream::new();
     }
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
     let operation = quote::format_ident!("__path_{}", name, span = sig.ident.span());
-    let constant = quote::format_ident!(
-        "__api_key_documentation_order_{}",
-        name,
-        span = proc_macro2::Span::mixed_site()
+    let check = crate::expand::respan(
+        quote! { #private::check_documentation_order::<#operation>(); },
+        sig.ident.span(),
     );
     quote! {
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, non_camel_case_types, dead_code, unused_imports)]
-        const #constant: () = {
-            mod put_api_key_above_utoipa_path {
-                pub struct #operation;
+        {
+            #[allow(non_camel_case_types, dead_code)]
+            struct #operation;
+            #[diagnostic::do_not_recommend]
+            impl #private::NotDocumentedYet for #operation {}
+            {
+                #[allow(unused_imports)]
+                use self::*;
+                #check
             }
-            use self::*;
-            use put_api_key_above_utoipa_path::*;
-            let _: ::core::option::Option<#operation> = ::core::option::Option::None;
-        };
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use crate::attr::{
     string_literal, type_path, value_of,
 };
 use crate::expand::{
-    Handler, check_body_last, check_signature_of, is_body_argument, mentions_impl_trait,
-    not_a_function, rewritten_and_documented,
+    Handler, check_body_last, check_signature_of, closest_valid_handler, declaration,
+    is_declaration, mentions_impl_trait, not_a_function_of, rewritten_and_documented,
 };
 
 const ARGUMENTS: &[&str] = &["scheme", "tolerance", "max_body", "secrets", "crate"];
@@ -64,18 +64,32 @@ pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
             }
             Some(handler)
         }
+        Err(_) if is_declaration(&item) => {
+            errors.push(declaration("#[webhook]", &item));
+            None
+        }
         Err(_) => {
             if let Ok(other) = syn::parse2::<syn::Item>(item.clone()) {
-                errors.push(not_a_function(&other));
+                errors.push(not_a_function_of(
+                    "#[webhook] verifies a signed request before an async handler runs; put it \
+                     on the `async fn` that handles the webhook's route",
+                    &other,
+                ));
             }
             None
         }
     };
     match (errors.into_result(), handler) {
         (Ok(()), Some(handler)) => rewrite(&args, handler),
-        (Err(error), _) => {
+        (Err(error), handler) => {
             let error = error.into_compile_error();
-            quote! { #item #error }
+            match handler {
+                Some(handler) => {
+                    let handler = closest_valid_handler(handler);
+                    quote! { #handler #error }
+                }
+                None => quote! { #item #error },
+            }
         }
         (Ok(()), None) => item,
     }
@@ -262,23 +276,34 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     // the handler, so the attribute works on an associated function as on a free one.
     let config = quote! { #krate::__private::Webhook<#scheme, #tolerance, #max_body> };
     let mut sig = original.clone();
-    let guard: FnArg = syn::parse_quote! { _: #webhook::WebhookGuard<#config, #secrets> };
+    let guard_type = quote! { #webhook::WebhookGuard<#config, #secrets> };
+    let guard: FnArg = syn::parse_quote! { _: #guard_type };
     // The message's claim, settled by the handler's answer; named where no user name can be.
     let delivery = syn::Ident::new("__api_key_delivery", Span::mixed_site());
-    let last_is_body = sig.inputs.last().is_some_and(is_body_argument);
-    if last_is_body {
-        if let Some(FnArg::Typed(last)) = sig.inputs.last_mut() {
+    // The last argument, whatever extractor it is (a body's, a custom one, or one of the
+    // request's parts), is made from the verified request; without arguments, the body is read
+    // for the signature alone.
+    match sig.inputs.last_mut() {
+        Some(FnArg::Typed(last)) if last.attrs.is_empty() => {
             let (pat, ty) = (&last.pat, &last.ty);
             *last = syn::parse_quote! {
                 #webhook::Signed(#pat, _, #delivery): #webhook::Signed<#ty, #config, #secrets>
             };
         }
-    } else {
-        sig.inputs.push(syn::parse_quote! {
+        _ => sig.inputs.push(syn::parse_quote! {
             #webhook::Signed(_, _, #delivery): #webhook::Signed<#krate::__private::Bytes, #config, #secrets>
-        });
+        }),
     }
-    sig.inputs.insert(0, guard);
+    // The guard joins the first of several arguments in a tuple, as `#[api_key]`'s does: it runs
+    // first, and the handler keeps its arity within axum's sixteen.
+    let several = sig.inputs.len() > 1;
+    match sig.inputs.first_mut() {
+        Some(FnArg::Typed(first)) if first.attrs.is_empty() && several => {
+            let (pat, ty) = (&first.pat, &first.ty);
+            *first = syn::parse_quote! { (_, #pat): (#guard_type, #ty) };
+        }
+        _ => sig.inputs.insert(0, guard),
+    }
     // The handler answers a response, so that its status settles the message: 2xx marks it
     // handled, anything else lets the sender's retry in.
     let own_body = match &original.output {

@@ -637,6 +637,22 @@ pub mod __private {
     /// The guard `#[api_key]` gives a handler without arguments: nothing reads the key after it.
     pub use crate::extract::GuardAlone;
 
+    /// Implemented by the stand-in operation `#[api_key]` defines, never by utoipa's: a handler
+    /// whose `__path_` operation lacks it had `#[utoipa::path]` expanded above `#[api_key]`.
+    #[cfg(feature = "openapi")]
+    #[diagnostic::on_unimplemented(
+        message = "`#[utoipa::path]` is above `#[api_key]`, so its operation was made before the \
+                   guard and documents no API key",
+        label = "put `#[api_key]` above `#[utoipa::path]` on this handler",
+        note = "attributes expand from the top: `#[api_key]` first adds its security \
+                requirement and refusals to the `#[utoipa::path]` below it"
+    )]
+    pub trait NotDocumentedYet {}
+
+    /// Compiles only when `Operation` is `#[api_key]`'s stand-in (see [`NotDocumentedYet`]).
+    #[cfg(feature = "openapi")]
+    pub fn check_documentation_order<Operation: NotDocumentedYet>() {}
+
     /// `store = S` as the guard names it: `S` itself, when it is a key store, so that one that
     /// is not is reported where it is named, in the words of [`KeyStore`](crate::KeyStore).
     pub trait IsStore {

@@ -268,9 +268,12 @@ impl Drop for Delivery {
     }
 }
 
-impl<T, C, K, St> FromRequest<St> for Signed<T, C, K>
+// Any extractor, of the body or of the request's parts (`M` tells which, as axum's own
+// extractors do; wrapped in a tuple, which no extractor of parts is): `#[webhook]` wraps the
+// handler's last argument, whatever it is.
+impl<T, C, K, St, M> FromRequest<St, (M,)> for Signed<T, C, K>
 where
-    T: FromRequest<St>,
+    T: FromRequest<St, M>,
     C: WebhookConfigType,
     K: SecretSource + FromRef<St>,
     St: Send + Sync,

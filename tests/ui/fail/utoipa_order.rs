@@ -9,3 +9,12 @@ async fn data() -> &'static str {
 }
 
 fn main() {}
+
+mod inside {
+    /// The same inside a module.
+    #[utoipa::path(get, path = "/inner", responses((status = 200, body = String)))]
+    #[axum_api_key::api_key(scopes = ["inner:read"])]
+    pub async fn inner() -> &'static str {
+        "inner"
+    }
+}
