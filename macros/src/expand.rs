@@ -567,7 +567,13 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     };
     #[cfg(not(feature = "openapi"))]
     let checked_body = body.clone();
-    let handler = rewritten_and_documented(&attrs, &vis, (&sig, &checked_body), &original, &body);
+    let handler = rewritten_and_documented(
+        &attrs,
+        &vis,
+        (&sig, &checked_body),
+        (&original, &body),
+        &documentation_note(args),
+    );
     quote! {
         #checks
         #handler
@@ -577,12 +583,14 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
 /// The rewritten handler for the compiler, and the handler as written for documentation, with
 /// only the attributes that documentation reads (and a `#[utoipa::path]`, whose `__path_`
 /// type documentation needs too).
+/// `note` is one line added to the handler's documentation, after its own: what the attribute
+/// requires of a request.
 pub(crate) fn rewritten_and_documented(
     attrs: &[syn::Attribute],
     vis: &syn::Visibility,
     (rewritten, rewritten_body): (&Signature, &proc_macro2::Group),
-    original: &Signature,
-    body: &proc_macro2::Group,
+    (original, body): (&Signature, &proc_macro2::Group),
+    note: &str,
 ) -> TokenStream {
     let doc_attrs = attrs.iter().filter(|attr| {
         is_documentation_path(attr)
@@ -605,8 +613,72 @@ pub(crate) fn rewritten_and_documented(
 
         #[cfg(doc)]
         #(#doc_attrs)*
+        #[doc = ""]
+        #[doc = #note]
         #vis #original #body
     }
+}
+
+/// The documentation line of a protected handler: where the key goes, the scopes it must hold,
+/// the route's rate limit and the status of a refusal.
+fn documentation_note(args: &Args) -> String {
+    let mut sources = Vec::new();
+    if let Some(header) = &args.header {
+        sources.push(format!("the `{}` header", header.value));
+    }
+    if let Some(query) = &args.query {
+        sources.push(format!("the `{}` query parameter", query.value));
+    }
+    if let Some(cookie) = &args.cookie {
+        sources.push(format!("the `{}` cookie", cookie.value));
+    }
+    if args.bearer.is_some() {
+        sources.push("`Authorization: Bearer`".to_owned());
+    }
+    if sources.is_empty() {
+        sources.push(format!("the `{DEFAULT_HEADER}` header"));
+    }
+    let status = args.status.as_ref().map_or(DEFAULT_STATUS, |s| s.value);
+    let mut note = if args.optional.is_some() {
+        format!(
+            "**API key:** optional, in {}; a wrong one is refused with {status}",
+            sources.join(" or ")
+        )
+    } else {
+        format!(
+            "**API key:** required, in {}; refused with {status} without a valid one",
+            sources.join(" or ")
+        )
+    };
+    if let Some(scopes) = &args.scopes {
+        let list: Vec<String> = scopes.value.iter().map(|s| format!("`{s}`")).collect();
+        note.push_str(&format!(
+            "; the key must hold {} {} (403 otherwise)",
+            if list.len() == 1 { "the scope" } else { "the scopes" },
+            list.join(", ")
+        ));
+    }
+    if let Some(rate) = &args.rate_limit {
+        let attr::Rate {
+            count,
+            period_nanos,
+            burst,
+        } = rate.value;
+        let period = match period_nanos {
+            n if n % 3_600_000_000_000 == 0 => format!("{} h", n / 3_600_000_000_000),
+            n if n % 60_000_000_000 == 0 => format!("{} min", n / 60_000_000_000),
+            n if n % 1_000_000_000 == 0 => format!("{} s", n / 1_000_000_000),
+            n if n % 1_000_000 == 0 => format!("{} ms", n / 1_000_000),
+            n => format!("{n} ns"),
+        };
+        let period = period.strip_prefix("1 ").map_or(period.clone(), ToOwned::to_owned);
+        note.push_str(&format!(
+            "; at most {count} requests per {period} for each key, in bursts of up to {burst} \
+             (429 past it)"
+        ));
+    }
+    note.push('.');
+    note
 }
 
 /// Checks of what the handler names, reported at the user's tokens in our words rather than as
@@ -990,5 +1062,60 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
                     #optional
                     #rate_limit;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: &str, item: &str) -> String {
+        let args: TokenStream = args.parse().expect("arguments");
+        let item: TokenStream = item.parse().expect("item");
+        api_key(args, item).to_string()
+    }
+
+    #[test]
+    fn documentation_says_what_a_request_needs_in_one_line() {
+        let expanded = expand(
+            r#"header = "x-partner-key", bearer, scopes = ["orders:read", "orders:write"], rate_limit = "100/min burst 10", status = 403"#,
+            "/// Lists orders.\nasync fn orders() -> String { String::new() }",
+        );
+        let note = "**API key:** required, in the `x-partner-key` header or \
+                    `Authorization: Bearer`; refused with 403 without a valid one; the key must \
+                    hold the scopes `orders:read`, `orders:write` (403 otherwise); at most 100 \
+                    requests per min for each key, in bursts of up to 10 (429 past it).";
+        let documented = expanded
+            .split("# [cfg (doc)]")
+            .nth(1)
+            .expect("a documentation copy");
+        assert!(
+            documented.contains(&format!("{note:?}")),
+            "{documented}"
+        );
+        assert!(documented.contains("\" Lists orders.\""), "{documented}");
+        let compiled = expanded.split("# [cfg (doc)]").next().unwrap_or_default();
+        assert!(!compiled.contains("API key:"), "{compiled}");
+    }
+
+    #[test]
+    fn an_optional_key_is_documented_as_optional() {
+        let expanded = expand(
+            r#"optional, query = "key", rate_limit = "5/2s""#,
+            "async fn maybe() {}",
+        );
+        let note = "**API key:** optional, in the `key` query parameter; a wrong one is refused \
+                    with 401; at most 5 requests per 2 s for each key, in bursts of up to 5 (429 \
+                    past it).";
+        assert!(expanded.contains(&format!("{note:?}")), "{expanded}");
+    }
+
+    #[test]
+    fn nothing_is_defined_beside_a_handler_without_checks() {
+        let expanded = expand("", "async fn plain() -> &'static str { \"\" }");
+        assert!(!expanded.contains("enum"), "{expanded}");
+        assert!(!expanded.contains("__api_key_checks"), "{expanded}");
+        let checked = expand("", "async fn custom() -> Reply { Reply }");
+        assert!(checked.contains("__api_key_checks_custom"), "{checked}");
     }
 }

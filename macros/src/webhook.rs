@@ -264,6 +264,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     let max_body =
         proc_macro2::Literal::usize_suffixed(usize::try_from(max_body).unwrap_or(usize::MAX));
     let tolerance = proc_macro2::Literal::u64_suffixed(tolerance);
+    let scheme_number = scheme;
     let scheme = proc_macro2::Literal::u8_suffixed(scheme);
     let secrets = match &args.secrets {
         Some(secrets) => {
@@ -321,5 +322,20 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
                 .await
         },
     );
-    rewritten_and_documented(&attrs, &vis, (&sig, &settled), &original, &body)
+    let scheme_name = match scheme_number {
+        1 => "GitHub's `X-Hub-Signature-256`",
+        2 => "Stripe's `Stripe-Signature`",
+        _ => "Standard Webhooks' `webhook-signature`",
+    };
+    let note = format!(
+        "**Signed webhook:** {scheme_name} is verified before this runs{}; bodies over {} bytes \
+         are refused with 413.",
+        if scheme_number == 1 {
+            String::new()
+        } else {
+            format!(", within {} s of its timestamp, and a replay is refused", args.tolerance.as_ref().map_or(300, |t| t.value))
+        },
+        args.max_body.as_ref().map_or(1 << 20, |m| m.value)
+    );
+    rewritten_and_documented(&attrs, &vis, (&sig, &settled), (&original, &body), &note)
 }

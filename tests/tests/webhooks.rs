@@ -546,3 +546,79 @@ async fn a_body_shorter_than_announced_is_answered_408_after_the_read_timeout() 
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     server.abort();
 }
+
+/// A body extractor of the application's own: made from the verified bytes.
+struct Shout(String);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Shout {
+    type Rejection = StatusCode;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, StatusCode> {
+        let text = String::from_request(request, state)
+            .await
+            .map_err(|_| StatusCode::BAD_REQUEST)?;
+        Ok(Shout(text.to_uppercase()))
+    }
+}
+
+#[axum_api_key::webhook(scheme = "github")]
+async fn shout(Shout(text): Shout) -> String {
+    text
+}
+
+/// An extractor of the request's parts last: the body is verified all the same.
+#[axum_api_key::webhook(scheme = "github")]
+async fn method_last(uri: http::Uri, method: http::Method) -> String {
+    format!("{method} {uri}")
+}
+
+/// Fifteen extractors and the body: axum's sixteen, the guard included.
+#[axum_api_key::webhook(scheme = "github")]
+#[allow(clippy::too_many_arguments)]
+async fn sixteen(
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    _: http::Method,
+    method: http::Method,
+    body: Bytes,
+) -> String {
+    format!("{method} {}", body.len())
+}
+
+#[tokio::test]
+async fn the_last_argument_is_made_from_the_verified_request_whatever_extractor_it_is() {
+    let app = Router::new()
+        .route("/shout", post(shout))
+        .route("/method", post(method_last))
+        .route("/sixteen", post(sixteen))
+        .with_state(WebhookSecrets::new().with_secret(GITHUB_SECRET));
+    let body = b"hello, world";
+    let headers = sign(Scheme::GitHub, GITHUB_SECRET, "", 0, body).expect("sign");
+    for (uri, expected) in [
+        ("/shout", "HELLO, WORLD"),
+        ("/method", "POST /method"),
+        ("/sixteen", "POST 12"),
+    ] {
+        let answer = deliver(&app, uri, &headers, body).await;
+        assert_eq!(
+            (answer.status, answer.text().as_str()),
+            (StatusCode::OK, expected)
+        );
+        let forged = sign(Scheme::GitHub, "not the secret", "", 0, body).expect("sign");
+        let refused = deliver(&app, uri, &forged, body).await;
+        assert_refused(&refused, StatusCode::UNAUTHORIZED, "bad_signature");
+        let tampered = deliver(&app, uri, &headers, b"hello, world!").await;
+        assert_refused(&tampered, StatusCode::UNAUTHORIZED, "bad_signature");
+    }
+}
