@@ -654,7 +654,11 @@ fn documentation_note(args: &Args) -> String {
         let list: Vec<String> = scopes.value.iter().map(|s| format!("`{s}`")).collect();
         note.push_str(&format!(
             "; the key must hold {} {} (403 otherwise)",
-            if list.len() == 1 { "the scope" } else { "the scopes" },
+            if list.len() == 1 {
+                "the scope"
+            } else {
+                "the scopes"
+            },
             list.join(", ")
         ));
     }
@@ -671,7 +675,9 @@ fn documentation_note(args: &Args) -> String {
             n if n % 1_000_000 == 0 => format!("{} ms", n / 1_000_000),
             n => format!("{n} ns"),
         };
-        let period = period.strip_prefix("1 ").map_or(period.clone(), ToOwned::to_owned);
+        let period = period
+            .strip_prefix("1 ")
+            .map_or(period.clone(), ToOwned::to_owned);
         note.push_str(&format!(
             "; at most {count} requests per {period} for each key, in bursts of up to {burst} \
              (429 past it)"
@@ -1089,10 +1095,7 @@ mod tests {
             .split("# [cfg (doc)]")
             .nth(1)
             .expect("a documentation copy");
-        assert!(
-            documented.contains(&format!("{note:?}")),
-            "{documented}"
-        );
+        assert!(documented.contains(&format!("{note:?}")), "{documented}");
         assert!(documented.contains("\" Lists orders.\""), "{documented}");
         let compiled = expanded.split("# [cfg (doc)]").next().unwrap_or_default();
         assert!(!compiled.contains("API key:"), "{compiled}");

@@ -50,6 +50,7 @@ pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
     let handler = match syn::parse2::<Handler>(item.clone()) {
         Ok(handler) => {
             check_signature_of("#[webhook]", &handler.sig, &mut errors);
+            check_debug_handler_below_webhook(&handler.attrs, &mut errors);
             check_body_last(&handler.sig, &mut errors);
             if let Some(again) = handler.attrs.iter().find(|attr| {
                 attr.path()
@@ -203,6 +204,30 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
 }
 
 /// A whole number from 1 to `max`, as an integer literal.
+/// `#[axum::debug_handler]` below `#[webhook]` checks the rewritten handler, whose extractors
+/// take the secrets from the router state: it must be told that state.
+fn check_debug_handler_below_webhook(attrs: &[syn::Attribute], errors: &mut Errors) {
+    let debug = attrs.iter().find(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "debug_handler")
+    });
+    let Some(debug) = debug else { return };
+    let names_state = matches!(&debug.meta, Meta::List(list) if list.tokens.clone().into_iter().any(
+        |token| matches!(token, proc_macro2::TokenTree::Ident(ident) if ident == "state")
+    ));
+    if !names_state {
+        errors.push(syn::Error::new_spanned(
+            debug,
+            "below #[webhook], #[axum::debug_handler] checks the signature's extractors, which \
+             take the secrets from the router state: tell it the state, \
+             `#[axum::debug_handler(state = WebhookSecrets)]` (or your state type), or put \
+             #[axum::debug_handler] above #[webhook]",
+        ));
+    }
+}
+
 fn positive_integer(value: &Expr, name: &str, unit: &str, max: u64) -> syn::Result<WithSpan<u64>> {
     let Expr::Lit(syn::ExprLit {
         lit: Lit::Int(lit), ..
@@ -283,27 +308,34 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     let delivery = syn::Ident::new("__api_key_delivery", Span::mixed_site());
     // The last argument, whatever extractor it is (a body's, a custom one, or one of the
     // request's parts), is made from the verified request; without arguments, the body is read
-    // for the signature alone.
+    // for the signature alone. With one argument or none, that extractor runs the guard's
+    // checks too; with more, the guard joins the first argument in a tuple, as `#[api_key]`'s
+    // does: either way it runs first, and the handler keeps its arity within axum's sixteen.
+    let alone = sig.inputs.len() <= 1;
+    let signed = if alone {
+        quote! { #webhook::GuardedSigned }
+    } else {
+        quote! { #webhook::Signed }
+    };
     match sig.inputs.last_mut() {
         Some(FnArg::Typed(last)) if last.attrs.is_empty() => {
             let (pat, ty) = (&last.pat, &last.ty);
             *last = syn::parse_quote! {
-                #webhook::Signed(#pat, _, #delivery): #webhook::Signed<#ty, #config, #secrets>
+                #signed(#pat, _, #delivery): #signed<#ty, #config, #secrets>
             };
         }
         _ => sig.inputs.push(syn::parse_quote! {
-            #webhook::Signed(_, _, #delivery): #webhook::Signed<#krate::__private::Bytes, #config, #secrets>
+            #signed(_, _, #delivery): #signed<#krate::__private::Bytes, #config, #secrets>
         }),
     }
-    // The guard joins the first of several arguments in a tuple, as `#[api_key]`'s does: it runs
-    // first, and the handler keeps its arity within axum's sixteen.
-    let several = sig.inputs.len() > 1;
-    match sig.inputs.first_mut() {
-        Some(FnArg::Typed(first)) if first.attrs.is_empty() && several => {
-            let (pat, ty) = (&first.pat, &first.ty);
-            *first = syn::parse_quote! { (_, #pat): (#guard_type, #ty) };
+    if !alone {
+        match sig.inputs.first_mut() {
+            Some(FnArg::Typed(first)) if first.attrs.is_empty() => {
+                let (pat, ty) = (&first.pat, &first.ty);
+                *first = syn::parse_quote! { (_, #pat): (#guard_type, #ty) };
+            }
+            _ => sig.inputs.insert(0, guard),
         }
-        _ => sig.inputs.insert(0, guard),
     }
     // The handler answers a response, so that its status settles the message: 2xx marks it
     // handled, anything else lets the sender's retry in.
@@ -333,7 +365,10 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         if scheme_number == 1 {
             String::new()
         } else {
-            format!(", within {} s of its timestamp, and a replay is refused", args.tolerance.as_ref().map_or(300, |t| t.value))
+            format!(
+                ", within {} s of its timestamp, and a replay is refused",
+                args.tolerance.as_ref().map_or(300, |t| t.value)
+            )
         },
         args.max_body.as_ref().map_or(1 << 20, |m| m.value)
     );

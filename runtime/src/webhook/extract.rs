@@ -378,3 +378,33 @@ fn refuse(parts: &Parts, scheme: Scheme, problem: WebhookProblem) -> WebhookReje
     );
     WebhookRejection { problem }
 }
+
+/// The guard's checks, then [`Signed`]'s, in one extractor: what `#[webhook]` gives a handler
+/// of one argument (or none), so that it keeps its arity. Not public API.
+#[doc(hidden)]
+pub struct GuardedSigned<T, C, K = super::WebhookSecrets>(
+    pub T,
+    pub PhantomData<fn() -> (C, K)>,
+    pub Delivery,
+);
+
+impl<T, C, K, St, M> FromRequest<St, (M,)> for GuardedSigned<T, C, K>
+where
+    T: FromRequest<St, M>,
+    C: WebhookConfigType,
+    K: SecretSource + FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &St) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        if let Err(rejection) = WebhookGuard::<C, K>::from_request_parts(&mut parts, state).await {
+            return Err(rejection.into_response());
+        }
+        let request = Request::from_parts(parts, body);
+        let Signed(value, _, delivery) =
+            <Signed<T, C, K> as FromRequest<St, (M,)>>::from_request(request, state).await?;
+        Ok(Self(value, PhantomData, delivery))
+    }
+}

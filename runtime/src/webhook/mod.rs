@@ -21,6 +21,8 @@ mod extract;
 mod replay;
 mod verify;
 
+#[doc(hidden)]
+pub use extract::GuardedSigned;
 pub use extract::{Delivery, Signed, WebhookGuard, WebhookProblem, WebhookRejection};
 pub use replay::{GuardFuture, ReplayGuard, SeenIds, Sighting};
 

@@ -28,3 +28,10 @@ impl Routes for Api {
 }
 
 fn main() {}
+
+// Below `#[webhook]`, `debug_handler` must be told the state that holds the secrets.
+#[webhook(scheme = "github")]
+#[axum::debug_handler]
+async fn debugged(body: axum::body::Bytes) -> String {
+    body.len().to_string()
+}

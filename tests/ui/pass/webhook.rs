@@ -49,6 +49,31 @@ impl SecretSource for StripeSecrets {
     }
 }
 
+// `#[axum::debug_handler]` in either order, as with `#[api_key]`.
+#[axum::debug_handler(state = AppState)]
+#[webhook(scheme = "github")]
+async fn debug_above(body: Bytes) -> String {
+    body.len().to_string()
+}
+
+#[axum::debug_handler(state = AppState)]
+#[webhook(scheme = "github")]
+async fn debug_above_two(axum::extract::State(name): axum::extract::State<String>, body: String) -> String {
+    format!("{name} {body}")
+}
+
+#[webhook(scheme = "github")]
+#[axum::debug_handler(state = AppState)]
+async fn debug_below(body: Bytes) -> String {
+    body.len().to_string()
+}
+
+#[webhook(scheme = "github")]
+#[axum::debug_handler(state = AppState)]
+async fn debug_below_none() -> &'static str {
+    "pinged"
+}
+
 #[derive(Clone, FromRef)]
 struct AppState {
     name: String,
@@ -72,5 +97,9 @@ fn main() {
         .route("/stripe", post(stripe))
         .route("/ping", post(without_body))
         .route("/tagged", post(tagged))
+        .route("/debug/above", post(debug_above))
+        .route("/debug/above-two", post(debug_above_two))
+        .route("/debug/below", post(debug_below))
+        .route("/debug/below-none", post(debug_below_none))
         .with_state(state);
 }
