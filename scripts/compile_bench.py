@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """What `#[api_key]` costs the compiler: 200 handlers built without a guard, with a
-hand-written extractor argument, and with `#[api_key]` in three configurations (the default;
-another header and status, which share a type of the runtime; scopes, which define a type per
-handler), in the same run.
+hand-written extractor argument, and with `#[api_key]` in four configurations (the default;
+another header and status; scopes; a store, scopes and a rate limit together), in the same run.
 
-    python3 scripts/compile_bench.py [--handlers 200] [--rounds 7]
+    python3 scripts/compile_bench.py [--handlers 200] [--rounds 7] [--runtime PATH] [--lines-only]
+
+`--runtime` builds against another checkout's runtime (to compare with an earlier commit);
+`--lines-only` only counts the lines of expanded code per handler (rustc's `-Zunpretty=expanded`,
+enabled on the stable compiler with `RUSTC_BOOTSTRAP=1`, formatted by rustfmt).
 
 Generates one crate per variant under target/compile-bench (a workspace of its own that depends
 on this repository's runtime by path), builds their dependencies once, then, round after round,
 touches each crate's source and times `cargo build` of that crate alone, the variants in a
 rotating order. Prints the median of the per-round ratios to the plain crate, with their
-spread, and the lines of expanded code each handler adds (with `cargo expand` when installed).
+spread, and the lines of expanded code each handler adds.
 """
 import argparse
 import os
@@ -56,6 +59,7 @@ def handler(variant, i):
         "api_key": "#[api_key]",
         "api_key_header": '#[api_key(header = "x-partner-key", status = 403)]',
         "api_key_scopes": '#[api_key(scopes = ["orders:read"])]',
+        "api_key_full": '#[api_key(store = ApiKeys, scopes = ["orders:read"], rate_limit = "10/s")]',
     }[variant]
     return f"{attribute}\npub async fn h{i}() -> &'static str {{ \"{i}\" }}\n"
 
@@ -69,16 +73,15 @@ def source(variant, n):
     return text
 
 
-VARIANTS = ["plain", "extractor", "api_key", "api_key_header", "api_key_scopes"]
+VARIANTS = ["plain", "extractor", "api_key", "api_key_header", "api_key_scopes", "api_key_full"]
 
 
-def generate(n):
+def generate(n, runtime):
     members = ", ".join(f'"{v}"' for v in VARIANTS)
     (OUT).mkdir(parents=True, exist_ok=True)
     (OUT / "Cargo.toml").write_text(
         f"[workspace]\nresolver = \"3\"\nmembers = [{members}]\n"
     )
-    runtime = ROOT / "runtime"
     for variant in VARIANTS:
         crate = OUT / variant
         (crate / "src").mkdir(parents=True, exist_ok=True)
@@ -108,12 +111,31 @@ def build(variant, env):
     return time.perf_counter() - start
 
 
+def expanded_lines(variant, env):
+    """The lines of the crate's code after macro expansion, formatted by rustfmt."""
+    out = subprocess.run(
+        ["cargo", "rustc", "--quiet", "-p", variant.replace("_", "-"), "--", "-Zunpretty=expanded"],
+        # A target directory of its own: `RUSTC_BOOTSTRAP` changes every fingerprint, and the
+        # timed builds must not rebuild their dependencies afterwards.
+        cwd=OUT,
+        env=dict(env, RUSTC_BOOTSTRAP="1", CARGO_TARGET_DIR=str(OUT / "target-expanded")),
+        check=True, capture_output=True, text=True,
+    ).stdout
+    formatted = subprocess.run(
+        ["rustfmt", "--edition", "2024", "--emit", "stdout"],
+        input=out, check=True, capture_output=True, text=True,
+    ).stdout
+    return len([line for line in formatted.splitlines() if line.strip()])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--handlers", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--runtime", type=pathlib.Path, default=ROOT / "runtime")
+    parser.add_argument("--lines-only", action="store_true")
     args = parser.parse_args()
-    generate(args.handlers)
+    generate(args.handlers, args.runtime.resolve())
     # Incremental compilation would reuse the last build of an untouched file: every build here
     # compiles the crate from scratch.
     env = dict(os.environ, CARGO_TARGET_DIR=str(OUT / "target"), CARGO_INCREMENTAL="0")
@@ -123,6 +145,13 @@ def main():
         (OUT / "Cargo.lock").write_text(lock.read_text())
     for variant in VARIANTS:
         build(variant, env)  # dependencies, and a first build to warm caches
+    lines = {v: expanded_lines(v, env) for v in VARIANTS}
+    print("Lines of expanded code each handler adds to a plain one (non-blank, rustfmt):")
+    for variant in VARIANTS[1:]:
+        print(f"  {variant}: {(lines[variant] - lines['plain']) / args.handlers:.1f}")
+    print()
+    if args.lines_only:
+        return
     times = {v: [] for v in VARIANTS}
     for round_ in range(args.rounds):
         shift = round_ % len(VARIANTS)

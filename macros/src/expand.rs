@@ -88,7 +88,7 @@ pub(crate) fn api_key(args: TokenStream, item: TokenStream) -> TokenStream {
 /// the route that uses it raises no follow-on errors and IDEs keep resolving it.
 pub(crate) fn closest_valid_handler(handler: Handler) -> TokenStream {
     let Handler {
-        attrs,
+        mut attrs,
         vis,
         mut sig,
         mut body,
@@ -102,6 +102,20 @@ pub(crate) fn closest_valid_handler(handler: Handler) -> TokenStream {
         .into_iter()
         .partition(is_body_argument);
     sig.inputs = rest.into_iter().chain(reads_body).collect();
+    // An `impl Trait` argument, already reported, would leave axum a type to guess: it goes,
+    // and the body that used it with it.
+    let opaque = |input: &FnArg| matches!(input, FnArg::Typed(typed) if matches!(*typed.ty, syn::Type::ImplTrait(_)));
+    if sig.inputs.iter().any(opaque) {
+        sig.inputs = std::mem::take(&mut sig.inputs)
+            .into_iter()
+            .filter(|input| !opaque(input))
+            .collect();
+        body = proc_macro2::Group::new(
+            proc_macro2::Delimiter::Brace,
+            quote! { ::core::unreachable!() },
+        );
+        attrs.push(syn::parse_quote! { #[allow(unused_variables)] });
+    }
     // A return that is no response, already reported: the body is kept, but the handler
     // answers `()`.
     if let syn::ReturnType::Type(_, ty) = &sig.output
@@ -456,6 +470,23 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
     {
         check_opaque_response(opaque, errors);
     }
+    // An argument of type `impl Trait` makes the handler generic over a type axum cannot pick.
+    for input in &sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let syn::Type::ImplTrait(opaque) = &*typed.ty
+        {
+            let bounds = &opaque.bounds;
+            errors.push(syn::Error::new_spanned(
+                &typed.ty,
+                format!(
+                    "a handler's arguments are extractors, types axum builds from the request, \
+                     and `impl {}` names none: take the type itself (`String`, `Json<T>`, \
+                     `Path<T>`, ...)",
+                    written(&quote!(#bounds))
+                ),
+            ));
+        }
+    }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
         errors.push(syn::Error::new(
             receiver.self_token.span,
@@ -463,6 +494,28 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
              functions without a receiver, so pass what you need as state with `State<T>`",
         ));
     }
+}
+
+/// Tokens as a person writes them: `Into<String>`, not `Into < String >`.
+pub(crate) fn written(tokens: &TokenStream) -> String {
+    let mut text = tokens.to_string();
+    for (spaced, tight) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("[ ", "["),
+        (" ]", "]"),
+        ("( ", "("),
+        (" )", ")"),
+        (" ;", ";"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
 }
 
 /// `-> impl Trait` is a response only if `IntoResponse` is among its bounds (or implied by one
@@ -476,7 +529,7 @@ fn check_opaque_response(opaque: &syn::TypeImplTrait, errors: &mut Errors) {
             format!(
                 "`impl {}` is not a response, so the handler cannot serve a route: return \
                  `impl IntoResponse` (from `axum::response`), or a type that implements it",
-                quote!(#bounds).to_string().replace(" :: ", "::")
+                written(&quote!(#bounds))
             ),
         ));
     }
@@ -943,7 +996,8 @@ fn config_type(args: &Args, handler: &syn::Ident, private: &TokenStream) -> Toke
     } else {
         let mut bytes = packed(args);
         if bytes.len() <= 128 && scope_count <= 8 {
-            bytes.resize(128, 0);
+            // Whole words; the trailing zero words are the type's defaults.
+            bytes.resize(bytes.len().div_ceil(16) * 16, 0);
             let words = words(&bytes);
             quote! { #private::Packed<#status, #optional, #(#words),*> }
         } else {

@@ -184,12 +184,14 @@ pub mod metrics {
 /// state) or above it (the handler then needs an argument), and `#[tracing::instrument]` above or
 /// below. Documentation shows the handler as written.
 ///
-/// A configuration of the default store is a type of this crate that every handler configured
-/// alike shares (its names and scopes packed into the type, up to four sources, eight scopes and
-/// 128 bytes): nothing is defined beside the handler, it costs the compiler about what a
-/// hand-written extractor does, and the handler may be an associated function in an `impl`
-/// block. A configuration with `store = …`, or too large to pack, defines a type beside the
-/// handler, which an `impl` block cannot hold: its handler is a free function.
+/// Every configuration is a type of this crate that every handler configured alike shares (its
+/// names and scopes packed into the type, up to 64 scopes and 1,024 bytes; a `rate_limit`'s
+/// budget named by a hash of the handler's module, name and place): nothing is defined beside the
+/// handler but, where there is something to check, one hidden function that is never called. A
+/// plain `#[api_key]` costs the compiler about what a hand-written extractor does, and the
+/// handler may be an associated function in an `impl` block, of a generic type too, with every
+/// argument. The handler's documentation gains one line saying what a request needs: where the
+/// key goes, the scopes, the rate limit and the status of a refusal.
 ///
 /// `optional` and the key arguments must agree: with `optional`, take `Option<VerifiedKey>`
 /// (a bare `VerifiedKey`, also inside a tuple, is an error); without it, take `VerifiedKey` (an
@@ -253,12 +255,13 @@ pub mod metrics {
 /// | `#[api_key(optional, scopes = [...])]` | `optional` cannot go with `scopes`: a scoped route must refuse a request without a key |
 /// | `#[api_key]` twice on one item | applied twice; keep one, at the second attribute |
 /// | `#[api_key(stauts = 403, store = 5)]` | every malformed argument, each at its token |
-/// | `#[api_key(crate = axum)]` | cannot find `__private` in `axum`, at the path |
+/// | `#[api_key(crate = axum)]` | `crate` says where `axum_api_key` is, and `axum` is not it, at the path |
 /// | `#[api_key(store = PartnerKeys)]` with no such type | cannot find type `PartnerKeys`, once, at the type |
 /// | `#[api_key(store = 5)]`, `store = &str` | expected a type |
 /// | `#[api_key(state = AppState)]` where `AppState` lacks the store | the router state `AppState` does not provide the API key store `ApiKeys`, at `AppState`, with the two fixes |
 /// | the same without `state = …` | axum's unsatisfied `Handler` bound at the route: add `state = AppState` to get the message above |
-/// | `#[api_key(store = String)]` | `String` is not an API key store, at the type, with the method to implement |
+/// | `#[api_key(store = Arc<ApiKeys>)]`, `Option<ApiKeys>`, `Vec<u8>`, `String`, `VerifiedKey` | name the store itself / is not an API key store, at the type, with what to write (the route raises nothing more) |
+/// | `#[api_key(store = Settings)]`, a type of yours that is no store | `Settings` is not an API key store, at the type, with the method to implement (axum's `Handler` error at the route follows) |
 /// | more than 16 arguments | axum handlers take at most 16 arguments |
 /// | `store = …` on a unit struct | a guard type does not choose its store |
 /// | `fn handler()` without `async` | needs an async handler: write `async fn handler(...)` (the route using it raises nothing more) |
@@ -266,7 +269,13 @@ pub mod metrics {
 /// | `async fn h(Json(b): Json<T>, key: VerifiedKey)` | `Json` reads the request body, so it must be the last argument, at `Json<T>` |
 /// | a return type that is no response | `T` is not a response, so the handler cannot serve a route, at the type (axum's `Handler` error at the route follows) |
 /// | `#[axum::debug_handler]` below `#[api_key]` without a state | tell it the state, or put it above; with `state = AppState` in `#[api_key]`, that state is passed on to it |
-/// | `#[api_key(store = PartnerKeys)]` on an associated fn in an `impl` block | the compiler's "enum is not supported in `trait`s or `impl`s", at the attribute: move the handler out of the `impl` |
+/// | `-> impl Display` (bounds that are no response) | `impl Display` is not a response: return `impl IntoResponse` |
+/// | an argument of type `impl Into<String>` | a handler's arguments are extractors: take the type itself |
+/// | more than 64 scopes, or a scope over 255 bytes | at most 64 scopes / a scope can be at most 255 bytes |
+/// | `#[utoipa::path]` above `#[api_key]` (feature `openapi`) | its operation was made before the guard and documents no API key, at the handler's name: put `#[api_key]` above |
+/// | on a method declared in a trait (no body) | a method declared in a trait has none: put it on an `async fn` with a body |
+/// | on a method of a trait's `impl` | the compiler's "method has 1 parameter but the declaration in trait has 0": the guard is an argument, which the trait does not declare; route an inherent or free function |
+/// | `#[axum::debug_handler]` above a handler without arguments | axum's check calls it without the guard's argument: put `#[axum::debug_handler]` below `#[api_key]` |
 /// | `async fn handler(&self)` | a handler cannot take `self` |
 /// | `const`, `unsafe` or `extern` fn | cannot be an axum handler, with what to remove |
 /// | on a struct with fields, an enum, impl block, module, ... | protects an async handler function, or a unit struct |
@@ -305,8 +314,11 @@ pub use axum_api_key_macros::api_key;
 /// The handler gets a [`WebhookGuard`](webhook::WebhookGuard) first, which refuses a request
 /// without well-formed signature headers (`missing_signature`), with a timestamp out of the
 /// tolerance (`stale_timestamp`) or announcing a body over `max_body` (`body_too_large`) before
-/// any other extractor runs. Its body argument (`Bytes`, `String`, `Json<T>`, …; it must be
-/// the last) becomes a [`Signed`](webhook::Signed) of the same type, which reads the body once,
+/// any other extractor runs (it joins the first argument, so the handler keeps its arity and
+/// `#[axum::debug_handler]` composes above or below, given the state). Its last argument,
+/// whatever extractor it is (`Bytes`, `String`, `Json<T>`, one of your own, or one of the
+/// request's parts), is made from the verified request by a [`Signed`](webhook::Signed), which
+/// reads the body once,
 /// compares every secret's MAC with every signature in constant time (`bad_signature`), refuses
 /// a message handled before (`replayed`) or being handled (`in_flight`) and hands the handler
 /// the verified bytes. Delivery is at least once: the message counts as handled only once the
@@ -348,20 +360,20 @@ pub mod __private {
     /// The configuration of every guard of an [`ApiKeys`] store whose sources and scopes fit in
     /// 128 bytes, packed into `W0` to `W7` (little-endian): the count of sources, the count of
     /// scopes, then each source as its kind (0: a header, 1: a query parameter, 2: a cookie, 3:
-    /// bearer), its name's length and its name, then each scope as its length and its text.
-    /// Handlers configured alike share one type, so nothing is defined beside them and nothing
-    /// is compiled per handler.
+    /// bearer), its name's length and its name, then each scope as its length and its text;
+    /// trailing zero words may be left out. Handlers configured alike share one type, so
+    /// nothing is defined beside them and nothing is compiled per handler.
     pub enum Packed<
         const STATUS: u16,
         const OPTIONAL: bool,
         const W0: u128,
-        const W1: u128,
-        const W2: u128,
-        const W3: u128,
-        const W4: u128,
-        const W5: u128,
-        const W6: u128,
-        const W7: u128,
+        const W1: u128 = 0,
+        const W2: u128 = 0,
+        const W3: u128 = 0,
+        const W4: u128 = 0,
+        const W5: u128 = 0,
+        const W6: u128 = 0,
+        const W7: u128 = 0,
     > {}
 
     impl<
@@ -637,6 +649,12 @@ pub mod __private {
     /// The guard `#[api_key]` gives a handler without arguments: nothing reads the key after it.
     pub use crate::extract::GuardAlone;
 
+    pub use crate::checks::*;
+}
+
+/// What `#[api_key]` checks at compile time, named in the notes of its errors. Not public API.
+#[doc(hidden)]
+pub mod checks {
     /// Implemented by the stand-in operation `#[api_key]` defines, never by utoipa's: a handler
     /// whose `__path_` operation lacks it had `#[utoipa::path]` expanded above `#[api_key]`.
     #[cfg(feature = "openapi")]
