@@ -1,7 +1,7 @@
 //! Hexadecimal, as digests and signatures are written: 32 bytes in 64 digits.
 
 /// `bytes` as lower-case hexadecimal digits.
-#[cfg(any(feature = "file", feature = "webhooks"))]
+#[cfg(any(feature = "file", feature = "webhooks", test))]
 pub(crate) fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
