@@ -786,6 +786,16 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
         }) if lit.base10_digits().parse::<u16>().is_ok() => {
             return Err(suffixed(lit, lit.base10_digits(), lit.suffix()));
         }
+        Expr::Path(path) if status_constant(&path.path).is_some() => {
+            let (name, code) = status_constant(&path.path).unwrap_or_default();
+            return Err(syn::Error::new_spanned(
+                path,
+                format!(
+                    "the status is a plain integer, checked at compile time: write \
+                     `status = {code}` for `{name}`"
+                ),
+            ));
+        }
         other => {
             return Err(syn::Error::new_spanned(
                 other,
@@ -815,6 +825,36 @@ fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
         value: status,
         span: lit.span(),
     })
+}
+
+/// `StatusCode::FORBIDDEN` and the other client-error constants of `http`, with their codes.
+fn status_constant(path: &Path) -> Option<(String, u16)> {
+    const CODES: &[(&str, u16)] = &[
+        ("BAD_REQUEST", 400),
+        ("UNAUTHORIZED", 401),
+        ("PAYMENT_REQUIRED", 402),
+        ("FORBIDDEN", 403),
+        ("NOT_FOUND", 404),
+        ("METHOD_NOT_ALLOWED", 405),
+        ("NOT_ACCEPTABLE", 406),
+        ("PROXY_AUTHENTICATION_REQUIRED", 407),
+        ("REQUEST_TIMEOUT", 408),
+        ("CONFLICT", 409),
+        ("GONE", 410),
+        ("PRECONDITION_FAILED", 412),
+        ("IM_A_TEAPOT", 418),
+        ("UNPROCESSABLE_ENTITY", 422),
+        ("LOCKED", 423),
+        ("PRECONDITION_REQUIRED", 428),
+        ("TOO_MANY_REQUESTS", 429),
+        ("UNAVAILABLE_FOR_LEGAL_REASONS", 451),
+    ];
+    let last = path.segments.last()?;
+    let (_, code) = CODES.iter().find(|(name, _)| last.ident == name)?;
+    Some((
+        crate::expand::written(&quote::ToTokens::to_token_stream(path)),
+        *code,
+    ))
 }
 
 pub(crate) fn crate_path(value: &Expr) -> syn::Result<WithSpan<Path>> {

@@ -102,6 +102,14 @@ pub(crate) fn closest_valid_handler(handler: Handler) -> TokenStream {
         .into_iter()
         .partition(is_body_argument);
     sig.inputs = rest.into_iter().chain(reads_body).collect();
+    // A reference, already reported, is taken by value.
+    for input in &mut sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let syn::Type::Reference(reference) = &*typed.ty
+        {
+            typed.ty = reference.elem.clone();
+        }
+    }
     // An `impl Trait` argument, already reported, would leave axum a type to guess: it goes,
     // and the body that used it with it.
     let opaque = |input: &FnArg| matches!(input, FnArg::Typed(typed) if matches!(*typed.ty, syn::Type::ImplTrait(_)));
@@ -469,6 +477,22 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
         && let syn::Type::ImplTrait(opaque) = &**ty
     {
         check_opaque_response(opaque, errors);
+    }
+    // A reference cannot be extracted: axum builds every argument, and owns it.
+    for input in &sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let syn::Type::Reference(reference) = &*typed.ty
+        {
+            let inner = &reference.elem;
+            errors.push(syn::Error::new_spanned(
+                &typed.ty,
+                format!(
+                    "a handler's arguments are extractors that axum builds and hands over, so \
+                     they are taken by value: write `{}`, not a reference",
+                    written(&quote!(#inner))
+                ),
+            ));
+        }
     }
     // An argument of type `impl Trait` makes the handler generic over a type axum cannot pick.
     for input in &sig.inputs {

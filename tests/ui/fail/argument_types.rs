@@ -13,7 +13,20 @@ async fn hook(body: impl AsRef<[u8]>) -> String {
 }
 
 fn main() {
+    let _ = routes();
     let _: Router = Router::new()
         .route("/greet", get(greet))
         .with_state(ApiKeys::new());
+}
+
+// A reference is not an extractor; neither is a status written as `http`'s constant.
+#[api_key(status = axum::http::StatusCode::FORBIDDEN)]
+async fn by_reference(key: &VerifiedKey) -> String {
+    key.id().to_owned()
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/by-reference", get(by_reference))
+        .with_state(ApiKeys::new())
 }
