@@ -8,6 +8,8 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Expr, Lit, Meta, Path, Token};
 
+use crate::expand::written;
+
 /// The header read when the attribute names no source.
 pub(crate) const DEFAULT_HEADER: &str = "x-api-key";
 /// The status of a refused request when the attribute sets none.
@@ -183,6 +185,8 @@ pub(crate) enum Argument {
 pub(crate) struct Syntax {
     pub(crate) types: &'static [(&'static str, &'static str)],
     pub(crate) example: &'static str,
+    /// The argument a value written without a name most likely meant.
+    pub(crate) positional: &'static str,
 }
 
 const API_KEY_SYNTAX: Syntax = Syntax {
@@ -191,6 +195,7 @@ const API_KEY_SYNTAX: Syntax = Syntax {
         ("state", "state = AppState"),
     ],
     example: "#[api_key(header = \"x-api-key\", status = 403)]",
+    positional: "header",
 };
 
 /// Every argument in the order written: parsed, or the error of one that does not parse.
@@ -201,8 +206,13 @@ pub(crate) fn parse_arguments(
     let mut arguments = Vec::new();
     while !input.is_empty() {
         match parse_argument(input, syntax) {
-            Ok(argument) if input.is_empty() => arguments.push(Ok(argument)),
-            Ok(argument) => match input.parse::<Token![,]>() {
+            // A value that parsed but is refused, in words of its own.
+            Ok(Err(error)) => {
+                arguments.push(Err(error));
+                skip_argument(input)?;
+            }
+            Ok(Ok(argument)) if input.is_empty() => arguments.push(Ok(argument)),
+            Ok(Ok(argument)) => match input.parse::<Token![,]>() {
                 Ok(_) => arguments.push(Ok(argument)),
                 // The argument goes on past what parsed (`header "x"`): it is not what was
                 // meant, so only the syntax error is reported.
@@ -252,7 +262,23 @@ fn skip_argument(input: syn::parse::ParseStream<'_>) -> syn::Result<()> {
     })
 }
 
-fn parse_argument(input: syn::parse::ParseStream<'_>, syntax: &Syntax) -> syn::Result<Argument> {
+/// One argument: a syntax error outside, a value refused in words of its own inside.
+fn parse_argument(
+    input: syn::parse::ParseStream<'_>,
+    syntax: &Syntax,
+) -> syn::Result<syn::Result<Argument>> {
+    // A value without its name: `#[api_key("x-api-key")]`.
+    if input.peek(syn::Lit) {
+        let literal: syn::Lit = input.parse()?;
+        let value = written(&quote::ToTokens::to_token_stream(&literal));
+        return Ok(Err(syn::Error::new_spanned(
+            literal,
+            format!(
+                "arguments are named, `name = value`: write `{} = {value}`",
+                syntax.positional
+            ),
+        )));
+    }
     let fork = input.fork();
     let example = fork.parse::<syn::Ident>().ok().and_then(|name| {
         syntax
@@ -262,14 +288,41 @@ fn parse_argument(input: syn::parse::ParseStream<'_>, syntax: &Syntax) -> syn::R
             .map(|(_, example)| *example)
     });
     let Some(example) = example.filter(|_| fork.peek(Token![=])) else {
-        return input.parse().map(Argument::Meta);
+        return input.parse().map(|meta| Ok(Argument::Meta(meta)));
     };
     let name: syn::Ident = input.parse()?;
     input.parse::<Token![=]>()?;
-    let ty = input.parse().map_err(|error| {
+    // A value where a type goes: a literal secret or key, or a store built in place.
+    if input.peek(syn::Lit) {
+        let literal: syn::Lit = input.parse()?;
+        let message = if !matches!(literal, syn::Lit::Str(_)) {
+            format!("expected a type, e.g. `{example}`")
+        } else if name == "state" {
+            format!("`state` names the router state's type, not in quotes: write `{example}`")
+        } else {
+            let what = if name == "secrets" { "secrets" } else { "keys" };
+            format!(
+                "`{name}` names a type, and {what} are never written in code: they live in the \
+                 router state, loaded from the environment or a file at start; write \
+                 `{example}`"
+            )
+        };
+        return Ok(Err(syn::Error::new_spanned(literal, message)));
+    }
+    let ty: syn::Type = input.parse().map_err(|error| {
         syn::Error::new(error.span(), format!("expected a type, e.g. `{example}`"))
     })?;
-    Ok(Argument::Type(Path::from(name), ty))
+    if input.peek(syn::token::Paren) || input.peek(Token![.]) || input.peek(syn::token::Brace) {
+        let rest = input.cursor().token_tree().map(|(token, _)| token.span());
+        return Ok(Err(syn::Error::new(
+            rest.unwrap_or_else(|| name.span()),
+            format!(
+                "`{name}` names a type, not a value: write `{example}`, and put the value in \
+                 the router state (`.with_state(...)`)"
+            ),
+        )));
+    }
+    Ok(Ok(Argument::Type(Path::from(name), ty)))
 }
 
 fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
@@ -927,9 +980,14 @@ fn unknown_argument(name: &str) -> String {
     let valid = list(ARGUMENTS);
     // Names users bring from FastAPI or guess from HTTP vocabulary.
     let hint = match name {
-        "name" | "header_name" | "key" | "key_name" => {
+        "name" | "header_name" | "key_name" => {
             Some("the header is named with `header = \"x-api-key\"`")
         }
+        "key" | "keys" | "api_key" | "value" | "secret" => Some(
+            "keys are never written in code: they live in the store (`ApiKeys::new().with_key(\
+             \"partner-a\", key)`, loaded from the environment or a file at start); to name the \
+             header that carries the key, write `header = \"x-api-key\"`",
+        ),
         "status_code" | "code" | "http_status" => Some("the status is set with `status = 403`"),
         "auto_error" => Some(
             "`auto_error=False` is written `optional` here: a request without a key reaches the \

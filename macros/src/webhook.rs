@@ -100,6 +100,7 @@ pub(crate) fn webhook(args: TokenStream, item: TokenStream) -> TokenStream {
 const SYNTAX: Syntax = Syntax {
     types: &[("secrets", "secrets = PartnerSecrets")],
     example: "#[webhook(scheme = \"standard\", tolerance = 300)]",
+    positional: "scheme",
 };
 
 fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
