@@ -115,6 +115,7 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
             Err(error) => Err(error),
             Ok(Argument::Meta(meta)) => parse_one(&meta, &mut args),
             Ok(Argument::Type(path, ty)) => type_path(&ty, "secrets = PartnerSecrets")
+                .and_then(|secrets| not_secrets(&secrets.value).map_or(Ok(secrets), Err))
                 .and_then(|secrets| set_once(&mut args.secrets, secrets, &path)),
         };
         if let Err(error) = result {
@@ -122,6 +123,38 @@ fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
         }
     }
     args
+}
+
+/// Types that plainly hold no secrets the guard can use, told at the mistake: text (a secret
+/// belongs in the router state, not in a type), or a wrapper of a source.
+fn not_secrets(ty: &syn::Type) -> Option<syn::Error> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let inner = match &last.arguments {
+        syn::PathArguments::AngleBracketed(generics) => {
+            generics.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(inner) => Some(crate::expand::written(&quote!(#inner))),
+                _ => None,
+            })
+        }
+        _ => None,
+    };
+    let name = last.ident.to_string();
+    let message = match (name.as_str(), inner) {
+        ("Arc" | "Rc" | "Box" | "Option", Some(inner)) => format!(
+            "name the source itself, `secrets = {inner}`: the router state holds it and each \
+             request clones it, so it needs no `{name}`"
+        ),
+        ("String" | "str" | "Vec" | "Bytes", _) => format!(
+            "`{name}` is not a source of webhook secrets: `secrets` names a type in the router \
+             state that implements `SecretSource`, such as `WebhookSecrets` (the default), \
+             loaded with the secret at start"
+        ),
+        _ => return None,
+    };
+    Some(syn::Error::new_spanned(ty, message))
 }
 
 fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
@@ -292,10 +325,14 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     let tolerance = proc_macro2::Literal::u64_suffixed(tolerance);
     let scheme_number = scheme;
     let scheme = proc_macro2::Literal::u8_suffixed(scheme);
+    // A type that is no source of secrets is reported where it is named, once.
     let secrets = match &args.secrets {
         Some(secrets) => {
             let ty = &secrets.value;
-            quote! { #ty }
+            crate::expand::respan(
+                quote! { <#ty as #krate::__private::IsSecretSource>::Itself },
+                secrets.span,
+            )
         }
         None => quote! { #webhook::WebhookSecrets },
     };
@@ -303,7 +340,13 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     // the handler, so the attribute works on an associated function as on a free one.
     let config = quote! { #krate::__private::Webhook<#scheme, #tolerance, #max_body> };
     let mut sig = original.clone();
-    let guard_type = quote! { #webhook::WebhookGuard<#config, #secrets> };
+    // With `secrets = K`, what names it is spanned there, so that a `K` that is no source is
+    // reported once, at its name (the handler's own body type keeps its spans).
+    let at_secrets = |tokens: TokenStream| match &args.secrets {
+        Some(secrets) => crate::expand::respan(tokens, secrets.span),
+        None => tokens,
+    };
+    let guard_type = at_secrets(quote! { #webhook::WebhookGuard<#config, #secrets> });
     let guard: FnArg = syn::parse_quote! { _: #guard_type };
     // The message's claim, settled by the handler's answer; named where no user name can be.
     let delivery = syn::Ident::new("__api_key_delivery", Span::mixed_site());
@@ -321,13 +364,18 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     match sig.inputs.last_mut() {
         Some(FnArg::Typed(last)) if last.attrs.is_empty() => {
             let (pat, ty) = (&last.pat, &last.ty);
+            let open = at_secrets(quote! { #signed < });
+            let close = at_secrets(quote! { , #config, #secrets > });
             *last = syn::parse_quote! {
-                #signed(#pat, _, #delivery): #signed<#ty, #config, #secrets>
+                #signed(#pat, _, #delivery): #open #ty #close
             };
         }
-        _ => sig.inputs.push(syn::parse_quote! {
-            #signed(_, _, #delivery): #signed<#krate::__private::Bytes, #config, #secrets>
-        }),
+        _ => {
+            let signed_type =
+                at_secrets(quote! { #signed<#krate::__private::Bytes, #config, #secrets> });
+            sig.inputs
+                .push(syn::parse_quote! { #signed(_, _, #delivery): #signed_type });
+        }
     }
     if !alone {
         match sig.inputs.first_mut() {

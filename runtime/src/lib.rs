@@ -671,6 +671,19 @@ pub mod checks {
     #[cfg(feature = "openapi")]
     pub fn check_documentation_order<Operation: NotDocumentedYet>() {}
 
+    /// `secrets = K` as `#[webhook]` names it: `K` itself, when it is a source of secrets, so
+    /// that one that is not is reported where it is named.
+    #[cfg(feature = "webhooks")]
+    pub trait IsSecretSource {
+        /// `Self`.
+        type Itself: crate::webhook::SecretSource;
+    }
+
+    #[cfg(feature = "webhooks")]
+    impl<K: crate::webhook::SecretSource> IsSecretSource for K {
+        type Itself = K;
+    }
+
     /// `store = S` as the guard names it: `S` itself, when it is a key store, so that one that
     /// is not is reported where it is named, in the words of [`KeyStore`](crate::KeyStore).
     pub trait IsStore {

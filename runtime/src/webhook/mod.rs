@@ -108,6 +108,13 @@ pub trait WebhookConfigType: 'static {
 
 /// Where a webhook route takes its secrets from: the router state, through `FromRef`, like key
 /// stores. [`WebhookSecrets`] is one; name another with `#[webhook(secrets = MySecrets)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a source of webhook secrets",
+    label = "named as the secrets here",
+    note = "`secrets = T` names a type in the router state that implements \
+            `axum_api_key::webhook::SecretSource` (`fn webhook_secrets(&self) -> &WebhookSecrets`), \
+            such as `WebhookSecrets` (the default); secrets themselves are never written in code"
+)]
 pub trait SecretSource: Send + Sync + 'static {
     /// The secrets a signature may be made with.
     fn webhook_secrets(&self) -> &WebhookSecrets;
