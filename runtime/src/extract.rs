@@ -468,58 +468,58 @@ async fn guard<S: KeyStore>(
         }
         Found::Nothing => Err(Refusal::new(Problem::MissingKey, "missing", None)),
         Found::Duplicate => Err(Refusal::new(Problem::DuplicateKey, "duplicate", None)),
-        // Throttled before any check: a throttled client's guesses cost no hashing and no
-        // lookup.
-        Found::One { source, .. }
-            if let Some((client, wait)) = store.rate_limits().throttled(parts) =>
-        {
-            Err(
-                Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
-                    .retry(wait, None)
-                    .client(client),
-            )
-        }
-        Found::One { key, source } => match checked(&key) {
-            Err(error) => Err(Refusal::from_key_error(error, source)),
-            Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
-                // Looked up only to tell the operator which key to rotate, and only in a store
-                // that answers from memory: a store that waits is not made to work for requests
-                // that are refused either way, and that no throttle counts.
-                let exposed = if store.answers_from_memory() {
-                    store.verify(key).await.ok()
-                } else {
-                    None
-                };
-                warn_in_clear(parts, exposed.as_ref());
-                Err(Refusal::new(
-                    Problem::HttpsRequired,
-                    "insecure_transport",
-                    Some(source),
-                ))
+        Found::One { key, source } => match store.rate_limits().throttled(parts) {
+            // Throttled before any check: a throttled client's guesses cost no hashing and no
+            // lookup.
+            Some((client, wait)) => {
+                Err(
+                    Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
+                        .retry(wait, None)
+                        .client(client),
+                )
             }
-            Ok(key) => {
-                let reservation = if store.answers_from_memory() {
-                    Ok(None)
-                } else {
-                    store.rate_limits().reserve(parts)
-                };
-                match reservation {
-                    Err((client, wait)) => {
-                        Err(
-                            Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
-                                .retry(wait, None)
-                                .client(client),
-                        )
-                    }
-                    Ok(held) => {
-                        reserved = held;
-                        match store.verify(key).await {
-                            Err(error) => Err(Refusal::from_key_error(error, source)),
-                            Ok(verified) => Ok((verified, source)),
+            None => match checked(&key) {
+                Err(error) => Err(Refusal::from_key_error(error, source)),
+                Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
+                    // Looked up only to tell the operator which key to rotate, and only in a store
+                    // that answers from memory: a store that waits is not made to work for requests
+                    // that are refused either way, and that no throttle counts.
+                    let exposed = if store.answers_from_memory() {
+                        store.verify(key).await.ok()
+                    } else {
+                        None
+                    };
+                    warn_in_clear(parts, exposed.as_ref());
+                    Err(Refusal::new(
+                        Problem::HttpsRequired,
+                        "insecure_transport",
+                        Some(source),
+                    ))
+                }
+                Ok(key) => {
+                    let reservation = if store.answers_from_memory() {
+                        Ok(None)
+                    } else {
+                        store.rate_limits().reserve(parts)
+                    };
+                    match reservation {
+                        Err((client, wait)) => {
+                            Err(
+                                Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
+                                    .retry(wait, None)
+                                    .client(client),
+                            )
+                        }
+                        Ok(held) => {
+                            reserved = held;
+                            match store.verify(key).await {
+                                Err(error) => Err(Refusal::from_key_error(error, source)),
+                                Ok(verified) => Ok((verified, source)),
+                            }
                         }
                     }
                 }
-            }
+            },
         },
     };
     let failed_attempt = matches!(&outcome, Err(refusal) if refusal.is_failed_attempt());

@@ -64,8 +64,22 @@
 //!   (outcome, reason, status, source, method, route; `WARN` for a key sent in clear),
 //!   acceptances at `DEBUG` (with the key id). The key itself is never logged.
 //!
+//! ## Features
+//!
+//! | feature | what it adds | default |
+//! | --- | --- | --- |
+//! | `file` | `ApiKeys::from_file` and `ApiKeys::reload`: key records in a TOML file | on |
+//! | `postgres` | `PgKeys`: keys in PostgreSQL, answered from an in-process snapshot kept in step by `LISTEN`/`NOTIFY` | off |
+//! | `redis` | `RedisLimits`: rate limits counted in Redis, shared between instances | off |
+//! | `metrics` | usage metrics through the `metrics` facade | off |
+//! | `webhooks` | `#[webhook]` and the `webhook` module: Standard Webhooks, GitHub and Stripe signatures | off |
+//! | `openapi` | security requirements and refusals in utoipa operations | off |
+//! | `aide` | protected handlers in aide's `api_route` | off |
+//! | `cli` | the `axum-api-key` command-line tool (with `file`) | off |
+//!
 //! [axum]: https://docs.rs/axum
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -127,7 +141,7 @@ pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 /// | `api_key_rate_limited_total` | counter | – |
 /// | `api_key_guard_seconds` | histogram | – |
 ///
-/// Key ids are a label (`key_id`) only after [`label_key_ids(true)`](label_key_ids): every key
+/// Key ids are a label (`key_id`) only after [`label_key_ids(true)`](metrics::label_key_ids): every key
 /// is then a time series of its own.
 #[cfg(feature = "metrics")]
 pub mod metrics {

@@ -53,7 +53,7 @@ impl ApiKeys {
         })
     }
 
-    /// Issues a new key for `id`, in the store's [`KeyFormat`], and lets the id's current key
+    /// Issues a new key for `id`, in the store's [`KeyFormat`](crate::KeyFormat), and lets the id's current key
     /// keep working until `grace` has passed (or its own expiry, if sooner). The new key has
     /// the current key's scopes, metadata, rate limit, not-before time and expiry: a rotation
     /// replaces the key, it never extends it. Returns the new key, which is not kept anywhere:

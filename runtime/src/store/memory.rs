@@ -58,7 +58,7 @@ impl ApiKeys {
     /// # Panics
     ///
     /// When [`try_with`](Self::try_with) would return an error: an empty or repeated id, an
-    /// empty key, a key longer than [`MAX_KEY_LEN`], a key with characters other than visible
+    /// empty key, a key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN), a key with characters other than visible
     /// ASCII or not of the store's format, an invalid scope, or a key already in the store.
     #[track_caller]
     pub fn with(self, key: Key) -> Self {

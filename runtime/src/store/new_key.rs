@@ -152,7 +152,7 @@ impl Key {
     }
 
     /// A free field of the key's record, such as its owner or a ticket number, which handlers
-    /// read with [`VerifiedKey::metadata`].
+    /// read with [`VerifiedKey::metadata`](crate::VerifiedKey::metadata).
     pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.record.insert_metadata(name.into(), value.into());
         self
