@@ -3,13 +3,24 @@
 # validates as OpenAPI 3.1 (openapi-spec-validator), schemathesis finds no 5xx and no answer
 # that contradicts the document (without a key, with the rate-limited demo key, and with an
 # unlimited key), and headless Chromium authorizes in Swagger UI and calls GET /data.
-# A screenshot of the docs is kept at target/browser/docs.png.
+# A screenshot of the docs is kept at <target directory>/browser/docs.png.
 #
 # Installs what it needs: the PyPI tools, Debian's chromium, and playwright-core (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install -q --disable-pip-version-check \
+# Where cargo builds (`CARGO_TARGET_DIR` or the workspace's own), and a virtual environment
+# there for the PyPI tools: the system interpreter may be externally managed.
+target=$(cargo metadata --format-version 1 --no-deps --locked \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+if [ ! -x "$target/ci-venv/bin/python" ]; then
+  python3 -m venv "$target/ci-venv" || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv "$target/ci-venv"
+  }
+fi
+export PATH="$target/ci-venv/bin:$PATH"
+python -m pip install -q --disable-pip-version-check \
   "schemathesis==4.32.5" "openapi-spec-validator==0.9.0"
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
@@ -17,7 +28,7 @@ fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 
 cargo build -q --locked --example quickstart
-quickstart=target/debug/examples/quickstart
+quickstart="$target/debug/examples/quickstart"
 servers=()
 trap 'for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
 
@@ -45,12 +56,12 @@ schemathesis_run() {
 echo "== the quickstart's document validates as OpenAPI"
 start
 demo_key=$(grep -o 'demo_[A-Za-z0-9]*' "$log" | head -n 1)
-curl -fs "$base/openapi.json" -o target/openapi.json
-openapi-spec-validator target/openapi.json
+curl -fs "$base/openapi.json" -o "$target/openapi.json"
+openapi-spec-validator "$target/openapi.json"
 
 echo "== /docs in headless Chromium"
-mkdir -p target/browser
-node tests/browser/docs.mjs "$base" "$demo_key" target/browser/docs.png
+mkdir -p "$target/browser"
+node tests/browser/docs.mjs "$base" "$demo_key" "$target/browser/docs.png"
 
 echo "== schemathesis, without a key"
 schemathesis_run
