@@ -1,4 +1,4 @@
-//! The quickstart: three routes, two of them protected by an API key.
+//! The quickstart: its routes, three of them protected by an API key.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -10,7 +10,7 @@
 //! keeps it in memory only. `PORT` overrides the port (3000).
 //!
 //! Responses to a rate-limited key carry `RateLimit-Policy` and `RateLimit`; past the limit the
-//! answer is `429` with `Retry-After`. Twenty-odd wrong keys from one address a minute, and that
+//! answer is `429` with `Retry-After`. Thirty wrong keys from one address a minute, and that
 //! address is throttled (`429`) even with a right key, until it waits.
 //!
 //! - `GET /data`: `#[api_key]`, the header `x-api-key`, 401 when the key is missing or wrong.
