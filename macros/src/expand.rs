@@ -478,38 +478,31 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
     {
         check_opaque_response(opaque, errors);
     }
-    // A reference cannot be extracted: axum builds every argument, and owns it.
+    // Arguments that are no extractor: a reference (axum builds every argument and hands it
+    // over), or `impl Trait` (a type axum cannot pick).
     for input in &sig.inputs {
-        if let FnArg::Typed(typed) = input
-            && let syn::Type::Reference(reference) = &*typed.ty
-        {
-            let inner = &reference.elem;
-            errors.push(syn::Error::new_spanned(
-                &typed.ty,
+        let FnArg::Typed(typed) = input else { continue };
+        let message = match &*typed.ty {
+            syn::Type::Reference(reference) => {
+                let inner = &reference.elem;
                 format!(
                     "a handler's arguments are extractors that axum builds and hands over, so \
                      they are taken by value: write `{}`, not a reference",
                     written(&quote!(#inner))
-                ),
-            ));
-        }
-    }
-    // An argument of type `impl Trait` makes the handler generic over a type axum cannot pick.
-    for input in &sig.inputs {
-        if let FnArg::Typed(typed) = input
-            && let syn::Type::ImplTrait(opaque) = &*typed.ty
-        {
-            let bounds = &opaque.bounds;
-            errors.push(syn::Error::new_spanned(
-                &typed.ty,
+                )
+            }
+            syn::Type::ImplTrait(opaque) => {
+                let bounds = &opaque.bounds;
                 format!(
                     "a handler's arguments are extractors, types axum builds from the request, \
                      and `impl {}` names none: take the type itself (`String`, `Json<T>`, \
                      `Path<T>`, ...)",
                     written(&quote!(#bounds))
-                ),
-            ));
-        }
+                )
+            }
+            _ => continue,
+        };
+        errors.push(syn::Error::new_spanned(&typed.ty, message));
     }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
         errors.push(syn::Error::new(
