@@ -95,7 +95,7 @@ pub(crate) fn closest_valid_handler(handler: Handler) -> TokenStream {
     } = handler;
     sig.asyncness = Some(Default::default());
     sig.constness = None;
-    sig.unsafety = None;
+    sig.safety = syn::Safety::Default;
     sig.abi = None;
     // A body extractor goes last, where axum takes it.
     let (reads_body, rest): (Vec<FnArg>, Vec<FnArg>) = std::mem::take(&mut sig.inputs)
@@ -450,7 +450,7 @@ pub(crate) fn check_signature_of(attribute: &str, sig: &Signature, errors: &mut 
             ),
         ));
     }
-    if let Some(token) = &sig.unsafety {
+    if let syn::Safety::Unsafe(token) = &sig.safety {
         errors.push(syn::Error::new(
             token.span,
             "an `unsafe fn` cannot be an axum handler; remove `unsafe`",

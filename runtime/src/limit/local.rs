@@ -4,7 +4,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
@@ -77,20 +77,17 @@ pub(crate) struct LocalBudgets {
     id: u64,
     hasher: DefaultHashBuilder,
     shards: [Mutex<Shard>; SHARDS],
-    clock: quanta::Clock,
-    epoch: quanta::Instant,
+    epoch: Instant,
 }
 
 impl Default for LocalBudgets {
     fn default() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let clock = quanta::Clock::new();
         Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             hasher: DefaultHashBuilder::default(),
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
-            epoch: clock.now(),
-            clock,
+            epoch: Instant::now(),
         }
     }
 }
@@ -226,7 +223,7 @@ impl LocalBudgets {
 
     /// Nanoseconds since the epoch, never 0.
     fn now(&self) -> u64 {
-        u64::try_from(self.clock.now().duration_since(self.epoch).as_nanos())
+        u64::try_from(self.epoch.elapsed().as_nanos())
             .unwrap_or(u64::MAX)
             .max(1)
     }
