@@ -167,7 +167,7 @@ fn mistakes_exit_with_2_and_say_what_is_wrong() {
     let out = tool(&["generate", "--prefix", "my_app", "--id", "x"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--prefix"),
+        text(&out.stderr).contains("--format"),
         "{}",
         text(&out.stderr)
     );
@@ -321,9 +321,19 @@ fn keys_create_list_rotate_revoke_work_on_a_records_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(
-        text(&out.stderr).contains("--prefix"),
+        text(&out.stderr).contains("--format"),
         "{}",
         text(&out.stderr)
+    );
+    // Rotating needs a format too; the tool says so in its own words, never a Rust call.
+    let out = tool(&["keys", "rotate", "--file", file, "--id", "x"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let said = text(&out.stderr);
+    assert!(said.contains("--format myapp"), "{said}");
+    assert!(
+        !said.contains("ApiKeys") && !said.contains("::"),
+        "no Rust in a CLI error: {said}"
     );
 }
 
@@ -522,12 +532,35 @@ fn keys_create_starts_a_new_file_and_keeps_an_existing_files_format() {
     let out = tool(&["keys", "create", "--file", file, "--id", "a"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--prefix"),
+        text(&out.stderr).contains("--format"),
         "{}",
         text(&out.stderr)
     );
     assert!(!path.exists());
-    // A newcomer's first command.
+    // A newcomer's first command: no id needed, one is made and said.
+    let out = tool(
+        &["keys", "create", "--file", file, "--format", "myapp"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = text(&out.stdout).trim().to_owned();
+    assert!(first.starts_with("myapp_"), "{first}");
+    let told = text(&out.stderr);
+    let id = told
+        .split('`')
+        .nth(1)
+        .expect("the new id, quoted in the message");
+    assert!(
+        id.starts_with("key-") && id.len() == 12,
+        "a made id is `key-` and 8 hex digits: {told}"
+    );
+    assert!(
+        !told.contains(&first),
+        "the key goes to stdout only: {told}"
+    );
+    let listing = text(&tool(&["keys", "list", "--file", file], b"").stdout);
+    assert!(listing.contains(id), "{listing}");
+    // `--prefix` is still understood, as an alias.
     let out = tool(
         &[
             "keys", "create", "--file", file, "--id", "a", "--prefix", "myapp",
@@ -535,8 +568,6 @@ fn keys_create_starts_a_new_file_and_keeps_an_existing_files_format() {
         b"",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let first = text(&out.stdout).trim().to_owned();
-    assert!(first.starts_with("myapp_"), "{first}");
     // The file's format is used; another prefix is refused, never mixed in.
     let out = tool(&["keys", "create", "--file", file, "--id", "b"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -550,7 +581,7 @@ fn keys_create_starts_a_new_file_and_keeps_an_existing_files_format() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("myapp"), "{}", text(&out.stderr));
     let keys = ApiKeys::from_file(&path).expect("read");
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), 3);
     assert!(keys.verify(first.as_bytes()).is_ok());
     std::fs::remove_dir_all(&dir).ok();
 }

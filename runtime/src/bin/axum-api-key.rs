@@ -1,7 +1,7 @@
 //! `axum-api-key`: generate API keys and the configuration that holds only their digests.
 //!
 //! ```sh
-//! cargo run -p axum-api-key --features cli -- generate --prefix myapp --id partner-a --scopes orders:read --expires 90d
+//! cargo run -p axum-api-key --features cli -- generate --format myapp --id partner-a --scopes orders:read --expires 90d
 //! printf %s "$KEY" | cargo run -p axum-api-key --features cli -- hash --id partner-a
 //! cargo run -p axum-api-key --features cli -- keys create --file keys.toml --id partner-b
 //! cargo run -p axum-api-key --features cli -- keys list --file keys.toml
@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use axum_api_key::{ApiKeys, Key, KeyError, KeyFormat, MAX_KEY_LEN, digest};
+use axum_api_key::{
+    ApiKeys, ConfigError, ConfigErrorKind, Key, KeyError, KeyFormat, MAX_KEY_LEN, digest,
+};
 use clap::{Parser, Subcommand};
 
 /// Generate API keys for axum-api-key, and the configuration entries that hold only their
@@ -33,8 +35,8 @@ enum Command {
     /// Make a new key. The key goes to standard output, once; its configuration (the digest,
     /// never the key) goes to standard error.
     Generate {
-        /// The key's prefix, 1 to 16 letters and digits: keys look like `<prefix>_…`.
-        #[arg(long)]
+        /// The key format: its prefix, 1 to 16 letters and digits. Keys look like `<prefix>_…`.
+        #[arg(long = "format", visible_alias = "prefix", value_name = "PREFIX")]
         prefix: String,
         /// The id the key is known by, in logs and handlers.
         #[arg(long)]
@@ -84,17 +86,18 @@ enum Keys {
     Create {
         #[command(flatten)]
         place: Place,
-        /// The id the key is known by.
+        /// The id the key is known by; a new `key-…` id when not given.
         #[arg(long)]
-        id: String,
+        id: Option<String>,
         /// Scopes the key holds, separated by commas.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
         /// How long the key is valid, e.g. `90d`.
         #[arg(long)]
         expires: Option<humantime::Duration>,
-        /// The key's prefix, when the file names no `format` (always, for a database).
-        #[arg(long)]
+        /// The key format (its prefix, e.g. `myapp`): needed to start a new file, and always
+        /// for a database; a file that exists names its own.
+        #[arg(long = "format", visible_alias = "prefix", value_name = "PREFIX")]
         prefix: Option<String>,
     },
     /// List the keys of the file: id, scopes, expiry and state. Never a key or a digest.
@@ -121,8 +124,9 @@ enum Keys {
         /// How long the old key keeps working, e.g. `24h`; none by default.
         #[arg(long, default_value = "0s")]
         grace: humantime::Duration,
-        /// The new key's prefix, when the file names no `format` (always, for a database).
-        #[arg(long)]
+        /// The key format (its prefix, e.g. `myapp`), when the file names none (always, for a
+        /// database).
+        #[arg(long = "format", visible_alias = "prefix", value_name = "PREFIX")]
         prefix: Option<String>,
     },
 }
@@ -145,7 +149,7 @@ fn run(command: Command) -> Result<(), String> {
             scopes,
             expires,
         } => {
-            let format = KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?;
+            let format = KeyFormat::new(&prefix).map_err(|e| format!("--format: {e}"))?;
             let key = format.generate();
             let expires = expires.map(|duration| expiry(*duration)).transpose()?;
             let mut checked = Key::new(id.as_str(), &key).scopes(scopes.iter().cloned());
@@ -246,7 +250,7 @@ fn keys(command: Keys) -> Result<(), String> {
         return database_keys(&url, place.schema.clone(), command);
     }
     let file = place.file.clone().unwrap_or_default();
-    let open = |file: &PathBuf| ApiKeys::from_file_allowing_empty(file).map_err(|e| e.to_string());
+    let open = |file: &PathBuf| ApiKeys::from_file_allowing_empty(file).map_err(config_error);
     match command {
         Keys::Create {
             place: _,
@@ -256,7 +260,7 @@ fn keys(command: Keys) -> Result<(), String> {
             prefix,
         } => {
             let prefix = prefix
-                .map(|prefix| KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}")))
+                .map(|prefix| KeyFormat::new(&prefix).map_err(|e| format!("--format: {e}")))
                 .transpose()?;
             if !file.exists() {
                 create_records_file(&file, prefix.as_ref())?;
@@ -266,7 +270,7 @@ fn keys(command: Keys) -> Result<(), String> {
             let format = match (keys.format(), prefix) {
                 (Some(format), Some(asked)) if format.prefix() != asked.prefix() => {
                     return Err(format!(
-                        "--prefix: the keys of {} are of the format `{}`; drop --prefix or give \
+                        "--format: the keys of {} are of the format `{}`; drop --format or give \
                          that one",
                         file.display(),
                         format.prefix()
@@ -277,17 +281,18 @@ fn keys(command: Keys) -> Result<(), String> {
                 (None, None) => {
                     return Err(
                         "the records file names no key format: add `format = \"myapp\"` \
-                                to it, or give --prefix"
+                                to it, or give --format myapp"
                             .to_owned(),
                     );
                 }
             };
+            let id = id.map_or_else(new_id, Ok)?;
             let key = format.generate();
             let mut record = Key::new(id.as_str(), &key).scopes(scopes.iter().cloned());
             if let Some(duration) = expires {
                 record = record.expires_at(expiry(*duration)?);
             }
-            keys.add(record).map_err(|e| e.to_string())?;
+            keys.add(record).map_err(config_error)?;
             println!("{key}");
             eprintln!();
             eprintln!(
@@ -302,7 +307,7 @@ fn keys(command: Keys) -> Result<(), String> {
             Ok(())
         }
         Keys::Revoke { place: _, id } => {
-            let count = open(&file)?.revoke(&id).map_err(|e| e.to_string())?;
+            let count = open(&file)?.revoke(&id).map_err(config_error)?;
             eprintln!("Revoked {count} key(s) of `{id}` in {}.", file.display());
             Ok(())
         }
@@ -315,11 +320,11 @@ fn keys(command: Keys) -> Result<(), String> {
             let mut keys = open(&file)?;
             if let Some(prefix) = prefix {
                 keys = keys
-                    .with_format(KeyFormat::new(&prefix).map_err(|e| format!("--prefix: {e}"))?);
+                    .with_format(KeyFormat::new(&prefix).map_err(|e| format!("--format: {e}"))?);
             }
             // A grace period the file cannot hold is refused here, not saturated.
             from_now(*grace, "--grace")?;
-            let key = keys.rotate(&id, *grace).map_err(|e| e.to_string())?;
+            let key = keys.rotate(&id, *grace).map_err(config_error)?;
             println!("{key}");
             eprintln!();
             eprintln!(
@@ -331,13 +336,35 @@ fn keys(command: Keys) -> Result<(), String> {
     }
 }
 
+/// An id for a key created without `--id`: `key-` and 8 random hexadecimal digits.
+fn new_id() -> Result<String, String> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a new id: {e}"))?;
+    Ok(bytes.iter().fold("key-".to_owned(), |mut id, byte| {
+        id.push_str(&format!("{byte:02x}"));
+        id
+    }))
+}
+
+/// A store's error in the words of this tool: what to pass or change, never a Rust call.
+fn config_error(error: ConfigError) -> String {
+    match error.kind() {
+        ConfigErrorKind::NoFormat => {
+            "the records file names no key format, which a new key needs: \
+                                      add `format = \"myapp\"` to it, or give --format myapp"
+                .to_owned()
+        }
+        _ => error.to_string(),
+    }
+}
+
 /// Starts a records file for `keys create`, naming the key format so that every later key is
 /// of it. Never overwrites: a file that appears meanwhile is left as it is.
 fn create_records_file(file: &std::path::Path, format: Option<&KeyFormat>) -> Result<(), String> {
     use std::io::Write;
     let Some(format) = format else {
         return Err(format!(
-            "{} does not exist; give --prefix to create it with that key format",
+            "{} does not exist; give --format (e.g. `--format myapp`) to start it with that key format",
             file.display()
         ));
     };
@@ -411,10 +438,10 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
             options = options.schema(schema);
         }
         if let Some(prefix) = &prefix {
-            options = options.format(KeyFormat::new(prefix).map_err(|e| format!("--prefix: {e}"))?);
+            options = options.format(KeyFormat::new(prefix).map_err(|e| format!("--format: {e}"))?);
         }
         let keys = options.connect(url).await.map_err(|e| e.to_string())?;
-        let need_prefix = || "a database names no key format: give --prefix".to_owned();
+        let need_prefix = || "a database names no key format: give --format (e.g. `--format myapp`)".to_owned();
         match command {
             Keys::Create {
                 id,
@@ -425,6 +452,7 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
                 if prefix.is_none() {
                     return Err(need_prefix());
                 }
+                let id = id.map_or_else(new_id, Ok)?;
                 let expires = expires.map(|duration| expiry(*duration)).transpose()?;
                 let key = keys.create(&id, scopes, expires).await.map_err(|e| e.to_string())?;
                 println!("{key}");
