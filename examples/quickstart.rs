@@ -191,7 +191,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 "The demo key is limited to {DEMO_LIMIT}: watch the budget run out, then 429:"
             );
             println!(
-                "    for i in $(seq 61); do curl -s -o /dev/null -w '%{{http_code}} ' -H 'x-api-key: {key}' http://{address}/data; done; echo"
+                "    curl -s --parallel --parallel-max 70 -o /dev/null -w '%{{http_code}}\\n' -H 'x-api-key: {key}' 'http://{address}/data?n=[1-70]' | sort | uniq -c"
             );
             println!(
                 "    curl -i -H 'x-api-key: {key}' http://{address}/data    # RateLimit and Retry-After"
