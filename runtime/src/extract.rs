@@ -281,6 +281,64 @@ enum Keep {
     Nowhere,
 }
 
+/// The guard `#[api_key]` adds to a handler, made without a request: for calling a protected
+/// handler directly in a unit test.
+///
+/// `#[api_key]` pairs the guard with a handler's first argument (axum extracts a pair left to
+/// right, so the guard runs first without costing an argument), or makes it the only argument
+/// of a handler that has none. A test that calls the handler as a function passes
+/// `(UnitTestGuard::in_unit_test(), first)` for its first argument and the others as written,
+/// or `UnitTestGuard::in_unit_test()` alone; the guard's type, configuration included, is
+/// inferred from the handler. Nothing is verified: a request through a router always extracts
+/// the guard, which checks the key, and never meets this value.
+///
+/// ```
+/// use axum_api_key::{api_key, UnitTestGuard, VerifiedKey};
+///
+/// #[api_key(scopes = ["orders:read"])]
+/// async fn orders(key: VerifiedKey) -> String {
+///     format!("orders of {}", key.id())
+/// }
+///
+/// #[api_key]
+/// async fn ping() -> &'static str {
+///     "pong"
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let key = VerifiedKey::new("partner-a").with_scopes(["orders:read"]);
+/// let answer = orders((UnitTestGuard::in_unit_test(), key)).await;
+/// assert_eq!(answer, "orders of partner-a");
+/// assert_eq!(ping(UnitTestGuard::in_unit_test()).await, "pong");
+/// # });
+/// ```
+pub trait UnitTestGuard: sealed::Sealed {
+    /// The guard, as the handler's argument.
+    fn in_unit_test() -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<C, S> Sealed for super::RequireApiKey<C, S> {}
+    impl<C, S> Sealed for super::GuardAlone<C, S> {}
+}
+
+impl<C, S> UnitTestGuard for RequireApiKey<C, S> {
+    fn in_unit_test() -> Self {
+        Self {
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C, S> UnitTestGuard for GuardAlone<C, S> {
+    fn in_unit_test() -> Self {
+        Self {
+            _config: PhantomData,
+        }
+    }
+}
+
 /// The guard of a handler without arguments of its own: nothing after it reads the request, so
 /// the accepted key is not stored for anyone. Not public API: `#[api_key]` uses it.
 #[doc(hidden)]

@@ -109,7 +109,7 @@ pub mod webhook;
 
 pub use config::DEFAULT_ID;
 pub use error::{ConfigError, ConfigErrorKind};
-pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
+pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source, UnitTestGuard};
 pub use format::KeyFormat;
 pub use headers::{
     RateLimitHeaders, RateLimitHeadersFuture, RateLimitHeadersLayer, rate_limit_headers,
