@@ -76,7 +76,12 @@ impl Problem {
     /// The problem `type` URI: `about:blank` (the problem is then told by its `title`), or the
     /// base set with [`set_problem_type_base`] followed by [`slug`](Self::slug).
     pub fn type_uri(self) -> &'static str {
-        let uris = TYPE_URIS.get_or_init(|| PROBLEMS.map(|_| Box::from("about:blank")));
+        let uris = TYPE_URIS.get_or_init(|| {
+            PROBLEMS.map(|problem| match type_base() {
+                Some(base) => format!("{base}{}", problem.slug()).into_boxed_str(),
+                None => Box::from("about:blank"),
+            })
+        });
         &uris[self as usize]
     }
 
@@ -122,12 +127,61 @@ impl Problem {
     }
 }
 
-/// The `type` URI of each problem, fixed by the first refusal or by [`set_problem_type_base`].
+/// The `type` URI of each problem, made from [`TYPE_BASE`] at the first refusal.
 static TYPE_URIS: OnceLock<[Box<str>; 13]> = OnceLock::new();
+
+/// The base of every problem `type` URI the crate writes, `None` for `about:blank`: fixed by
+/// [`set_problem_type_base`] or, when it was not called, by the first refusal.
+static TYPE_BASE: OnceLock<Option<Box<str>>> = OnceLock::new();
+
+fn type_base() -> Option<&'static str> {
+    TYPE_BASE.get_or_init(|| None).as_deref()
+}
+
+/// The one `application/problem+json` renderer of every refusal that is not the guard's own
+/// (cached) one: self-service and webhook refusals. `type` is the base set with
+/// [`set_problem_type_base`] followed by `slug`, or `about:blank`; `reason` is an extension
+/// member for machines.
+pub(crate) fn problem_response(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: &str,
+    reason: Option<&str>,
+) -> Response {
+    use fmt::Write as _;
+    let mut body = String::with_capacity(192);
+    let _ = match type_base() {
+        Some(base) => write!(body, "{{\"type\":\"{base}{slug}\""),
+        None => write!(body, "{{\"type\":\"about:blank\""),
+    };
+    let _ = write!(
+        body,
+        ",\"title\":{},\"status\":{},\"detail\":{}",
+        JsonStr(title),
+        status.as_u16(),
+        JsonStr(detail)
+    );
+    if let Some(reason) = reason {
+        let _ = write!(body, ",\"reason\":{}", JsonStr(reason));
+    }
+    body.push('}');
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
 
 /// Makes every problem's `type` URI `base` followed by its [`Problem::slug`], so that clients
 /// can follow it to the app's own documentation of the problem:
 /// `https://api.example.com/problems/missing-key`.
+///
+/// It reaches every refusal the crate writes: the guard's, the self-service routes'
+/// (`keys-not-generated`, `key-already-rotated`, `key-not-changeable`,
+/// `key-change-unavailable`) and, with feature `webhooks`, signed webhooks'
+/// (`webhook-bad-signature` and the others of `WebhookProblem::slug`).
 ///
 /// Without it, `type` is `about:blank` and the problem is told by its `title` (RFC 9457,
 /// section 4.2.1). Call it once at start-up, before the first request: the URIs are fixed by the
@@ -155,9 +209,8 @@ pub fn set_problem_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
     {
         return Err(ProblemTypeBaseError::NotAbsolute);
     }
-    let uris = PROBLEMS.map(|problem| format!("{base}{}", problem.slug()).into_boxed_str());
-    TYPE_URIS
-        .set(uris)
+    TYPE_BASE
+        .set(Some(Box::from(base)))
         .map_err(|_| ProblemTypeBaseError::AlreadySet)
 }
 

@@ -268,24 +268,28 @@ fn json(status: StatusCode, body: &str) -> Response {
 }
 
 fn failed(key: &VerifiedKey, action: &'static str, error: &ManageError) -> Response {
-    let (status, title, detail) = match error {
+    let (status, slug, title, detail) = match error {
         ManageError::NoFormat => (
             StatusCode::CONFLICT,
+            "keys-not-generated",
             "Keys cannot be generated",
             "This service cannot issue new keys; ask its operators for one.",
         ),
         ManageError::Superseded => (
             StatusCode::CONFLICT,
+            "key-already-rotated",
             "Key already rotated",
             "This key has a successor already; rotate the successor instead.",
         ),
         ManageError::NotLive => (
             StatusCode::FORBIDDEN,
+            "key-not-changeable",
             "Key cannot be changed",
             "This key is revoked, expired or not valid yet.",
         ),
         ManageError::Failed(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
+            "key-change-unavailable",
             "Key store unavailable",
             "The key could not be changed right now; try again later.",
         ),
@@ -298,16 +302,5 @@ fn failed(key: &VerifiedKey, action: &'static str, error: &ManageError) -> Respo
         error = %error,
         "self-service"
     );
-    let body = format!(
-        "{{\"type\":\"about:blank\",\"title\":{},\"status\":{},\"detail\":{}}}",
-        JsonStr(title),
-        status.as_u16(),
-        JsonStr(detail)
-    );
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+    crate::rejection::problem_response(status, slug, title, detail, None)
 }

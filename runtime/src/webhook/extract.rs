@@ -9,15 +9,14 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::StatusCode;
+use http::header::CONTENT_LENGTH;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::verify::{Claimed, HeaderError, claimed, matching};
 use super::{Scheme, SecretSource, WebhookConfigType};
 use crate::extract::route;
-use crate::rejection::JsonStr;
 
 /// Why a webhook request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +59,23 @@ impl WebhookProblem {
             Self::BodyTooLarge => "body_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::NotProtected => "not_protected",
+        }
+    }
+
+    /// The problem's name in a `type` URI (see [`set_problem_type_base`](crate::set_problem_type_base)):
+    /// `webhook-` followed by the [`reason`](Self::reason) with hyphens, e.g.
+    /// `webhook-bad-signature`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::MissingSignature => "webhook-missing-signature",
+            Self::BadSignature => "webhook-bad-signature",
+            Self::StaleTimestamp => "webhook-stale-timestamp",
+            Self::Replayed => "webhook-replayed",
+            Self::InFlight => "webhook-in-flight",
+            Self::ReceiverFull => "webhook-receiver-full",
+            Self::BodyTooLarge => "webhook-body-too-large",
+            Self::BodyTimeout => "webhook-body-timeout",
+            Self::NotProtected => "webhook-not-protected",
         }
     }
 
@@ -137,19 +153,13 @@ impl std::error::Error for WebhookRejection {}
 impl IntoResponse for WebhookRejection {
     fn into_response(self) -> Response {
         let problem = self.problem;
-        let body = format!(
-            "{{\"type\":\"about:blank\",\"title\":{},\"status\":{},\"detail\":{},\"reason\":{}}}",
-            JsonStr(problem.title()),
-            problem.status().as_u16(),
-            JsonStr(problem.detail()),
-            JsonStr(problem.reason()),
-        );
-        let mut response = (problem.status(), body).into_response();
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        crate::rejection::problem_response(
+            problem.status(),
+            problem.slug(),
+            problem.title(),
+            problem.detail(),
+            Some(problem.reason()),
+        )
     }
 }
 
