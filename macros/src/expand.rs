@@ -590,19 +590,19 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
         body,
     } = handler;
     pass_state_to_debug_handler(&mut attrs, args);
-    #[cfg(feature = "openapi")]
-    {
-        let krate = crate_root(args);
-        for attr in attrs.iter_mut().filter(|attr| is_documentation_path(attr)) {
-            crate::openapi::document(attr, args, &krate);
-        }
-    }
     let mut sig = original.clone();
     let private = private_path(args);
     // Every configuration is a type of the runtime, shared by every handler configured alike:
     // nothing is defined beside the handler, so the attribute works on an associated function
     // as on a free one.
     let config = config_type(args, &original.ident, &private);
+    #[cfg(feature = "openapi")]
+    {
+        let krate = crate_root(args);
+        for attr in attrs.iter_mut().filter(|attr| is_documentation_path(attr)) {
+            crate::openapi::document(attr, args, &krate, &config, &private);
+        }
+    }
     let checks = checks(args, &sig, &private);
     // The store is named only when it is not the default, `ApiKeys`.
     let store = args.store.as_ref().map(|store| {

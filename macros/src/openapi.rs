@@ -82,7 +82,13 @@ pub(crate) fn order_check(
 }
 
 /// `#[utoipa::path(...)]` with the guard's security requirement and refusals added to its own.
-pub(crate) fn document(attr: &mut syn::Attribute, args: &Args, krate: &TokenStream) {
+pub(crate) fn document(
+    attr: &mut syn::Attribute,
+    args: &Args,
+    krate: &TokenStream,
+    config: &TokenStream,
+    private: &TokenStream,
+) {
     let syn::Meta::List(list) = &mut attr.meta else {
         return;
     };
@@ -99,7 +105,7 @@ pub(crate) fn document(attr: &mut syn::Attribute, args: &Args, krate: &TokenStre
     let anonymous = args.optional.as_ref().map(|_| quote! { (), });
     let security = quote! { #anonymous #(#requirements),* };
     let declared = declared_statuses(&arguments);
-    let responses = refusals(args, krate, &declared);
+    let responses = refusals(args, krate, &declared, config, private);
     let mut has_security = false;
     let mut has_responses = false;
     for argument in &mut arguments {
@@ -124,9 +130,15 @@ pub(crate) fn document(attr: &mut syn::Attribute, args: &Args, krate: &TokenStre
     list.tokens = quote! { #(#arguments),* };
 }
 
-/// The refusals of this guard, each a `responses(...)` entry, but for statuses the handler
-/// documents itself.
-fn refusals(args: &Args, krate: &TokenStream, declared: &[u16]) -> TokenStream {
+/// The refusals of this guard, each a `responses(...)` entry with the body a request gets as
+/// its example, but for statuses the handler documents itself.
+fn refusals(
+    args: &Args,
+    krate: &TokenStream,
+    declared: &[u16],
+    config: &TokenStream,
+    private: &TokenStream,
+) -> TokenStream {
     let status = args.status.as_ref().map_or(DEFAULT_STATUS, |s| s.value);
     let problem = quote! { #krate::openapi::ApiKeyProblem };
     let content_type = "application/problem+json";
@@ -173,8 +185,11 @@ fn refusals(args: &Args, krate: &TokenStream, declared: &[u16]) -> TokenStream {
         } else {
             quote! { , #headers }
         };
+        let example = quote! {
+            json!(#private::refusal_example(#code, <#config as #private::KeyConfig>::CONFIG))
+        };
         out.push(quote! {
-            (status = #code, description = #description, body = #problem, content_type = #content_type #headers)
+            (status = #code, description = #description, body = #problem, content_type = #content_type #headers, example = #example)
         });
     }
     quote! { #(#out),* }

@@ -349,6 +349,8 @@ pub use axum_api_key_macros::webhook;
 pub mod __private {
     pub use crate::extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
     pub use crate::limit::RateLimit;
+    #[cfg(feature = "openapi")]
+    pub use crate::openapi::refusal_example;
     pub use crate::store::ApiKeys;
     pub use axum::response::{IntoResponse, Response};
     pub use bytes::Bytes;

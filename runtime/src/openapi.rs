@@ -132,6 +132,7 @@ pub struct OwnKey {
     /// The scopes the key holds.
     scopes: Vec<String>,
     /// When the key stops working (RFC 3339), if it expires.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     /// The key's rate limit, such as `100/min`, if it has one.
     rate_limit: Option<String>,
@@ -146,6 +147,7 @@ pub struct RotatedKey {
     /// The scopes the new key holds.
     scopes: Vec<String>,
     /// When the presented key stops working: the end of the grace period (RFC 3339).
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     /// The rate limit, shared by the new key.
     rate_limit: Option<String>,
@@ -262,6 +264,23 @@ fn problem(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
+/// The example of a refusal with `status` by a guard configured so, as a request gets it: the
+/// configured status for a missing key (naming where the key goes), 400 for a key sent twice,
+/// 403 for a missing scope, 429 for a rate limit, 503 for a store that cannot answer. Not
+/// public API: `#[api_key]` documents its refusals with it, as the runtime's documents do.
+#[doc(hidden)]
+pub fn refusal_example(status: u16, config: crate::GuardConfig) -> serde_json::Value {
+    let shown = match status {
+        400 => crate::Problem::DuplicateKey,
+        429 => crate::Problem::RateLimited,
+        503 => crate::Problem::StoreUnavailable,
+        _ if status == config.status().as_u16() => crate::Problem::MissingKey,
+        _ => crate::Problem::InsufficientScope,
+    };
+    serde_json::from_str(&crate::rejection::example_body(shown, config))
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// The refusals a guard configured so may answer, as `#[api_key]` documents them: a 401 with
 /// its challenge, a 429 with when to retry.
 fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Response)> {
@@ -272,6 +291,9 @@ fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Respon
         .into_iter()
         .map(|(status, description)| {
             let mut response = problem(description);
+            if let Some(content) = response.content.get_mut("application/problem+json") {
+                content.example = Some(refusal_example(status, *config));
+            }
             let header = match status {
                 401 => Some((
                     "WWW-Authenticate",

@@ -275,6 +275,51 @@ struct Rendered {
     body: Bytes,
 }
 
+/// The status a guard configured so answers a problem with.
+fn status_of(problem: Problem, config: GuardConfig) -> StatusCode {
+    match problem {
+        Problem::MissingKey
+        | Problem::InvalidKey
+        | Problem::RevokedKey
+        | Problem::ExpiredKey
+        | Problem::KeyNotYetValid => config.status(),
+        Problem::HttpsRequired => StatusCode::FORBIDDEN,
+        Problem::DuplicateKey => StatusCode::BAD_REQUEST,
+        Problem::InsufficientScope => StatusCode::FORBIDDEN,
+        Problem::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Problem::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
+        Problem::RateLimited | Problem::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        Problem::LimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The body a guard configured so sends for `problem`, as a documentation example: the same
+/// detail a request would get (naming the first place the key is read from, and every scope for
+/// a scope refusal), with `type` as it stands now. It fixes nothing: a document built before
+/// [`set_problem_type_base`] leaves the base free to be set.
+#[cfg(feature = "openapi")]
+pub(crate) fn example_body(problem: Problem, config: GuardConfig) -> String {
+    let status = status_of(problem, config);
+    let shape = Shape {
+        problem,
+        status,
+        config,
+        source: config.sources().first(),
+        missing_scopes: config.scopes(),
+    };
+    let type_uri = match TYPE_BASE.get() {
+        Some(Some(base)) => format!("{base}{}", problem.slug()),
+        _ => "about:blank".to_owned(),
+    };
+    format!(
+        "{{\"type\":{},\"title\":{},\"status\":{},\"detail\":{}}}",
+        JsonStr(&type_uri),
+        JsonStr(problem.title()),
+        status.as_u16(),
+        JsonStr(&shape.detail()),
+    )
+}
+
 impl ApiKeyRejection {
     pub(crate) fn new(
         problem: Problem,
@@ -282,20 +327,7 @@ impl ApiKeyRejection {
         source: Option<&'static Source>,
         missing_scopes: Vec<&'static str>,
     ) -> Self {
-        let status = match problem {
-            Problem::MissingKey
-            | Problem::InvalidKey
-            | Problem::RevokedKey
-            | Problem::ExpiredKey
-            | Problem::KeyNotYetValid => config.status(),
-            Problem::HttpsRequired => StatusCode::FORBIDDEN,
-            Problem::DuplicateKey => StatusCode::BAD_REQUEST,
-            Problem::InsufficientScope => StatusCode::FORBIDDEN,
-            Problem::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Problem::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
-            Problem::RateLimited | Problem::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            Problem::LimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
+        let status = status_of(problem, config);
         let shape = Shape {
             problem,
             status,

@@ -197,3 +197,40 @@ fn the_attribute_and_the_runtime_describe_refusals_alike() {
     }
     assert!(by_runtime["429"]["headers"]["Retry-After"].is_object());
 }
+
+#[test]
+fn each_refusal_shows_its_own_example_and_times_are_date_times() {
+    let api = document();
+    let responses = &api["paths"]["/orders"]["get"]["responses"];
+    for (status, title) in [
+        ("400", "API key sent more than once"),
+        ("403", "API key required"),
+        ("429", "Rate limit exceeded"),
+    ] {
+        let example = &responses[status]["content"]["application/problem+json"]["example"];
+        assert_eq!(example["status"].to_string(), status, "{status}: {example}");
+        assert_eq!(example["title"], title, "{status}: {example}");
+    }
+    // Our own 503 stays the handler's; the missing-key example names where the key goes.
+    assert!(
+        responses["503"]["content"].is_null(),
+        "{}",
+        responses["503"]
+    );
+    let detail = responses["403"]["content"]["application/problem+json"]["example"]["detail"]
+        .as_str()
+        .expect("detail");
+    assert!(detail.contains("x-partner-key"), "{detail}");
+
+    let (_, quickstart) = quickstart::documented();
+    let quickstart: Value =
+        serde_json::from_str(&quickstart.to_json().expect("JSON")).expect("JSON");
+    let schemas = &quickstart["components"]["schemas"];
+    for schema in ["OwnKey", "RotatedKey"] {
+        let expires_at = &schemas[schema]["properties"]["expires_at"];
+        assert_eq!(expires_at["format"], "date-time", "{schema}: {expires_at}");
+    }
+    let by_runtime = &quickstart["paths"]["/account/keys/me"]["get"]["responses"];
+    let example = &by_runtime["429"]["content"]["application/problem+json"]["example"];
+    assert_eq!(example["title"], "Rate limit exceeded", "{example}");
+}
