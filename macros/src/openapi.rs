@@ -168,10 +168,15 @@ fn refusals(
             TokenStream::new(),
         ),
     ];
-    if args.scopes.is_some() && status != 403 {
+    // Any key may be disabled or held to some networks, so every guard may answer 403.
+    if status != 403 {
         entries.push((
             403,
-            "The API key lacks a scope this operation requires.",
+            if args.scopes.is_some() {
+                "The API key lacks a scope this operation requires, is disabled, or may not be used from this address."
+            } else {
+                "The API key is disabled, or may not be used from this address."
+            },
             TokenStream::new(),
         ));
     }

@@ -50,7 +50,7 @@ pub enum ConfigErrorKind {
     UnknownKey,
     /// The key was rotated already: it has a successor and cannot rotate again.
     Superseded,
-    /// The key is revoked, expired or not valid yet, so it can change nothing.
+    /// The key is revoked, expired, not valid yet or disabled, so it can change nothing.
     KeyNotLive,
     /// Rotation generates a key, and the store has no [`KeyFormat`](crate::KeyFormat) to
     /// generate it in.
@@ -71,6 +71,9 @@ pub enum ConfigErrorKind {
     BadRedisUrl,
     /// A rate limit is not of the form `100/min`, `10/5s` or `10/s burst 20`.
     BadRateLimit,
+    /// An `allowed_ips` entry is not an address or a block such as `203.0.113.0/24` (see
+    /// [`IpNetwork`](crate::IpNetwork)).
+    BadNetwork,
     /// The store was not read from a file, so there is nothing to reload.
     NoFile,
     /// The records file holds no key, so every request would be refused; see
@@ -238,7 +241,7 @@ impl fmt::Display for ConfigError {
             K::Superseded => {
                 "the key was rotated already; only the id's current key can be rotated"
             }
-            K::KeyNotLive => "the key is revoked, expired or not valid yet",
+            K::KeyNotLive => "the key is revoked, expired, not valid yet or disabled",
             K::NoFormat => {
                 "rotation generates the new key, so the store needs a key format: \
                  `ApiKeys::with_format(KeyFormat::new(\"myapp\")?)`"
@@ -253,6 +256,10 @@ impl fmt::Display for ConfigError {
             K::BadRateLimit => {
                 "the rate limit must be written `<count>/<period>`, e.g. `100/min`, `10/5s` or \
                  `10/s burst 20`"
+            }
+            K::BadNetwork => {
+                "each allowed_ips entry must be an address or a block, e.g. `203.0.113.7`, \
+                 `203.0.113.0/24` or `2001:db8::/32`, with no bits set past its prefix"
             }
             K::NoFile => {
                 "the store was not read from a file: build it with `ApiKeys::from_file` to reload it"

@@ -592,6 +592,21 @@ async fn guard<S: KeyStore>(
         Ok(accepted) => accepted,
         Err(refusal) => return Err(refusal.reject(parts, config, None)),
     };
+    // A key restricted to some networks is refused from anywhere else before it may spend
+    // anything: a key copied out of a partner's office buys its holder nothing, not even the
+    // partner's budget.
+    if key.record().allowed_ips().is_some() {
+        let client = store.rate_limits().client(parts);
+        if !client.is_some_and(|address| key.allows(address)) {
+            let mut refusal = Refusal::new(
+                Problem::AddressNotAllowed,
+                "address_not_allowed",
+                Some(source),
+            );
+            refusal.client = client;
+            return Err(refusal.reject(parts, config, Some(&key)));
+        }
+    }
     if config.scopes.iter().any(|scope| !key.has_scope(scope)) {
         let refusal = Refusal::new(
             Problem::InsufficientScope,
@@ -716,6 +731,7 @@ impl Refusal {
             KeyError::Revoked => (Problem::RevokedKey, "revoked"),
             KeyError::Expired => (Problem::ExpiredKey, "expired"),
             KeyError::NotYetValid => (Problem::KeyNotYetValid, "not_yet_valid"),
+            KeyError::Disabled => (Problem::DisabledKey, "disabled"),
             KeyError::Unavailable => (Problem::StoreUnavailable, "store_unavailable"),
         };
         Self::new(problem, reason, Some(source))
@@ -763,6 +779,33 @@ impl Refusal {
                 method = %parts.method,
                 route = route(parts),
             ),
+            // Someone holds the key outside the networks it was given for: it may have
+            // leaked. The address is the one the rules trust, not one the client chose.
+            Problem::AddressNotAllowed => match self.client {
+                Some(client) => tracing::warn!(
+                    target: "axum_api_key::audit",
+                    outcome = "refused",
+                    reason = self.reason,
+                    status = rejection.status().as_u16(),
+                    key_id = key.map(VerifiedKey::id),
+                    client = %client,
+                    method = %parts.method,
+                    route = route(parts),
+                    "an API key restricted to some networks was used from another address"
+                ),
+                None => tracing::error!(
+                    target: "axum_api_key::audit",
+                    outcome = "refused",
+                    reason = self.reason,
+                    status = rejection.status().as_u16(),
+                    key_id = key.map(VerifiedKey::id),
+                    method = %parts.method,
+                    route = route(parts),
+                    "an API key restricted to some networks was refused: the server does not \
+                     tell the client's address; serve the router with \
+                     `into_make_service_with_connect_info::<SocketAddr>()`"
+                ),
+            },
             Problem::TooManyAttempts => tracing::warn!(
                 target: "axum_api_key::audit",
                 outcome = "refused",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::limit::RateLimit;
+use crate::network::IpNetwork;
 
 /// The key that a request presented and the guard accepted: its id and scopes, never the key
 /// itself.
@@ -51,6 +52,12 @@ pub(crate) struct KeyRecord {
     /// The key was rotated: it has a successor, and works only until its (shortened) expiry.
     /// It cannot be rotated again.
     pub(crate) superseded: bool,
+    /// Suspended: refused until enabled again, and kept as it is meanwhile.
+    pub(crate) disabled: bool,
+    /// The networks the key may be used from; `None` for anywhere. Boxed, as most keys have
+    /// none.
+    #[allow(clippy::box_collection)]
+    allowed_ips: Option<Box<Vec<IpNetwork>>>,
     /// Boxed: most keys have none, and a box is one word in every record.
     rate_limit: Option<Box<KeyLimit>>,
     // Boxed on purpose: an empty map is three words in every record, a box one.
@@ -179,6 +186,23 @@ impl KeyRecord {
         });
     }
 
+    /// The networks the key may be used from, if it is restricted.
+    pub(crate) fn allowed_ips(&self) -> Option<&[IpNetwork]> {
+        self.allowed_ips.as_deref().map(Vec::as_slice)
+    }
+
+    /// Restricts the key to these networks; `None` (or an empty list) lifts the restriction.
+    pub(crate) fn set_allowed_ips(&mut self, networks: Option<Vec<IpNetwork>>) {
+        self.allowed_ips = networks.filter(|list| !list.is_empty()).map(Box::new);
+    }
+
+    /// Restricts the key to no address at all: for a restriction that could not be read, which
+    /// must never leave the key open.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn refuse_everywhere(&mut self) {
+        self.allowed_ips = Some(Box::default());
+    }
+
     /// The free metadata fields.
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -248,6 +272,44 @@ impl VerifiedKey {
     /// The key's own rate limit, counted per key id across every route, if it has one.
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.record.rate_limit()
+    }
+
+    /// The same key, usable only from an address in one of `networks` (a custom
+    /// [`KeyStore`](crate::KeyStore) gives its keys' restrictions this way; the guard enforces
+    /// them, refusing any other address with `403`).
+    ///
+    /// ```
+    /// use axum_api_key::VerifiedKey;
+    ///
+    /// let key = VerifiedKey::new("partner-a").with_allowed_ips(["203.0.113.0/24".parse()?]);
+    /// assert!(key.allows("203.0.113.9".parse().unwrap()));
+    /// assert!(!key.allows("198.51.100.1".parse().unwrap()));
+    /// # Ok::<(), axum_api_key::IpNetworkError>(())
+    /// ```
+    pub fn with_allowed_ips(self, networks: impl IntoIterator<Item = IpNetwork>) -> Self {
+        let mut record = KeyRecord::clone(&self.record);
+        record.set_allowed_ips(Some(networks.into_iter().collect()));
+        Self::from_record(record)
+    }
+
+    /// The networks the key may be used from; empty when it may be used from anywhere.
+    pub fn allowed_ips(&self) -> &[IpNetwork] {
+        self.record.allowed_ips().unwrap_or_default()
+    }
+
+    /// Whether the key may be used from `address`: always for a key with no
+    /// [`allowed_ips`](Self::allowed_ips).
+    pub fn allows(&self, address: std::net::IpAddr) -> bool {
+        self.record
+            .allowed_ips()
+            .is_none_or(|networks| networks.iter().any(|network| network.contains(address)))
+    }
+
+    /// Whether the key is disabled: suspended, and refused until it is enabled again. Seen in
+    /// listings ([`ApiKeys::list`](crate::ApiKeys::list)); a request never gets this far with a
+    /// disabled key.
+    pub fn is_disabled(&self) -> bool {
+        self.record.disabled
     }
 
     /// The id the key was configured under, e.g. `partner-a`: safe to log and to show.

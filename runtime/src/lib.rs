@@ -94,6 +94,7 @@ mod hex;
 mod https;
 mod key;
 mod limit;
+mod network;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 mod rejection;
@@ -121,6 +122,7 @@ pub use limit::RedisReplayGuard;
 pub use limit::{RateLimit, RateLimitError, RateLimits, Throttle};
 #[cfg(feature = "redis")]
 pub use limit::{RedisFailure, RedisLimits};
+pub use network::{IpNetwork, IpNetworkError};
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use self_service::{ManageError, ManagedKeys, self_service};

@@ -266,7 +266,7 @@ fn problem(description: &str) -> utoipa::openapi::Response {
 
 /// The example of a refusal with `status` by a guard configured so, as a request gets it: the
 /// configured status for a missing key (naming where the key goes), 400 for a key sent twice,
-/// 403 for a missing scope, 429 for a rate limit, 503 for a store that cannot answer. Not
+/// 403 for a missing scope (or, on a route that requires none, a disabled key), 429 for a rate limit, 503 for a store that cannot answer. Not
 /// public API: `#[api_key]` documents its refusals with it, as the runtime's documents do.
 #[doc(hidden)]
 pub fn refusal_example(status: u16, config: crate::GuardConfig) -> serde_json::Value {
@@ -275,6 +275,7 @@ pub fn refusal_example(status: u16, config: crate::GuardConfig) -> serde_json::V
         429 => crate::Problem::RateLimited,
         503 => crate::Problem::StoreUnavailable,
         _ if status == config.status().as_u16() => crate::Problem::MissingKey,
+        _ if config.scopes().is_empty() => crate::Problem::DisabledKey,
         _ => crate::Problem::InsufficientScope,
     };
     serde_json::from_str(&crate::rejection::example_body(shown, config))

@@ -54,9 +54,17 @@ pub enum Problem {
     /// The shared rate limiter could not be asked, and it is configured to refuse rather than
     /// count in the process. Always `503 Service Unavailable`.
     LimiterUnavailable,
+    /// The key is disabled: suspended by the operator until it is enabled again. Always `403
+    /// Forbidden`: the key is genuine, so asking the client to authenticate (`401`) would
+    /// mislead, and sending it again will not help until the operator acts.
+    DisabledKey,
+    /// The key may be used only from some networks, and the request came from elsewhere (or
+    /// from an address the server cannot tell). Always `403 Forbidden`; nothing is spent from
+    /// the key's budgets.
+    AddressNotAllowed,
 }
 
-const PROBLEMS: [Problem; 13] = [
+const PROBLEMS: [Problem; 15] = [
     Problem::MissingKey,
     Problem::InvalidKey,
     Problem::DuplicateKey,
@@ -70,6 +78,8 @@ const PROBLEMS: [Problem; 13] = [
     Problem::RateLimited,
     Problem::TooManyAttempts,
     Problem::LimiterUnavailable,
+    Problem::DisabledKey,
+    Problem::AddressNotAllowed,
 ];
 
 impl Problem {
@@ -88,7 +98,7 @@ impl Problem {
     /// The problem's name in a `type` URI: `missing-key`, `invalid-key`, `duplicate-key`,
     /// `revoked-key`, `expired-key`, `key-not-yet-valid`, `insufficient-scope`,
     /// `https-required`, `store-unavailable`, `not-protected`, `rate-limited`,
-    /// `too-many-attempts` or `limiter-unavailable`.
+    /// `too-many-attempts`, `limiter-unavailable`, `key-disabled` or `address-not-allowed`.
     pub fn slug(self) -> &'static str {
         match self {
             Self::MissingKey => "missing-key",
@@ -104,6 +114,8 @@ impl Problem {
             Self::RateLimited => "rate-limited",
             Self::TooManyAttempts => "too-many-attempts",
             Self::LimiterUnavailable => "limiter-unavailable",
+            Self::DisabledKey => "key-disabled",
+            Self::AddressNotAllowed => "address-not-allowed",
         }
     }
 
@@ -123,12 +135,14 @@ impl Problem {
             Self::RateLimited => "Rate limit exceeded",
             Self::TooManyAttempts => "Too many failed attempts",
             Self::LimiterUnavailable => "Rate limiter unavailable",
+            Self::DisabledKey => "API key disabled",
+            Self::AddressNotAllowed => "Address not allowed for this API key",
         }
     }
 }
 
 /// The `type` URI of each problem, made from [`TYPE_BASE`] at the first refusal.
-static TYPE_URIS: OnceLock<[Box<str>; 13]> = OnceLock::new();
+static TYPE_URIS: OnceLock<[Box<str>; 15]> = OnceLock::new();
 
 /// The base of every problem `type` URI the crate writes, `None` for `about:blank`: fixed by
 /// [`set_problem_type_base`] or, when it was not called, by the first refusal.
@@ -290,6 +304,7 @@ fn status_of(problem: Problem, config: GuardConfig) -> StatusCode {
         Problem::NotProtected => StatusCode::INTERNAL_SERVER_ERROR,
         Problem::RateLimited | Problem::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Problem::LimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Problem::DisabledKey | Problem::AddressNotAllowed => StatusCode::FORBIDDEN,
     }
 }
 
@@ -518,6 +533,12 @@ impl Shape<'_> {
                 .to_owned(),
             Problem::LimiterUnavailable => "The request could not be counted against its rate \
                                             limit right now; try again later."
+                .to_owned(),
+            Problem::DisabledKey => "This API key is disabled; ask the API's operator to \
+                                     enable it."
+                .to_owned(),
+            Problem::AddressNotAllowed => "This API key may not be used from this network \
+                                           address."
                 .to_owned(),
         }
     }

@@ -83,8 +83,17 @@ pub(crate) fn refusals(config: &crate::GuardConfig) -> Vec<(u16, &'static str)> 
         ),
         (503, "The API key could not be checked right now."),
     ];
-    if !config.scopes().is_empty() && status != 403 {
-        refusals.push((403, "The API key lacks a scope this operation requires."));
+    // Any key may be disabled or held to some networks, so every guard may answer 403.
+    if status != 403 {
+        refusals.push((
+            403,
+            if config.scopes().is_empty() {
+                "The API key is disabled, or may not be used from this address."
+            } else {
+                "The API key lacks a scope this operation requires, is disabled, or may not be \
+                 used from this address."
+            },
+        ));
     }
     refusals
 }

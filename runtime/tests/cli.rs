@@ -414,6 +414,37 @@ fn keys_commands_work_on_a_database() {
         b"",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Suspended and back, and a key held to a network.
+    let out = tool_owned(&args(&["keys", "disable", "--id", "db-partner"]), b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Disabled 2 key(s)"));
+    let listing = text(&tool_owned(&args(&["keys", "list"]), b"").stdout);
+    assert_eq!(
+        listing.matches("db-partner\tdisabled").count(),
+        2,
+        "{listing}"
+    );
+    let out = tool_owned(&args(&["keys", "enable", "--id", "db-partner"]), b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tool_owned(
+        &args(&[
+            "keys",
+            "create",
+            "--id",
+            "db-office",
+            "--prefix",
+            "db",
+            "--allow-ip",
+            "203.0.113.0/24,2001:db8::/32",
+        ]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&tool_owned(&args(&["keys", "list"]), b"").stdout);
+    assert!(
+        listing.contains("db-office\tvalid\t[] from 203.0.113.0/24,2001:db8::/32"),
+        "{listing}"
+    );
     let out = tool_owned(&args(&["keys", "revoke", "--id", "db-partner"]), b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -615,4 +646,81 @@ fn the_tool_never_fails_for_a_busy_writer() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let changes = writer.join().expect("writer");
     assert!(changes > 0);
+}
+
+#[test]
+fn keys_disable_enable_and_allow_ip_work_on_a_records_file() {
+    let (path, first) = records_file("plans");
+    let file = path.to_str().unwrap();
+    let out = tool(&["keys", "disable", "--file", file, "--id", "first"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Disabled 1 key(s) of `first`"));
+    let keys = ApiKeys::from_file(&path).unwrap();
+    assert_eq!(
+        keys.verify(first.as_bytes()).unwrap_err(),
+        axum_api_key::KeyError::Disabled
+    );
+    let listing = text(&tool(&["keys", "list", "--file", file], b"").stdout);
+    assert!(listing.contains("first\tdisabled\t[]"), "{listing}");
+    let out = tool(&["keys", "enable", "--file", file, "--id", "first"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    keys.reload().unwrap();
+    assert!(keys.verify(first.as_bytes()).is_ok());
+
+    let out = tool(
+        &[
+            "keys",
+            "create",
+            "--file",
+            file,
+            "--id",
+            "office",
+            "--allow-ip",
+            "203.0.113.0/24",
+            "--allow-ip",
+            "2001:db8::1",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let office = text(&out.stdout).trim_end().to_owned();
+    keys.reload().unwrap();
+    let key = keys.verify(office.as_bytes()).unwrap();
+    assert!(key.allows("203.0.113.77".parse().unwrap()));
+    assert!(key.allows("2001:db8::1".parse().unwrap()));
+    assert!(!key.allows("2001:db8::2".parse().unwrap()));
+    let listing = text(&tool(&["keys", "list", "--file", file], b"").stdout);
+    assert!(
+        listing.contains("office\tvalid\t[] from 203.0.113.0/24,2001:db8::1"),
+        "{listing}"
+    );
+
+    // A network written wrong is refused before anything is made, with the fix.
+    let out = tool(
+        &[
+            "keys",
+            "create",
+            "--file",
+            file,
+            "--id",
+            "typo",
+            "--allow-ip",
+            "203.0.113.5/24",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("write 203.0.113.0/24 for the block"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tool(&["keys", "disable", "--file", file, "--id", "nobody"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no key has this id"),
+        "{}",
+        text(&out.stderr)
+    );
 }

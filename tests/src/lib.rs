@@ -138,6 +138,8 @@ pub fn problem_named(variant: &str) -> axum_api_key::Problem {
         "RateLimited" => Problem::RateLimited,
         "TooManyAttempts" => Problem::TooManyAttempts,
         "LimiterUnavailable" => Problem::LimiterUnavailable,
+        "DisabledKey" => Problem::DisabledKey,
+        "AddressNotAllowed" => Problem::AddressNotAllowed,
         other => panic!("no problem is named {other}"),
     }
 }

@@ -233,4 +233,18 @@ fn each_refusal_shows_its_own_example_and_times_are_date_times() {
     let by_runtime = &quickstart["paths"]["/account/keys/me"]["get"]["responses"];
     let example = &by_runtime["429"]["content"]["application/problem+json"]["example"];
     assert_eq!(example["title"], "Rate limit exceeded", "{example}");
+    // Any key may be disabled or held to some networks: a route with no scope documents 403
+    // too, by the attribute and by the runtime alike.
+    let by_attribute = &quickstart["paths"]["/data"]["get"]["responses"];
+    for responses in [by_attribute, by_runtime] {
+        let forbidden = &responses["403"];
+        assert!(
+            forbidden["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("disabled") && d.contains("address")),
+            "{forbidden}"
+        );
+        let example = &forbidden["content"]["application/problem+json"]["example"];
+        assert_eq!(example["title"], "API key disabled", "{example}");
+    }
 }

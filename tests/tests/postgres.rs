@@ -628,3 +628,70 @@ async fn until_accepted(keys: &PgKeys, key: &str) -> axum_api_key::VerifiedKey {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_keys_and_networks_reach_every_instance_and_survive_rotation() {
+    let Some(schema) = schema("plans").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let key = a.create("partner-a", ["x"], None).await.unwrap();
+    until(&b, &key, Ok("partner-a")).await;
+
+    // Disabled on one instance: refused there at once, on the other within a second.
+    assert_eq!(a.disable("partner-a").await.unwrap(), 1);
+    assert_eq!(accepted(&a, &key).await, Err(KeyError::Disabled));
+    until(&b, &key, Err(KeyError::Disabled)).await;
+    assert_eq!(a.disable("partner-a").await.unwrap(), 0, "no change");
+    assert!(matches!(
+        a.disable("nobody").await,
+        Err(PgKeysError::UnknownId(_))
+    ));
+    // A disabled key cannot rotate itself; the operator's rotation keeps it disabled.
+    let presented = axum_api_key::digest(key.as_bytes());
+    assert!(matches!(
+        a.rotate_presented(&presented, Duration::from_secs(60))
+            .await,
+        Err(PgKeysError::NotLive)
+    ));
+    let rotated = a
+        .rotate("partner-a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(accepted(&a, &rotated).await, Err(KeyError::Disabled));
+    assert_eq!(a.enable("partner-a").await.unwrap(), 2);
+    until(&b, &rotated, Ok("partner-a")).await;
+
+    // Networks: written as `cidr[]`, read back on every instance, kept through rotation.
+    let office: Vec<axum_api_key::IpNetwork> = vec![
+        "203.0.113.0/24".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+    ];
+    assert_eq!(a.set_allowed_ips("partner-a", &office).await.unwrap(), 2);
+    let started = Instant::now();
+    while b.verify(&rotated).await.unwrap().allowed_ips() != office.as_slice() {
+        assert!(started.elapsed() < Duration::from_secs(5), "not on b");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let newest = a.rotate("partner-a", Duration::ZERO).await.unwrap();
+    assert_eq!(
+        a.verify(&newest).await.unwrap().allowed_ips(),
+        office.as_slice()
+    );
+    // The database refuses what is not a network, and an empty list.
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    for bad in ["'{office}'", "'{}'"] {
+        let refused = sqlx::query(&format!(
+            "UPDATE {schema}.api_keys SET allowed_ips = {bad} WHERE id = 'partner-a'"
+        ))
+        .execute(&pool)
+        .await;
+        assert!(refused.is_err(), "{bad} was accepted");
+    }
+    // Lifted with an empty list.
+    assert_eq!(a.set_allowed_ips("partner-a", &[]).await.unwrap(), 3);
+    assert!(a.verify(&newest).await.unwrap().allowed_ips().is_empty());
+    let listed = a.list().await.unwrap();
+    assert!(listed.iter().all(|listed| !listed.key().is_disabled()));
+}

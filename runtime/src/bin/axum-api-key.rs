@@ -99,6 +99,10 @@ enum Keys {
         /// for a database; a file that exists names its own.
         #[arg(long = "format", visible_alias = "prefix", value_name = "PREFIX")]
         prefix: Option<String>,
+        /// Networks the key may be used from, e.g. `203.0.113.0/24,2001:db8::/32`; anywhere
+        /// when not given.
+        #[arg(long = "allow-ip", value_delimiter = ',', value_name = "NETWORK")]
+        allowed_ips: Vec<axum_api_key::IpNetwork>,
     },
     /// List the keys of the file: id, scopes, expiry and state. Never a key or a digest.
     List {
@@ -110,6 +114,23 @@ enum Keys {
         #[command(flatten)]
         place: Place,
         /// The id whose keys to revoke.
+        #[arg(long)]
+        id: String,
+    },
+    /// Disable every key of an id: refused (403, `key-disabled`) until enabled again, with
+    /// everything else about them kept.
+    Disable {
+        #[command(flatten)]
+        place: Place,
+        /// The id whose keys to disable.
+        #[arg(long)]
+        id: String,
+    },
+    /// Enable every key of an id again after `keys disable`.
+    Enable {
+        #[command(flatten)]
+        place: Place,
+        /// The id whose keys to enable.
         #[arg(long)]
         id: String,
     },
@@ -244,6 +265,8 @@ fn keys(command: Keys) -> Result<(), String> {
         Keys::Create { place, .. }
         | Keys::List { place }
         | Keys::Revoke { place, .. }
+        | Keys::Disable { place, .. }
+        | Keys::Enable { place, .. }
         | Keys::Rotate { place, .. } => place,
     };
     if let Some(url) = database(place)? {
@@ -258,6 +281,7 @@ fn keys(command: Keys) -> Result<(), String> {
             scopes,
             expires,
             prefix,
+            allowed_ips,
         } => {
             let prefix = prefix
                 .map(|prefix| KeyFormat::new(&prefix).map_err(|e| format!("--format: {e}")))
@@ -292,6 +316,9 @@ fn keys(command: Keys) -> Result<(), String> {
             if let Some(duration) = expires {
                 record = record.expires_at(expiry(*duration)?);
             }
+            if !allowed_ips.is_empty() {
+                record = record.allowed_ips(allowed_ips.iter().copied());
+            }
             keys.add(record).map_err(config_error)?;
             println!("{key}");
             eprintln!();
@@ -309,6 +336,16 @@ fn keys(command: Keys) -> Result<(), String> {
         Keys::Revoke { place: _, id } => {
             let count = open(&file)?.revoke(&id).map_err(config_error)?;
             eprintln!("Revoked {count} key(s) of `{id}` in {}.", file.display());
+            Ok(())
+        }
+        Keys::Disable { place: _, id } => {
+            let count = open(&file)?.disable(&id).map_err(config_error)?;
+            eprintln!("Disabled {count} key(s) of `{id}` in {}.", file.display());
+            Ok(())
+        }
+        Keys::Enable { place: _, id } => {
+            let count = open(&file)?.enable(&id).map_err(config_error)?;
+            eprintln!("Enabled {count} key(s) of `{id}` in {}.", file.display());
             Ok(())
         }
         Keys::Rotate {
@@ -393,6 +430,7 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             Some(KeyError::Revoked) => "revoked",
             Some(KeyError::Expired) => "expired",
             Some(KeyError::NotYetValid) => "not valid yet",
+            Some(KeyError::Disabled) => "disabled",
             Some(_) => "refused",
         };
         let scopes: Vec<&str> = key.scopes().collect();
@@ -404,8 +442,14 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             .rate_limit()
             .map(|limit| format!(" limited {limit}"))
             .unwrap_or_default();
+        let networks: Vec<String> = key.allowed_ips().iter().map(ToString::to_string).collect();
+        let from = if networks.is_empty() {
+            String::new()
+        } else {
+            format!(" from {}", networks.join(","))
+        };
         println!(
-            "{}\t{state}\t[{}]{expires}{limit}",
+            "{}\t{state}\t[{}]{expires}{limit}{from}",
             key.id(),
             scopes.join(" ")
         );
@@ -447,6 +491,7 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
                 id,
                 scopes,
                 expires,
+                allowed_ips,
                 ..
             } => {
                 if prefix.is_none() {
@@ -455,6 +500,14 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
                 let id = id.map_or_else(new_id, Ok)?;
                 let expires = expires.map(|duration| expiry(*duration)).transpose()?;
                 let key = keys.create(&id, scopes, expires).await.map_err(|e| e.to_string())?;
+                if !allowed_ips.is_empty() {
+                    // The key is not out yet: if the restriction cannot be written, it is
+                    // revoked rather than handed out open.
+                    if let Err(error) = keys.set_allowed_ips(&id, &allowed_ips).await {
+                        let _ = keys.revoke(&id).await;
+                        return Err(format!("{error}; the new key was revoked"));
+                    }
+                }
                 println!("{key}");
                 eprintln!();
                 eprintln!("The key for `{id}` is above, shown this once: hand it to its owner now.");
@@ -463,6 +516,14 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
             Keys::Revoke { id, .. } => {
                 let count = keys.revoke(&id).await.map_err(|e| e.to_string())?;
                 eprintln!("Revoked {count} key(s) of `{id}`.");
+            }
+            Keys::Disable { id, .. } => {
+                let count = keys.disable(&id).await.map_err(|e| e.to_string())?;
+                eprintln!("Disabled {count} key(s) of `{id}`.");
+            }
+            Keys::Enable { id, .. } => {
+                let count = keys.enable(&id).await.map_err(|e| e.to_string())?;
+                eprintln!("Enabled {count} key(s) of `{id}`.");
             }
             Keys::Rotate { id, grace, .. } => {
                 if prefix.is_none() {

@@ -33,7 +33,9 @@ struct Record {
     expires: Option<Spanned<Datetime>>,
     revoked: Option<Spanned<bool>>,
     superseded: Option<Spanned<bool>>,
+    disabled: Option<Spanned<bool>>,
     rate_limit: Option<Spanned<String>>,
+    allowed_ips: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -52,7 +54,9 @@ impl ApiKeys {
     /// expires = 2027-01-01T00:00:00Z           # optional
     /// revoked = false                          # optional
     /// superseded = false                       # optional: rotated out, cannot rotate again
+    /// disabled = false                         # optional: suspended until enabled again
     /// rate_limit = "100/min"                   # optional: see RateLimit
+    /// allowed_ips = ["203.0.113.0/24"]         # optional: see IpNetwork
     /// metadata = { owner = "Partner A Ltd" }   # optional, free text
     /// ```
     ///
@@ -311,6 +315,31 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             .scopes(scopes.iter().cloned())
             .revoked(revoked);
         key.record.superseded = record.superseded.as_ref().is_some_and(|s| *s.get_ref());
+        key.record.disabled = record.disabled.as_ref().is_some_and(|d| *d.get_ref());
+        if let Some(networks) = &record.allowed_ips {
+            let parsed = networks
+                .get_ref()
+                .iter()
+                .map(|text| text.parse::<crate::IpNetwork>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    field_error(
+                        ConfigErrorKind::BadNetwork,
+                        "allowed_ips",
+                        networks.span().start,
+                    )
+                })?;
+            if parsed.is_empty() {
+                // An empty list would read as "from anywhere": a restriction written wrong
+                // must not open the key up.
+                return Err(field_error(
+                    ConfigErrorKind::BadNetwork,
+                    "allowed_ips",
+                    networks.span().start,
+                ));
+            }
+            key = key.allowed_ips(parsed);
+        }
         if index.spliceable {
             match Spans::of(text, &record, digest) {
                 Some(spans) => index.records.push(spans),
@@ -385,6 +414,7 @@ struct Spans {
     revoked: Option<std::ops::Range<usize>>,
     superseded: Option<std::ops::Range<usize>>,
     expires: Option<std::ops::Range<usize>>,
+    disabled: Option<std::ops::Range<usize>>,
 }
 
 impl Spans {
@@ -407,11 +437,17 @@ impl Spans {
             revoked: record.revoked.as_ref().map(Spanned::span),
             superseded: record.superseded.as_ref().map(Spanned::span),
             expires: record.expires.as_ref().map(Spanned::span),
+            disabled: record.disabled.as_ref().map(Spanned::span),
         })
     }
 
     fn offsets(&mut self) -> impl Iterator<Item = &mut usize> {
-        let ranges = [&mut self.revoked, &mut self.superseded, &mut self.expires];
+        let ranges = [
+            &mut self.revoked,
+            &mut self.superseded,
+            &mut self.expires,
+            &mut self.disabled,
+        ];
         std::iter::once(&mut self.line_end).chain(
             ranges
                 .into_iter()
@@ -441,6 +477,7 @@ impl FileIndex {
             Field::Revoked => record.revoked.clone(),
             Field::Superseded => record.superseded.clone(),
             Field::Expires => record.expires.clone(),
+            Field::Disabled => record.disabled.clone(),
         };
         let (start, new_span) = match span {
             Some(span) => {
@@ -470,6 +507,7 @@ impl FileIndex {
             Field::Revoked => record.revoked = Some(new_span),
             Field::Superseded => record.superseded = Some(new_span),
             Field::Expires => record.expires = Some(new_span),
+            Field::Disabled => record.disabled = Some(new_span),
         }
     }
 
@@ -547,6 +585,12 @@ impl FileIndex {
                         self.expire(body, n, *at, newline)?;
                     }
                 }
+                FileEdit::Disable { id, disabled } => {
+                    let value = if *disabled { "true" } else { "false" };
+                    for n in self.of_id(id) {
+                        self.set(body, n, Field::Disabled, value, newline);
+                    }
+                }
                 FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
                     let n = self
                         .records
@@ -579,6 +623,7 @@ enum Field {
     Revoked,
     Superseded,
     Expires,
+    Disabled,
 }
 
 impl Field {
@@ -587,6 +632,7 @@ impl Field {
             Self::Revoked => "revoked",
             Self::Superseded => "superseded",
             Self::Expires => "expires",
+            Self::Disabled => "disabled",
         }
     }
 }
@@ -796,8 +842,15 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
             if record.superseded {
                 table.insert("superseded", value(true));
             }
+            if record.disabled {
+                table.insert("disabled", value(true));
+            }
             if let Some(limit) = record.rate_limit() {
                 table.insert("rate_limit", value(limit.to_string()));
+            }
+            if let Some(networks) = record.allowed_ips() {
+                let networks: toml_edit::Array = networks.iter().map(ToString::to_string).collect();
+                table.insert("allowed_ips", value(networks));
             }
             let mut metadata = toml_edit::InlineTable::new();
             for (name, text) in record.metadata() {
@@ -822,6 +875,11 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
             for table in keys.iter_mut().filter(|table| of_id(table, id)) {
                 table.insert("superseded", value(true));
                 expire(table, *at)?;
+            }
+        }
+        FileEdit::Disable { id, disabled } => {
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                table.insert("disabled", value(*disabled));
             }
         }
         FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
@@ -862,7 +920,9 @@ const FIELDS: &[&str] = &[
     "expires",
     "revoked",
     "superseded",
+    "disabled",
     "rate_limit",
+    "allowed_ips",
     "metadata",
 ];
 
@@ -1194,6 +1254,95 @@ mod tests {
         // An inline array of keys is edited through a full parse instead.
         let inline = format!("keys = [{{ id = \"a\", digest = \"sha256:{a}\" }}]\n");
         assert!(parse(&inline).unwrap().file_index.is_none());
+    }
+
+    #[test]
+    fn disabling_and_networks_are_read_written_and_kept() {
+        let dir = std::env::temp_dir().join(format!(
+            "axum-api-key-plans-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        // One file edited by splicing, one (its id written as a quoted key) through a full
+        // parse.
+        let layouts = [
+            format!(
+                "# partners\n[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\n\
+                 allowed_ips = [\"203.0.113.0/24\", \"2001:db8::/32\"] # office\n"
+            ),
+            format!(
+                "[[keys]]\n\"id\" = \"a\"\ndigest = \"{HELLO}\"\n\
+                 allowed_ips = [\"203.0.113.0/24\", \"2001:db8::/32\"]\n"
+            ),
+        ];
+        for (n, text) in layouts.iter().enumerate() {
+            let path = dir.join(format!("keys-{n}.toml"));
+            std::fs::write(&path, text).unwrap();
+            let keys = ApiKeys::from_file(&path).unwrap();
+            let key = keys.verify(b"hello").unwrap();
+            assert_eq!(
+                key.allowed_ips()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+                ["203.0.113.0/24", "2001:db8::/32"]
+            );
+            assert_eq!(keys.disable("a").unwrap(), 1);
+            assert_eq!(keys.verify(b"hello").unwrap_err(), KeyError::Disabled);
+            let written = std::fs::read_to_string(&path).unwrap();
+            assert!(written.contains("disabled = true"), "{written}");
+            assert!(written.contains("# office") || n == 1, "{written}");
+            assert_eq!(parse(&written).unwrap().file_index.is_some(), n == 0);
+            // Another process reading the file sees the suspension; enabling is written too.
+            let other = ApiKeys::from_file(&path).unwrap();
+            assert_eq!(other.verify(b"hello").unwrap_err(), KeyError::Disabled);
+            keys.enable("a").unwrap();
+            let written = std::fs::read_to_string(&path).unwrap();
+            assert!(written.contains("disabled = false"), "{written}");
+            other.reload().unwrap();
+            let key = other.verify(b"hello").unwrap();
+            assert_eq!(key.allowed_ips().len(), 2, "the networks are kept");
+            // A key added with networks and disabled is written with both.
+            keys.add(
+                crate::Key::new("b", "key-b-0123456789abcdef")
+                    .allowed_ips(["198.51.100.7".parse().unwrap()])
+                    .disabled(true),
+            )
+            .unwrap();
+            let reread = ApiKeys::from_file(&path).unwrap();
+            assert_eq!(
+                reread.verify(b"key-b-0123456789abcdef").unwrap_err(),
+                KeyError::Disabled
+            );
+            reread.enable("b").unwrap();
+            let b = reread.verify(b"key-b-0123456789abcdef").unwrap();
+            assert_eq!(b.allowed_ips()[0].to_string(), "198.51.100.7");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_network_written_wrong_is_an_error_at_its_line_never_an_open_key() {
+        for bad in [
+            "[\"203.0.113.5/24\"]",
+            "[\"office\"]",
+            "[]",
+            "[\"10.0.0.0/33\"]",
+        ] {
+            let text =
+                format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\n\nallowed_ips = {bad}\n");
+            let e = error(&text);
+            assert_eq!(
+                (e.kind(), e.line(), e.field()),
+                (ConfigErrorKind::BadNetwork, Some(5), Some("allowed_ips")),
+                "{bad}"
+            );
+        }
+        let e = error(&format!(
+            "[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\ndisabled = \"yes\"\n"
+        ));
+        assert_eq!((e.kind(), e.line()), (ConfigErrorKind::FileSyntax, Some(4)));
     }
 
     #[test]

@@ -53,6 +53,55 @@ impl ApiKeys {
         })
     }
 
+    /// Disables every key of `id`: a suspension, refused with `403` and the problem
+    /// `key-disabled` from the moment it returns, until [`enable`](Self::enable). Unlike
+    /// [`revoke`](Self::revoke), it is undone whole: the keys keep their scopes, limits and
+    /// validity meanwhile. A disabled key cannot rotate itself, and a key made by rotating a
+    /// disabled id is disabled too. Returns how many keys were disabled.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, KeyError};
+    ///
+    /// let keys = ApiKeys::new().with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s");
+    /// keys.disable("partner-a")?;
+    /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap_err(), KeyError::Disabled);
+    /// keys.enable("partner-a")?;
+    /// assert!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").is_ok());
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn disable(&self, id: &str) -> Result<usize, ConfigError> {
+        self.set_disabled(id, true)
+    }
+
+    /// Enables every key of `id` again after [`disable`](Self::disable); a key that is also
+    /// revoked or expired stays refused for that. Returns how many keys were enabled.
+    pub fn enable(&self, id: &str) -> Result<usize, ConfigError> {
+        self.set_disabled(id, false)
+    }
+
+    fn set_disabled(&self, id: &str, disabled: bool) -> Result<usize, ConfigError> {
+        self.change(|set, edits| {
+            let changed = std::cell::Cell::new(0);
+            let named = set.update(id, |record| {
+                if record.disabled != disabled {
+                    record.disabled = disabled;
+                    changed.set(changed.get() + 1);
+                }
+            });
+            let changed = changed.get();
+            if named == 0 {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+            if changed > 0 {
+                edits.push(FileEdit::Disable {
+                    id: id.into(),
+                    disabled,
+                });
+            }
+            Ok(changed)
+        })
+    }
+
     /// Issues a new key for `id`, in the store's [`KeyFormat`](crate::KeyFormat), and lets the id's current key
     /// keep working until `grace` has passed (or its own expiry, if sooner). The new key has
     /// the current key's scopes, metadata, rate limit, not-before time and expiry: a rotation
@@ -114,7 +163,7 @@ impl ApiKeys {
     /// `min(grace, its remaining life)`.
     ///
     /// Refused, with nothing changed, when the presented key is unknown
-    /// ([`UnknownKey`](ConfigErrorKind::UnknownKey)), revoked, expired or not valid yet
+    /// ([`UnknownKey`](ConfigErrorKind::UnknownKey)), revoked, expired, not valid yet or disabled
     /// ([`KeyNotLive`](ConfigErrorKind::KeyNotLive)), or rotated already
     /// ([`Superseded`](ConfigErrorKind::Superseded)): a key in its grace period, a leaked one
     /// the operator rotated out say, can never buy itself a successor. Of two rotations by one
@@ -341,4 +390,6 @@ pub(crate) enum FileEdit {
     Supersede { id: Box<str>, at: SystemTime },
     /// The key with this digest rotated out, expiring at this time at the latest.
     SupersedeKey { digest: KeyDigest, at: SystemTime },
+    /// Every key of this id disabled, or enabled again.
+    Disable { id: Box<str>, disabled: bool },
 }

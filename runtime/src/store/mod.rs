@@ -75,6 +75,9 @@ pub enum KeyError {
     Expired,
     /// The key's not-before time has not come yet.
     NotYetValid,
+    /// The key is disabled: suspended until it is enabled again. The request gets `403
+    /// Forbidden`.
+    Disabled,
     /// The store could not answer (its database or key service failed). The request gets
     /// `503 Service Unavailable`; log the cause in the store, where it is known.
     Unavailable,
@@ -89,6 +92,7 @@ impl fmt::Display for KeyError {
             Self::Revoked => "the API key was revoked",
             Self::Expired => "the API key expired",
             Self::NotYetValid => "the API key is not valid yet",
+            Self::Disabled => "the API key is disabled",
             Self::Unavailable => "the key store could not answer",
         })
     }
@@ -182,8 +186,8 @@ impl ListedKey {
         &self.key
     }
 
-    /// Why the key is refused now ([`KeyError::Revoked`], [`KeyError::Expired`] or
-    /// [`KeyError::NotYetValid`]), or `None` when it is accepted.
+    /// Why the key is refused now ([`KeyError::Revoked`], [`KeyError::Expired`],
+    /// [`KeyError::NotYetValid`] or [`KeyError::Disabled`]), or `None` when it is accepted.
     pub fn refused(&self) -> Option<KeyError> {
         self.refused
     }
@@ -233,7 +237,7 @@ impl ApiKeys {
 
     /// Checks a presented key: refuses it unhashed when it is too long, malformed or not of the
     /// store's format; otherwise hashes it, looks the digest up comparing digests in constant
-    /// time, and checks that the key is neither revoked, expired nor not yet valid.
+    /// time, and checks that the key is neither revoked, expired, not yet valid nor disabled.
     ///
     /// The cost does not grow with the number of keys, and no change to the store makes it
     /// wait.

@@ -144,6 +144,36 @@ impl Key {
         self
     }
 
+    /// The key is kept in the store but refused until it is enabled again
+    /// ([`ApiKeys::enable`](crate::ApiKeys::enable)): a suspension, unlike revocation, which is
+    /// for good. A request with it gets `403` with the problem `key-disabled`.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.record.disabled = disabled;
+        self
+    }
+
+    /// The key may be used only from an address in one of `networks`; any other address gets
+    /// `403` with the problem `address-not-allowed`, and an audit warning names the key's id
+    /// and the address. See [`IpNetwork`](crate::IpNetwork) for which address counts.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new().with(
+    ///     Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s")
+    ///         .allowed_ips(["203.0.113.0/24".parse()?, "2001:db8::/32".parse()?]),
+    /// );
+    /// let key = keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap();
+    /// assert!(key.allows("2001:db8::7".parse().unwrap()));
+    /// assert!(!key.allows("198.51.100.1".parse().unwrap()));
+    /// # Ok::<(), axum_api_key::IpNetworkError>(())
+    /// ```
+    pub fn allowed_ips(mut self, networks: impl IntoIterator<Item = crate::IpNetwork>) -> Self {
+        self.record
+            .set_allowed_ips(Some(networks.into_iter().collect()));
+        self
+    }
+
     /// Limits the key to `limit`, counted per key id (a rotated key and its successor share
     /// the budget); see [`RateLimits`](crate::RateLimits).
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {

@@ -31,7 +31,7 @@ pub enum PgKeysError {
     NoFormat,
     /// The presented key was rotated already and cannot rotate again.
     Superseded,
-    /// The presented key is revoked, expired, not valid yet, or gone.
+    /// The presented key is revoked, expired, not valid yet, disabled, or gone.
     NotLive,
 }
 
@@ -45,7 +45,9 @@ impl fmt::Display for PgKeysError {
             Self::UnknownId(_) => f.write_str("no key has this id"),
             Self::Invalid(error) => error.fmt(f),
             Self::Superseded => f.write_str("the key was rotated already"),
-            Self::NotLive => f.write_str("the key is revoked, expired, not valid yet or gone"),
+            Self::NotLive => {
+                f.write_str("the key is revoked, expired, not valid yet, disabled or gone")
+            }
             Self::NoFormat => f.write_str(
                 "creating a key generates it, so the store needs a key format: \
                  `PgKeys::options().format(KeyFormat::new(\"myapp\")?)`",
@@ -336,6 +338,73 @@ impl PgKeys {
         self.inner.resync().await
     }
 
+    /// Disables every key of `id` ([`ApiKeys::disable`](crate::ApiKeys::disable)): refused
+    /// here from the moment it returns, everywhere else within a second, until
+    /// [`enable`](Self::enable). Returns how many keys changed.
+    pub async fn disable(&self, id: &str) -> Result<u64, PgKeysError> {
+        self.set_disabled(id, true).await
+    }
+
+    /// Enables every key of `id` again. Returns how many keys changed.
+    pub async fn enable(&self, id: &str) -> Result<u64, PgKeysError> {
+        self.set_disabled(id, false).await
+    }
+
+    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<u64, PgKeysError> {
+        let rows = sqlx::query(
+            "UPDATE api_keys SET disabled = $2 WHERE id = $1 AND disabled <> $2 RETURNING digest",
+        )
+        .bind(id)
+        .bind(disabled)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        if rows.is_empty() {
+            self.must_exist(id).await?;
+        }
+        let digests = digests_of(&rows)?;
+        self.inner.refresh(&digests).await?;
+        Ok(digests.len() as u64)
+    }
+
+    /// Restricts every key of `id` to these networks (an empty list lifts the restriction):
+    /// enforced here from the moment it returns, everywhere else within a second. Returns how
+    /// many keys changed.
+    pub async fn set_allowed_ips(
+        &self,
+        id: &str,
+        networks: &[crate::IpNetwork],
+    ) -> Result<u64, PgKeysError> {
+        let texts: Option<Vec<String>> =
+            (!networks.is_empty()).then(|| networks.iter().map(ToString::to_string).collect());
+        let rows = sqlx::query(
+            "UPDATE api_keys SET allowed_ips = $2::text[]::cidr[] WHERE id = $1 RETURNING digest",
+        )
+        .bind(id)
+        .bind(texts)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        if rows.is_empty() {
+            self.must_exist(id).await?;
+        }
+        let digests = digests_of(&rows)?;
+        self.inner.refresh(&digests).await?;
+        Ok(digests.len() as u64)
+    }
+
+    /// `Ok` when some key has `id`, [`PgKeysError::UnknownId`] otherwise.
+    async fn must_exist(&self, id: &str) -> Result<(), PgKeysError> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
+                .bind(id)
+                .fetch_one(&self.inner.pool)
+                .await?;
+        if exists {
+            Ok(())
+        } else {
+            Err(PgKeysError::UnknownId(id.to_owned()))
+        }
+    }
+
     /// Generates a key in the store's format for `id`, stores its digest (never the key) and
     /// returns the key, once: hand it to its owner now. Every instance accepts it within a
     /// second, this one from the moment this returns.
@@ -453,8 +522,9 @@ impl PgKeys {
         .await?;
         // The successor keeps the current key's expiry as it was before the rotation.
         sqlx::query(
-            "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, expires_at) \
-             SELECT $1, id, scopes, metadata, rate_limit, not_before, \
+            "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, \
+               disabled, allowed_ips, expires_at) \
+             SELECT $1, id, scopes, metadata, rate_limit, not_before, disabled, allowed_ips, \
                timestamptz 'epoch' + $3::int8 * interval '1 microsecond' \
              FROM api_keys WHERE digest = $2",
         )
@@ -492,11 +562,15 @@ impl PgKeys {
                  AND k.revoked_at IS NULL AND NOT k.superseded \
                  AND (k.expires_at IS NULL OR k.expires_at > now()) \
                  AND (k.not_before IS NULL OR k.not_before <= now()) \
+                 AND NOT k.disabled \
                RETURNING k.id, k.scopes, k.metadata, k.rate_limit, k.not_before, \
+                 k.disabled, k.allowed_ips, \
                  prev.expires_at AS kept, \
                  (extract(epoch FROM k.expires_at) * 1000000)::int8 AS ends) \
-             INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, expires_at) \
-             SELECT $3, id, scopes, metadata, rate_limit, not_before, kept FROM old \
+             INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, \
+               disabled, allowed_ips, expires_at) \
+             SELECT $3, id, scopes, metadata, rate_limit, not_before, disabled, allowed_ips, \
+               kept FROM old \
              RETURNING (SELECT ends FROM old) AS ends, \
                (extract(epoch FROM expires_at) * 1000000)::int8 AS expires"
         ))
@@ -598,7 +672,8 @@ fn digests_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<KeyDigest>, PgKeysEr
 const SELECT_ROWS: &str = "SELECT digest, id, scopes, \
      (extract(epoch FROM not_before) * 1000000)::int8 AS not_before, \
      (extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, \
-     revoked_at IS NOT NULL AS revoked, superseded, metadata::text AS metadata, rate_limit \
+     revoked_at IS NOT NULL AS revoked, superseded, metadata::text AS metadata, rate_limit, \
+     disabled, allowed_ips::text[] AS allowed_ips \
      FROM api_keys";
 
 /// A row as the store's [`Key`].
@@ -618,6 +693,26 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
     }
     key = key.revoked(row.try_get("revoked")?);
     key.record.superseded = row.try_get("superseded")?;
+    key.record.disabled = row.try_get("disabled")?;
+    if let Some(networks) = row.try_get::<Option<Vec<String>>, _>("allowed_ips")? {
+        // The column is `cidr[]`, which PostgreSQL checks; a network this crate does not read
+        // (none is known) would leave the key usable from fewer places, never more.
+        let parsed: Vec<crate::IpNetwork> = networks
+            .iter()
+            .filter_map(|text| text.parse().ok())
+            .collect();
+        if parsed.len() != networks.len() || parsed.is_empty() {
+            tracing::warn!(
+                target: "axum_api_key::audit",
+                key_id = if key.id.len() <= crate::MAX_ID_LEN { key.id.as_str() } else { "(an id too long to show)" },
+                "the allowed_ips column of this key holds a network that cannot be read, or none; \
+                 the key is refused everywhere until it is corrected"
+            );
+            key.record.refuse_everywhere();
+        } else {
+            key = key.allowed_ips(parsed);
+        }
+    }
     if let Some(text) = row.try_get::<Option<String>, _>("rate_limit")? {
         match text.parse() {
             Ok(limit) => key = key.rate_limit(limit),
@@ -924,4 +1019,10 @@ CREATE TRIGGER api_keys_notify AFTER INSERT OR UPDATE OR DELETE ON api_keys
 ", "
 -- A key rotated out: it has a successor and cannot rotate again.
 ALTER TABLE api_keys ADD COLUMN superseded boolean NOT NULL DEFAULT false;
+", "
+-- A suspension, undone by setting it back; and the networks a key may be used from (NULL for
+-- anywhere).
+ALTER TABLE api_keys ADD COLUMN disabled boolean NOT NULL DEFAULT false;
+ALTER TABLE api_keys ADD COLUMN allowed_ips cidr[]
+    CHECK (allowed_ips IS NULL OR cardinality(allowed_ips) > 0);
 "];

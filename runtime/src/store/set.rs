@@ -64,24 +64,28 @@ fn id_hash(id: &str) -> u64 {
     hasher.finish()
 }
 
-/// Whether the key may be used now: not revoked, not expired, not before its time.
+/// Whether the key may be used now: not revoked, not expired, not before its time, not
+/// disabled. A key that is both disabled and revoked or expired is told so: enabling it would
+/// not help.
 pub(super) fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
     let record = key.record();
     if record.revoked {
         return Err(KeyError::Revoked);
     }
-    if !record.has_validity() {
-        return Ok(());
+    if record.has_validity() {
+        let now = SystemTime::now();
+        if record.expires().is_some_and(|expires| now >= expires) {
+            return Err(KeyError::Expired);
+        }
+        if record
+            .not_before()
+            .is_some_and(|not_before| now < not_before)
+        {
+            return Err(KeyError::NotYetValid);
+        }
     }
-    let now = SystemTime::now();
-    if record.expires().is_some_and(|expires| now >= expires) {
-        return Err(KeyError::Expired);
-    }
-    if record
-        .not_before()
-        .is_some_and(|not_before| now < not_before)
-    {
-        return Err(KeyError::NotYetValid);
+    if record.disabled {
+        return Err(KeyError::Disabled);
     }
     Ok(())
 }
