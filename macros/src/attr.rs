@@ -25,6 +25,7 @@ const ARGUMENTS: &[&str] = &[
     "scopes",
     "optional",
     "rate_limit",
+    "cost",
     "store",
     "state",
     "crate",
@@ -58,6 +59,8 @@ pub(crate) struct Args {
     pub(crate) optional: Option<WithSpan<()>>,
     /// `rate_limit = "10/s"`.
     pub(crate) rate_limit: Option<WithSpan<Rate>>,
+    /// `cost = 5`: the credits a request spends.
+    pub(crate) cost: Option<WithSpan<u32>>,
     /// `store = Type`.
     pub(crate) store: Option<WithSpan<syn::Type>>,
     /// `state = Type`: the router state, to check at the handler that it provides the store.
@@ -374,6 +377,11 @@ fn parse_one(meta: &Meta, args: &mut Args) -> syn::Result<()> {
             let value = value_of(meta, "rate_limit = \"10/s\"")?;
             let rate = rate_literal(value)?;
             set_once(&mut args.rate_limit, rate, path)
+        }
+        "cost" => {
+            let value = value_of(meta, "cost = 5")?;
+            let cost = cost(value)?;
+            set_once(&mut args.cost, cost, path)
         }
         "store" => Err(syn::Error::new_spanned(
             path,
@@ -819,6 +827,83 @@ pub(crate) fn suffixed(lit: &impl quote::ToTokens, digits: &str, suffix: &str) -
     )
 }
 
+/// The most credits one request may cost.
+pub(crate) const MAX_COST: u32 = 1_000_000;
+
+/// `cost = 5`: a plain integer from 0 (a route free for a key with no credits left) to
+/// [`MAX_COST`].
+fn cost(value: &Expr) -> syn::Result<WithSpan<u32>> {
+    let lit = match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => lit,
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "the cost is an integer, not a string: write `cost = {}`",
+                    lit.value().trim()
+                ),
+            ));
+        }
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            ..
+        }) => {
+            return Err(syn::Error::new_spanned(
+                value,
+                "a cost cannot be negative: it is the credits a request spends, from 0 (free) \
+                 up",
+            ));
+        }
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                format!(
+                    "expected an integer literal from 0 to {MAX_COST}, e.g. `cost = 5`: the \
+                     credits each request on this route spends; it is checked at compile time, \
+                     so constants and expressions are not accepted"
+                ),
+            ));
+        }
+    };
+    if lit.base10_digits().starts_with('-') {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "a cost cannot be negative: it is the credits a request spends, from 0 (free) up",
+        ));
+    }
+    if !lit.suffix().is_empty() {
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "the cost is a plain integer: write `cost = {}`, without the `{}` suffix",
+                lit.base10_digits(),
+                lit.suffix()
+            ),
+        ));
+    }
+    let cost = lit
+        .base10_parse::<u32>()
+        .ok()
+        .filter(|cost| *cost <= MAX_COST)
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                lit,
+                format!(
+                    "`cost = {}` is more than a request may cost; the most is {MAX_COST}",
+                    lit.base10_digits()
+                ),
+            )
+        })?;
+    Ok(WithSpan {
+        value: cost,
+        span: lit.span(),
+    })
+}
+
 fn status_code(value: &Expr) -> syn::Result<WithSpan<u16>> {
     let lit = match value {
         Expr::Lit(syn::ExprLit {
@@ -1000,6 +1085,9 @@ fn unknown_argument(name: &str) -> String {
             Some("the query parameter is named with `query = \"api_key\"`")
         }
         "cookie_name" => Some("the cookie is named with `cookie = \"session\"`"),
+        "credits" | "price" | "weight" | "costs" | "credit" => {
+            Some("what a request spends from a key's credits is set with `cost = 5`")
+        }
         "rate" | "limit" | "ratelimit" | "rate_limits" | "throttle" => {
             Some("a route's rate limit is set with `rate_limit = \"10/s\"`")
         }

@@ -753,6 +753,13 @@ fn documentation_note(args: &Args) -> String {
              (429 past it)"
         ));
     }
+    if let Some(cost) = &args.cost {
+        let credits = if cost.value == 1 { "credit" } else { "credits" };
+        note.push_str(&format!(
+            "; each request spends {} {credits} of a key that has credits",
+            cost.value
+        ));
+    }
     note.push('.');
     note
 }
@@ -1022,6 +1029,10 @@ fn config_type(args: &Args, handler: &syn::Ident, private: &TokenStream) -> Toke
             quote! { #private::Long<#status, #optional, #chunks> }
         }
     };
+    if let Some(cost) = args.cost.as_ref().filter(|cost| cost.value != 1) {
+        let cost = LitInt::new(&format!("{}u32", cost.value), cost.span);
+        config = quote! { #private::Costed<#config, #cost> };
+    }
     if let Some(rate) = &args.rate_limit {
         let attr::Rate {
             count,
@@ -1073,6 +1084,7 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
         scopes,
         optional,
         rate_limit,
+        cost,
         store: _,
         state: _,
         krate: _,
@@ -1109,6 +1121,10 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
         .flat_map(|list| list.value.iter().map(|scope| LitStr::new(scope, list.span)))
         .collect();
     let optional = optional.as_ref().map(|_| quote! { .optional() });
+    let cost = cost.as_ref().map(|cost| {
+        let cost = LitInt::new(&cost.value.to_string(), cost.span);
+        quote! { .with_cost(#cost) }
+    });
     let rate_limit = rate_limit.as_ref().map(|rate| {
         let attr::Rate {
             count,
@@ -1137,7 +1153,8 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
                     .with_status(#status)
                     .with_scopes(&[#(#scopes),*])
                     #optional
-                    #rate_limit;
+                    #rate_limit
+                    #cost;
         }
     }
 }

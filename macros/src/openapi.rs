@@ -159,7 +159,7 @@ fn refusals(
         ),
         (
             429,
-            "Too many requests: the key's rate limit is used up, or too many invalid keys came from this address.",
+            "Too many requests: the key's rate limit or credits are used up, or too many invalid keys came from this address.",
             quote! { headers(("Retry-After" = u64, description = "Seconds to wait before retrying")) },
         ),
         (

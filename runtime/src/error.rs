@@ -71,6 +71,8 @@ pub enum ConfigErrorKind {
     BadRedisUrl,
     /// A rate limit is not of the form `100/min`, `10/5s` or `10/s burst 20`.
     BadRateLimit,
+    /// A refill is not of the form `10000/month` (see [`Refill`](crate::Refill)).
+    BadRefill,
     /// An `allowed_ips` entry is not an address or a block such as `203.0.113.0/24` (see
     /// [`IpNetwork`](crate::IpNetwork)).
     BadNetwork,
@@ -256,6 +258,10 @@ impl fmt::Display for ConfigError {
             K::BadRateLimit => {
                 "the rate limit must be written `<count>/<period>`, e.g. `100/min`, `10/5s` or \
                  `10/s burst 20`"
+            }
+            K::BadRefill => {
+                "a refill is written `<amount>/<period>`, the period `hour`, `day` or `month`, \
+                 e.g. `10000/month`"
             }
             K::BadNetwork => {
                 "each allowed_ips entry must be an address or a block, e.g. `203.0.113.7`, \

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{FromRef, FromRequestParts, MatchedPath, OptionalFromRequestParts};
 use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
@@ -15,9 +15,10 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
+use crate::credits::CreditSpend;
 use crate::headers::LimitSlot;
 use crate::key::VerifiedKey;
-use crate::limit::{Budgets, LimitFields, RateLimit};
+use crate::limit::{Budgets, Count, LimitFields, RateLimit};
 use crate::rejection::{ApiKeyRejection, Problem};
 use crate::store::{ApiKeys, KeyDigest, KeyError, KeyStore, checked};
 
@@ -87,6 +88,7 @@ pub struct GuardConfig {
     scopes: &'static [&'static str],
     optional: bool,
     rate_limit: Option<(RateLimit, &'static str)>,
+    cost: u32,
 }
 
 impl GuardConfig {
@@ -104,6 +106,7 @@ impl GuardConfig {
             scopes: &[],
             optional: false,
             rate_limit: None,
+            cost: 1,
         }
     }
 
@@ -150,6 +153,19 @@ impl GuardConfig {
     pub const fn with_rate_limit(mut self, limit: RateLimit, route: &'static str) -> Self {
         self.rate_limit = Some((limit, route));
         self
+    }
+
+    /// Each request on this route spends `cost` credits of a key that has credits
+    /// ([`Key::credits`](crate::Key::credits)); the default is 1. A key with fewer left is
+    /// refused with `429` and nothing is spent. `#[api_key(cost = 5)]` sets it.
+    pub const fn with_cost(mut self, cost: u32) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// What a request on this route spends from a key's credits.
+    pub fn cost(&self) -> u32 {
+        self.cost
     }
 
     /// The route's own rate limit and the name of its budget, if it has one.
@@ -513,7 +529,10 @@ async fn guard<S: KeyStore>(
             if config.rate_limit.is_some() {
                 let anonymous = VerifiedKey::new(store.rate_limits().anonymous_id(parts));
                 let budgets = Budgets::new(None, config.rate_limit);
-                count_budgets(parts, config, store, &anonymous, &budgets, None, false).await?;
+                count_budgets(
+                    parts, config, store, &anonymous, &budgets, None, false, None,
+                )
+                .await?;
             }
             audit_anonymous(parts);
             crate::usage::accepted("anonymous", None);
@@ -615,9 +634,57 @@ async fn guard<S: KeyStore>(
         );
         return Err(refusal.reject(parts, config, Some(&key)));
     }
+    // Credits first, as they are all or nothing: a request then refused by a rate limit
+    // gets them back, so neither refusal costs the key anything.
+    let credits = key.record().credits();
+    let mut credits_left = None;
+    let now = credits.map(|_| SystemTime::now());
+    if let (Some(credits), Some(now)) = (credits, now) {
+        let cost = u64::from(config.cost);
+        match store
+            .rate_limits()
+            .credit_table()
+            .spend(key.id(), credits, cost, now)
+        {
+            CreditSpend::Spent { left } => credits_left = Some(left),
+            CreditSpend::Refused { left, retry } => {
+                let wait = retry.map(|at| at.duration_since(now).unwrap_or_default());
+                let refusal =
+                    Refusal::new(Problem::CreditsExhausted, "credits_exhausted", Some(source))
+                        .credits(left, wait);
+                return Err(refusal.reject(parts, config, Some(&key)));
+            }
+        }
+        store.credits_spent();
+    }
     let budgets = Budgets::new(key.rate_limit(), config.rate_limit);
     if !budgets.is_empty() {
-        count_budgets(parts, config, store, &key, &budgets, Some(source), true).await?;
+        let counted = count_budgets(
+            parts,
+            config,
+            store,
+            &key,
+            &budgets,
+            Some(source),
+            true,
+            credits_left,
+        )
+        .await;
+        if let Err(refused) = counted {
+            if let (Some(credits), Some(now)) = (credits, now) {
+                store.rate_limits().credit_table().refund(
+                    key.id(),
+                    credits,
+                    u64::from(config.cost),
+                    now,
+                );
+            }
+            return Err(refused);
+        }
+    } else if let Some(left) = credits_left
+        && let Some(slot) = parts.extensions.get::<LimitSlot>()
+    {
+        slot.fill(Count::credits_only(left));
     }
     tracing::debug!(
         target: "axum_api_key::audit",
@@ -637,7 +704,9 @@ async fn guard<S: KeyStore>(
 /// Spends one request of each of `budgets` for `key` (for a request without a key, a stand-in
 /// named by the client's address), or refuses the request: 429 over a budget, 503 when the
 /// shared limiter cannot answer and is configured to refuse. `keyed` says whether `key` is a
-/// key the request presented, to name in the refusal.
+/// key the request presented, to name in the refusal; `credits_left`, what the key has left
+/// after this request, told beside the budgets.
+#[allow(clippy::too_many_arguments)]
 async fn count_budgets<S: KeyStore>(
     parts: &Parts,
     config: &GuardConfig,
@@ -646,17 +715,19 @@ async fn count_budgets<S: KeyStore>(
     budgets: &Budgets,
     source: Option<&'static Source>,
     keyed: bool,
+    credits_left: Option<u64>,
 ) -> Result<(), ApiKeyRejection> {
     let limits = store.rate_limits();
     let named = keyed.then_some(key);
     // Counted in process without an await; only budgets kept in Redis wait on it.
-    let count = match limits.spend_here(key, budgets) {
+    let mut count = match limits.spend_here(key, budgets) {
         Some(count) => count,
         #[cfg(feature = "redis")]
         None => limits.spend_shared(key, budgets).await,
         #[cfg(not(feature = "redis"))]
         None => unreachable!("without Redis, budgets are counted in process"),
     };
+    count.credits = credits_left;
     if count.unavailable {
         let refusal = Refusal::new(Problem::LimiterUnavailable, "limiter_unavailable", source);
         return Err(refusal.reject(parts, config, named));
@@ -680,8 +751,8 @@ struct Refusal {
     problem: Problem,
     reason: &'static str,
     source: Option<&'static Source>,
-    /// For a `429`: when to retry, and the budgets' fields.
-    retry: Option<(Duration, Option<LimitFields>)>,
+    /// For a `429`: when to retry (if it ever helps), and the budgets' fields.
+    retry: Option<(Option<Duration>, Option<LimitFields>)>,
     /// For a throttled request: the address it is counted against.
     client: Option<IpAddr>,
     /// Logged at DEBUG rather than WARN: a repeat of a refusal already warned of.
@@ -706,7 +777,13 @@ impl Refusal {
     }
 
     fn retry(mut self, wait: Duration, fields: Option<LimitFields>) -> Self {
-        self.retry = Some((wait, fields));
+        self.retry = Some((Some(wait), fields));
+        self
+    }
+
+    /// For credits used up: what is left, and when the next refill comes, if any.
+    fn credits(mut self, left: u64, refill_in: Option<Duration>) -> Self {
+        self.retry = Some((refill_in, Count::credits_only(left).fields()));
         self
     }
 
@@ -756,7 +833,7 @@ impl Refusal {
             ApiKeyRejection::new(self.problem, *config, self.source, missing_scopes)
                 .for_request(parts);
         if let Some((wait, fields)) = self.retry {
-            rejection = rejection.with_retry(wait, fields);
+            rejection = rejection.with_limits(wait, fields);
         }
         match self.problem {
             // A key over its limit is a client misbehaving, and a throttled address a likely

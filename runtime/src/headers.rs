@@ -120,6 +120,7 @@ where
         };
         if let Some(fields) = this.slot.0.get().and_then(Count::fields)
             && !response.headers().contains_key("ratelimit")
+            && !response.headers().contains_key("credits-remaining")
         {
             fields.apply(response.headers_mut());
         }

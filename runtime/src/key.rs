@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::credits::{KeyCredits, Refill};
 use crate::limit::RateLimit;
 use crate::network::IpNetwork;
 
@@ -60,6 +61,8 @@ pub(crate) struct KeyRecord {
     allowed_ips: Option<Box<Vec<IpNetwork>>>,
     /// Boxed: most keys have none, and a box is one word in every record.
     rate_limit: Option<Box<KeyLimit>>,
+    /// Boxed: most keys have no credits.
+    credits: Option<Box<KeyCredits>>,
     // Boxed on purpose: an empty map is three words in every record, a box one.
     #[allow(clippy::box_collection)]
     metadata: Option<Box<BTreeMap<String, String>>>,
@@ -203,6 +206,20 @@ impl KeyRecord {
         self.allowed_ips = Some(Box::default());
     }
 
+    /// The key's credits, if it has any.
+    pub(crate) fn credits(&self) -> Option<&KeyCredits> {
+        self.credits.as_deref()
+    }
+
+    pub(crate) fn set_credits(&mut self, credits: Option<KeyCredits>) {
+        self.credits = credits.map(Box::new);
+    }
+
+    /// The key's credits, to change them.
+    pub(crate) fn credits_mut(&mut self) -> Option<&mut KeyCredits> {
+        self.credits.as_deref_mut()
+    }
+
     /// The free metadata fields.
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -303,6 +320,40 @@ impl VerifiedKey {
         self.record
             .allowed_ips()
             .is_none_or(|networks| networks.iter().any(|network| network.contains(address)))
+    }
+
+    /// The same key, with `credits` uses left, refilled as `refill` says (a custom
+    /// [`KeyStore`](crate::KeyStore) gives its keys' credits this way; the guard spends them, a
+    /// route's `cost` per request, counted per key id in the store's
+    /// [`RateLimits`](crate::RateLimits)).
+    ///
+    /// ```
+    /// use axum_api_key::VerifiedKey;
+    ///
+    /// let key = VerifiedKey::new("trial").with_credits(100, Some("100/day".parse()?));
+    /// assert_eq!(key.credits(), Some(100));
+    /// # Ok::<(), axum_api_key::RefillError>(())
+    /// ```
+    pub fn with_credits(self, credits: u64, refill: Option<Refill>) -> Self {
+        let mut record = KeyRecord::clone(&self.record);
+        record.set_credits(Some(KeyCredits {
+            remaining: credits.min(crate::credits::MAX_CREDITS),
+            refill,
+            counted_at: None,
+        }));
+        Self::from_record(record)
+    }
+
+    /// The key's credits as its record last had them written, if it has credits: what the
+    /// guard spends from. What is left right now is this less what the process spent since
+    /// (see [`ApiKeys::credits_left`](crate::ApiKeys::credits_left)).
+    pub fn credits(&self) -> Option<u64> {
+        self.record.credits().map(|credits| credits.remaining)
+    }
+
+    /// How the key's credits are refilled, if they are.
+    pub fn refill(&self) -> Option<Refill> {
+        self.record.credits().and_then(|credits| credits.refill)
     }
 
     /// Whether the key is disabled: suspended, and refused until it is enabled again. Seen in

@@ -86,6 +86,7 @@
 #[cfg(feature = "aide")]
 pub mod aide;
 mod config;
+mod credits;
 mod error;
 mod extract;
 mod format;
@@ -109,6 +110,7 @@ mod usage;
 pub mod webhook;
 
 pub use config::DEFAULT_ID;
+pub use credits::{CREDITS_WRITE_DELAY, MAX_CREDITS, Refill, RefillError, RefillPeriod};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source, UnitTestGuard};
 pub use format::KeyFormat;
@@ -172,6 +174,7 @@ pub mod metrics {
 /// | `scopes = ["orders:read", …]` | the key must hold every one of these | none |
 /// | `optional` | a request without a key reaches the handler, which takes `Option<VerifiedKey>` | off |
 /// | `rate_limit = "10/s"` | each key may call this handler at this [`RateLimit`], a budget beside the key's own; over it, `429` | none |
+/// | `cost = 5` | each request spends this many credits of a key that has credits ([`Key::credits`]), 0 to 1,000,000; too few left, `429` | 1 |
 /// | `store = PartnerKeys` | the [`KeyStore`] to take from the router state | [`ApiKeys`] |
 /// | `state = AppState` | the router state, checked at compile time to provide the store, with the error at this type | – |
 /// | `crate = path` | where this crate is, for crates that re-export it | `::axum_api_key` |
@@ -573,6 +576,16 @@ pub mod __private {
             RateLimit::new(COUNT, Duration::from_nanos(PERIOD)).with_burst(BURST),
             Self::ROUTE,
         );
+    }
+
+    /// A guard configuration `C` whose requests each spend `COST` credits.
+    pub enum Costed<C, const COST: u32> {
+        #[doc(hidden)]
+        _Never(core::convert::Infallible, core::marker::PhantomData<C>),
+    }
+
+    impl<C: KeyConfig, const COST: u32> KeyConfig for Costed<C, COST> {
+        const CONFIG: GuardConfig = C::CONFIG.with_cost(COST);
     }
 
     /// A packed configuration, read: up to four sources and `N` scopes.

@@ -62,9 +62,15 @@ pub enum Problem {
     /// from an address the server cannot tell). Always `403 Forbidden`; nothing is spent from
     /// the key's budgets.
     AddressNotAllowed,
+    /// The key has fewer credits left than the route costs. Always `429 Too Many Requests`,
+    /// with `Credits-Remaining` and, when the key is refilled, `Retry-After` until the refill.
+    /// Not `402 Payment Required`, which HTTP keeps for future use and clients do not know, nor
+    /// `403`, which says waiting will not help when a refill will: `429` is what clients
+    /// already back off on, and `Retry-After` tells them for how long.
+    CreditsExhausted,
 }
 
-const PROBLEMS: [Problem; 15] = [
+const PROBLEMS: [Problem; 16] = [
     Problem::MissingKey,
     Problem::InvalidKey,
     Problem::DuplicateKey,
@@ -80,6 +86,7 @@ const PROBLEMS: [Problem; 15] = [
     Problem::LimiterUnavailable,
     Problem::DisabledKey,
     Problem::AddressNotAllowed,
+    Problem::CreditsExhausted,
 ];
 
 impl Problem {
@@ -98,7 +105,8 @@ impl Problem {
     /// The problem's name in a `type` URI: `missing-key`, `invalid-key`, `duplicate-key`,
     /// `revoked-key`, `expired-key`, `key-not-yet-valid`, `insufficient-scope`,
     /// `https-required`, `store-unavailable`, `not-protected`, `rate-limited`,
-    /// `too-many-attempts`, `limiter-unavailable`, `key-disabled` or `address-not-allowed`.
+    /// `too-many-attempts`, `limiter-unavailable`, `key-disabled`, `address-not-allowed` or
+    /// `credits-exhausted`.
     pub fn slug(self) -> &'static str {
         match self {
             Self::MissingKey => "missing-key",
@@ -116,6 +124,7 @@ impl Problem {
             Self::LimiterUnavailable => "limiter-unavailable",
             Self::DisabledKey => "key-disabled",
             Self::AddressNotAllowed => "address-not-allowed",
+            Self::CreditsExhausted => "credits-exhausted",
         }
     }
 
@@ -137,12 +146,13 @@ impl Problem {
             Self::LimiterUnavailable => "Rate limiter unavailable",
             Self::DisabledKey => "API key disabled",
             Self::AddressNotAllowed => "Address not allowed for this API key",
+            Self::CreditsExhausted => "API key credits used up",
         }
     }
 }
 
 /// The `type` URI of each problem, made from [`TYPE_BASE`] at the first refusal.
-static TYPE_URIS: OnceLock<[Box<str>; 15]> = OnceLock::new();
+static TYPE_URIS: OnceLock<[Box<str>; 16]> = OnceLock::new();
 
 /// The base of every problem `type` URI the crate writes, `None` for `about:blank`: fixed by
 /// [`set_problem_type_base`] or, when it was not called, by the first refusal.
@@ -277,7 +287,7 @@ pub struct ApiKeyRejection {
 /// What a `429` tells the client besides its body.
 #[derive(Debug, Clone)]
 struct Limits {
-    retry_after: Duration,
+    retry_after: Option<Duration>,
     fields: Option<LimitFields>,
 }
 
@@ -305,6 +315,7 @@ fn status_of(problem: Problem, config: GuardConfig) -> StatusCode {
         Problem::RateLimited | Problem::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Problem::LimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Problem::DisabledKey | Problem::AddressNotAllowed => StatusCode::FORBIDDEN,
+        Problem::CreditsExhausted => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -366,8 +377,13 @@ impl ApiKeyRejection {
         }
     }
 
-    /// Makes a `429` say when to retry, and how the key's budgets stand.
-    pub(crate) fn with_retry(mut self, retry_after: Duration, fields: Option<LimitFields>) -> Self {
+    /// Makes a refusal say when to retry, if waiting helps, and how the key's budgets and
+    /// credits stand.
+    pub(crate) fn with_limits(
+        mut self,
+        retry_after: Option<Duration>,
+        fields: Option<LimitFields>,
+    ) -> Self {
         self.limits = Some(Box::new(Limits {
             retry_after,
             fields,
@@ -377,7 +393,7 @@ impl ApiKeyRejection {
 
     /// For a `429`, how long the client should wait before it tries again.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.limits.as_ref().map(|limits| limits.retry_after)
+        self.limits.as_ref().and_then(|limits| limits.retry_after)
     }
 
     /// Puts the rejection in the response's extensions when the request passed through a
@@ -439,10 +455,9 @@ impl ApiKeyRejection {
         }
         if let Some(limits) = &self.limits {
             let headers = response.headers_mut();
-            headers.insert(
-                RETRY_AFTER,
-                HeaderValue::from(seconds_up(limits.retry_after)),
-            );
+            if let Some(wait) = limits.retry_after {
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds_up(wait)));
+            }
             if let Some(fields) = &limits.fields {
                 fields.apply(headers);
             }
@@ -539,6 +554,11 @@ impl Shape<'_> {
                 .to_owned(),
             Problem::AddressNotAllowed => "This API key may not be used from this network \
                                            address."
+                .to_owned(),
+            Problem::CreditsExhausted => "This API key has too few credits left for this \
+                                          request (`Credits-Remaining`); they are refilled \
+                                          after the seconds in `Retry-After`, if it is sent, or \
+                                          when the API's operator adds more."
                 .to_owned(),
         }
     }

@@ -78,8 +78,8 @@ pub(crate) fn refusals(config: &crate::GuardConfig) -> Vec<(u16, &'static str)> 
         (400, "The API key was sent more than once."),
         (
             429,
-            "Too many requests: the key's rate limit is used up, or too many invalid keys came \
-             from this address.",
+            "Too many requests: the key's rate limit or credits are used up, or too many invalid \
+             keys came from this address.",
         ),
         (503, "The API key could not be checked right now."),
     ];

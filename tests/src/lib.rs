@@ -140,6 +140,7 @@ pub fn problem_named(variant: &str) -> axum_api_key::Problem {
         "LimiterUnavailable" => Problem::LimiterUnavailable,
         "DisabledKey" => Problem::DisabledKey,
         "AddressNotAllowed" => Problem::AddressNotAllowed,
+        "CreditsExhausted" => Problem::CreditsExhausted,
         other => panic!("no problem is named {other}"),
     }
 }

@@ -65,6 +65,8 @@ pub struct RateLimits {
 
 struct Inner {
     local: LocalBudgets,
+    /// Credits spent in this process and not written back yet.
+    credits: crate::credits::CreditTable,
     throttle: Option<ThrottleTable>,
     proxies: Arc<[IpAddr]>,
     #[cfg(feature = "redis")]
@@ -97,6 +99,7 @@ impl RateLimits {
     pub fn new() -> Self {
         Self::from_inner(Inner {
             local: LocalBudgets::default(),
+            credits: Default::default(),
             throttle: Some(ThrottleTable::new(Throttle::default())),
             proxies: Arc::new([]),
             #[cfg(feature = "redis")]
@@ -142,6 +145,7 @@ impl RateLimits {
         let old = &self.inner;
         let mut inner = Inner {
             local: LocalBudgets::default(),
+            credits: Default::default(),
             throttle: old
                 .throttle
                 .as_ref()
@@ -295,7 +299,13 @@ impl RateLimits {
             budgets,
             retry_after,
             unavailable: false,
+            credits: None,
         }
+    }
+
+    /// Credits spent in this process and not written back yet, per key id.
+    pub(crate) fn credit_table(&self) -> &crate::credits::CreditTable {
+        &self.inner.credits
     }
 
     /// Drops the in-process budgets that are full again, as a growing table does by itself:
@@ -430,9 +440,19 @@ pub(crate) struct Count {
     pub(crate) retry_after: Option<Duration>,
     /// The shared limiter could not be asked, and it is configured to refuse.
     pub(crate) unavailable: bool,
+    /// What the key's credits hold after the request, when it has credits.
+    pub(crate) credits: Option<u64>,
 }
 
 impl Count {
+    /// A request counted against no budget, by a key with credits.
+    pub(crate) fn credits_only(left: u64) -> Self {
+        Self {
+            credits: Some(left),
+            ..Self::default()
+        }
+    }
+
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn unavailable() -> Self {
         Self {
@@ -443,8 +463,12 @@ impl Count {
 
     /// The fields that tell a client its budgets, `RateLimit-Policy` and `RateLimit`.
     pub(crate) fn fields(&self) -> Option<LimitFields> {
+        let credits = self.credits.map(HeaderValue::from);
         if self.budgets.iter().all(Option::is_none) {
-            return None;
+            return credits.map(|credits| LimitFields {
+                policy: None,
+                credits: Some(credits),
+            });
         }
         let (mut policy, mut state) = (String::new(), String::new());
         for budget in self.budgets.iter().flatten() {
@@ -464,24 +488,35 @@ impl Count {
             );
         }
         Some(LimitFields {
-            policy: HeaderValue::try_from(policy).ok()?,
-            state: HeaderValue::try_from(state).ok()?,
+            policy: Some((
+                HeaderValue::try_from(policy).ok()?,
+                HeaderValue::try_from(state).ok()?,
+            )),
+            credits,
         })
     }
 }
 
-/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
+/// `Credits-Remaining` for a key with credits.
 #[derive(Debug, Clone)]
 pub(crate) struct LimitFields {
-    pub(crate) policy: HeaderValue,
-    pub(crate) state: HeaderValue,
+    /// `RateLimit-Policy` and `RateLimit`, when the request was counted in a budget.
+    pub(crate) policy: Option<(HeaderValue, HeaderValue)>,
+    /// The credits the key has left.
+    pub(crate) credits: Option<HeaderValue>,
 }
 
 impl LimitFields {
-    /// Sets both fields on a response.
+    /// Sets the fields on a response.
     pub(crate) fn apply(&self, headers: &mut http::HeaderMap) {
-        headers.insert("ratelimit-policy", self.policy.clone());
-        headers.insert("ratelimit", self.state.clone());
+        if let Some((policy, state)) = &self.policy {
+            headers.insert("ratelimit-policy", policy.clone());
+            headers.insert("ratelimit", state.clone());
+        }
+        if let Some(credits) = &self.credits {
+            headers.insert("credits-remaining", credits.clone());
+        }
     }
 }
 
@@ -511,8 +546,10 @@ mod tests {
         );
         assert!(count.retry_after.is_none());
         let fields = count.fields().unwrap();
-        assert_eq!(fields.policy, r#""key";q=60;w=60, "route";q=10;w=1"#);
-        assert_eq!(fields.state, r#""key";r=59;t=1, "route";r=9;t=1"#);
+        let (policy, state) = fields.policy.unwrap();
+        assert_eq!(policy, r#""key";q=60;w=60, "route";q=10;w=1"#);
+        assert_eq!(state, r#""key";r=59;t=1, "route";r=9;t=1"#);
+        assert!(fields.credits.is_none());
     }
 
     #[test]

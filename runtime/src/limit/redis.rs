@@ -353,6 +353,7 @@ fn count(budgets: &Budgets, values: &[i64]) -> Count {
         budgets: counted,
         retry_after: (wait > 0).then(|| micros(wait)),
         unavailable: false,
+        credits: None,
     }
 }
 

@@ -36,6 +36,9 @@ struct Record {
     disabled: Option<Spanned<bool>>,
     rate_limit: Option<Spanned<String>>,
     allowed_ips: Option<Spanned<Vec<String>>>,
+    credits: Option<Spanned<u64>>,
+    refill: Option<Spanned<String>>,
+    credits_at: Option<Spanned<Datetime>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -57,6 +60,9 @@ impl ApiKeys {
     /// disabled = false                         # optional: suspended until enabled again
     /// rate_limit = "100/min"                   # optional: see RateLimit
     /// allowed_ips = ["203.0.113.0/24"]         # optional: see IpNetwork
+    /// credits = 10000                          # optional: uses left
+    /// refill = "10000/month"                   # optional: see Refill
+    /// credits_at = 2026-12-01T00:00:00Z        # written back with credits: when counted
     /// metadata = { owner = "Partner A Ltd" }   # optional, free text
     /// ```
     ///
@@ -340,6 +346,23 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             }
             key = key.allowed_ips(parsed);
         }
+        if let Some(refill) = &record.refill {
+            let parsed: crate::Refill = refill.get_ref().parse().map_err(|_| {
+                field_error(ConfigErrorKind::BadRefill, "refill", refill.span().start)
+            })?;
+            key = key.refill(parsed);
+        }
+        if let Some(credits) = &record.credits {
+            key = key.credits(*credits.get_ref());
+        }
+        if let Some(time) = &record.credits_at {
+            let at = system_time(time.get_ref()).ok_or_else(|| {
+                field_error(ConfigErrorKind::BadTime, "credits_at", time.span().start)
+            })?;
+            if let Some(credits) = key.record.credits_mut() {
+                credits.counted_at = Some(at);
+            }
+        }
         if index.spliceable {
             match Spans::of(text, &record, digest) {
                 Some(spans) => index.records.push(spans),
@@ -415,6 +438,8 @@ struct Spans {
     superseded: Option<std::ops::Range<usize>>,
     expires: Option<std::ops::Range<usize>>,
     disabled: Option<std::ops::Range<usize>>,
+    credits: Option<std::ops::Range<usize>>,
+    credits_at: Option<std::ops::Range<usize>>,
 }
 
 impl Spans {
@@ -438,6 +463,8 @@ impl Spans {
             superseded: record.superseded.as_ref().map(Spanned::span),
             expires: record.expires.as_ref().map(Spanned::span),
             disabled: record.disabled.as_ref().map(Spanned::span),
+            credits: record.credits.as_ref().map(Spanned::span),
+            credits_at: record.credits_at.as_ref().map(Spanned::span),
         })
     }
 
@@ -447,6 +474,8 @@ impl Spans {
             &mut self.superseded,
             &mut self.expires,
             &mut self.disabled,
+            &mut self.credits,
+            &mut self.credits_at,
         ];
         std::iter::once(&mut self.line_end).chain(
             ranges
@@ -478,6 +507,8 @@ impl FileIndex {
             Field::Superseded => record.superseded.clone(),
             Field::Expires => record.expires.clone(),
             Field::Disabled => record.disabled.clone(),
+            Field::Credits => record.credits.clone(),
+            Field::CreditsAt => record.credits_at.clone(),
         };
         let (start, new_span) = match span {
             Some(span) => {
@@ -508,6 +539,8 @@ impl FileIndex {
             Field::Superseded => record.superseded = Some(new_span),
             Field::Expires => record.expires = Some(new_span),
             Field::Disabled => record.disabled = Some(new_span),
+            Field::Credits => record.credits = Some(new_span),
+            Field::CreditsAt => record.credits_at = Some(new_span),
         }
     }
 
@@ -591,6 +624,15 @@ impl FileIndex {
                         self.set(body, n, Field::Disabled, value, newline);
                     }
                 }
+                FileEdit::Credits {
+                    id, remaining, at, ..
+                } => {
+                    let at = datetime(*at)?.to_string();
+                    for n in self.of_id(id) {
+                        self.set(body, n, Field::Credits, &remaining.to_string(), newline);
+                        self.set(body, n, Field::CreditsAt, &at, newline);
+                    }
+                }
                 FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
                     let n = self
                         .records
@@ -624,6 +666,8 @@ enum Field {
     Superseded,
     Expires,
     Disabled,
+    Credits,
+    CreditsAt,
 }
 
 impl Field {
@@ -633,6 +677,8 @@ impl Field {
             Self::Superseded => "superseded",
             Self::Expires => "expires",
             Self::Disabled => "disabled",
+            Self::Credits => "credits",
+            Self::CreditsAt => "credits_at",
         }
     }
 }
@@ -682,9 +728,10 @@ pub(crate) fn change_file<T>(
     let mut edits = Vec::new();
     let out = change(&mut next, &mut edits)?;
     if !edits.is_empty() {
+        let spliceable = edits.iter().all(FileEdit::spliceable);
         let written = match next.file_index.clone() {
             // Spliced into the text at the places the index knows: no parse.
-            Some(index) => {
+            Some(index) if spliceable => {
                 let mut index = FileIndex::clone(&index);
                 let (bom, body) = match text.strip_prefix('\u{feff}') {
                     Some(body) => ("\u{feff}", body),
@@ -699,7 +746,16 @@ pub(crate) fn change_file<T>(
                 body.insert_str(0, bom);
                 body
             }
-            None => edited(&text, &edits).map_err(|error| error.in_origin(&origin))?,
+            index => {
+                let written = edited(&text, &edits).map_err(|error| error.in_origin(&origin))?;
+                if index.is_some() {
+                    // The places changed: read them again from the text written.
+                    next.file_index = parse(&written)
+                        .map_err(|error| error.in_origin(&origin))?
+                        .file_index;
+                }
+                written
+            }
         };
         next.file_id = replace(&target, written.as_bytes()).map_err(io_error)?;
     }
@@ -848,6 +904,15 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
             if let Some(limit) = record.rate_limit() {
                 table.insert("rate_limit", value(limit.to_string()));
             }
+            if let Some(credits) = record.credits() {
+                table.insert("credits", value(credits_value(credits.remaining)));
+                if let Some(refill) = credits.refill {
+                    table.insert("refill", value(refill.to_string()));
+                }
+                if let Some(at) = credits.counted_at {
+                    table.insert("credits_at", value(datetime(at)?));
+                }
+            }
             if let Some(networks) = record.allowed_ips() {
                 let networks: toml_edit::Array = networks.iter().map(ToString::to_string).collect();
                 table.insert("allowed_ips", value(networks));
@@ -882,6 +947,26 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
                 table.insert("disabled", value(*disabled));
             }
         }
+        FileEdit::Credits {
+            id,
+            remaining,
+            refill,
+            at,
+        } => {
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                table.insert("credits", value(credits_value(*remaining)));
+                table.insert("credits_at", value(datetime(*at)?));
+                match refill {
+                    Some(Some(refill)) => {
+                        table.insert("refill", value(refill.to_string()));
+                    }
+                    Some(None) => {
+                        table.remove("refill");
+                    }
+                    None => {}
+                }
+            }
+        }
         FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
             let Some(table) = keys.iter_mut().find(|table| of_digest(table, digest)) else {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownKey));
@@ -898,6 +983,11 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// A count of credits as TOML writes integers (at most `MAX_CREDITS`, far below `i64::MAX`).
+fn credits_value(credits: u64) -> i64 {
+    i64::try_from(credits.min(crate::MAX_CREDITS)).unwrap_or(i64::MAX)
 }
 
 /// A time as a TOML offset date-time in UTC, to the nanosecond.
@@ -923,6 +1013,9 @@ const FIELDS: &[&str] = &[
     "disabled",
     "rate_limit",
     "allowed_ips",
+    "credits",
+    "refill",
+    "credits_at",
     "metadata",
 ];
 
@@ -968,7 +1061,7 @@ fn system_time(datetime: &Datetime) -> Option<SystemTime> {
     else {
         return None;
     };
-    let days = days_from_civil(
+    let days = crate::time::days_from_civil(
         i64::from(date.year),
         i64::from(date.month),
         i64::from(date.day),
@@ -987,21 +1080,11 @@ fn system_time(datetime: &Datetime) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(since_epoch)
 }
 
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::KeyError;
+    use crate::time::days_from_civil;
 
     const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 

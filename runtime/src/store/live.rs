@@ -257,6 +257,147 @@ impl ApiKeys {
         })
     }
 
+    /// The credits `id` has left now: its record's count (or the refill's amount, when a
+    /// refill came since it was written) less what this process spent since. `None` for an
+    /// unknown id or a key without credits.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new().with(Key::new("trial", "tr_7Qm2xY9wLkV3rT8s").credits(5));
+    /// assert_eq!(keys.credits_left("trial"), Some(5));
+    /// assert_eq!(keys.credits_left("nobody"), None);
+    /// ```
+    pub fn credits_left(&self, id: &str) -> Option<u64> {
+        let record = self.shared.snapshot.read(|set| set.live_record(id))?;
+        let credits = record.credits()?;
+        let now = SystemTime::now();
+        let spent = self.rate_limits().credit_table().spent(id, credits, now);
+        Some(credits.base(now).saturating_sub(spent))
+    }
+
+    /// Sets the credits of every key of `id` to `credits` (a top-up, or a new plan), written
+    /// to the records file of a store read from one; what was spent before no longer counts.
+    /// Returns how many keys changed.
+    pub fn set_credits(
+        &self,
+        id: &str,
+        credits: u64,
+        refill: Option<crate::Refill>,
+    ) -> Result<usize, ConfigError> {
+        let credits = credits.min(crate::MAX_CREDITS);
+        let now = SystemTime::now();
+        let table = self.rate_limits().credit_table();
+        let changed = self.change(|set, edits| {
+            let changed = set.update(id, |record| {
+                record.set_credits(Some(crate::credits::KeyCredits {
+                    remaining: credits,
+                    refill,
+                    counted_at: Some(now),
+                }));
+            });
+            if changed == 0 {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+            edits.push(FileEdit::Credits {
+                id: id.into(),
+                remaining: credits,
+                refill: Some(refill),
+                at: now,
+            });
+            Ok(changed)
+        })?;
+        table.forget(id);
+        Ok(changed)
+    }
+
+    /// Writes the credits this process spent to the keys' records, and to the records file of
+    /// a store read from one: each key's count becomes what it has left, and what was spent is
+    /// no longer held in memory. Returns how many key ids were written.
+    ///
+    /// The guard calls it on its own, in the background, at most
+    /// [`CREDITS_WRITE_DELAY`](crate::CREDITS_WRITE_DELAY) after a request spends credits, so
+    /// a crash loses at most the credits spent in that last moment: the key gets them back
+    /// after a restart. Call it at shutdown to lose none. It blocks while it writes the file;
+    /// from async code, call it through `tokio::task::spawn_blocking`.
+    pub fn write_credits(&self) -> Result<usize, ConfigError> {
+        let table = self.rate_limits().credit_table();
+        let unwritten = table.unwritten();
+        if unwritten.is_empty() {
+            return Ok(0);
+        }
+        let now = SystemTime::now();
+        let written = self.change(|set, edits| {
+            let mut written = Vec::new();
+            for (id, _) in &unwritten {
+                let Some(record) = set.live_record(id) else {
+                    continue;
+                };
+                let Some(credits) = record.credits() else {
+                    continue;
+                };
+                let spent = table.spent(id, credits, now);
+                let period = credits.refill.map_or(0, |refill| refill.period_of(now));
+                let remaining = credits.base(now).saturating_sub(spent);
+                set.update(id, |record| {
+                    if let Some(credits) = record.credits_mut() {
+                        credits.remaining = remaining;
+                        credits.counted_at = Some(now);
+                    }
+                });
+                edits.push(FileEdit::Credits {
+                    id: id.clone(),
+                    remaining,
+                    refill: None,
+                    at: now,
+                });
+                written.push((id.clone(), period, spent));
+            }
+            Ok(written)
+        })?;
+        // Until this point a request may count the written credits twice (in the record and
+        // as spent here), and so refuse one it could have let in: never the reverse.
+        for (id, period, spent) in &written {
+            table.written(id, *period, *spent);
+        }
+        Ok(written.len())
+    }
+
+    /// Schedules a [`write_credits`](Self::write_credits) in the background, at most
+    /// [`CREDITS_WRITE_DELAY`](crate::CREDITS_WRITE_DELAY) from now, unless one is scheduled.
+    /// Outside a Tokio runtime nothing is scheduled: call `write_credits` yourself.
+    pub(crate) fn schedule_credits_write(&self) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.shared.credits_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let keys = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(crate::CREDITS_WRITE_DELAY).await;
+            keys.shared
+                .credits_scheduled
+                .store(false, Ordering::Release);
+            let writer = keys.clone();
+            let outcome = tokio::task::spawn_blocking(move || writer.write_credits()).await;
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(
+                    target: "axum_api_key::audit",
+                    error = %error,
+                    "spent credits could not be written back; they are kept in memory and \
+                     written with the next change"
+                ),
+                Err(_) => tracing::error!(
+                    target: "axum_api_key::audit",
+                    "writing spent credits back did not finish; they are kept in memory"
+                ),
+            }
+        });
+    }
+
     /// Runs one change on a copy of the live set and swaps it in, or leaves the set as it was.
     ///
     /// For a store read from a records file, the change is made under the file's lock, on the
@@ -392,4 +533,27 @@ pub(crate) enum FileEdit {
     SupersedeKey { digest: KeyDigest, at: SystemTime },
     /// Every key of this id disabled, or enabled again.
     Disable { id: Box<str>, disabled: bool },
+    /// Every key of this id holding `remaining` credits as of `at` (and, when `refill` is
+    /// `Some`, refilled as it says).
+    Credits {
+        id: Box<str>,
+        remaining: u64,
+        refill: Option<Option<crate::Refill>>,
+        at: SystemTime,
+    },
+}
+
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
+impl FileEdit {
+    /// Whether the edit can be spliced into the file's text: one that removes a line (a
+    /// refill taken away) is made through a full parse.
+    pub(crate) fn spliceable(&self) -> bool {
+        !matches!(
+            self,
+            Self::Credits {
+                refill: Some(_),
+                ..
+            }
+        )
+    }
 }

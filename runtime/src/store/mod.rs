@@ -147,6 +147,8 @@ struct Shared {
     changing: Mutex<()>,
     /// Fixed when the store is built, so that a request reads them without touching the set.
     settings: Settings,
+    /// Whether a write of spent credits is scheduled.
+    credits_scheduled: std::sync::atomic::AtomicBool,
 }
 
 /// What a store is built with besides its keys: fixed for its life.
@@ -168,6 +170,7 @@ impl Shared {
             snapshot: Snapshot::new(set),
             changing: Mutex::new(()),
             settings,
+            credits_scheduled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -178,9 +181,16 @@ impl Shared {
 pub struct ListedKey {
     key: VerifiedKey,
     refused: Option<KeyError>,
+    credits_left: Option<u64>,
 }
 
 impl ListedKey {
+    /// The credits the key has left now, if it has credits: its record's count less what
+    /// this process spent and has not written back.
+    pub fn credits_left(&self) -> Option<u64> {
+        self.credits_left
+    }
+
     /// The key's id, scopes, expiry and metadata.
     pub fn key(&self) -> &VerifiedKey {
         &self.key
@@ -207,10 +217,17 @@ impl ApiKeys {
     /// # Ok::<(), axum_api_key::ConfigError>(())
     /// ```
     pub fn list(&self) -> Vec<ListedKey> {
+        let now = std::time::SystemTime::now();
+        let table = self.rate_limits().credit_table();
         let mut listed: Vec<ListedKey> = self.shared.snapshot.read(|set| {
             set.keys()
                 .map(|key| ListedKey {
                     refused: valid_now(&key).err(),
+                    credits_left: key.record().credits().map(|credits| {
+                        credits
+                            .base(now)
+                            .saturating_sub(table.spent(key.id(), credits, now))
+                    }),
                     key,
                 })
                 .collect()
@@ -344,6 +361,11 @@ pub trait KeyStore: Send + Sync + 'static {
     fn rate_limits(&self) -> &RateLimits {
         RateLimits::shared()
     }
+
+    /// Called after a request spent credits, so that a store that writes them back can do so
+    /// in batches. Not part of the public API.
+    #[doc(hidden)]
+    fn credits_spent(&self) {}
 }
 
 impl KeyStore for ApiKeys {
@@ -362,6 +384,10 @@ impl KeyStore for ApiKeys {
 
     fn rate_limits(&self) -> &RateLimits {
         ApiKeys::rate_limits(self)
+    }
+
+    fn credits_spent(&self) {
+        self.schedule_credits_write();
     }
 }
 

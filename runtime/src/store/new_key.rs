@@ -174,6 +174,45 @@ impl Key {
         self
     }
 
+    /// Gives the key `credits` uses: each request it makes on a route spends the route's
+    /// `cost` (`#[api_key(cost = 5)]`, 1 by default), and at zero it is refused with `429` and
+    /// the problem `credits-exhausted` until it is refilled. See [`refill`](Self::refill).
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new().with(
+    ///     Key::new("trial", "tr_7Qm2xY9wLkV3rT8s").credits(1_000).refill("1000/month".parse()?),
+    /// );
+    /// assert_eq!(keys.credits_left("trial"), Some(1_000));
+    /// # Ok::<(), axum_api_key::RefillError>(())
+    /// ```
+    pub fn credits(mut self, credits: u64) -> Self {
+        let refill = self.record.credits().and_then(|c| c.refill);
+        self.record.set_credits(Some(crate::credits::KeyCredits {
+            remaining: credits.min(crate::credits::MAX_CREDITS),
+            refill,
+            counted_at: None,
+        }));
+        self
+    }
+
+    /// Refills the key's credits on a calendar schedule ([`Refill`](crate::Refill)): at the
+    /// start of each period its credits are set to the refill's amount. A key given a refill
+    /// and no [`credits`](Self::credits) starts with the amount.
+    pub fn refill(mut self, refill: crate::Refill) -> Self {
+        let remaining = self
+            .record
+            .credits()
+            .map_or(refill.amount(), |c| c.remaining);
+        self.record.set_credits(Some(crate::credits::KeyCredits {
+            remaining,
+            refill: Some(refill),
+            counted_at: None,
+        }));
+        self
+    }
+
     /// Limits the key to `limit`, counted per key id (a rotated key and its successor share
     /// the budget); see [`RateLimits`](crate::RateLimits).
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {

@@ -626,8 +626,18 @@ impl PgKeys {
             .filter_map(|row| record(row).ok())
             .map(|(_, key)| {
                 let key = VerifiedKey::from_record(key_record(key));
+                let now = SystemTime::now();
                 ListedKey {
                     refused: valid_now(&key).err(),
+                    credits_left: key.record().credits().map(|credits| {
+                        credits.base(now).saturating_sub(
+                            KeyStore::rate_limits(self).credit_table().spent(
+                                key.id(),
+                                credits,
+                                now,
+                            ),
+                        )
+                    }),
                     key,
                 }
             })
