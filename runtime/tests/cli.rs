@@ -695,6 +695,41 @@ fn keys_disable_enable_and_allow_ip_work_on_a_records_file() {
         "{listing}"
     );
 
+    // A key on a plan: credits and a refill, listed with what is left.
+    let out = tool(
+        &[
+            "keys",
+            "create",
+            "--file",
+            file,
+            "--id",
+            "plan",
+            "--credits",
+            "5",
+            "--refill",
+            "100/day",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&tool(&["keys", "list", "--file", file], b"").stdout);
+    assert!(
+        listing.contains("plan\tvalid\t[] credits 5 refill 100/day"),
+        "{listing}"
+    );
+    let out = tool(
+        &[
+            "keys", "create", "--file", file, "--id", "p2", "--refill", "100/week",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`hour`, `day` or `month`"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A network written wrong is refused before anything is made, with the fix.
     let out = tool(
         &[

@@ -103,6 +103,12 @@ enum Keys {
         /// when not given.
         #[arg(long = "allow-ip", value_delimiter = ',', value_name = "NETWORK")]
         allowed_ips: Vec<axum_api_key::IpNetwork>,
+        /// Uses the key may spend, e.g. `10000`; unlimited when not given (records file only).
+        #[arg(long)]
+        credits: Option<u64>,
+        /// How the credits are refilled, e.g. `10000/month`, `500/day` (records file only).
+        #[arg(long)]
+        refill: Option<axum_api_key::Refill>,
     },
     /// List the keys of the file: id, scopes, expiry and state. Never a key or a digest.
     List {
@@ -282,6 +288,8 @@ fn keys(command: Keys) -> Result<(), String> {
             expires,
             prefix,
             allowed_ips,
+            credits,
+            refill,
         } => {
             let prefix = prefix
                 .map(|prefix| KeyFormat::new(&prefix).map_err(|e| format!("--format: {e}")))
@@ -318,6 +326,12 @@ fn keys(command: Keys) -> Result<(), String> {
             }
             if !allowed_ips.is_empty() {
                 record = record.allowed_ips(allowed_ips.iter().copied());
+            }
+            if let Some(refill) = refill {
+                record = record.refill(refill);
+            }
+            if let Some(credits) = credits {
+                record = record.credits(credits);
             }
             keys.add(record).map_err(config_error)?;
             println!("{key}");
@@ -442,6 +456,11 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             .rate_limit()
             .map(|limit| format!(" limited {limit}"))
             .unwrap_or_default();
+        let credits = match (listed.credits_left(), key.refill()) {
+            (Some(left), Some(refill)) => format!(" credits {left} refill {refill}"),
+            (Some(left), None) => format!(" credits {left}"),
+            _ => String::new(),
+        };
         let networks: Vec<String> = key.allowed_ips().iter().map(ToString::to_string).collect();
         let from = if networks.is_empty() {
             String::new()
@@ -449,7 +468,7 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             format!(" from {}", networks.join(","))
         };
         println!(
-            "{}\t{state}\t[{}]{expires}{limit}{from}",
+            "{}\t{state}\t[{}]{expires}{limit}{credits}{from}",
             key.id(),
             scopes.join(" ")
         );
@@ -492,8 +511,15 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
                 scopes,
                 expires,
                 allowed_ips,
+                credits,
+                refill,
                 ..
             } => {
+                if credits.is_some() || refill.is_some() {
+                    return Err("--credits and --refill are for a records file; a database's \
+                                keys carry no credits yet"
+                        .to_owned());
+                }
                 if prefix.is_none() {
                     return Err(need_prefix());
                 }
