@@ -176,6 +176,17 @@ pub(crate) struct KeyCredits {
 }
 
 impl KeyCredits {
+    /// What tells this count from another set for the same key: a shared count of another
+    /// generation starts again from the record's.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn generation(&self) -> String {
+        let at = self.counted_at.map_or(0, |at| {
+            at.duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_micros())
+        });
+        format!("{}@{at}", self.remaining)
+    }
+
     /// What the record leaves for the period `now` is in: the written count, or the refill's
     /// amount when a refill came since it was written.
     pub(crate) fn base(&self, now: SystemTime) -> u64 {
@@ -284,6 +295,19 @@ impl CreditTable {
         if spent.period == period {
             spent.credits = spent.credits.saturating_sub(written);
         }
+    }
+
+    /// Makes this process's count of `id` follow a shared count that says `left`: a request
+    /// the process must count alone (Redis slow or away) starts from there, never from the
+    /// record's whole grant.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn mirror(&self, id: &str, credits: &KeyCredits, now: SystemTime, left: u64) {
+        let cell = self.cell(id);
+        let mut spent = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        *spent = Spent {
+            credits: credits.base(now).saturating_sub(left),
+            period: credits.refill.map_or(0, |refill| refill.period_of(now)),
+        };
     }
 
     /// Forgets what `id` spent: its credits were set anew.

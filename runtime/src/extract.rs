@@ -15,10 +15,9 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-use crate::credits::CreditSpend;
 use crate::headers::LimitSlot;
 use crate::key::VerifiedKey;
-use crate::limit::{Budgets, Count, LimitFields, RateLimit};
+use crate::limit::{Budgets, Count, CreditAsk, LimitFields, RateLimit};
 use crate::rejection::{ApiKeyRejection, Problem};
 use crate::store::{ApiKeys, KeyDigest, KeyError, KeyStore, checked};
 
@@ -634,32 +633,17 @@ async fn guard<S: KeyStore>(
         );
         return Err(refusal.reject(parts, config, Some(&key)));
     }
-    // Credits first, as they are all or nothing: a request then refused by a rate limit
-    // gets them back, so neither refusal costs the key anything.
-    let credits = key.record().credits();
-    let mut credits_left = None;
-    let now = credits.map(|_| SystemTime::now());
-    if let (Some(credits), Some(now)) = (credits, now) {
-        let cost = u64::from(config.cost);
-        match store
-            .rate_limits()
-            .credit_table()
-            .spend(key.id(), credits, cost, now)
-        {
-            CreditSpend::Spent { left } => credits_left = Some(left),
-            CreditSpend::Refused { left, retry } => {
-                let wait = retry.map(|at| at.duration_since(now).unwrap_or_default());
-                let refusal =
-                    Refusal::new(Problem::CreditsExhausted, "credits_exhausted", Some(source))
-                        .credits(left, wait);
-                return Err(refusal.reject(parts, config, Some(&key)));
-            }
-        }
-        store.credits_spent();
-    }
+    // Credits and budgets are spent together, all or nothing: a request refused by a rate
+    // limit spends no credit, and one refused for credits no budget.
+    let ask = key.record().credits().map(|credits| CreditAsk {
+        credits,
+        cost: u64::from(config.cost),
+        now: SystemTime::now(),
+    });
     let budgets = Budgets::new(key.rate_limit(), config.rate_limit);
-    if !budgets.is_empty() {
-        let counted = count_budgets(
+    if !budgets.is_empty() || ask.is_some() {
+        let spends_credits = ask.is_some();
+        count_budgets(
             parts,
             config,
             store,
@@ -667,24 +651,12 @@ async fn guard<S: KeyStore>(
             &budgets,
             Some(source),
             true,
-            credits_left,
+            ask,
         )
-        .await;
-        if let Err(refused) = counted {
-            if let (Some(credits), Some(now)) = (credits, now) {
-                store.rate_limits().credit_table().refund(
-                    key.id(),
-                    credits,
-                    u64::from(config.cost),
-                    now,
-                );
-            }
-            return Err(refused);
+        .await?;
+        if spends_credits {
+            store.credits_spent();
         }
-    } else if let Some(left) = credits_left
-        && let Some(slot) = parts.extensions.get::<LimitSlot>()
-    {
-        slot.fill(Count::credits_only(left));
     }
     tracing::debug!(
         target: "axum_api_key::audit",
@@ -704,8 +676,8 @@ async fn guard<S: KeyStore>(
 /// Spends one request of each of `budgets` for `key` (for a request without a key, a stand-in
 /// named by the client's address), or refuses the request: 429 over a budget, 503 when the
 /// shared limiter cannot answer and is configured to refuse. `keyed` says whether `key` is a
-/// key the request presented, to name in the refusal; `credits_left`, what the key has left
-/// after this request, told beside the budgets.
+/// key the request presented, to name in the refusal; `credits`, the key's credits and what
+/// the request costs, spent with the budgets or not at all.
 #[allow(clippy::too_many_arguments)]
 async fn count_budgets<S: KeyStore>(
     parts: &Parts,
@@ -715,21 +687,25 @@ async fn count_budgets<S: KeyStore>(
     budgets: &Budgets,
     source: Option<&'static Source>,
     keyed: bool,
-    credits_left: Option<u64>,
+    credits: Option<CreditAsk<'_>>,
 ) -> Result<(), ApiKeyRejection> {
     let limits = store.rate_limits();
     let named = keyed.then_some(key);
-    // Counted in process without an await; only budgets kept in Redis wait on it.
-    let mut count = match limits.spend_here(key, budgets) {
+    // Counted in process without an await; only what is kept in Redis waits on it.
+    let count = match limits.spend_here(key, budgets, credits) {
         Some(count) => count,
         #[cfg(feature = "redis")]
-        None => limits.spend_shared(key, budgets).await,
+        None => limits.spend_shared(key, budgets, credits).await,
         #[cfg(not(feature = "redis"))]
         None => unreachable!("without Redis, budgets are counted in process"),
     };
-    count.credits = credits_left;
     if count.unavailable {
         let refusal = Refusal::new(Problem::LimiterUnavailable, "limiter_unavailable", source);
+        return Err(refusal.reject(parts, config, named));
+    }
+    if count.credits_exhausted {
+        let refusal = Refusal::new(Problem::CreditsExhausted, "credits_exhausted", source)
+            .credits(count.credits.unwrap_or(0), count.retry_after);
         return Err(refusal.reject(parts, config, named));
     }
     if let Some(wait) = count.retry_after {

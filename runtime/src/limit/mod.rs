@@ -233,25 +233,87 @@ impl RateLimits {
         }
     }
 
-    /// Spends one request of each budget that applies to `key`, in this process; `None` when
-    /// the budgets are counted in Redis instead ([`spend_shared`](Self::spend_shared)).
-    pub(crate) fn spend_here(&self, key: &VerifiedKey, budgets: &Budgets) -> Option<Count> {
+    /// Whether budgets and credits are counted in Redis.
+    pub(crate) fn counts_in_redis(&self) -> bool {
         #[cfg(feature = "redis")]
-        if self.inner.redis.is_some() {
-            return None;
-        }
-        let kept = key.record().key_limit().map(|limited| &limited.budget);
-        // The id is read only where a budget is looked up: a kept one needs none.
-        Some(self.count_here(&|| key.id(), budgets, kept))
+        return self.inner.redis.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
     }
 
-    /// Spends one request of each budget in Redis, or as configured when Redis cannot answer.
+    /// Spends one request of each budget that applies to `key`, and `credits`, in this
+    /// process, all or nothing; `None` when they are counted in Redis instead
+    /// ([`spend_shared`](Self::spend_shared)).
+    pub(crate) fn spend_here(
+        &self,
+        key: &VerifiedKey,
+        budgets: &Budgets,
+        credits: Option<CreditAsk<'_>>,
+    ) -> Option<Count> {
+        if self.counts_in_redis() {
+            return None;
+        }
+        Some(self.count_all_here(key, budgets, credits))
+    }
+
+    /// Credits, then budgets, in this process: a request refused by a budget gets its credits
+    /// back.
+    fn count_all_here(
+        &self,
+        key: &VerifiedKey,
+        budgets: &Budgets,
+        credits: Option<CreditAsk<'_>>,
+    ) -> Count {
+        use crate::credits::CreditSpend;
+        let table = &self.inner.credits;
+        let mut left = None;
+        if let Some(ask) = credits {
+            match table.spend(key.id(), ask.credits, ask.cost, ask.now) {
+                CreditSpend::Spent { left: after } => left = Some(after),
+                CreditSpend::Refused { left, retry } => {
+                    return Count {
+                        credits: Some(left),
+                        credits_exhausted: true,
+                        retry_after: retry.map(|at| at.duration_since(ask.now).unwrap_or_default()),
+                        ..Count::default()
+                    };
+                }
+            }
+        }
+        let mut count = if budgets.is_empty() {
+            Count::default()
+        } else {
+            let kept = key.record().key_limit().map(|limited| &limited.budget);
+            // The id is read only where a budget is looked up: a kept one needs none.
+            self.count_here(&|| key.id(), budgets, kept)
+        };
+        if count.retry_after.is_some()
+            && let Some(ask) = credits
+        {
+            table.refund(key.id(), ask.credits, ask.cost, ask.now);
+        }
+        count.credits = left;
+        count
+    }
+
+    /// Spends one request of each budget, and `credits`, in Redis, all or nothing; or as
+    /// configured when Redis cannot answer.
     #[cfg(feature = "redis")]
-    pub(crate) async fn spend_shared(&self, key: &VerifiedKey, budgets: &Budgets) -> Count {
+    pub(crate) async fn spend_shared(
+        &self,
+        key: &VerifiedKey,
+        budgets: &Budgets,
+        credits: Option<CreditAsk<'_>>,
+    ) -> Count {
         let kept = key.record().key_limit().map(|limited| &limited.budget);
         if let Some(redis) = &self.inner.redis {
-            match redis.spend(key.id(), budgets).await {
+            match redis.spend(key.id(), budgets, credits).await {
                 redis::Outcome::Counted(count) => {
+                    if let (Some(ask), Some(left)) = (credits, count.credits) {
+                        self.inner
+                            .credits
+                            .mirror(key.id(), ask.credits, ask.now, left);
+                    }
                     // This process's copy of each budget follows Redis, for the requests it
                     // may have to count alone.
                     for (&(scope, limit), budget) in budgets.iter().zip(count.budgets.iter()) {
@@ -274,7 +336,7 @@ impl RateLimits {
                 redis::Outcome::FallBack => {}
             }
         }
-        self.count_here(&|| key.id(), budgets, kept)
+        self.count_all_here(key, budgets, credits)
     }
 
     /// Counts in this process; the key's own budget is kept in `kept`. A request refused by
@@ -300,6 +362,7 @@ impl RateLimits {
             retry_after,
             unavailable: false,
             credits: None,
+            credits_exhausted: false,
         }
     }
 
@@ -364,6 +427,14 @@ pub(crate) fn first_refusal_in_window(id: &str, count: &Count) -> bool {
             true
         }
     }
+}
+
+/// A key's credits and what a request costs, with the time it is counted at.
+#[derive(Clone, Copy)]
+pub(crate) struct CreditAsk<'a> {
+    pub(crate) credits: &'a crate::credits::KeyCredits,
+    pub(crate) cost: u64,
+    pub(crate) now: std::time::SystemTime,
 }
 
 /// Which budget a limit counts against.
@@ -442,6 +513,9 @@ pub(crate) struct Count {
     pub(crate) unavailable: bool,
     /// What the key's credits hold after the request, when it has credits.
     pub(crate) credits: Option<u64>,
+    /// The key has too few credits for the request: refused, with `retry_after` until the
+    /// refill, if any.
+    pub(crate) credits_exhausted: bool,
 }
 
 impl Count {

@@ -161,32 +161,64 @@ impl RateLimits {
     }
 }
 
-/// GCRA for every budget of a request, on Redis's clock, all or nothing: a request refused by
-/// one budget spends none. `KEYS[i]` is a budget; `ARGV[2i-1]` its interval and `ARGV[2i]` its
-/// burst. Times are microseconds. Returns each budget's remaining requests and time until it is
-/// whole, then how long to wait (0 when allowed). Arrival times are written with `%.0f`: Lua
-/// prints large numbers with 14 significant digits, which would round away microseconds.
+/// GCRA for every budget of a request, on Redis's clock, and the key's credits, all or nothing:
+/// a request refused by one budget, or by its credits, spends nothing. `ARGV[1]` is the number
+/// `n` of budgets; `KEYS[i]` is a budget, `ARGV[2i]` its interval and `ARGV[2i+1]` its burst.
+/// Times are microseconds. When `KEYS[n+1]` is given it holds the key's credits (a hash of the
+/// record's generation `g`, the refill period `p` and what is left, `r`), and `ARGV[2n+2..]`
+/// are the request's cost, what the record leaves this period, the record's generation, the
+/// period and how long to keep the count (milliseconds, 0 for ever): a count of another
+/// generation (credits set anew) or an older period (a refill came) starts from the record's.
+/// Returns each budget's remaining requests and time until it is whole, how long to wait (0
+/// when allowed), the credits left (-1 without credits) and whether they refused (1 or 0).
+/// Arrival times are written with `%.0f`: Lua prints large numbers with 14 significant digits,
+/// which would round away microseconds.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
+local n = tonumber(ARGV[1])
 local tats = {}
 local wait = 0
 for i = 1, n do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
   local allow_at = tat + interval - interval * burst
   if allow_at > now and allow_at - now > wait then wait = allow_at - now end
   tats[i] = tat
 end
+local left = -1
+local refused = 0
+local cost, generation, period, keep = 0, '', 0, 0
+if #KEYS > n then
+  local at = 2 * n + 2
+  cost = tonumber(ARGV[at])
+  local base = tonumber(ARGV[at + 1])
+  generation = ARGV[at + 2]
+  period = tonumber(ARGV[at + 3])
+  keep = tonumber(ARGV[at + 4])
+  local held = redis.call('HMGET', KEYS[n + 1], 'g', 'p', 'r')
+  if held[1] == generation and held[2] and tonumber(held[2]) >= period then
+    left = tonumber(held[3])
+    period = tonumber(held[2])
+  else
+    left = base
+  end
+  if left < cost then refused = 1 end
+end
+local spend = wait == 0 and refused == 0
+if spend and #KEYS > n then
+  left = left - cost
+  redis.call('HSET', KEYS[n + 1], 'g', generation, 'p', period, 'r', string.format('%.0f', left))
+  if keep > 0 then redis.call('PEXPIRE', KEYS[n + 1], keep) else redis.call('PERSIST', KEYS[n + 1]) end
+end
 local out = {}
 for i = 1, n do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
   local tat = tats[i]
-  if wait == 0 then
+  if spend then
     tat = tat + interval
     redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
   end
@@ -196,6 +228,8 @@ for i = 1, n do
   out[2 * i] = tat - now
 end
 out[2 * n + 1] = wait
+out[2 * n + 2] = left
+out[2 * n + 3] = refused
 return out
 ";
 
@@ -249,7 +283,12 @@ impl Shared {
         u64::try_from(self.0.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    pub(crate) async fn spend(&self, id: &str, budgets: &Budgets) -> Outcome {
+    pub(crate) async fn spend(
+        &self,
+        id: &str,
+        budgets: &Budgets,
+        credits: Option<super::CreditAsk<'_>>,
+    ) -> Outcome {
         let state = &self.0;
         if self.micros() < state.paused_until.load(Ordering::Relaxed) {
             fallback("unreachable");
@@ -259,6 +298,7 @@ impl Shared {
             return self.outage("Redis could not be reached", "error");
         };
         let mut invocation = state.script.prepare_invoke();
+        invocation.arg(budgets.iter().count());
         let mut len = 0;
         for (scope, limit) in budgets.iter() {
             len += 1;
@@ -272,9 +312,32 @@ impl Shared {
             let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
             invocation.arg(interval.max(1)).arg(limit.burst());
         }
+        if let Some(ask) = credits {
+            let prefix = &state.config.prefix;
+            invocation.key(format!("{prefix}:credits:{id}"));
+            let (period, keep) = match ask.credits.refill {
+                // Kept a day past the next refill: long enough for any clock it meets.
+                Some(refill) => {
+                    let period = refill.period_of(ask.now);
+                    let until = refill
+                        .next_start(period)
+                        .duration_since(ask.now)
+                        .unwrap_or_default()
+                        + Duration::from_secs(86_400);
+                    (period, u64::try_from(until.as_millis()).unwrap_or(u64::MAX))
+                }
+                None => (0, 0),
+            };
+            invocation
+                .arg(ask.cost)
+                .arg(ask.credits.base(ask.now))
+                .arg(ask.credits.generation())
+                .arg(period)
+                .arg(keep);
+        }
         let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
         match tokio::time::timeout(state.config.timeout, call).await {
-            Ok(Ok(values)) if values.len() == len * 2 + 1 => {
+            Ok(Ok(values)) if values.len() == len * 2 + 3 => {
                 state.failures.store(0, Ordering::Relaxed);
                 if state.down.swap(false, Ordering::Relaxed) {
                     tracing::info!(
@@ -283,7 +346,7 @@ impl Shared {
                         "Redis answers again: rate limits are counted in it once more"
                     );
                 }
-                Outcome::Counted(count(budgets, &values))
+                Outcome::Counted(count(budgets, &values, credits))
             }
             Ok(Ok(_)) => self.outage("Redis answered the rate-limit script unexpectedly", "error"),
             Ok(Err(_)) => self.outage("Redis could not be reached", "error"),
@@ -337,9 +400,26 @@ fn fallback(reason: &'static str) {
 }
 
 /// The script's answer as a [`Count`].
-fn count(budgets: &Budgets, values: &[i64]) -> Count {
+fn count(budgets: &Budgets, values: &[i64], credits: Option<super::CreditAsk<'_>>) -> Count {
     let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
-    let wait = values.last().copied().unwrap_or(0);
+    let (values, tail) = values.split_at(values.len().saturating_sub(3));
+    let (wait, left, refused) = match *tail {
+        [wait, left, refused] => (wait, left, refused == 1),
+        _ => (0, -1, false),
+    };
+    if refused && let Some(ask) = credits {
+        let refill_in = ask
+            .credits
+            .refill
+            .map(|refill| refill.next_start(refill.period_of(ask.now)))
+            .map(|at| at.duration_since(ask.now).unwrap_or_default());
+        return Count {
+            credits: Some(u64::try_from(left).unwrap_or(0)),
+            credits_exhausted: true,
+            retry_after: refill_in,
+            ..Count::default()
+        };
+    }
     let mut counted = [None, None];
     for (slot, (&(scope, limit), pair)) in counted
         .iter_mut()
@@ -353,7 +433,8 @@ fn count(budgets: &Budgets, values: &[i64]) -> Count {
         budgets: counted,
         retry_after: (wait > 0).then(|| micros(wait)),
         unavailable: false,
-        credits: None,
+        credits: credits.and_then(|_| u64::try_from(left).ok()),
+        credits_exhausted: false,
     }
 }
 

@@ -320,7 +320,17 @@ impl ApiKeys {
     /// a crash loses at most the credits spent in that last moment: the key gets them back
     /// after a restart. Call it at shutdown to lose none. It blocks while it writes the file;
     /// from async code, call it through `tokio::task::spawn_blocking`.
+    ///
+    /// With limits counted in Redis ([`RateLimits::with_redis`](crate::RateLimits::with_redis)),
+    /// credits are counted there, exactly across instances, and nothing is written back: the
+    /// count lives in Redis (persist it as you persist Redis) until the key's credits are set
+    /// anew ([`set_credits`](Self::set_credits), or a changed `credits` in the file).
     pub fn write_credits(&self) -> Result<usize, ConfigError> {
+        if self.rate_limits().counts_in_redis() {
+            // Redis holds the count, shared by every instance; a record written here would
+            // start it again from this process's view.
+            return Ok(0);
+        }
         let table = self.rate_limits().credit_table();
         let unwritten = table.unwritten();
         if unwritten.is_empty() {
@@ -368,6 +378,9 @@ impl ApiKeys {
     /// Outside a Tokio runtime nothing is scheduled: call `write_credits` yourself.
     pub(crate) fn schedule_credits_write(&self) {
         use std::sync::atomic::Ordering;
+        if self.rate_limits().counts_in_redis() {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
