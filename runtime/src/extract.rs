@@ -667,6 +667,11 @@ async fn guard<S: KeyStore>(
         route = route(parts),
     );
     crate::usage::accepted("accepted", Some(&key));
+    store
+        .rate_limits()
+        .uses()
+        .used(&key, crate::last_used::seconds(SystemTime::now()));
+    store.key_used();
     if keep == Keep::InExtensions {
         parts.extensions.insert(key);
     }

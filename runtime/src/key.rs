@@ -63,6 +63,10 @@ pub(crate) struct KeyRecord {
     rate_limit: Option<Box<KeyLimit>>,
     /// Boxed: most keys have no credits.
     credits: Option<Box<KeyCredits>>,
+    /// The key's last use as its record was last written (seconds since 1970; 0 for never).
+    pub(crate) last_used: u64,
+    /// Where this process counts the key's uses, once found.
+    uses: UseCell,
     // Boxed on purpose: an empty map is three words in every record, a box one.
     #[allow(clippy::box_collection)]
     metadata: Option<Box<BTreeMap<String, String>>>,
@@ -111,6 +115,19 @@ impl std::ops::Deref for IdText {
         }
     }
 }
+
+/// The counters of a key's uses, shared by the copies of its record; no part of what the
+/// record says.
+#[derive(Clone, Default)]
+struct UseCell(std::sync::OnceLock<Arc<crate::last_used::KeyUse>>);
+
+impl PartialEq for UseCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for UseCell {}
 
 /// A key's rate limit, and the in-process budget it is counted in, kept once found: after its
 /// first request a key reaches its budget without a lookup. Copies of the record (a rotated
@@ -204,6 +221,14 @@ impl KeyRecord {
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn refuse_everywhere(&mut self) {
         self.allowed_ips = Some(Box::default());
+    }
+
+    /// The counters of the key's uses, found with `find` the first time.
+    pub(crate) fn use_counters(
+        &self,
+        find: impl FnOnce() -> Arc<crate::last_used::KeyUse>,
+    ) -> &crate::last_used::KeyUse {
+        self.uses.0.get_or_init(find)
     }
 
     /// The key's credits, if it has any.
@@ -354,6 +379,13 @@ impl VerifiedKey {
     /// How the key's credits are refilled, if they are.
     pub fn refill(&self) -> Option<Refill> {
         self.record.credits().and_then(|credits| credits.refill)
+    }
+
+    /// When the key was last used, as its record was last written: see
+    /// [`ListedKey::last_used`](crate::ListedKey::last_used) for the use this process saw.
+    pub fn last_used(&self) -> Option<SystemTime> {
+        (self.record.last_used > 0)
+            .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.record.last_used))
     }
 
     /// Whether the key is disabled: suspended, and refused until it is enabled again. Seen in

@@ -94,6 +94,7 @@ mod headers;
 mod hex;
 mod https;
 mod key;
+mod last_used;
 mod limit;
 mod network;
 #[cfg(feature = "openapi")]
@@ -119,6 +120,7 @@ pub use headers::{
 };
 pub use https::{Https, HttpsPolicy};
 pub use key::VerifiedKey;
+pub use last_used::LAST_USED_WRITE_DELAY;
 #[cfg(all(feature = "redis", feature = "webhooks"))]
 pub use limit::RedisReplayGuard;
 pub use limit::{RateLimit, RateLimitError, RateLimits, Throttle};

@@ -136,6 +136,11 @@ pub struct OwnKey {
     expires_at: Option<String>,
     /// The key's rate limit, such as `100/min`, if it has one.
     rate_limit: Option<String>,
+    /// When a key of the caller's id was last used (RFC 3339), if it was.
+    #[schema(format = DateTime)]
+    last_used: Option<String>,
+    /// The credits the key has left, if it has credits.
+    credits_left: Option<u64>,
 }
 
 /// The answer of `POST /keys/me/rotate`: the key's record and the new key, given once.

@@ -127,7 +127,7 @@ impl ManagedKeys for crate::PgKeys {
 ///
 /// | route | answer |
 /// | --- | --- |
-/// | `GET /keys/me` | `200`, the key's `id`, `scopes`, `expires_at` (RFC 3339 or `null`) and `rate_limit` (or `null`); never the key |
+/// | `GET /keys/me` | `200`, the key's `id`, `scopes`, `expires_at` (RFC 3339 or `null`), `rate_limit` (or `null`), `last_used` (RFC 3339 or `null`) and `credits_left` (or `null`); never the key |
 /// | `POST /keys/me/rotate` | `200`, the new `key`, once, with `Cache-Control: no-store`, and `expires_at`, when the presented key stops working: it keeps working for `grace`, or until its own expiry if sooner |
 /// | `DELETE /keys/me` | `204`; the presented key is revoked, and no other key of its id |
 ///
@@ -165,9 +165,37 @@ where
         )
 }
 
-async fn read<C: KeyConfig, S: KeyStore>(_: RequireApiKey<C, S>, key: VerifiedKey) -> Response {
+async fn read<C: KeyConfig, S: ManagedKeys>(
+    _: RequireApiKey<C, S>,
+    key: VerifiedKey,
+    State(store): State<S>,
+) -> Response {
     audit("read", &key);
-    json(StatusCode::OK, &describe(&key, key.expires_at(), None))
+    let limits = store.rate_limits();
+    let seen = limits.uses().get(key.id()).map(|(at, _)| at);
+    let last_used = key.last_used().max(seen);
+    let credits_left = key.record().credits().map(|credits| {
+        let now = std::time::SystemTime::now();
+        credits
+            .base(now)
+            .saturating_sub(limits.credit_table().spent(key.id(), credits, now))
+    });
+    let mut body = describe(&key, key.expires_at(), None);
+    body.pop();
+    match last_used.and_then(crate::time::rfc3339) {
+        Some(at) => {
+            let _ = write!(body, ",\"last_used\":{}", JsonStr(&at));
+        }
+        None => body.push_str(",\"last_used\":null"),
+    }
+    match credits_left {
+        Some(left) => {
+            let _ = write!(body, ",\"credits_left\":{left}");
+        }
+        None => body.push_str(",\"credits_left\":null"),
+    }
+    body.push('}');
+    json(StatusCode::OK, &body)
 }
 
 /// The digest of the key the request presented through `C`'s sources: what the guard just

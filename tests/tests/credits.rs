@@ -266,3 +266,44 @@ async fn spent_credits_are_written_back_on_their_own_within_the_delay() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn last_uses_are_counted_listed_and_written_back_once() {
+    let path = records_file("last-used", "");
+    let keys = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    let app = app(keys.clone());
+    assert_eq!(keys.list()[0].last_used(), None);
+    let before = std::time::SystemTime::now() - Duration::from_secs(1);
+    for _ in 0..3 {
+        assert_eq!(call(&app, "/data", KEY_A).await.status, StatusCode::OK);
+    }
+    // A refused request is no use.
+    assert_eq!(
+        call(&app, "/data", "pa_not-a-key-0123456789").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let listed = &keys.list()[0];
+    assert_eq!(listed.uses_since_start(), 3);
+    assert!(listed.last_used().is_some_and(|at| at >= before));
+    assert!(
+        !std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("last_used")
+    );
+
+    assert_eq!(keys.write_last_used().expect("written"), 1);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains("last_used = "), "{text}");
+    // Nothing new: nothing written.
+    assert_eq!(keys.write_last_used().expect("nothing"), 0);
+    // A restarted process reads it back.
+    let reread = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    let listed = &reread.list()[0];
+    assert_eq!(listed.uses_since_start(), 0);
+    assert!(listed.last_used().is_some_and(|at| at >= before));
+    assert!(listed.key().last_used().is_some());
+}

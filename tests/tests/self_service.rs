@@ -51,16 +51,40 @@ async fn the_holder_reads_its_key_but_never_the_key_itself() {
     let answer = call(&app, "GET", "/account/keys/me", Some(&key)).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("content-type"), Some("application/json"));
+    let mut body = answer.json();
+    // This very request is the key's last use.
+    let last_used = body["last_used"].take();
+    assert!(
+        last_used.as_str().is_some_and(|at| at.ends_with('Z')),
+        "{last_used}"
+    );
+    body.as_object_mut().unwrap().remove("last_used");
     assert_eq!(
-        answer.json(),
+        body,
         serde_json::json!({
             "id": "partner-a",
             "scopes": ["orders:read", "orders:write"],
             "expires_at": null,
             "rate_limit": "100/min",
+            "credits_left": null,
         })
     );
     answer.assert_never_contains(key.as_bytes());
+}
+
+#[tokio::test]
+async fn the_holder_sees_its_credits_left() {
+    let format = KeyFormat::new("ss").expect("format");
+    let key = format.generate();
+    let keys = ApiKeys::new()
+        .with_format(format)
+        .with(Key::new("on-a-plan", &key).credits(10))
+        .with_rate_limits(axum_api_key::RateLimits::new());
+    let app = app(keys);
+    let first = call(&app, "GET", "/account/keys/me", Some(&key)).await;
+    assert_eq!(first.json()["credits_left"], 9, "the read itself costs one");
+    let second = call(&app, "GET", "/account/keys/me", Some(&key)).await;
+    assert_eq!(second.json()["credits_left"], 8);
 }
 
 #[tokio::test]

@@ -461,6 +461,10 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             (Some(left), None) => format!(" credits {left}"),
             _ => String::new(),
         };
+        let used = listed
+            .last_used()
+            .map(|at| format!(" last used {}", humantime::format_rfc3339_seconds(at)))
+            .unwrap_or_default();
         let networks: Vec<String> = key.allowed_ips().iter().map(ToString::to_string).collect();
         let from = if networks.is_empty() {
             String::new()
@@ -468,7 +472,7 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             format!(" from {}", networks.join(","))
         };
         println!(
-            "{}\t{state}\t[{}]{expires}{limit}{credits}{from}",
+            "{}\t{state}\t[{}]{expires}{limit}{credits}{from}{used}",
             key.id(),
             scopes.join(" ")
         );

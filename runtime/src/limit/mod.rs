@@ -67,6 +67,8 @@ struct Inner {
     local: LocalBudgets,
     /// Credits spent in this process and not written back yet.
     credits: crate::credits::CreditTable,
+    /// Each key's last use and how many since start-up.
+    uses: crate::last_used::UseTable,
     throttle: Option<ThrottleTable>,
     proxies: Arc<[IpAddr]>,
     #[cfg(feature = "redis")]
@@ -100,6 +102,7 @@ impl RateLimits {
         Self::from_inner(Inner {
             local: LocalBudgets::default(),
             credits: Default::default(),
+            uses: Default::default(),
             throttle: Some(ThrottleTable::new(Throttle::default())),
             proxies: Arc::new([]),
             #[cfg(feature = "redis")]
@@ -146,6 +149,7 @@ impl RateLimits {
         let mut inner = Inner {
             local: LocalBudgets::default(),
             credits: Default::default(),
+            uses: Default::default(),
             throttle: old
                 .throttle
                 .as_ref()
@@ -364,6 +368,11 @@ impl RateLimits {
             credits: None,
             credits_exhausted: false,
         }
+    }
+
+    /// Each key's last use and how many since start-up, per key id.
+    pub(crate) fn uses(&self) -> &crate::last_used::UseTable {
+        &self.inner.uses
     }
 
     /// Credits spent in this process and not written back yet, per key id.

@@ -39,6 +39,7 @@ struct Record {
     credits: Option<Spanned<u64>>,
     refill: Option<Spanned<String>>,
     credits_at: Option<Spanned<Datetime>>,
+    last_used: Option<Spanned<Datetime>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -63,6 +64,7 @@ impl ApiKeys {
     /// credits = 10000                          # optional: uses left
     /// refill = "10000/month"                   # optional: see Refill
     /// credits_at = 2026-12-01T00:00:00Z        # written back with credits: when counted
+    /// last_used = 2026-12-06T10:00:00Z         # written back: the key's last use
     /// metadata = { owner = "Partner A Ltd" }   # optional, free text
     /// ```
     ///
@@ -355,6 +357,12 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         if let Some(credits) = &record.credits {
             key = key.credits(*credits.get_ref());
         }
+        if let Some(time) = &record.last_used {
+            let at = system_time(time.get_ref()).ok_or_else(|| {
+                field_error(ConfigErrorKind::BadTime, "last_used", time.span().start)
+            })?;
+            key.record.last_used = crate::last_used::seconds(at);
+        }
         if let Some(time) = &record.credits_at {
             let at = system_time(time.get_ref()).ok_or_else(|| {
                 field_error(ConfigErrorKind::BadTime, "credits_at", time.span().start)
@@ -440,6 +448,7 @@ struct Spans {
     disabled: Option<std::ops::Range<usize>>,
     credits: Option<std::ops::Range<usize>>,
     credits_at: Option<std::ops::Range<usize>>,
+    last_used: Option<std::ops::Range<usize>>,
 }
 
 impl Spans {
@@ -465,6 +474,7 @@ impl Spans {
             disabled: record.disabled.as_ref().map(Spanned::span),
             credits: record.credits.as_ref().map(Spanned::span),
             credits_at: record.credits_at.as_ref().map(Spanned::span),
+            last_used: record.last_used.as_ref().map(Spanned::span),
         })
     }
 
@@ -476,6 +486,7 @@ impl Spans {
             &mut self.disabled,
             &mut self.credits,
             &mut self.credits_at,
+            &mut self.last_used,
         ];
         std::iter::once(&mut self.line_end).chain(
             ranges
@@ -509,6 +520,7 @@ impl FileIndex {
             Field::Disabled => record.disabled.clone(),
             Field::Credits => record.credits.clone(),
             Field::CreditsAt => record.credits_at.clone(),
+            Field::LastUsed => record.last_used.clone(),
         };
         let (start, new_span) = match span {
             Some(span) => {
@@ -541,6 +553,7 @@ impl FileIndex {
             Field::Disabled => record.disabled = Some(new_span),
             Field::Credits => record.credits = Some(new_span),
             Field::CreditsAt => record.credits_at = Some(new_span),
+            Field::LastUsed => record.last_used = Some(new_span),
         }
     }
 
@@ -624,6 +637,12 @@ impl FileIndex {
                         self.set(body, n, Field::Disabled, value, newline);
                     }
                 }
+                FileEdit::LastUsed { id, at } => {
+                    let at = datetime(*at)?.to_string();
+                    for n in self.of_id(id) {
+                        self.set(body, n, Field::LastUsed, &at, newline);
+                    }
+                }
                 FileEdit::Credits {
                     id, remaining, at, ..
                 } => {
@@ -668,6 +687,7 @@ enum Field {
     Disabled,
     Credits,
     CreditsAt,
+    LastUsed,
 }
 
 impl Field {
@@ -679,6 +699,7 @@ impl Field {
             Self::Disabled => "disabled",
             Self::Credits => "credits",
             Self::CreditsAt => "credits_at",
+            Self::LastUsed => "last_used",
         }
     }
 }
@@ -913,6 +934,10 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
                     table.insert("credits_at", value(datetime(at)?));
                 }
             }
+            if record.last_used > 0 {
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(record.last_used);
+                table.insert("last_used", value(datetime(at)?));
+            }
             if let Some(networks) = record.allowed_ips() {
                 let networks: toml_edit::Array = networks.iter().map(ToString::to_string).collect();
                 table.insert("allowed_ips", value(networks));
@@ -945,6 +970,11 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
         FileEdit::Disable { id, disabled } => {
             for table in keys.iter_mut().filter(|table| of_id(table, id)) {
                 table.insert("disabled", value(*disabled));
+            }
+        }
+        FileEdit::LastUsed { id, at } => {
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                table.insert("last_used", value(datetime(*at)?));
             }
         }
         FileEdit::Credits {
@@ -1016,6 +1046,7 @@ const FIELDS: &[&str] = &[
     "credits",
     "refill",
     "credits_at",
+    "last_used",
     "metadata",
 ];
 

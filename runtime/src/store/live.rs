@@ -411,6 +411,81 @@ impl ApiKeys {
         });
     }
 
+    /// Writes each key's last use since the last write to its records (`last_used` in the
+    /// records file of a store read from one). Returns how many key ids were written.
+    ///
+    /// The guard calls it on its own, in the background, at most once every
+    /// [`LAST_USED_WRITE_DELAY`](crate::LAST_USED_WRITE_DELAY): a busy key costs the file one
+    /// write a minute, not one per request. It blocks while it writes the file.
+    pub fn write_last_used(&self) -> Result<usize, ConfigError> {
+        let uses = self.rate_limits().uses();
+        let unwritten = uses.unwritten();
+        if unwritten.is_empty() {
+            return Ok(0);
+        }
+        let written = self.change(|set, edits| {
+            let mut written = Vec::new();
+            for (id, last) in &unwritten {
+                let last = *last;
+                let named = set.update(id, |record| {
+                    record.last_used = record.last_used.max(last);
+                });
+                if named == 0 {
+                    continue;
+                }
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(last);
+                edits.push(FileEdit::LastUsed { id: id.clone(), at });
+                written.push((id.clone(), last));
+            }
+            Ok(written)
+        })?;
+        for (id, last) in &written {
+            uses.written(id, *last);
+        }
+        Ok(written.len())
+    }
+
+    /// Schedules a [`write_last_used`](Self::write_last_used) in the background,
+    /// [`LAST_USED_WRITE_DELAY`](crate::LAST_USED_WRITE_DELAY) from now, unless one is
+    /// scheduled. Only for a store read from a records file: in memory there is nothing to
+    /// write.
+    pub(crate) fn schedule_uses_write(&self) {
+        use std::sync::atomic::Ordering;
+        if self.shared.uses_scheduled.load(Ordering::Relaxed) {
+            return;
+        }
+        #[cfg(feature = "file")]
+        if self.shared.snapshot.read(|set| set.file.is_none()) {
+            return;
+        }
+        #[cfg(not(feature = "file"))]
+        return;
+        #[cfg(feature = "file")]
+        {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            if self.shared.uses_scheduled.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let keys = self.clone();
+            runtime.spawn(async move {
+                tokio::time::sleep(crate::LAST_USED_WRITE_DELAY).await;
+                keys.shared.uses_scheduled.store(false, Ordering::Release);
+                let writer = keys.clone();
+                match tokio::task::spawn_blocking(move || writer.write_last_used()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::warn!(
+                        target: "axum_api_key::audit",
+                        error = %error,
+                        "keys' last uses could not be written back; they are kept in memory"
+                    ),
+                    Err(_) => {}
+                }
+            });
+        }
+    }
+
     /// Runs one change on a copy of the live set and swaps it in, or leaves the set as it was.
     ///
     /// For a store read from a records file, the change is made under the file's lock, on the
@@ -546,6 +621,8 @@ pub(crate) enum FileEdit {
     SupersedeKey { digest: KeyDigest, at: SystemTime },
     /// Every key of this id disabled, or enabled again.
     Disable { id: Box<str>, disabled: bool },
+    /// Every key of this id last used at `at`, unless its record says later.
+    LastUsed { id: Box<str>, at: SystemTime },
     /// Every key of this id holding `remaining` credits as of `at` (and, when `refill` is
     /// `Some`, refilled as it says).
     Credits {

@@ -149,6 +149,8 @@ struct Shared {
     settings: Settings,
     /// Whether a write of spent credits is scheduled.
     credits_scheduled: std::sync::atomic::AtomicBool,
+    /// Whether a write of last uses is scheduled.
+    uses_scheduled: std::sync::atomic::AtomicBool,
 }
 
 /// What a store is built with besides its keys: fixed for its life.
@@ -171,6 +173,7 @@ impl Shared {
             changing: Mutex::new(()),
             settings,
             credits_scheduled: std::sync::atomic::AtomicBool::new(false),
+            uses_scheduled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -182,9 +185,22 @@ pub struct ListedKey {
     key: VerifiedKey,
     refused: Option<KeyError>,
     credits_left: Option<u64>,
+    used: Option<(std::time::SystemTime, u64)>,
 }
 
 impl ListedKey {
+    /// When the key's id was last used: the later of its record's `last_used` and the last
+    /// request this process let in with it.
+    pub fn last_used(&self) -> Option<std::time::SystemTime> {
+        let seen = self.used.map(|(at, _)| at);
+        self.key.last_used().max(seen)
+    }
+
+    /// How many requests this process let in with the key's id since it started.
+    pub fn uses_since_start(&self) -> u64 {
+        self.used.map_or(0, |(_, count)| count)
+    }
+
     /// The credits the key has left now, if it has credits: its record's count less what
     /// this process spent and has not written back.
     pub fn credits_left(&self) -> Option<u64> {
@@ -228,6 +244,7 @@ impl ApiKeys {
                             .base(now)
                             .saturating_sub(table.spent(key.id(), credits, now))
                     }),
+                    used: self.rate_limits().uses().get(key.id()),
                     key,
                 })
                 .collect()
@@ -366,6 +383,11 @@ pub trait KeyStore: Send + Sync + 'static {
     /// in batches. Not part of the public API.
     #[doc(hidden)]
     fn credits_spent(&self) {}
+
+    /// Called after a request was let in with a key, so that a store that writes last uses
+    /// back can do so in batches. Not part of the public API.
+    #[doc(hidden)]
+    fn key_used(&self) {}
 }
 
 impl KeyStore for ApiKeys {
@@ -388,6 +410,10 @@ impl KeyStore for ApiKeys {
 
     fn credits_spent(&self) {
         self.schedule_credits_write();
+    }
+
+    fn key_used(&self) {
+        self.schedule_uses_write();
     }
 }
 

@@ -638,6 +638,7 @@ impl PgKeys {
                             ),
                         )
                     }),
+                    used: KeyStore::rate_limits(self).uses().get(key.id()),
                     key,
                 }
             })
