@@ -26,7 +26,11 @@
 //!   `RequireApiKey::layer` over the router, with a valid key;
 //! - `limited`: `valid` with a key that carries a rate limit too high to refuse anything
 //!   (1,000,000 per millisecond), counted in process: what the limiter adds to an accepted
-//!   request (target: 60 ns at most).
+//!   request (target: 60 ns at most);
+//! - `planned`: a key on a plan (credits, its own rate limit and the route's, both too high to
+//!   refuse anything, and an allowed network the request comes from), on a route with a
+//!   `rate_limit` and a `cost`: what credits, two limits and an allowlist add to an accepted
+//!   request over `valid` (target: 150 ns at most).
 
 #![allow(clippy::print_stdout)] // the report is the output
 
@@ -53,6 +57,11 @@ async fn open() -> &'static str {
 
 #[api_key]
 async fn protected() -> &'static str {
+    "ok"
+}
+
+#[api_key(rate_limit = "1000000/ms", cost = 1)]
+async fn planned() -> &'static str {
     "ok"
 }
 
@@ -92,11 +101,24 @@ fn request(key: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).expect("a valid request")
 }
 
+/// The variant's request: its key, and for `planned` the client's address, which the
+/// allowlist reads (as a server with connect info puts it there).
+fn request_of(variant: &Variant) -> Request<Body> {
+    let mut request = request(variant.key);
+    if let Some(address) = variant.from {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(address));
+    }
+    request
+}
+
 struct Variant {
     name: &'static str,
     router: Router,
     key: Option<&'static str>,
     status: StatusCode,
+    from: Option<std::net::SocketAddr>,
 }
 
 /// `(numerator, denominator, what it says)` for each ratio the project tracks.
@@ -137,7 +159,15 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "valid",
         "a rate-limited key over an unlimited one",
     ),
+    (
+        "planned",
+        "valid",
+        "credits, two limits and an allowlist over none",
+    ),
 ];
+
+/// `(variant, baseline)` pairs whose difference in nanoseconds is reported too.
+const DIFFERENCES: &[(&str, &str)] = &[("limited", "valid"), ("planned", "valid")];
 
 fn main() {
     // `cargo test --benches` runs this with `--bench`-less arguments; a bench run passes
@@ -163,7 +193,16 @@ fn main() {
         router: router.with_state(keys.clone()),
         key,
         status,
+        from: None,
     };
+    let planned_keys = ApiKeys::new()
+        .with(
+            Key::new("bench", KEY)
+                .rate_limit("1000000/ms".parse().expect("a rate"))
+                .credits(axum_api_key::MAX_CREDITS)
+                .allowed_ips(["203.0.113.0/24".parse().expect("a network")]),
+        )
+        .with_rate_limits(RateLimits::new());
     let limited_keys = ApiKeys::new()
         .with(Key::new("bench", KEY).rate_limit("1000000/ms".parse().expect("a rate")))
         .with_rate_limits(RateLimits::new());
@@ -227,11 +266,21 @@ fn main() {
                 .with_state(limited_keys),
             key: Some(KEY),
             status: StatusCode::OK,
+            from: None,
+        },
+        Variant {
+            name: "planned",
+            router: Router::new()
+                .route("/", get(planned))
+                .with_state(planned_keys),
+            key: Some(KEY),
+            status: StatusCode::OK,
+            from: Some("203.0.113.7:50000".parse().expect("an address")),
         },
     ];
     for variant in &variants {
         let answer = runtime
-            .block_on(variant.router.clone().oneshot(request(variant.key)))
+            .block_on(variant.router.clone().oneshot(request_of(variant)))
             .expect("infallible");
         assert_eq!(answer.status(), variant.status, "{}", variant.name);
     }
@@ -249,7 +298,7 @@ fn main() {
                 variant
                     .router
                     .clone()
-                    .oneshot(black_box(request(variant.key))),
+                    .oneshot(black_box(request_of(variant))),
             );
             black_box(answer.expect("infallible"));
         }
@@ -268,7 +317,7 @@ fn main() {
                     variant
                         .router
                         .clone()
-                        .oneshot(black_box(request(variant.key))),
+                        .oneshot(black_box(request_of(variant))),
                 );
                 black_box(answer.expect("infallible"));
             }
@@ -316,6 +365,22 @@ fn main() {
             quantile(&ratios, 0.75),
             ratios[0],
             ratios[ratios.len() - 1],
+        );
+    }
+    println!("\n| difference | median of per-round differences | quartiles |");
+    println!("| --- | --- | --- |");
+    for (top, bottom) in DIFFERENCES {
+        let mut differences: Vec<f64> = column(top)
+            .iter()
+            .zip(column(bottom))
+            .map(|(t, b)| t - b)
+            .collect();
+        differences.sort_by(f64::total_cmp);
+        println!(
+            "| {top} - {bottom} | {:.1} ns | {:.1} to {:.1} ns |",
+            quantile(&differences, 0.5),
+            quantile(&differences, 0.25),
+            quantile(&differences, 0.75),
         );
     }
     println!();

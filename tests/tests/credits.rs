@@ -307,3 +307,40 @@ async fn last_uses_are_counted_listed_and_written_back_once() {
     assert!(listed.last_used().is_some_and(|at| at >= before));
     assert!(listed.key().last_used().is_some());
 }
+
+#[tokio::test]
+async fn a_used_up_key_is_refilled_when_its_period_turns() {
+    // Counted on a day long past and used up: today's period starts from the refill's amount.
+    let path = records_file(
+        "refilled",
+        "credits = 0\nrefill = \"5/day\"\ncredits_at = 2020-01-01T12:00:00Z\n",
+    );
+    let keys = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    let app = app(keys.clone());
+    for _ in 0..5 {
+        assert_eq!(call(&app, "/data", KEY_A).await.status, StatusCode::OK);
+    }
+    let refused = call(&app, "/data", KEY_A).await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "CreditsExhausted");
+    assert!(refused.header("retry-after").is_some());
+    // Written back as today's count: read again, it stays used up until tomorrow.
+    keys.write_credits().expect("written");
+    let reread = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    assert_eq!(reread.credits_left("trial"), Some(0));
+    let again = self::app(reread);
+    let refused = call(&again, "/data", KEY_A).await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "CreditsExhausted");
+
+    // Set by hand to nothing (no `credits_at`: a count of the current period): refused until
+    // the next period.
+    let path = records_file("not-yet", "credits = 0\nrefill = \"5/day\"\n");
+    let keys = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    let refused = call(&self::app(keys), "/data", KEY_A).await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "CreditsExhausted");
+}
