@@ -717,7 +717,7 @@ async fn count_budgets<S: KeyStore>(
         let mut refusal =
             Refusal::new(Problem::RateLimited, "rate_limited", source).retry(wait, count.fields());
         // One warning per key and budget per window; the rest at DEBUG (and all counted).
-        refusal.quiet = !crate::limit::first_refusal_in_window(key.id(), &count);
+        refusal.quiet = !crate::limit::first_refusal_in_window(key.record().counted_as(), &count);
         return Err(refusal.reject(parts, config, named));
     }
     // The fields are written only where a `rate_limit_headers` layer will send them.

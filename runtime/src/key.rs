@@ -63,6 +63,9 @@ pub(crate) struct KeyRecord {
     rate_limit: Option<Box<KeyLimit>>,
     /// Boxed: most keys have no credits.
     credits: Option<Box<KeyCredits>>,
+    /// The name the key's budgets and credits are counted under with other keys of the same
+    /// identity, if it shares them.
+    pub(crate) identity: Option<Box<str>>,
     /// The key's last use as its record was last written (seconds since 1970; 0 for never).
     pub(crate) last_used: u64,
     /// Where this process counts the key's uses, once found.
@@ -223,6 +226,11 @@ impl KeyRecord {
         self.allowed_ips = Some(Box::default());
     }
 
+    /// The name the key's budgets and credits are counted under: its identity, or its id.
+    pub(crate) fn counted_as(&self) -> &str {
+        self.identity.as_deref().unwrap_or(&self.id)
+    }
+
     /// The counters of the key's uses, found with `find` the first time.
     pub(crate) fn use_counters(
         &self,
@@ -379,6 +387,20 @@ impl VerifiedKey {
     /// How the key's credits are refilled, if they are.
     pub fn refill(&self) -> Option<Refill> {
         self.record.credits().and_then(|credits| credits.refill)
+    }
+
+    /// The same key, sharing its rate limits and credits with every key of `identity` (a
+    /// custom [`KeyStore`](crate::KeyStore) gives its keys' identities this way).
+    pub fn with_identity(self, identity: impl Into<Box<str>>) -> Self {
+        let mut record = KeyRecord::clone(&self.record);
+        record.identity = Some(identity.into());
+        Self::from_record(record)
+    }
+
+    /// The identity the key shares its rate limits and credits with, if it has one
+    /// ([`Key::identity`](crate::Key::identity)).
+    pub fn identity(&self) -> Option<&str> {
+        self.record.identity.as_deref()
     }
 
     /// When the key was last used, as its record was last written: see

@@ -178,7 +178,11 @@ async fn read<C: KeyConfig, S: ManagedKeys>(
         let now = std::time::SystemTime::now();
         credits
             .base(now)
-            .saturating_sub(limits.credit_table().spent(key.id(), credits, now))
+            .saturating_sub(
+                limits
+                    .credit_table()
+                    .spent(key.record().counted_as(), credits, now),
+            )
     });
     let mut body = describe(&key, key.expires_at(), None);
     body.pop();

@@ -344,3 +344,77 @@ async fn a_used_up_key_is_refilled_when_its_period_turns() {
     let refused = call(&self::app(keys), "/data", KEY_A).await;
     refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "CreditsExhausted");
 }
+
+#[tokio::test]
+async fn keys_of_one_identity_share_their_credits_and_limits_and_keep_them_through_rotation() {
+    let format = axum_api_key::KeyFormat::new("acme").expect("format");
+    let (ci, web, other) = (format.generate(), format.generate(), format.generate());
+    let keys = ApiKeys::new()
+        .with_format(format)
+        .with(
+            Key::new("acme-ci", &ci)
+                .identity("acme")
+                .credits(4)
+                .rate_limit("3/min".parse().expect("limit")),
+        )
+        .with(
+            Key::new("acme-web", &web)
+                .identity("acme")
+                .credits(4)
+                .rate_limit("3/min".parse().expect("limit")),
+        )
+        .with(Key::new("other", &other).credits(4))
+        .with_rate_limits(RateLimits::new());
+    let app = app(keys.clone());
+    // One budget of 3 a minute for both keys.
+    assert_eq!(call(&app, "/data", &ci).await.status, StatusCode::OK);
+    assert_eq!(call(&app, "/data", &web).await.status, StatusCode::OK);
+    assert_eq!(call(&app, "/data", &ci).await.status, StatusCode::OK);
+    let limited = call(&app, "/data", &web).await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+    // One count of credits: three spent of four, whichever key spent them.
+    assert_eq!(keys.credits_left("acme-web"), Some(1));
+    assert_eq!(keys.credits_left("acme-ci"), Some(1));
+    // Another customer is apart.
+    assert_eq!(call(&app, "/data", &other).await.status, StatusCode::OK);
+    assert_eq!(keys.credits_left("other"), Some(3));
+    // A rotated key keeps its identity, and so the shared count.
+    let rotated = keys.rotate("acme-ci", Duration::ZERO).expect("rotated");
+    assert_eq!(
+        keys.verify(rotated.as_bytes()).expect("valid").identity(),
+        Some("acme")
+    );
+    // A top-up of one key tops up the identity.
+    keys.set_credits("acme-web", 10, None).expect("topped up");
+    assert_eq!(keys.credits_left("acme-ci"), Some(10));
+}
+
+#[tokio::test]
+async fn an_identitys_spending_is_written_to_each_of_its_keys() {
+    let digest = |key: &str| -> String {
+        axum_api_key::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let path = records_file("identity", "identity = \"acme\"\ncredits = 10\n");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str(&format!(
+        "\n[[keys]]\nid = \"acme-web\"\ndigest = \"sha256:{}\"\nidentity = \"acme\"\ncredits = 10\n",
+        digest(KEY_B)
+    ));
+    std::fs::write(&path, text).expect("written");
+    let keys = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    let app = app(keys.clone());
+    assert_eq!(call(&app, "/data", KEY_A).await.status, StatusCode::OK);
+    assert_eq!(call(&app, "/report", KEY_B).await.status, StatusCode::OK);
+    assert_eq!(keys.write_credits().expect("written"), 1);
+    let written = std::fs::read_to_string(&path).expect("read");
+    assert_eq!(written.matches("credits = 6").count(), 2, "{written}");
+    let reread = ApiKeys::from_file(&path)
+        .expect("read")
+        .with_rate_limits(RateLimits::new());
+    assert_eq!(reread.credits_left("trial"), Some(6));
+}

@@ -272,7 +272,7 @@ impl RateLimits {
         let table = &self.inner.credits;
         let mut left = None;
         if let Some(ask) = credits {
-            match table.spend(key.id(), ask.credits, ask.cost, ask.now) {
+            match table.spend(key.record().counted_as(), ask.credits, ask.cost, ask.now) {
                 CreditSpend::Spent { left: after } => left = Some(after),
                 CreditSpend::Refused { left, retry } => {
                     return Count {
@@ -289,12 +289,12 @@ impl RateLimits {
         } else {
             let kept = key.record().key_limit().map(|limited| &limited.budget);
             // The id is read only where a budget is looked up: a kept one needs none.
-            self.count_here(&|| key.id(), budgets, kept)
+            self.count_here(&|| key.record().counted_as(), budgets, kept)
         };
         if count.retry_after.is_some()
             && let Some(ask) = credits
         {
-            table.refund(key.id(), ask.credits, ask.cost, ask.now);
+            table.refund(key.record().counted_as(), ask.credits, ask.cost, ask.now);
         }
         count.credits = left;
         count
@@ -311,12 +311,18 @@ impl RateLimits {
     ) -> Count {
         let kept = key.record().key_limit().map(|limited| &limited.budget);
         if let Some(redis) = &self.inner.redis {
-            match redis.spend(key.id(), budgets, credits).await {
+            match redis
+                .spend(key.record().counted_as(), budgets, credits)
+                .await
+            {
                 redis::Outcome::Counted(count) => {
                     if let (Some(ask), Some(left)) = (credits, count.credits) {
-                        self.inner
-                            .credits
-                            .mirror(key.id(), ask.credits, ask.now, left);
+                        self.inner.credits.mirror(
+                            key.record().counted_as(),
+                            ask.credits,
+                            ask.now,
+                            left,
+                        );
                     }
                     // This process's copy of each budget follows Redis, for the requests it
                     // may have to count alone.
@@ -325,7 +331,7 @@ impl RateLimits {
                             let kept = if scope == Scope::Key { kept } else { None };
                             let mut held = None;
                             let cell = self.inner.local.budget(
-                                &|| key.id(),
+                                &|| key.record().counted_as(),
                                 scope,
                                 limit,
                                 kept,

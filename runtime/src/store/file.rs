@@ -40,6 +40,7 @@ struct Record {
     refill: Option<Spanned<String>>,
     credits_at: Option<Spanned<Datetime>>,
     last_used: Option<Spanned<Datetime>>,
+    identity: Option<Spanned<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -65,6 +66,7 @@ impl ApiKeys {
     /// refill = "10000/month"                   # optional: see Refill
     /// credits_at = 2026-12-01T00:00:00Z        # written back with credits: when counted
     /// last_used = 2026-12-06T10:00:00Z         # written back: the key's last use
+    /// identity = "acme"                        # optional: shares limits and credits
     /// metadata = { owner = "Partner A Ltd" }   # optional, free text
     /// ```
     ///
@@ -356,6 +358,17 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         }
         if let Some(credits) = &record.credits {
             key = key.credits(*credits.get_ref());
+        }
+        if let Some(identity) = &record.identity {
+            let name = identity.get_ref();
+            if name.is_empty() || name.len() > crate::MAX_ID_LEN {
+                return Err(field_error(
+                    ConfigErrorKind::InvalidId,
+                    "identity",
+                    identity.span().start,
+                ));
+            }
+            key = key.identity(name.as_str());
         }
         if let Some(time) = &record.last_used {
             let at = system_time(time.get_ref()).ok_or_else(|| {
@@ -934,6 +947,9 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
                     table.insert("credits_at", value(datetime(at)?));
                 }
             }
+            if let Some(identity) = &record.identity {
+                table.insert("identity", value(&**identity));
+            }
             if record.last_used > 0 {
                 let at = std::time::UNIX_EPOCH + Duration::from_secs(record.last_used);
                 table.insert("last_used", value(datetime(at)?));
@@ -1047,6 +1063,7 @@ const FIELDS: &[&str] = &[
     "refill",
     "credits_at",
     "last_used",
+    "identity",
     "metadata",
 ];
 

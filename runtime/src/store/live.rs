@@ -272,13 +272,16 @@ impl ApiKeys {
         let record = self.shared.snapshot.read(|set| set.live_record(id))?;
         let credits = record.credits()?;
         let now = SystemTime::now();
-        let spent = self.rate_limits().credit_table().spent(id, credits, now);
+        let spent = self
+            .rate_limits()
+            .credit_table()
+            .spent(record.counted_as(), credits, now);
         Some(credits.base(now).saturating_sub(spent))
     }
 
-    /// Sets the credits of every key of `id` to `credits` (a top-up, or a new plan), written
-    /// to the records file of a store read from one; what was spent before no longer counts.
-    /// Returns how many keys changed.
+    /// Sets the credits of every key of `id`, and of every key sharing its identity, to
+    /// `credits` (a top-up, or a new plan), written to the records file of a store read from
+    /// one; what was spent before no longer counts. Returns how many keys changed.
     pub fn set_credits(
         &self,
         id: &str,
@@ -288,26 +291,41 @@ impl ApiKeys {
         let credits = credits.min(crate::MAX_CREDITS);
         let now = SystemTime::now();
         let table = self.rate_limits().credit_table();
+        let mut counted_as: Box<str> = id.into();
         let changed = self.change(|set, edits| {
-            let changed = set.update(id, |record| {
-                record.set_credits(Some(crate::credits::KeyCredits {
-                    remaining: credits,
-                    refill,
-                    counted_at: Some(now),
-                }));
-            });
+            if let Some(record) = set.live_record(id) {
+                counted_as = record.counted_as().into();
+            }
+            // Every key counted under the same name: an identity's keys share one count.
+            let mut ids = set.ids_counted_as(&counted_as);
+            if !ids.iter().any(|named| **named == *id) {
+                ids.push(id.into());
+            }
+            let mut changed = 0;
+            for named in ids {
+                let updated = set.update(&named, |record| {
+                    record.set_credits(Some(crate::credits::KeyCredits {
+                        remaining: credits,
+                        refill,
+                        counted_at: Some(now),
+                    }));
+                });
+                if updated > 0 {
+                    edits.push(FileEdit::Credits {
+                        id: named,
+                        remaining: credits,
+                        refill: Some(refill),
+                        at: now,
+                    });
+                }
+                changed += updated;
+            }
             if changed == 0 {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
             }
-            edits.push(FileEdit::Credits {
-                id: id.into(),
-                remaining: credits,
-                refill: Some(refill),
-                at: now,
-            });
             Ok(changed)
         })?;
-        table.forget(id);
+        table.forget(&counted_as);
         Ok(changed)
     }
 
@@ -339,29 +357,33 @@ impl ApiKeys {
         let now = SystemTime::now();
         let written = self.change(|set, edits| {
             let mut written = Vec::new();
-            for (id, _) in &unwritten {
-                let Some(record) = set.live_record(id) else {
+            // Each name is a key id or an identity: its keys are written with what it has left.
+            for (name, _) in &unwritten {
+                let ids = set.ids_counted_as(name);
+                let Some(record) = ids.iter().find_map(|id| set.live_record(id)) else {
                     continue;
                 };
                 let Some(credits) = record.credits() else {
                     continue;
                 };
-                let spent = table.spent(id, credits, now);
+                let spent = table.spent(name, credits, now);
                 let period = credits.refill.map_or(0, |refill| refill.period_of(now));
                 let remaining = credits.base(now).saturating_sub(spent);
-                set.update(id, |record| {
-                    if let Some(credits) = record.credits_mut() {
-                        credits.remaining = remaining;
-                        credits.counted_at = Some(now);
-                    }
-                });
-                edits.push(FileEdit::Credits {
-                    id: id.clone(),
-                    remaining,
-                    refill: None,
-                    at: now,
-                });
-                written.push((id.clone(), period, spent));
+                for id in ids {
+                    set.update(&id, |record| {
+                        if let Some(credits) = record.credits_mut() {
+                            credits.remaining = remaining;
+                            credits.counted_at = Some(now);
+                        }
+                    });
+                    edits.push(FileEdit::Credits {
+                        id,
+                        remaining,
+                        refill: None,
+                        at: now,
+                    });
+                }
+                written.push((name.clone(), period, spent));
             }
             Ok(written)
         })?;

@@ -240,9 +240,11 @@ impl ApiKeys {
                 .map(|key| ListedKey {
                     refused: valid_now(&key).err(),
                     credits_left: key.record().credits().map(|credits| {
-                        credits
-                            .base(now)
-                            .saturating_sub(table.spent(key.id(), credits, now))
+                        credits.base(now).saturating_sub(table.spent(
+                            key.record().counted_as(),
+                            credits,
+                            now,
+                        ))
                     }),
                     used: self.rate_limits().uses().get(key.id()),
                     key,

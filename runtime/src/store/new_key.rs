@@ -174,6 +174,25 @@ impl Key {
         self
     }
 
+    /// Counts the key's rate limit and credits under `identity`, shared with every key of the
+    /// same identity: the keys of one customer (`identity = "acme"`) spend one budget and one
+    /// count of credits, whichever of them a request presents. A rotated key keeps its
+    /// identity. An identity is counted under its name as a key is under its id: name it
+    /// apart from every key id.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new()
+    ///     .with(Key::new("acme-ci", "ac_7Qm2xY9wLkV3rT8s").identity("acme").credits(100))
+    ///     .with(Key::new("acme-web", "aw_Zc4nH6jR1eW5uB0d").identity("acme").credits(100));
+    /// assert_eq!(keys.verify(b"ac_7Qm2xY9wLkV3rT8s").unwrap().identity(), Some("acme"));
+    /// ```
+    pub fn identity(mut self, identity: impl Into<String>) -> Self {
+        self.record.identity = Some(identity.into().into_boxed_str());
+        self
+    }
+
     /// Gives the key `credits` uses: each request it makes on a route spends the route's
     /// `cost` (`#[api_key(cost = 5)]`, 1 by default), and at zero it is refused with `429` and
     /// the problem `credits-exhausted` until it is refilled. See [`refill`](Self::refill).

@@ -632,7 +632,7 @@ impl PgKeys {
                     credits_left: key.record().credits().map(|credits| {
                         credits.base(now).saturating_sub(
                             KeyStore::rate_limits(self).credit_table().spent(
-                                key.id(),
+                                key.record().counted_as(),
                                 credits,
                                 now,
                             ),

@@ -278,6 +278,26 @@ impl KeySet {
     }
 
     /// Every key, in no particular order.
+    /// The ids of the keys counted under `name`: the id itself when a key has it (and no
+    /// other identity), and every id whose keys have the identity `name`. An id is found at
+    /// once; an identity is looked for through every key, which only a write-back does.
+    pub(super) fn ids_counted_as(&self, name: &str) -> Vec<Box<str>> {
+        let direct = self
+            .named(name)
+            .any(|entry| entry.key.record().identity.is_none());
+        let mut ids: Vec<Box<str>> = if direct {
+            vec![name.into()]
+        } else {
+            Vec::new()
+        };
+        for key in self.keys() {
+            if key.identity() == Some(name) && !ids.iter().any(|id| **id == *key.id()) {
+                ids.push(key.id().into());
+            }
+        }
+        ids
+    }
+
     pub(super) fn keys(&self) -> impl Iterator<Item = VerifiedKey> {
         self.by_digest.values().into_iter().map(|entry| entry.key)
     }
