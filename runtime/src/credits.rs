@@ -173,7 +173,22 @@ pub(crate) struct KeyCredits {
     /// When `remaining` was written; `None` for a count set by hand (read as "now": a count
     /// set by hand is the current period's).
     pub(crate) counted_at: Option<SystemTime>,
+    /// This process's count of what the key spent, found once in the [`CreditTable`]: a
+    /// request then reaches it without the table's lock.
+    pub(crate) cell: CellSlot,
 }
+
+/// Where a key's record keeps its count once found; no part of what the record says.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CellSlot(std::sync::OnceLock<Arc<Mutex<Spent>>>);
+
+impl PartialEq for CellSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CellSlot {}
 
 impl KeyCredits {
     /// What tells this count from another set for the same key: a shared count of another
@@ -247,7 +262,7 @@ impl CreditTable {
         cost: u64,
         now: SystemTime,
     ) -> CreditSpend {
-        let cell = self.cell(id);
+        let cell = credits.cell.0.get_or_init(|| self.cell(id));
         let mut spent = cell.lock().unwrap_or_else(PoisonError::into_inner);
         let period = credits.refill.map_or(0, |refill| refill.period_of(now));
         if period > spent.period {
@@ -312,8 +327,9 @@ impl CreditTable {
 
     /// Forgets what `id` spent: its credits were set anew.
     pub(crate) fn forget(&self, id: &str) {
-        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cell) = cells.remove(id) {
+        // Reset in place: records that found the count keep reaching it.
+        let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cell) = cells.get(id) {
             *cell.lock().unwrap_or_else(PoisonError::into_inner) = Spent::default();
         }
     }
@@ -390,6 +406,7 @@ mod tests {
             remaining: 5,
             refill: Some("5/day".parse().unwrap()),
             counted_at: Some(at("2026-12-06T10:00:00Z")),
+            cell: Default::default(),
         };
         let noon = at("2026-12-06T12:00:00Z");
         assert_eq!(
@@ -420,6 +437,7 @@ mod tests {
             remaining: 1,
             refill: None,
             counted_at: None,
+            cell: Default::default(),
         };
         assert_eq!(
             table.spend("b", &once, 1, tomorrow),
@@ -469,7 +487,7 @@ mod tests {
             costs in proptest::collection::vec(1u64..8, 0..40),
         ) {
             let table = CreditTable::default();
-            let credits = KeyCredits { remaining: grant, refill: None, counted_at: None };
+            let credits = KeyCredits { remaining: grant, refill: None, counted_at: None , cell: Default::default() };
             let now = SystemTime::now();
             let mut spent = 0;
             for cost in costs {

@@ -373,6 +373,7 @@ impl VerifiedKey {
             remaining: credits.min(crate::credits::MAX_CREDITS),
             refill,
             counted_at: None,
+            cell: Default::default(),
         }));
         Self::from_record(record)
     }

@@ -308,6 +308,7 @@ impl ApiKeys {
                         remaining: credits,
                         refill,
                         counted_at: Some(now),
+                        cell: Default::default(),
                     }));
                 });
                 if updated > 0 {

@@ -212,6 +212,7 @@ impl Key {
             remaining: credits.min(crate::credits::MAX_CREDITS),
             refill,
             counted_at: None,
+            cell: Default::default(),
         }));
         self
     }
@@ -228,6 +229,7 @@ impl Key {
             remaining,
             refill: Some(refill),
             counted_at: None,
+            cell: Default::default(),
         }));
         self
     }
