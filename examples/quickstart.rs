@@ -105,6 +105,9 @@ const ROTATION_GRACE: Duration = Duration::from_secs(3600);
 /// The demo key's rate limit.
 pub(crate) const DEMO_LIMIT: &str = "60/min";
 
+/// The demo key's plan: credits, refilled each day.
+pub(crate) const DEMO_PLAN: &str = "100/day";
+
 /// The quickstart's router, over any key store; responses to a rate-limited key carry the
 /// `RateLimit` fields.
 pub(crate) fn app(keys: ApiKeys) -> Router {
@@ -134,14 +137,15 @@ pub(crate) fn documented() -> (Router<ApiKeys>, utoipa::openapi::OpenApi) {
     (router, api)
 }
 
-/// A store of the demo key alone, limited to [`DEMO_LIMIT`], in the `demo` key format so
-/// that the key can be rotated through `/account/keys/me/rotate`.
+/// A store of the demo key alone, limited to [`DEMO_LIMIT`] and on the plan [`DEMO_PLAN`],
+/// in the `demo` key format so that the key can be rotated through `/account/keys/me/rotate`.
 pub(crate) fn demo_store(key: &str) -> Result<ApiKeys, Box<dyn Error>> {
     let limit: RateLimit = DEMO_LIMIT.parse()?;
+    let plan: axum_api_key::Refill = DEMO_PLAN.parse()?;
     let format = axum_api_key::KeyFormat::new("demo")?;
     Ok(ApiKeys::new()
         .with_format(format)
-        .try_with(Key::new("demo", key).rate_limit(limit))?)
+        .try_with(Key::new("demo", key).rate_limit(limit).refill(plan))?)
 }
 
 /// The keys of the variable `var`, or, when it is not set, a demo store and its key.
@@ -195,6 +199,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
             );
             println!(
                 "    curl -i -H 'x-api-key: {key}' http://{address}/data    # RateLimit and Retry-After"
+            );
+            println!();
+            println!(
+                "It is on a plan of {DEMO_PLAN} credits, one per request: each answer says \
+                 Credits-Remaining, and at zero it gets 429 until midnight UTC:"
+            );
+            println!(
+                "    curl -s -o /dev/null -D - -H 'x-api-key: {key}' http://{address}/data | grep -i credits"
             );
             println!();
             println!("Every route, with the key it needs, in a browser: http://{address}/docs");

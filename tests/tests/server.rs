@@ -223,6 +223,11 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
             state.starts_with(&format!(r#""key";r={};t="#, 59 - i)),
             "{state}"
         );
+        // The demo plan: 100 credits a day, one spent per request.
+        assert_eq!(
+            header(&reply, "credits-remaining").as_deref(),
+            Some((99 - i).to_string().as_str())
+        );
     }
     let refused = call(&base, "/data", &[&demo]).await;
     assert_eq!(refused.status, 429);
@@ -236,6 +241,11 @@ async fn the_demo_key_is_limited_as_the_readme_says() {
         "one request refills each second: {wait}"
     );
     assert!(!refused.raw.contains(&demo));
+    assert_eq!(
+        header(&refused, "credits-remaining").as_deref(),
+        Some("40"),
+        "a request the rate limit refuses spends no credit"
+    );
 
     // Wrong keys from this address: refused, then throttled before any lookup.
     let mut statuses = Vec::new();

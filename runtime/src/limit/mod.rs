@@ -295,6 +295,8 @@ impl RateLimits {
             && let Some(ask) = credits
         {
             table.refund(key.record().counted_as(), ask.credits, ask.cost, ask.now);
+            // The refusal tells what is left: the request spent nothing.
+            left = left.map(|left| left.saturating_add(ask.cost));
         }
         count.credits = left;
         count
