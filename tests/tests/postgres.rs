@@ -695,3 +695,83 @@ async fn disabled_keys_and_networks_reach_every_instance_and_survive_rotation() 
     let listed = a.list().await.unwrap();
     assert!(listed.iter().all(|listed| !listed.key().is_disabled()));
 }
+
+#[axum_api_key::api_key(store = PgKeys)]
+async fn pg_data() -> &'static str {
+    "data"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_spent_on_two_instances_all_land_in_the_table() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let Some(schema) = schema("credits").await else {
+        return;
+    };
+    let connect = |name: &'static str| {
+        let schema = schema.clone();
+        async move {
+            let options: PgConnectOptions = database_url().parse().unwrap();
+            PgKeys::options()
+                .schema(&schema)
+                .format(KeyFormat::new("pg").unwrap())
+                .rate_limits(axum_api_key::RateLimits::new())
+                .connect_with(options.application_name(&format!("{schema}-{name}")))
+                .await
+                .expect("PgKeys connects")
+        }
+    };
+    let (a, b) = (connect("a").await, connect("b").await);
+    let key = a.create("plan", ["x"], None).await.unwrap();
+    assert_eq!(
+        a.set_credits("plan", 10, Some("10/month".parse().unwrap()))
+            .await
+            .unwrap(),
+        1
+    );
+    until(&b, &key, Ok("plan")).await;
+    let started = Instant::now();
+    while b.verify(&key).await.unwrap().credits() != Some(10) {
+        assert!(started.elapsed() < Duration::from_secs(5), "not on b");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let call = |store: PgKeys| {
+        let key = key.clone();
+        async move {
+            let app = axum::Router::new()
+                .route("/", axum::routing::get(pg_data))
+                .with_state(store);
+            let request = http::Request::get("/")
+                .header("x-api-key", key)
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(request).await.unwrap().status()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(call(a.clone()).await, http::StatusCode::OK);
+    }
+    for _ in 0..2 {
+        assert_eq!(call(b.clone()).await, http::StatusCode::OK);
+    }
+    // Both write at once: each takes its own spending off the count, none overwrites.
+    let (wa, wb) = tokio::join!(a.write_credits(), b.write_credits());
+    assert_eq!((wa.unwrap(), wb.unwrap()), (1, 1));
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    let left: i64 = sqlx::query_scalar(&format!(
+        "SELECT credits FROM {schema}.api_keys WHERE id = 'plan'"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 5);
+    a.resync().await.unwrap();
+    assert_eq!(a.list().await.unwrap()[0].credits_left(), Some(5));
+    // The table refuses a refill it could not read.
+    let refused = sqlx::query(&format!(
+        "UPDATE {schema}.api_keys SET refill = '10/fortnight' WHERE id = 'plan'"
+    ))
+    .execute(&pool)
+    .await;
+    assert!(refused.is_err());
+}

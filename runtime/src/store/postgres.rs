@@ -221,6 +221,7 @@ impl PgKeysOptions {
             channel: format!("{schema}.api_keys"),
             format: self.format.clone(),
             options: self,
+            credits_scheduled: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
         });
         inner.resync().await?;
@@ -295,6 +296,8 @@ struct Inner {
     channel: String,
     format: Option<KeyFormat>,
     options: PgKeysOptions,
+    /// Whether a write of spent credits is scheduled.
+    credits_scheduled: std::sync::atomic::AtomicBool,
     started: Instant,
 }
 
@@ -389,6 +392,119 @@ impl PgKeys {
         let digests = digests_of(&rows)?;
         self.inner.refresh(&digests).await?;
         Ok(digests.len() as u64)
+    }
+
+    /// Sets the credits of every key of `id` (and of its identity) to `credits`, refilled as
+    /// `refill` says: a top-up or a new plan, counted from at once everywhere. Returns how
+    /// many keys changed.
+    pub async fn set_credits(
+        &self,
+        id: &str,
+        credits: u64,
+        refill: Option<crate::Refill>,
+    ) -> Result<u64, PgKeysError> {
+        let credits = i64::try_from(credits.min(crate::MAX_CREDITS)).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "UPDATE api_keys SET credits = $2, refill = $3, credits_at = now() \
+             WHERE id = $1 OR (identity IS NOT NULL \
+               AND identity = (SELECT identity FROM api_keys WHERE id = $1 LIMIT 1)) \
+             RETURNING digest, COALESCE(identity, id) AS counted_as",
+        )
+        .bind(id)
+        .bind(credits)
+        .bind(refill.map(|refill| refill.to_string()))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        if rows.is_empty() {
+            self.must_exist(id).await?;
+        }
+        if let Some(row) = rows.first() {
+            let counted_as: String = row.try_get("counted_as")?;
+            KeyStore::rate_limits(self)
+                .credit_table()
+                .forget(&counted_as);
+        }
+        let digests = digests_of(&rows)?;
+        self.inner.refresh(&digests).await?;
+        Ok(digests.len() as u64)
+    }
+
+    /// Gives every key of `id` the identity `identity` (or none), whose keys share their rate
+    /// limits and credits. Returns how many keys changed.
+    pub async fn set_identity(&self, id: &str, identity: Option<&str>) -> Result<u64, PgKeysError> {
+        let rows = sqlx::query("UPDATE api_keys SET identity = $2 WHERE id = $1 RETURNING digest")
+            .bind(id)
+            .bind(identity)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        if rows.is_empty() {
+            self.must_exist(id).await?;
+        }
+        let digests = digests_of(&rows)?;
+        self.inner.refresh(&digests).await?;
+        Ok(digests.len() as u64)
+    }
+
+    /// Writes the credits this process spent to the table, as one statement that takes them
+    /// off each key's count (or off its refill, when a refill came since the count was
+    /// written): instances writing at once all land, none overwrites another. Returns how many
+    /// names (key ids or identities) were written. The store calls it on its own at most
+    /// [`CREDITS_WRITE_DELAY`](crate::CREDITS_WRITE_DELAY) after a request spends credits.
+    ///
+    /// Each instance spends from the table's count less what it spent itself since: between
+    /// two writes, instances without Redis may together spend more than the count, by what
+    /// the others spent in that time. With
+    /// [`RateLimits::with_redis`](crate::RateLimits::with_redis) the count is shared exactly,
+    /// and nothing is written here.
+    pub async fn write_credits(&self) -> Result<usize, PgKeysError> {
+        let limits = KeyStore::rate_limits(self);
+        if limits.counts_in_redis() {
+            return Ok(0);
+        }
+        let table = limits.credit_table();
+        let now = SystemTime::now();
+        // What each name spent in the current period: only that comes off the count.
+        let spent: Vec<(Box<str>, i64, u64)> = table
+            .unwritten()
+            .into_iter()
+            .filter_map(|(name, _)| {
+                let credits = self
+                    .inner
+                    .snapshot
+                    .read(|set| set.credits_counted_as(&name))?;
+                let spent = table.spent(&name, &credits, now);
+                let period = credits.refill.map_or(0, |refill| refill.period_of(now));
+                (spent > 0).then_some((name, period, spent))
+            })
+            .collect();
+        if spent.is_empty() {
+            return Ok(0);
+        }
+        let names: Vec<&str> = spent.iter().map(|(name, _, _)| &**name).collect();
+        let amounts: Vec<i64> = spent
+            .iter()
+            .map(|(_, _, spent)| i64::try_from(*spent).unwrap_or(i64::MAX))
+            .collect();
+        let rows = sqlx::query(
+            "UPDATE api_keys AS k SET credits = GREATEST(0, \
+               CASE WHEN k.refill IS NOT NULL AND k.credits_at IS NOT NULL \
+                 AND date_trunc(split_part(k.refill, '/', 2), k.credits_at AT TIME ZONE 'UTC') \
+                   < date_trunc(split_part(k.refill, '/', 2), now() AT TIME ZONE 'UTC') \
+                 THEN split_part(k.refill, '/', 1)::int8 ELSE k.credits END - v.spent), \
+               credits_at = now() \
+             FROM unnest($1::text[], $2::int8[]) AS v(name, spent) \
+             WHERE COALESCE(k.identity, k.id) = v.name AND k.credits IS NOT NULL \
+             RETURNING k.digest",
+        )
+        .bind(&names)
+        .bind(&amounts)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        for (name, period, spent) in &spent {
+            table.written(name, *period, *spent);
+        }
+        self.inner.refresh(&digests_of(&rows)?).await?;
+        Ok(spent.len())
     }
 
     /// `Ok` when some key has `id`, [`PgKeysError::UnknownId`] otherwise.
@@ -523,8 +639,9 @@ impl PgKeys {
         // The successor keeps the current key's expiry as it was before the rotation.
         sqlx::query(
             "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, \
-               disabled, allowed_ips, expires_at) \
+               disabled, allowed_ips, credits, refill, credits_at, identity, expires_at) \
              SELECT $1, id, scopes, metadata, rate_limit, not_before, disabled, allowed_ips, \
+               credits, refill, credits_at, identity, \
                timestamptz 'epoch' + $3::int8 * interval '1 microsecond' \
              FROM api_keys WHERE digest = $2",
         )
@@ -564,13 +681,13 @@ impl PgKeys {
                  AND (k.not_before IS NULL OR k.not_before <= now()) \
                  AND NOT k.disabled \
                RETURNING k.id, k.scopes, k.metadata, k.rate_limit, k.not_before, \
-                 k.disabled, k.allowed_ips, \
+                 k.disabled, k.allowed_ips, k.credits, k.refill, k.credits_at, k.identity, \
                  prev.expires_at AS kept, \
                  (extract(epoch FROM k.expires_at) * 1000000)::int8 AS ends) \
              INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, \
-               disabled, allowed_ips, expires_at) \
+               disabled, allowed_ips, credits, refill, credits_at, identity, expires_at) \
              SELECT $3, id, scopes, metadata, rate_limit, not_before, disabled, allowed_ips, \
-               kept FROM old \
+               credits, refill, credits_at, identity, kept FROM old \
              RETURNING (SELECT ends FROM old) AS ends, \
                (extract(epoch FROM expires_at) * 1000000)::int8 AS expires"
         ))
@@ -684,7 +801,8 @@ const SELECT_ROWS: &str = "SELECT digest, id, scopes, \
      (extract(epoch FROM not_before) * 1000000)::int8 AS not_before, \
      (extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, \
      revoked_at IS NOT NULL AS revoked, superseded, metadata::text AS metadata, rate_limit, \
-     disabled, allowed_ips::text[] AS allowed_ips \
+     disabled, allowed_ips::text[] AS allowed_ips, credits, refill, \
+     (extract(epoch FROM credits_at) * 1000000)::int8 AS credits_at, identity \
      FROM api_keys";
 
 /// A row as the store's [`Key`].
@@ -705,6 +823,24 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
     key = key.revoked(row.try_get("revoked")?);
     key.record.superseded = row.try_get("superseded")?;
     key.record.disabled = row.try_get("disabled")?;
+    if let Some(identity) = row.try_get::<Option<String>, _>("identity")? {
+        key = key.identity(identity);
+    }
+    // The columns are checked by the table; a refill this crate cannot read is none.
+    if let Some(refill) = row
+        .try_get::<Option<String>, _>("refill")?
+        .and_then(|text| text.parse::<crate::Refill>().ok())
+    {
+        key = key.refill(refill);
+    }
+    if let Some(credits) = row.try_get::<Option<i64>, _>("credits")? {
+        key = key.credits(u64::try_from(credits).unwrap_or(0));
+        if let Some(at) = row.try_get::<Option<i64>, _>("credits_at")?
+            && let Some(credits) = key.record.credits_mut()
+        {
+            credits.counted_at = Some(from_micros(at));
+        }
+    }
     if let Some(networks) = row.try_get::<Option<Vec<String>>, _>("allowed_ips")? {
         // The column is `cidr[]`, which PostgreSQL checks; a network this crate does not read
         // (none is known) would leave the key usable from fewer places, never more.
@@ -861,6 +997,28 @@ impl KeyStore for PgKeys {
             .rate_limits
             .as_ref()
             .unwrap_or_else(|| RateLimits::shared())
+    }
+
+    fn credits_spent(&self) {
+        use std::sync::atomic::Ordering;
+        if KeyStore::rate_limits(self).counts_in_redis()
+            || self.inner.credits_scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let keys = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::CREDITS_WRITE_DELAY).await;
+            keys.inner.credits_scheduled.store(false, Ordering::Release);
+            if let Err(error) = keys.write_credits().await {
+                tracing::error!(
+                    target: "axum_api_key::audit",
+                    error = %error,
+                    "spent credits could not be written to the table; they are kept in memory \
+                     and written with the next spending"
+                );
+            }
+        });
     }
 }
 
@@ -1036,4 +1194,12 @@ ALTER TABLE api_keys ADD COLUMN superseded boolean NOT NULL DEFAULT false;
 ALTER TABLE api_keys ADD COLUMN disabled boolean NOT NULL DEFAULT false;
 ALTER TABLE api_keys ADD COLUMN allowed_ips cidr[]
     CHECK (allowed_ips IS NULL OR cardinality(allowed_ips) > 0);
+", "
+-- A plan: uses left as of `credits_at`, refilled as `refill` says (`10000/month`); and the
+-- identity whose keys share their limits and credits.
+ALTER TABLE api_keys ADD COLUMN credits bigint CHECK (credits >= 0);
+ALTER TABLE api_keys ADD COLUMN refill text
+    CHECK (refill ~ '^[1-9][0-9]{0,15}/(hour|day|month)$');
+ALTER TABLE api_keys ADD COLUMN credits_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN identity text CHECK (length(identity) BETWEEN 1 AND 128);
 "];

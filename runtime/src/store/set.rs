@@ -298,6 +298,15 @@ impl KeySet {
         ids
     }
 
+    /// The credits of a key counted under `name` (an id, or an identity), if it has any.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) fn credits_counted_as(&self, name: &str) -> Option<crate::credits::KeyCredits> {
+        self.ids_counted_as(name)
+            .iter()
+            .find_map(|id| self.live_record(id))
+            .and_then(|record| record.credits().cloned())
+    }
+
     pub(super) fn keys(&self) -> impl Iterator<Item = VerifiedKey> {
         self.by_digest.values().into_iter().map(|entry| entry.key)
     }
