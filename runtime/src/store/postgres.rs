@@ -361,12 +361,7 @@ impl PgKeys {
         .bind(disabled)
         .fetch_all(&self.inner.pool)
         .await?;
-        if rows.is_empty() {
-            self.must_exist(id).await?;
-        }
-        let digests = digests_of(&rows)?;
-        self.inner.refresh(&digests).await?;
-        Ok(digests.len() as u64)
+        self.changed(id, &rows).await
     }
 
     /// Restricts every key of `id` to these networks (an empty list lifts the restriction):
@@ -386,12 +381,7 @@ impl PgKeys {
         .bind(texts)
         .fetch_all(&self.inner.pool)
         .await?;
-        if rows.is_empty() {
-            self.must_exist(id).await?;
-        }
-        let digests = digests_of(&rows)?;
-        self.inner.refresh(&digests).await?;
-        Ok(digests.len() as u64)
+        self.changed(id, &rows).await
     }
 
     /// Sets the credits of every key of `id` (and of its identity) to `credits`, refilled as
@@ -415,18 +405,13 @@ impl PgKeys {
         .bind(refill.map(|refill| refill.to_string()))
         .fetch_all(&self.inner.pool)
         .await?;
-        if rows.is_empty() {
-            self.must_exist(id).await?;
-        }
         if let Some(row) = rows.first() {
             let counted_as: String = row.try_get("counted_as")?;
             KeyStore::rate_limits(self)
                 .credit_table()
                 .forget(&counted_as);
         }
-        let digests = digests_of(&rows)?;
-        self.inner.refresh(&digests).await?;
-        Ok(digests.len() as u64)
+        self.changed(id, &rows).await
     }
 
     /// Gives every key of `id` the identity `identity` (or none), whose keys share their rate
@@ -437,12 +422,7 @@ impl PgKeys {
             .bind(identity)
             .fetch_all(&self.inner.pool)
             .await?;
-        if rows.is_empty() {
-            self.must_exist(id).await?;
-        }
-        let digests = digests_of(&rows)?;
-        self.inner.refresh(&digests).await?;
-        Ok(digests.len() as u64)
+        self.changed(id, &rows).await
     }
 
     /// Writes the credits this process spent to the table, as one statement that takes them
@@ -505,6 +485,17 @@ impl PgKeys {
         }
         self.inner.refresh(&digests_of(&rows)?).await?;
         Ok(spent.len())
+    }
+
+    /// The rows an update of `id`'s keys returned, applied to the snapshot: how many changed,
+    /// or [`PgKeysError::UnknownId`] when none changed because no key has `id`.
+    async fn changed(&self, id: &str, rows: &[sqlx::postgres::PgRow]) -> Result<u64, PgKeysError> {
+        if rows.is_empty() {
+            self.must_exist(id).await?;
+        }
+        let digests = digests_of(rows)?;
+        self.inner.refresh(&digests).await?;
+        Ok(digests.len() as u64)
     }
 
     /// `Ok` when some key has `id`, [`PgKeysError::UnknownId`] otherwise.
@@ -1006,8 +997,12 @@ impl KeyStore for PgKeys {
         {
             return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.credits_scheduled.store(false, Ordering::Release);
+            return;
+        };
         let keys = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             tokio::time::sleep(crate::CREDITS_WRITE_DELAY).await;
             keys.inner.credits_scheduled.store(false, Ordering::Release);
             if let Err(error) = keys.write_credits().await {
