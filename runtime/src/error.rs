@@ -256,8 +256,9 @@ impl fmt::Display for ConfigError {
             K::BadTime => "the time must be an offset date-time, e.g. 2027-01-01T00:00:00Z",
             K::BadRedisUrl => "the Redis URL must look like redis://127.0.0.1:6379/0",
             K::BadRateLimit => {
-                "the rate limit must be written `<count>/<period>`, e.g. `100/min`, `10/5s` or \
-                 `10/s burst 20`"
+                "the rate limit must be written `<count>/<period>`, e.g. `100/min`, `10/s burst 20` \
+                 or `100000/day`; a plan of several is a list, one limit per window, at most 4: \
+                 `[\"10/s\", \"100000/day\"]`"
             }
             K::BadRefill => {
                 "a refill is written `<amount>/<period>`, the period `hour`, `day` or `month`, \

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts, MatchedPath, OptionalFromRequestParts};
 use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
@@ -638,9 +638,9 @@ async fn guard<S: KeyStore>(
     let ask = key.record().credits().map(|credits| CreditAsk {
         credits,
         cost: u64::from(config.cost),
-        now: SystemTime::now(),
+        now: store.rate_limits().now(),
     });
-    let budgets = Budgets::new(key.rate_limit(), config.rate_limit);
+    let budgets = Budgets::new(key.record().rate_limits(), config.rate_limit);
     if !budgets.is_empty() || ask.is_some() {
         let spends_credits = ask.is_some();
         count_budgets(
@@ -670,7 +670,7 @@ async fn guard<S: KeyStore>(
     store
         .rate_limits()
         .uses()
-        .used(&key, crate::last_used::seconds(SystemTime::now()));
+        .used(&key, crate::last_used::seconds(store.rate_limits().now()));
     store.key_used();
     if keep == Keep::InExtensions {
         parts.extensions.insert(key);

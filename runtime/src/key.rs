@@ -59,8 +59,10 @@ pub(crate) struct KeyRecord {
     /// none.
     #[allow(clippy::box_collection)]
     allowed_ips: Option<Box<Vec<IpNetwork>>>,
-    /// Boxed: most keys have none, and a box is one word in every record.
-    rate_limit: Option<Box<KeyLimit>>,
+    /// Boxed: most keys have none, and a box is one word in every record. At most
+    /// [`MAX_KEY_LIMITS`](crate::MAX_KEY_LIMITS), each over a window of its own.
+    #[allow(clippy::box_collection)]
+    rate_limits: Option<Box<Vec<KeyLimit>>>,
     /// Boxed: most keys have no credits.
     credits: Option<Box<KeyCredits>>,
     /// The name the key's budgets and credits are counted under with other keys of the same
@@ -191,22 +193,41 @@ impl KeyRecord {
         }
     }
 
+    /// The key's first limit (its shortest window, as limits are usually listed).
     pub(crate) fn rate_limit(&self) -> Option<RateLimit> {
-        self.rate_limit.as_deref().map(|limited| limited.limit)
+        self.key_limits().first().map(|limited| limited.limit)
     }
 
-    /// The key's limit with the budget its requests were last counted in.
-    pub(crate) fn key_limit(&self) -> Option<&KeyLimit> {
-        self.rate_limit.as_deref()
+    /// The key's limits, each with the budget its requests were last counted in.
+    pub(crate) fn key_limits(&self) -> &[KeyLimit] {
+        self.rate_limits.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The key's limits.
+    pub(crate) fn rate_limits(&self) -> impl Iterator<Item = RateLimit> + '_ {
+        self.key_limits().iter().map(|limited| limited.limit)
     }
 
     pub(crate) fn set_rate_limit(&mut self, limit: Option<RateLimit>) {
-        self.rate_limit = limit.map(|limit| {
-            Box::new(KeyLimit {
-                limit,
-                budget: std::sync::OnceLock::new(),
-            })
-        });
+        self.set_rate_limits(limit.into_iter().collect());
+    }
+
+    /// Sets the key's limits, checked by [`check_limits`](crate::limit::check_limits) by whoever
+    /// gives them.
+    pub(crate) fn set_rate_limits(&mut self, limits: Vec<RateLimit>) {
+        self.rate_limits = if limits.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                limits
+                    .into_iter()
+                    .map(|limit| KeyLimit {
+                        limit,
+                        budget: std::sync::OnceLock::new(),
+                    })
+                    .collect(),
+            ))
+        };
     }
 
     /// The networks the key may be used from, if it is restricted.
@@ -319,9 +340,39 @@ impl VerifiedKey {
         Self::from_record(record)
     }
 
-    /// The key's own rate limit, counted per key id across every route, if it has one.
+    /// The same key, held to each of `limits` (a custom [`KeyStore`](crate::KeyStore) gives a
+    /// plan of several windows this way): at most [`MAX_KEY_LIMITS`](crate::MAX_KEY_LIMITS),
+    /// each over a window of its own, or an error saying which rule the list breaks.
+    ///
+    /// ```
+    /// use axum_api_key::VerifiedKey;
+    ///
+    /// let key = VerifiedKey::new("partner-a")
+    ///     .with_rate_limits(["10/s".parse()?, "100000/day".parse()?])?;
+    /// assert_eq!(key.rate_limits().map(|l| l.to_string()).collect::<Vec<_>>(), ["10/s", "100000/day"]);
+    /// assert!(VerifiedKey::new("b").with_rate_limits(["10/s".parse()?, "20/s".parse()?]).is_err());
+    /// # Ok::<(), axum_api_key::RateLimitError>(())
+    /// ```
+    pub fn with_rate_limits(
+        self,
+        limits: impl IntoIterator<Item = RateLimit>,
+    ) -> Result<Self, crate::RateLimitError> {
+        let limits: Vec<RateLimit> = limits.into_iter().collect();
+        crate::limit::check_limits(&limits)?;
+        let mut record = KeyRecord::clone(&self.record);
+        record.set_rate_limits(limits);
+        Ok(Self::from_record(record))
+    }
+
+    /// The key's own rate limit, counted per key id across every route, if it has one; the
+    /// first of them when it has [several](Self::rate_limits).
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.record.rate_limit()
+    }
+
+    /// Every rate limit of the key, in the order they were given: a request must fit in each.
+    pub fn rate_limits(&self) -> impl Iterator<Item = RateLimit> + '_ {
+        self.record.rate_limits()
     }
 
     /// The same key, usable only from an address in one of `networks` (a custom

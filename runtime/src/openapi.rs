@@ -134,7 +134,7 @@ pub struct OwnKey {
     /// When the key stops working (RFC 3339), if it expires.
     #[schema(format = DateTime)]
     expires_at: Option<String>,
-    /// The key's rate limit, such as `100/min`, if it has one.
+    /// The key's rate limits, such as `100/min`, or `10/s, 100000/day` for several.
     rate_limit: Option<String>,
     /// When a key of the caller's id was last used (RFC 3339), if it was.
     #[schema(format = DateTime)]
@@ -154,7 +154,7 @@ pub struct RotatedKey {
     /// When the presented key stops working: the end of the grace period (RFC 3339).
     #[schema(format = DateTime)]
     expires_at: Option<String>,
-    /// The rate limit, shared by the new key.
+    /// The rate limits (`10/s, 100000/day` for several), shared by the new key.
     rate_limit: Option<String>,
     /// The new key. It is shown this once: store it now.
     key: String,

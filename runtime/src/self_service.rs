@@ -278,11 +278,12 @@ fn describe(
         }
         None => body.push_str(",\"expires_at\":null"),
     }
-    match key.rate_limit() {
-        Some(limit) => {
-            let _ = write!(body, ",\"rate_limit\":{}", JsonStr(&limit.to_string()));
+    // Several limits read as the database holds them: `10/s, 100000/day`.
+    match crate::limit::limits_text(key.rate_limits()) {
+        limits if limits.is_empty() => body.push_str(",\"rate_limit\":null"),
+        limits => {
+            let _ = write!(body, ",\"rate_limit\":{}", JsonStr(&limits));
         }
-        None => body.push_str(",\"rate_limit\":null"),
     }
     if let Some(new) = new {
         let _ = write!(body, ",\"key\":{}", JsonStr(new));

@@ -103,12 +103,19 @@ enum Keys {
         /// when not given.
         #[arg(long = "allow-ip", value_delimiter = ',', value_name = "NETWORK")]
         allowed_ips: Vec<axum_api_key::IpNetwork>,
-        /// Uses the key may spend, e.g. `10000`; unlimited when not given (records file only).
+        /// Uses the key may spend, e.g. `10000`; unlimited when not given.
         #[arg(long)]
         credits: Option<u64>,
-        /// How the credits are refilled, e.g. `10000/month`, `500/day` (records file only).
+        /// How the credits are refilled, e.g. `10000/month`, `500/day`.
         #[arg(long)]
         refill: Option<axum_api_key::Refill>,
+        /// The key's rate limits, one per window, e.g. `10/s,100000/day` (at most 4).
+        #[arg(long = "rate-limit", value_delimiter = ',', value_name = "LIMIT")]
+        rate_limits: Vec<axum_api_key::RateLimit>,
+        /// A name the key shares its rate limits and credits under with other keys of it,
+        /// e.g. a customer's.
+        #[arg(long)]
+        identity: Option<String>,
     },
     /// List the keys of the file: id, scopes, expiry and state. Never a key or a digest.
     List {
@@ -222,6 +229,20 @@ fn run(command: Command) -> Result<(), String> {
     }
 }
 
+/// An identity is named as an id is: 1 to 64 printable characters.
+fn check_identity(identity: &str) -> Result<(), String> {
+    if identity.is_empty()
+        || identity.len() > axum_api_key::MAX_ID_LEN
+        || !identity.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(format!(
+            "--identity: an identity is 1 to {} printable ASCII characters, e.g. `acme`",
+            axum_api_key::MAX_ID_LEN
+        ));
+    }
+    Ok(())
+}
+
 /// A time a duration from now, if a clock and a records file can hold it.
 fn from_now(duration: std::time::Duration, flag: &str) -> Result<SystemTime, String> {
     let latest = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
@@ -290,6 +311,8 @@ fn keys(command: Keys) -> Result<(), String> {
             allowed_ips,
             credits,
             refill,
+            rate_limits,
+            identity,
         } => {
             let prefix = prefix
                 .map(|prefix| KeyFormat::new(&prefix).map_err(|e| format!("--format: {e}")))
@@ -332,6 +355,15 @@ fn keys(command: Keys) -> Result<(), String> {
             }
             if let Some(credits) = credits {
                 record = record.credits(credits);
+            }
+            if !rate_limits.is_empty() {
+                record = record
+                    .rate_limits(rate_limits)
+                    .map_err(|e| format!("--rate-limit: {e}"))?;
+            }
+            if let Some(identity) = &identity {
+                check_identity(identity)?;
+                record = record.identity(identity.as_str());
             }
             keys.add(record).map_err(config_error)?;
             println!("{key}");
@@ -452,10 +484,12 @@ fn print_listing(listed: &[axum_api_key::ListedKey]) {
             .expires_at()
             .map(|at| format!(" expires {}", humantime::format_rfc3339_seconds(at)))
             .unwrap_or_default();
-        let limit = key
-            .rate_limit()
-            .map(|limit| format!(" limited {limit}"))
-            .unwrap_or_default();
+        let limits: Vec<String> = key.rate_limits().map(|limit| limit.to_string()).collect();
+        let limit = if limits.is_empty() {
+            String::new()
+        } else {
+            format!(" limited {}", limits.join(", "))
+        };
         let credits = match (listed.credits_left(), key.refill()) {
             (Some(left), Some(refill)) => format!(" credits {left} refill {refill}"),
             (Some(left), None) => format!(" credits {left}"),
@@ -517,26 +551,47 @@ fn database_keys(url: &str, schema: Option<String>, command: Keys) -> Result<(),
                 allowed_ips,
                 credits,
                 refill,
+                rate_limits,
+                identity,
                 ..
             } => {
-                if credits.is_some() || refill.is_some() {
-                    return Err("--credits and --refill are for a records file; a database's \
-                                keys carry no credits yet"
-                        .to_owned());
-                }
                 if prefix.is_none() {
                     return Err(need_prefix());
+                }
+                if refill.is_some() && credits.is_none() {
+                    return Err("--refill needs --credits: the uses the key starts with (e.g. \
+                                `--credits 10000 --refill 10000/month`)"
+                        .to_owned());
+                }
+                axum_api_key::VerifiedKey::new("check")
+                    .with_rate_limits(rate_limits.iter().copied())
+                    .map_err(|e| format!("--rate-limit: {e}"))?;
+                if let Some(identity) = &identity {
+                    check_identity(identity)?;
                 }
                 let id = id.map_or_else(new_id, Ok)?;
                 let expires = expires.map(|duration| expiry(*duration)).transpose()?;
                 let key = keys.create(&id, scopes, expires).await.map_err(|e| e.to_string())?;
-                if !allowed_ips.is_empty() {
-                    // The key is not out yet: if the restriction cannot be written, it is
-                    // revoked rather than handed out open.
-                    if let Err(error) = keys.set_allowed_ips(&id, &allowed_ips).await {
-                        let _ = keys.revoke(&id).await;
-                        return Err(format!("{error}; the new key was revoked"));
+                // The key is not out yet: if its restrictions or its plan cannot be written, it
+                // is revoked rather than handed out open.
+                let plan = async {
+                    if !allowed_ips.is_empty() {
+                        keys.set_allowed_ips(&id, &allowed_ips).await?;
                     }
+                    if !rate_limits.is_empty() {
+                        keys.set_rate_limits(&id, &rate_limits).await?;
+                    }
+                    if let Some(credits) = credits {
+                        keys.set_credits(&id, credits, refill).await?;
+                    }
+                    if let Some(identity) = &identity {
+                        keys.set_identity(&id, Some(identity)).await?;
+                    }
+                    Ok::<_, axum_api_key::PgKeysError>(())
+                };
+                if let Err(error) = plan.await {
+                    let _ = keys.revoke(&id).await;
+                    return Err(format!("{error}; the new key was revoked"));
                 }
                 println!("{key}");
                 eprintln!();

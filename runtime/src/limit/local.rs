@@ -4,14 +4,17 @@
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::{Budget, RateLimit, Scope};
+use super::{Budget, MOST_BUDGETS, RateLimit, Scope};
+use crate::credits::{RefillPeriod, period_of, start_of};
 
 /// One budget: its theoretical arrival time (GCRA), in nanoseconds since the budgets' epoch.
-/// A time at or before now is a full budget.
+/// A time at or before now is a full budget. A calendar window's budget holds instead the
+/// window's number (days or months since 1970) in its high 32 bits and the requests spent in it
+/// in its low 32: a budget of an earlier window is a full one.
 pub(crate) struct Cell {
     tat: AtomicU64,
 }
@@ -123,29 +126,39 @@ impl LocalBudgets {
     }
 
     /// Spends one request of every budget in `budgets`, or of none: a request refused by one
-    /// budget spends nothing of the others. Returns each budget after the request, and the
-    /// wait when refused.
+    /// budget spends nothing of the others. `wall` is the time calendar windows are counted at
+    /// (the limiter's clock). Returns each budget after the request, and the wait when refused.
     pub(crate) fn spend_all(
         &self,
-        budgets: &[Option<Spend<'_>>; 2],
-    ) -> ([Option<Budget>; 2], Option<Duration>) {
+        budgets: &[Option<Spend<'_>>; MOST_BUDGETS],
+        several: bool,
+        wall: SystemTime,
+    ) -> ([Option<Budget>; MOST_BUDGETS], Option<Duration>) {
         let now = self.now();
-        let mut counted = [None, None];
+        let mut counted = [None; MOST_BUDGETS];
         for (at, (cell, scope, limit)) in budgets
             .iter()
             .enumerate()
             .filter_map(|(at, b)| Some((at, b.as_ref()?)))
         {
-            match spend(cell, *limit, now) {
+            let spent = match limit.calendar() {
+                Some(every) => spend_window(cell, limit.count(), every, wall),
+                None => spend(cell, *limit, now),
+            };
+            match spent {
                 Ok((remaining, reset)) => {
-                    counted[at] = Some(Budget::new(*scope, *limit, remaining, reset));
+                    counted[at] =
+                        Some(Budget::new(*scope, *limit, remaining, reset, several, wall));
                 }
                 Err((wait, reset)) => {
                     // Give back what the budgets before this one spent.
                     for (cell, _, limit) in budgets[..at].iter().flatten() {
-                        refund(cell, *limit);
+                        match limit.calendar() {
+                            Some(every) => refund_window(cell, every, wall),
+                            None => refund(cell, *limit),
+                        }
                     }
-                    counted[at] = Some(Budget::new(*scope, *limit, 0, reset));
+                    counted[at] = Some(Budget::new(*scope, *limit, 0, reset, several, wall));
                     return (counted, Some(Duration::from_nanos(wait)));
                 }
             }
@@ -157,7 +170,15 @@ impl LocalBudgets {
     /// nanoseconds. A request counted here while Redis is slow spends from what Redis last
     /// said, never from a full budget of this process's own.
     #[cfg(feature = "redis")]
-    pub(crate) fn mirror(&self, cell: &Cell, reset: u64) {
+    pub(crate) fn mirror(&self, cell: &Cell, limit: RateLimit, budget: &Budget, wall: SystemTime) {
+        if let Some(every) = limit.calendar() {
+            let window = window_of(every, wall);
+            let used = limit.count().saturating_sub(budget.remaining);
+            cell.tat
+                .store(window << 32 | u64::from(used), Ordering::Release);
+            return;
+        }
+        let reset = budget.reset;
         let tat = if reset == 0 {
             0
         } else {
@@ -185,17 +206,22 @@ impl LocalBudgets {
         if shard.table.len() >= shard.sweep_at.max(SWEEP_ABOVE) {
             let table = &mut shard.table;
             let now = self.now();
+            let wall = SystemTime::now();
             // Full budgets go; the table gives back the memory once it is mostly empty.
-            table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > now);
+            table.retain(|(key, cell)| in_debt(key.limit, cell, now, wall));
             if table.len() >= MOST_PER_SHARD {
                 // Every budget here is in debt: keep those deepest in it, the ones a client is
                 // pressing hardest, above the shard's mean.
-                let sum: u128 = table
-                    .iter()
+                // (Calendar windows in use are kept: dropping one would forget its count.)
+                let rolling = || table.iter().filter(|(key, _)| key.limit.calendar().is_none());
+                let sum: u128 = rolling()
                     .map(|(_, cell)| u128::from(cell.tat.load(Ordering::Relaxed)))
                     .sum();
-                let mean = u64::try_from(sum / table.len() as u128).unwrap_or(u64::MAX);
-                table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > mean);
+                let len = rolling().count().max(1) as u128;
+                let mean = u64::try_from(sum / len).unwrap_or(u64::MAX);
+                table.retain(|(key, cell)| {
+                    key.limit.calendar().is_some() || cell.tat.load(Ordering::Relaxed) > mean
+                });
             }
             if table.len() * 4 < table.capacity() {
                 let hasher = &self.hasher;
@@ -246,12 +272,13 @@ impl LocalBudgets {
     /// that grew past its bound, for tests and measurements.
     pub(crate) fn sweep(&self) {
         let now = self.now();
+        let wall = SystemTime::now();
         for shard in &self.shards {
             let mut shard = shard
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let table = &mut shard.table;
-            table.retain(|(_, cell)| cell.tat.load(Ordering::Relaxed) > now);
+            table.retain(|(key, cell)| in_debt(key.limit, cell, now, wall));
             let hasher = &self.hasher;
             let keep = table.len();
             table.shrink_to(keep, |(key, _)| rehash(hasher, key));
@@ -297,6 +324,79 @@ fn spend(cell: &Cell, limit: RateLimit, now: u64) -> Result<(u32, u64), (u64, u6
     }
 }
 
+/// Whether a budget holds anything a fresh one would not: a rolling budget not yet whole, or a
+/// calendar window of the current day or month with requests spent in it. (A calendar window
+/// is judged by the system's clock: a limiter on a clock of its own keeps its windows.)
+fn in_debt(limit: RateLimit, cell: &Cell, now: u64, wall: SystemTime) -> bool {
+    let held = cell.tat.load(Ordering::Relaxed);
+    match limit.calendar() {
+        Some(every) => held >> 32 >= window_of(every, wall) && held & u64::from(u32::MAX) > 0,
+        None => held > now,
+    }
+}
+
+/// The number of the calendar window `at` falls in, as a budget holds it.
+pub(crate) fn window_of(every: RefillPeriod, at: SystemTime) -> u64 {
+    u64::try_from(period_of(every, at)).unwrap_or(0) & u64::from(u32::MAX)
+}
+
+/// Nanoseconds from `at` to the end of its calendar window, and the window's length.
+pub(crate) fn window_end(every: RefillPeriod, at: SystemTime) -> (u64, Duration) {
+    let period = period_of(every, at);
+    let (start, end) = (start_of(every, period), start_of(every, period.saturating_add(1)));
+    let left = end.duration_since(at).unwrap_or_default();
+    (nanos(left), end.duration_since(start).unwrap_or_default())
+}
+
+/// A calendar window: spends one of `count` requests of the window `wall` falls in. `Ok` with
+/// the requests left and the nanoseconds until the window ends (and the budget is whole);
+/// `Err` with the wait, the same.
+fn spend_window(
+    cell: &Cell,
+    count: u32,
+    every: RefillPeriod,
+    wall: SystemTime,
+) -> Result<(u32, u64), (u64, u64)> {
+    let window = window_of(every, wall);
+    let (ends_in, _) = window_end(every, wall);
+    let mut held = cell.tat.load(Ordering::Acquire);
+    loop {
+        // A budget of an earlier window is whole; one of a later window (a clock set back)
+        // keeps its count rather than give a second window's worth.
+        let (in_window, used) = (held >> 32, held & u64::from(u32::MAX));
+        let (window, used) = if in_window >= window {
+            (in_window, used)
+        } else {
+            (window, 0)
+        };
+        if used >= u64::from(count) {
+            return Err((ends_in.max(1), ends_in));
+        }
+        match cell.tat.compare_exchange_weak(
+            held,
+            window << 32 | (used + 1),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                let remaining = u64::from(count) - used - 1;
+                return Ok((u32::try_from(remaining).unwrap_or(u32::MAX), ends_in));
+            }
+            Err(current) => held = current,
+        }
+    }
+}
+
+/// Gives back one request spent of a calendar window's `cell` in the window `wall` falls in.
+fn refund_window(cell: &Cell, every: RefillPeriod, wall: SystemTime) {
+    let window = window_of(every, wall);
+    let _ = cell
+        .tat
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held >> 32 >= window && held & u64::from(u32::MAX) > 0).then(|| held - 1)
+        });
+}
+
 /// Gives back one request spent of `cell`.
 fn refund(cell: &Cell, limit: RateLimit) {
     let interval = nanos(limit.interval()).max(1);
@@ -337,19 +437,109 @@ mod tests {
         let spends = [
             Some((key_cell, Scope::Key, key)),
             Some((route_cell, Scope::Route("r"), route)),
+            None,
+            None,
+            None,
         ];
-        let (first, wait) = budgets.spend_all(&spends);
+        let wall = SystemTime::now();
+        let (first, wait) = budgets.spend_all(&spends, false, wall);
         assert!(wait.is_none());
         assert_eq!(first[0].map(|b| b.remaining), Some(99));
         for _ in 0..10 {
-            let (_, wait) = budgets.spend_all(&spends);
+            let (_, wait) = budgets.spend_all(&spends, false, wall);
             assert!(wait.is_some(), "the route's budget is used up");
         }
         // The key's own budget lost only the one request that was let in.
-        let only_key = [Some((key_cell, Scope::Key, key)), None];
-        let (after, wait) = budgets.spend_all(&only_key);
+        let only_key = [Some((key_cell, Scope::Key, key)), None, None, None, None];
+        let (after, wait) = budgets.spend_all(&only_key, false, wall);
         assert!(wait.is_none());
         assert_eq!(after[0].map(|b| b.remaining), Some(98));
+    }
+
+    fn one(cell: &Cell, limit: RateLimit) -> [Option<Spend<'_>>; MOST_BUDGETS] {
+        [Some((cell, Scope::Key, limit)), None, None, None, None]
+    }
+
+    /// 2026-12-06T12:00:00Z plus `secs`.
+    fn at(secs: i64) -> SystemTime {
+        let base = 1_796_558_400_i64;
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(base + secs).unwrap())
+    }
+
+    #[test]
+    fn a_day_window_holds_its_count_until_midnight_then_all_of_it_again() {
+        let budgets = LocalBudgets::default();
+        let limit = RateLimit::per_day(3);
+        let cell = Cell {
+            tat: AtomicU64::new(0),
+        };
+        let spend = |wall| budgets.spend_all(&one(&cell, limit), false, wall);
+        // Noon: three, then refused until midnight, twelve hours away.
+        for left in [2, 1, 0] {
+            let (counted, wait) = spend(at(0));
+            assert!(wait.is_none());
+            assert_eq!(counted[0].unwrap().remaining, left);
+        }
+        let (counted, wait) = spend(at(0));
+        assert_eq!(wait, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(counted[0].unwrap().reset, 12 * 3600 * 1_000_000_000);
+        // A second before midnight: still refused. At midnight: three more, exactly.
+        assert!(spend(at(12 * 3600 - 1)).1.is_some());
+        for _ in 0..3 {
+            assert!(spend(at(12 * 3600)).1.is_none());
+        }
+        assert!(spend(at(12 * 3600 + 5)).1.is_some());
+        // The window reported is the day.
+        assert_eq!(spend(at(36 * 3600)).0[0].unwrap().window, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn a_month_window_is_the_calendar_month() {
+        let budgets = LocalBudgets::default();
+        let limit = RateLimit::per_month(2);
+        let cell = Cell {
+            tat: AtomicU64::new(0),
+        };
+        let spend = |wall| budgets.spend_all(&one(&cell, limit), false, wall);
+        assert!(spend(at(0)).1.is_none());
+        assert!(spend(at(0)).1.is_none());
+        // December has 31 days: the window ends on January 1st, 25.5 days from noon on the 6th.
+        let (counted, wait) = spend(at(86_400 * 20));
+        assert_eq!(wait, Some(Duration::from_secs(25 * 86_400 + 12 * 3600 - 20 * 86_400)));
+        assert_eq!(counted[0].unwrap().window, Duration::from_secs(31 * 86_400));
+        let january = at(25 * 86_400 + 12 * 3600);
+        assert!(spend(january).1.is_none());
+        assert_eq!(spend(january).0[0].unwrap().window, Duration::from_secs(31 * 86_400));
+        assert!(spend(january).1.is_some());
+    }
+
+    #[test]
+    fn a_refusal_by_a_rolling_budget_gives_back_the_calendar_windows() {
+        let budgets = LocalBudgets::default();
+        let day = RateLimit::per_day(10);
+        let second = RateLimit::new(1, Duration::from_secs(60));
+        let (a, b) = (
+            Cell {
+                tat: AtomicU64::new(0),
+            },
+            Cell {
+                tat: AtomicU64::new(0),
+            },
+        );
+        let spends = [
+            Some((&a, Scope::Key, day)),
+            Some((&b, Scope::Key, second)),
+            None,
+            None,
+            None,
+        ];
+        assert!(budgets.spend_all(&spends, true, at(0)).1.is_none());
+        for _ in 0..5 {
+            assert!(budgets.spend_all(&spends, true, at(0)).1.is_some());
+        }
+        // The day's count lost only the request that was let in.
+        let (counted, _) = budgets.spend_all(&one(&a, day), true, at(0));
+        assert_eq!(counted[0].unwrap().remaining, 8);
     }
 
     #[test]
@@ -360,7 +550,7 @@ mod tests {
             let id = format!("id-{i}");
             let mut held = None;
             let cell = budgets.budget(&|| id.as_str(), Scope::Key, limit, None, &mut held);
-            let _ = budgets.spend_all(&[Some((cell, Scope::Key, limit)), None]);
+            let _ = budgets.spend_all(&one(cell, limit), false, SystemTime::now());
         }
         std::thread::sleep(Duration::from_millis(5));
         budgets.sweep();
@@ -369,7 +559,7 @@ mod tests {
         let kept = OnceLock::new();
         let mut held = None;
         let cell = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept), &mut held);
-        let _ = budgets.spend_all(&[Some((cell, Scope::Key, limit)), None]);
+        let _ = budgets.spend_all(&one(cell, limit), false, SystemTime::now());
         budgets.sweep();
         let mut held = None;
         let again = budgets.budget(&|| "kept", Scope::Key, limit, Some(&kept), &mut held);

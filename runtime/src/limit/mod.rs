@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ConnectInfo;
 use http::HeaderValue;
@@ -22,7 +22,8 @@ mod rate;
 mod redis;
 mod throttle;
 
-pub use rate::{RateLimit, RateLimitError};
+pub use rate::{MAX_KEY_LIMITS, RateLimit, RateLimitError};
+pub(crate) use rate::{check_limits, limits_text, parse_limits};
 #[cfg(all(feature = "redis", feature = "webhooks"))]
 pub use redis::RedisReplayGuard;
 #[cfg(feature = "redis")]
@@ -71,9 +72,15 @@ struct Inner {
     uses: crate::last_used::UseTable,
     throttle: Option<ThrottleTable>,
     proxies: Arc<[IpAddr]>,
+    /// The clock calendar windows, credits and last uses are counted by; the system's when
+    /// `None`.
+    clock: Option<Clock>,
     #[cfg(feature = "redis")]
     redis: Option<redis::Shared>,
 }
+
+/// A clock given to [`RateLimits::with_clock`].
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -105,6 +112,7 @@ impl RateLimits {
             uses: Default::default(),
             throttle: Some(ThrottleTable::new(Throttle::default())),
             proxies: Arc::new([]),
+            clock: None,
             #[cfg(feature = "redis")]
             redis: None,
         })
@@ -143,6 +151,36 @@ impl RateLimits {
         self.rebuilt(|inner| inner.proxies = proxies)
     }
 
+    /// Counts calendar windows (`100000/day`, `/month`), credits and their refills, and keys'
+    /// last uses by `clock` instead of the system's: for tests of a plan that cross a
+    /// midnight or a month without waiting for one, and for a server whose time comes from
+    /// elsewhere. Rolling (GCRA) budgets and the throttle count on the monotonic clock, which
+    /// no wall clock moves.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use axum_api_key::RateLimits;
+    ///
+    /// let seconds = Arc::new(AtomicU64::new(1_796_601_599)); // 2026-12-06T23:59:59Z
+    /// let clock = Arc::clone(&seconds);
+    /// let limits = RateLimits::new()
+    ///     .with_clock(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::Relaxed)));
+    /// seconds.fetch_add(1, Ordering::Relaxed); // midnight: every daily window starts afresh
+    /// ```
+    pub fn with_clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.rebuilt(|inner| inner.clock = Some(Arc::new(clock)))
+    }
+
+    /// The time by the limiter's clock.
+    pub(crate) fn now(&self) -> SystemTime {
+        match &self.inner.clock {
+            Some(clock) => clock(),
+            None => SystemTime::now(),
+        }
+    }
+
     /// A new `RateLimits` with one setting changed; budgets start afresh.
     fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
         let old = &self.inner;
@@ -155,6 +193,7 @@ impl RateLimits {
                 .as_ref()
                 .map(|table| ThrottleTable::new(*table.config())),
             proxies: Arc::clone(&old.proxies),
+            clock: old.clock.clone(),
             #[cfg(feature = "redis")]
             redis: old.redis.clone(),
         };
@@ -287,9 +326,10 @@ impl RateLimits {
         let mut count = if budgets.is_empty() {
             Count::default()
         } else {
-            let kept = key.record().key_limit().map(|limited| &limited.budget);
+            let kept = key.record().key_limits();
+            let wall = credits.map(|ask| ask.now);
             // The id is read only where a budget is looked up: a kept one needs none.
-            self.count_here(&|| key.record().counted_as(), budgets, kept)
+            self.count_here(&|| key.record().counted_as(), budgets, kept, wall)
         };
         if count.retry_after.is_some()
             && let Some(ask) = credits
@@ -311,10 +351,11 @@ impl RateLimits {
         budgets: &Budgets,
         credits: Option<CreditAsk<'_>>,
     ) -> Count {
-        let kept = key.record().key_limit().map(|limited| &limited.budget);
+        let kept = key.record().key_limits();
         if let Some(redis) = &self.inner.redis {
+            let wall = credits.map_or_else(|| self.now(), |ask| ask.now);
             match redis
-                .spend(key.record().counted_as(), budgets, credits)
+                .spend(key.record().counted_as(), budgets, credits, wall)
                 .await
             {
                 redis::Outcome::Counted(count) => {
@@ -328,9 +369,14 @@ impl RateLimits {
                     }
                     // This process's copy of each budget follows Redis, for the requests it
                     // may have to count alone.
-                    for (&(scope, limit), budget) in budgets.iter().zip(count.budgets.iter()) {
+                    for ((at, &(scope, limit)), budget) in
+                        budgets.iter().enumerate().zip(count.budgets.iter())
+                    {
                         if let Some(budget) = budget {
-                            let kept = if scope == Scope::Key { kept } else { None };
+                            let kept = match scope {
+                                Scope::Key => kept.get(at).map(|limited| &limited.budget),
+                                Scope::Route(_) => None,
+                            };
                             let mut held = None;
                             let cell = self.inner.local.budget(
                                 &|| key.record().counted_as(),
@@ -339,7 +385,7 @@ impl RateLimits {
                                 kept,
                                 &mut held,
                             );
-                            self.inner.local.mirror(cell, budget.reset);
+                            self.inner.local.mirror(cell, limit, budget, wall);
                         }
                     }
                     return count;
@@ -351,24 +397,40 @@ impl RateLimits {
         self.count_all_here(key, budgets, credits)
     }
 
-    /// Counts in this process; the key's own budget is kept in `kept`. A request refused by
-    /// the key's budget is not counted against the route's.
+    /// Counts in this process; the key's own budgets are kept in `kept` (the key's limits, in
+    /// the order `budgets` lists them). `wall` is the limiter's time if the caller read it. A
+    /// request refused by one budget is counted against none.
     fn count_here<'a>(
         &self,
         id: &dyn Fn() -> &'a str,
         budgets: &Budgets,
-        kept: Option<&OnceLock<KeptBudget>>,
+        kept: &[crate::key::KeyLimit],
+        wall: Option<SystemTime>,
     ) -> Count {
         let local = &self.inner.local;
-        let (mut first, mut second) = (None, None);
-        let mut held = [&mut first, &mut second].into_iter();
-        let mut spends: [Option<local::Spend<'_>>; 2] = [None, None];
-        for (slot, &(scope, limit)) in spends.iter_mut().zip(budgets.iter()) {
-            let kept = if scope == Scope::Key { kept } else { None };
-            let Some(held) = held.next() else { break };
+        let mut held: [Option<Arc<local::Cell>>; MOST_BUDGETS] = Default::default();
+        let mut spends: [Option<local::Spend<'_>>; MOST_BUDGETS] = Default::default();
+        let mut calendar = false;
+        for (((at, slot), &(scope, limit)), held) in spends
+            .iter_mut()
+            .enumerate()
+            .zip(budgets.iter())
+            .zip(held.iter_mut())
+        {
+            let kept = match scope {
+                Scope::Key => kept.get(at).map(|limited| &limited.budget),
+                Scope::Route(_) => None,
+            };
+            calendar |= limit.calendar().is_some();
             *slot = Some((local.budget(id, scope, limit, kept, held), scope, limit));
         }
-        let (budgets, retry_after) = local.spend_all(&spends);
+        // The wall clock is read only for a calendar window.
+        let wall = match wall {
+            Some(wall) => wall,
+            None if calendar => self.now(),
+            None => std::time::UNIX_EPOCH,
+        };
+        let (budgets, retry_after) = local.spend_all(&spends, budgets.several(), wall);
         Count {
             budgets,
             retry_after,
@@ -464,25 +526,49 @@ pub(crate) enum Scope {
     Route(&'static str),
 }
 
-/// The budgets a request is counted in: the key's own and the route's, each if it has one.
-/// Held on the stack: the request path allocates nothing for them.
+/// The most budgets a request is counted in: the key's limits and the route's.
+pub(crate) const MOST_BUDGETS: usize = rate::MAX_KEY_LIMITS + 1;
+
+/// The budgets a request is counted in: the key's own (first, in the key's order) and the
+/// route's, each if it has one. Held on the stack: the request path allocates nothing for them.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Budgets([Option<(Scope, RateLimit)>; 2]);
+pub(crate) struct Budgets {
+    entries: [Option<(Scope, RateLimit)>; MOST_BUDGETS],
+    /// The key has several limits: each is named after its window.
+    several: bool,
+}
 
 impl Budgets {
-    pub(crate) fn new(key: Option<RateLimit>, route: Option<(RateLimit, &'static str)>) -> Self {
-        Self([
-            key.map(|limit| (Scope::Key, limit)),
-            route.map(|(limit, route)| (Scope::Route(route), limit)),
-        ])
+    pub(crate) fn new(
+        key: impl IntoIterator<Item = RateLimit>,
+        route: Option<(RateLimit, &'static str)>,
+    ) -> Self {
+        let mut entries = [None; MOST_BUDGETS];
+        let mut len = 0;
+        for (slot, limit) in entries[..MOST_BUDGETS - 1].iter_mut().zip(key) {
+            *slot = Some((Scope::Key, limit));
+            len += 1;
+        }
+        if let Some((limit, route)) = route {
+            entries[len] = Some((Scope::Route(route), limit));
+        }
+        Self {
+            entries,
+            several: len > 1,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
+        self.entries[0].is_none()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(Scope, RateLimit)> {
-        self.0.iter().flatten()
+        self.entries.iter().map_while(Option::as_ref)
+    }
+
+    /// Whether the key's budgets are named after their windows.
+    pub(crate) fn several(&self) -> bool {
+        self.several
     }
 }
 
@@ -491,6 +577,8 @@ impl Budgets {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     route: bool,
+    /// A key's limit among several: its entry is named after the limit's window.
+    named: Option<RateLimit>,
     quota: u32,
     remaining: u32,
     window: Duration,
@@ -503,15 +591,27 @@ impl Budget {
     ///
     /// The quota named in `RateLimit-Policy` is the burst, over the time the burst takes to
     /// refill (`burst × period / count`): what a full budget holds, so that `RateLimit`'s
-    /// remaining never exceeds it. Without a burst these are the limit's count and period.
-    pub(crate) fn new(scope: Scope, limit: RateLimit, remaining: u32, reset: u64) -> Self {
-        let window = if limit.burst() == limit.count() {
+    /// remaining never exceeds it. Without a burst these are the limit's count and period; for
+    /// a calendar window, the count over the window `wall` falls in (a month of 28 to 31 days).
+    pub(crate) fn new(
+        scope: Scope,
+        limit: RateLimit,
+        remaining: u32,
+        reset: u64,
+        several: bool,
+        wall: SystemTime,
+    ) -> Self {
+        let window = if let Some(every) = limit.calendar() {
+            local::window_end(every, wall).1
+        } else if limit.burst() == limit.count() {
             limit.period()
         } else {
             limit.interval().saturating_mul(limit.burst())
         };
+        let route = matches!(scope, Scope::Route(_));
         Self {
-            route: matches!(scope, Scope::Route(_)),
+            route,
+            named: (several && !route).then_some(limit),
             quota: limit.burst(),
             remaining: remaining.min(limit.burst()),
             window,
@@ -523,7 +623,7 @@ impl Budget {
 /// The budgets a request was counted in, and whether it was refused.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Count {
-    budgets: [Option<Budget>; 2],
+    budgets: [Option<Budget>; MOST_BUDGETS],
     /// `Some` when a budget was used up: how long until it allows one more request.
     pub(crate) retry_after: Option<Duration>,
     /// The shared limiter could not be asked, and it is configured to refuse.
@@ -564,7 +664,11 @@ impl Count {
         let (mut policy, mut state) = (String::new(), String::new());
         for budget in self.budgets.iter().flatten() {
             let separator = if policy.is_empty() { "" } else { ", " };
-            let name = if budget.route { "route" } else { "key" };
+            let name = match budget.named {
+                _ if budget.route => "route".into(),
+                Some(limit) => format!("key-{}", limit.window_name()).into(),
+                None => std::borrow::Cow::Borrowed("key"),
+            };
             let _ = write!(
                 policy,
                 "{separator}\"{name}\";q={};w={}",
@@ -633,6 +737,7 @@ mod tests {
         let count = limits.count_here(
             &|| "a",
             &Budgets::new(Some(key), Some((route, "m::h"))),
+            &[],
             None,
         );
         assert!(count.retry_after.is_none());
@@ -647,7 +752,7 @@ mod tests {
     fn a_used_up_budget_refuses_with_the_wait() {
         let limit: RateLimit = "2/min".parse().unwrap();
         let limits = RateLimits::new();
-        let spend = || limits.count_here(&|| "a", &Budgets::new(Some(limit), None), None);
+        let spend = || limits.count_here(&|| "a", &Budgets::new(Some(limit), None), &[], None);
         assert!(spend().retry_after.is_none());
         assert!(spend().retry_after.is_none());
         let refused = spend();
@@ -660,10 +765,45 @@ mod tests {
         // Other ids and other routes have budgets of their own.
         assert!(
             limits
-                .count_here(&|| "b", &Budgets::new(Some(limit), None), None)
+                .count_here(&|| "b", &Budgets::new(Some(limit), None), &[], None)
                 .retry_after
                 .is_none()
         );
         assert_eq!(limits.__sizes().0, 2);
+    }
+
+    #[test]
+    fn several_limits_are_each_named_after_their_window() {
+        let limits = RateLimits::new();
+        let plan = [
+            "2/s".parse::<RateLimit>().unwrap(),
+            RateLimit::per_day(100),
+        ];
+        let route: RateLimit = "1/s".parse().unwrap();
+        let wall = UNIX_EPOCH_PLUS(1_796_558_400);
+        let budgets = Budgets::new(plan, Some((route, "m::h")));
+        let count = limits.count_here(&|| "a", &budgets, &[], Some(wall));
+        let (policy, state) = count.fields().unwrap().policy.unwrap();
+        assert_eq!(
+            policy,
+            r#""key-s";q=2;w=1, "key-day";q=100;w=86400, "route";q=1;w=1"#
+        );
+        // Noon: the day's window is whole again at midnight, twelve hours on.
+        assert_eq!(
+            state,
+            r#""key-s";r=1;t=1, "key-day";r=99;t=43200, "route";r=0;t=1"#
+        );
+        // Refused by the route: neither of the key's windows spent anything.
+        let refused = limits.count_here(&|| "a", &budgets, &[], Some(wall));
+        assert!(refused.retry_after.is_some());
+        let only_key = Budgets::new(plan, None);
+        let count = limits.count_here(&|| "a", &only_key, &[], Some(wall));
+        let (_, state) = count.fields().unwrap().policy.unwrap();
+        assert_eq!(state, r#""key-s";r=0;t=1, "key-day";r=98;t=43200"#);
+    }
+
+    #[allow(non_snake_case)]
+    fn UNIX_EPOCH_PLUS(secs: u64) -> SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(secs)
     }
 }

@@ -163,16 +163,18 @@ impl RateLimits {
 
 /// GCRA for every budget of a request, on Redis's clock, and the key's credits, all or nothing:
 /// a request refused by one budget, or by its credits, spends nothing. `ARGV[1]` is the number
-/// `n` of budgets; `KEYS[i]` is a budget, `ARGV[2i]` its interval and `ARGV[2i+1]` its burst.
-/// Times are microseconds. When `KEYS[n+1]` is given it holds the key's credits (a hash of the
-/// record's generation `g`, the refill period `p` and what is left, `r`), and `ARGV[2n+2..]`
-/// are the request's cost, what the record leaves this period, the record's generation, the
-/// period and how long to keep the count (milliseconds, 0 for ever): a count of another
-/// generation (credits set anew) or an older period (a refill came) starts from the record's.
-/// Returns each budget's remaining requests and time until it is whole, how long to wait (0
-/// when allowed), the credits left (-1 without credits) and whether they refused (1 or 0).
-/// Arrival times are written with `%.0f`: Lua prints large numbers with 14 significant digits,
-/// which would round away microseconds.
+/// `n` of budgets; `KEYS[i]` is a budget, `ARGV[3i-1]` its interval, `ARGV[3i]` its burst and
+/// `ARGV[3i+1]` 0. A calendar window (a day, a month) has interval 0: its key names the window,
+/// `ARGV[3i]` is its count and `ARGV[3i+1]` the time left in it by the server's clock, and it
+/// holds the requests spent. Times are microseconds. When `KEYS[n+1]` is given it holds the
+/// key's credits (a hash of the record's generation `g`, the refill period `p` and what is left,
+/// `r`), and `ARGV[3n+2..]` are the request's cost, what the record leaves this period, the
+/// record's generation, the period and how long to keep the count (milliseconds, 0 for ever):
+/// a count of another generation (credits set anew) or an older period (a refill came) starts
+/// from the record's. Returns each budget's remaining requests and time until it is whole, how
+/// long to wait (0 when allowed), the credits left (-1 without credits) and whether they
+/// refused (1 or 0). Arrival times are written with `%.0f`: Lua prints large numbers with 14
+/// significant digits, which would round away microseconds.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -180,19 +182,26 @@ local n = tonumber(ARGV[1])
 local tats = {}
 local wait = 0
 for i = 1, n do
-  local interval = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tat < now then tat = now end
-  local allow_at = tat + interval - interval * burst
-  if allow_at > now and allow_at - now > wait then wait = allow_at - now end
-  tats[i] = tat
+  local interval = tonumber(ARGV[3 * i - 1])
+  local burst = tonumber(ARGV[3 * i])
+  if interval == 0 then
+    local ends = math.max(tonumber(ARGV[3 * i + 1]), 1)
+    local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if used >= burst and ends > wait then wait = ends end
+    tats[i] = used
+  else
+    local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if tat < now then tat = now end
+    local allow_at = tat + interval - interval * burst
+    if allow_at > now and allow_at - now > wait then wait = allow_at - now end
+    tats[i] = tat
+  end
 end
 local left = -1
 local refused = 0
 local cost, generation, period, keep = 0, '', 0, 0
 if #KEYS > n then
-  local at = 2 * n + 2
+  local at = 3 * n + 2
   cost = tonumber(ARGV[at])
   local base = tonumber(ARGV[at + 1])
   generation = ARGV[at + 2]
@@ -215,17 +224,31 @@ if spend and #KEYS > n then
 end
 local out = {}
 for i = 1, n do
-  local interval = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
-  local tat = tats[i]
-  if spend then
-    tat = tat + interval
-    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  local interval = tonumber(ARGV[3 * i - 1])
+  local burst = tonumber(ARGV[3 * i])
+  if interval == 0 then
+    local ends = math.max(tonumber(ARGV[3 * i + 1]), 1)
+    local used = tats[i]
+    if spend then
+      used = used + 1
+      -- Kept a day past the window's end: long enough for any clock it meets.
+      redis.call('SET', KEYS[i], used, 'PX', math.ceil(ends / 1000) + 86400000)
+    end
+    local remaining = burst - used
+    if remaining < 0 then remaining = 0 end
+    out[2 * i - 1] = remaining
+    out[2 * i] = ends
+  else
+    local tat = tats[i]
+    if spend then
+      tat = tat + interval
+      redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+    end
+    local remaining = math.floor((now + interval * burst - tat) / interval)
+    if remaining < 0 then remaining = 0 end
+    out[2 * i - 1] = remaining
+    out[2 * i] = tat - now
   end
-  local remaining = math.floor((now + interval * burst - tat) / interval)
-  if remaining < 0 then remaining = 0 end
-  out[2 * i - 1] = remaining
-  out[2 * i] = tat - now
 end
 out[2 * n + 1] = wait
 out[2 * n + 2] = left
@@ -288,6 +311,7 @@ impl Shared {
         id: &str,
         budgets: &Budgets,
         credits: Option<super::CreditAsk<'_>>,
+        wall: std::time::SystemTime,
     ) -> Outcome {
         let state = &self.0;
         if self.micros() < state.paused_until.load(Ordering::Relaxed) {
@@ -303,14 +327,27 @@ impl Shared {
         for (scope, limit) in budgets.iter() {
             len += 1;
             let prefix = &state.config.prefix;
+            // A calendar window's key names the window: the next one starts from nothing.
+            let window = limit.calendar().map_or_else(String::new, |every| {
+                format!(":{}", super::local::window_of(every, wall))
+            });
             match scope {
-                Scope::Key => invocation.key(format!("{prefix}:key:{limit}:{id}")),
+                Scope::Key => invocation.key(format!("{prefix}:key:{limit}:{id}{window}")),
                 Scope::Route(route) => {
-                    invocation.key(format!("{prefix}:route:{route}:{limit}:{id}"))
+                    invocation.key(format!("{prefix}:route:{route}:{limit}:{id}{window}"))
                 }
             };
-            let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
-            invocation.arg(interval.max(1)).arg(limit.burst());
+            match limit.calendar() {
+                Some(every) => {
+                    let (ends_in, _) = super::local::window_end(every, wall);
+                    invocation.arg(0).arg(limit.count()).arg(ends_in / 1_000);
+                }
+                None => {
+                    let interval =
+                        u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
+                    invocation.arg(interval.max(1)).arg(limit.burst()).arg(0);
+                }
+            }
         }
         if let Some(ask) = credits {
             let prefix = &state.config.prefix;
@@ -346,7 +383,7 @@ impl Shared {
                         "Redis answers again: rate limits are counted in it once more"
                     );
                 }
-                Outcome::Counted(count(budgets, &values, credits))
+                Outcome::Counted(count(budgets, &values, credits, wall))
             }
             Ok(Ok(_)) => self.outage("Redis answered the rate-limit script unexpectedly", "error"),
             Ok(Err(_)) => self.outage("Redis could not be reached", "error"),
@@ -400,7 +437,12 @@ fn fallback(reason: &'static str) {
 }
 
 /// The script's answer as a [`Count`].
-fn count(budgets: &Budgets, values: &[i64], credits: Option<super::CreditAsk<'_>>) -> Count {
+fn count(
+    budgets: &Budgets,
+    values: &[i64],
+    credits: Option<super::CreditAsk<'_>>,
+    wall: std::time::SystemTime,
+) -> Count {
     let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
     let (values, tail) = values.split_at(values.len().saturating_sub(3));
     let (wait, left, refused) = match *tail {
@@ -420,14 +462,21 @@ fn count(budgets: &Budgets, values: &[i64], credits: Option<super::CreditAsk<'_>
             ..Count::default()
         };
     }
-    let mut counted = [None, None];
+    let mut counted = [None; super::MOST_BUDGETS];
     for (slot, (&(scope, limit), pair)) in counted
         .iter_mut()
         .zip(budgets.iter().zip(values.chunks_exact(2)))
     {
         let remaining = u32::try_from(pair[0]).unwrap_or(0);
         let reset = u64::try_from(pair[1]).unwrap_or(0).saturating_mul(1000);
-        *slot = Some(Budget::new(scope, limit, remaining, reset));
+        *slot = Some(Budget::new(
+            scope,
+            limit,
+            remaining,
+            reset,
+            budgets.several(),
+            wall,
+        ));
     }
     Count {
         budgets: counted,

@@ -34,7 +34,7 @@ struct Record {
     revoked: Option<Spanned<bool>>,
     superseded: Option<Spanned<bool>>,
     disabled: Option<Spanned<bool>>,
-    rate_limit: Option<Spanned<String>>,
+    rate_limit: Option<Spanned<Limits>>,
     allowed_ips: Option<Spanned<Vec<String>>>,
     credits: Option<Spanned<u64>>,
     refill: Option<Spanned<String>>,
@@ -43,6 +43,14 @@ struct Record {
     identity: Option<Spanned<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+}
+
+/// `rate_limit = "100/min"`, or several: `rate_limit = ["10/s", "100000/day"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Limits {
+    One(String),
+    Several(Vec<String>),
 }
 
 impl ApiKeys {
@@ -60,7 +68,8 @@ impl ApiKeys {
     /// revoked = false                          # optional
     /// superseded = false                       # optional: rotated out, cannot rotate again
     /// disabled = false                         # optional: suspended until enabled again
-    /// rate_limit = "100/min"                   # optional: see RateLimit
+    /// rate_limit = "100/min"                   # optional: see RateLimit; or a plan of several
+    ///                                          # windows: ["10/s", "100000/day"]
     /// allowed_ips = ["203.0.113.0/24"]         # optional: see IpNetwork
     /// credits = 10000                          # optional: uses left
     /// refill = "10000/month"                   # optional: see Refill
@@ -393,15 +402,23 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
         for (name, value) in record.metadata {
             key = key.metadata(name, value);
         }
-        if let Some(limit) = &record.rate_limit {
-            let parsed = limit.get_ref().parse().map_err(|_| {
+        if let Some(limits) = &record.rate_limit {
+            let bad = || {
                 field_error(
                     ConfigErrorKind::BadRateLimit,
                     "rate_limit",
-                    limit.span().start,
+                    limits.span().start,
                 )
-            })?;
-            key = key.rate_limit(parsed);
+            };
+            let parsed = match limits.get_ref() {
+                Limits::One(text) => vec![text.parse().map_err(|_| bad())?],
+                Limits::Several(texts) => texts
+                    .iter()
+                    .map(|text| text.parse())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| bad())?,
+            };
+            key = key.rate_limits(parsed).map_err(|_| bad())?;
         }
         if let Some(time) = &record.not_before {
             let at = system_time(time.get_ref()).ok_or_else(|| {
@@ -935,8 +952,16 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
             if record.disabled {
                 table.insert("disabled", value(true));
             }
-            if let Some(limit) = record.rate_limit() {
-                table.insert("rate_limit", value(limit.to_string()));
+            match record.key_limits() {
+                [] => {}
+                [one] => {
+                    table.insert("rate_limit", value(one.limit.to_string()));
+                }
+                several => {
+                    let limits: toml_edit::Array =
+                        several.iter().map(|one| one.limit.to_string()).collect();
+                    table.insert("rate_limit", value(limits));
+                }
             }
             if let Some(credits) = record.credits() {
                 table.insert("credits", value(credits_value(credits.remaining)));

@@ -241,6 +241,31 @@ impl Key {
         self
     }
 
+    /// Holds the key to each of `limits`, a plan of several windows (`10/s` and `100000/day`):
+    /// a request must fit in every one, and each is reported in `RateLimit-Policy` under its
+    /// window's name (`"key-s"`, `"key-day"`). At most
+    /// [`MAX_KEY_LIMITS`](crate::MAX_KEY_LIMITS), each over a window of its own, or an error
+    /// saying which rule the list breaks.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, Key};
+    ///
+    /// let keys = ApiKeys::new().with(
+    ///     Key::new("partner-a", "pa_7Qm2xY9wLkV3rT8s")
+    ///         .rate_limits(["10/s".parse()?, "100000/day".parse()?])?,
+    /// );
+    /// # Ok::<(), axum_api_key::RateLimitError>(())
+    /// ```
+    pub fn rate_limits(
+        mut self,
+        limits: impl IntoIterator<Item = RateLimit>,
+    ) -> Result<Self, crate::RateLimitError> {
+        let limits: Vec<RateLimit> = limits.into_iter().collect();
+        crate::limit::check_limits(&limits)?;
+        self.record.set_rate_limits(limits);
+        Ok(self)
+    }
+
     /// A free field of the key's record, such as its owner or a ticket number, which handlers
     /// read with [`VerifiedKey::metadata`](crate::VerifiedKey::metadata).
     pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {

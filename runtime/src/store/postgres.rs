@@ -559,10 +559,32 @@ impl PgKeys {
         id: &str,
         limit: Option<RateLimit>,
     ) -> Result<u64, PgKeysError> {
+        self.set_rate_limits(id, limit.as_slice()).await
+    }
+
+    /// Sets the rate limits of every key of `id` to the plan `limits` (`10/s` and
+    /// `100000/day`; none removes them), rotated keys included: counted from here at once,
+    /// everywhere else within a second. The column holds them as one text, `10/s, 100000/day`.
+    /// Returns how many keys were changed, or an error for a list that breaks the rules of
+    /// [`Key::rate_limits`](crate::Key::rate_limits), with nothing changed.
+    pub async fn set_rate_limits(
+        &self,
+        id: &str,
+        limits: &[RateLimit],
+    ) -> Result<u64, PgKeysError> {
+        crate::limit::check_limits(limits)
+            .map_err(|error| {
+                PgKeysError::Invalid(
+                    crate::ConfigError::new(crate::ConfigErrorKind::BadRateLimit)
+                        .with_message(error.to_string())
+                        .with_id(id),
+                )
+            })?;
+        let text = (!limits.is_empty()).then(|| crate::limit::limits_text(limits.iter().copied()));
         let rows =
             sqlx::query("UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING digest")
                 .bind(id)
-                .bind(limit.map(|limit| limit.to_string()))
+                .bind(text)
                 .fetch_all(&self.inner.pool)
                 .await?;
         self.inner.refresh(&digests_of(&rows)?).await?;
@@ -852,8 +874,8 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
         }
     }
     if let Some(text) = row.try_get::<Option<String>, _>("rate_limit")? {
-        match text.parse() {
-            Ok(limit) => key = key.rate_limit(limit),
+        match crate::limit::parse_limits(&text) {
+            Ok(limits) => key.record.set_rate_limits(limits),
             // One mistyped row must not take every key down: the key is served without a limit,
             // and the operator told which.
             Err(error) => tracing::warn!(
