@@ -645,14 +645,31 @@ pub(crate) struct Rate {
     pub(crate) count: u32,
     pub(crate) period_nanos: u64,
     pub(crate) burst: u32,
+    /// A calendar window, counted exactly: `Some(false)` a day, `Some(true)` a month.
+    pub(crate) calendar: Option<Calendar>,
+}
+
+/// The calendar windows of the runtime's `RateLimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Calendar {
+    Day,
+    Month,
 }
 
 const RATE_FORM: &str = "a rate limit is written `<count>/<period>`, e.g. `rate_limit = \"10/s\"`, \
-                         `\"100/min\"`, `\"10/5s\"` or `\"10/s burst 20\"`";
+                         `\"100/min\"`, `\"10/s burst 20\"` or `\"1000/day\"`";
 
 /// `rate_limit = "..."`: the grammar of the runtime's `RateLimit`, checked here so that a
 /// mistake is an error at the literal.
 fn rate_literal(value: &Expr) -> syn::Result<WithSpan<Rate>> {
+    if let Expr::Array(_) = value {
+        return Err(syn::Error::new_spanned(
+            value,
+            "a route takes one rate limit, e.g. `rate_limit = \"10/s\"`; a plan of several \
+             windows belongs to a key: `rate_limit = [\"10/s\", \"100000/day\"]` in its \
+             record, or `Key::rate_limits` in code",
+        ));
+    }
     let Some(lit) = string_literal(value) else {
         return Err(syn::Error::new_spanned(
             value,
@@ -688,6 +705,24 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     let (count, period) = rate.split_once('/').ok_or_else(|| RATE_FORM.to_owned())?;
     let count = positive(count)
         .ok_or("the count is a whole number from 1 to 4294967295, e.g. `\"100/min\"`")?;
+    let calendar = match period {
+        "day" | "d" | "1d" | "1day" => Some((Calendar::Day, 86_400_000_000_000)),
+        "month" | "mo" | "1month" | "1mo" => Some((Calendar::Month, 31 * 86_400_000_000_000)),
+        _ => None,
+    };
+    if let Some((calendar, period_nanos)) = calendar {
+        if burst.is_some() {
+            return Err("a day or a month is a calendar window, counted exactly: it has no \
+                        burst (its count is what the window holds); drop `burst`"
+                .to_owned());
+        }
+        return Ok(Rate {
+            count,
+            period_nanos,
+            burst: count,
+            calendar: Some(calendar),
+        });
+    }
     let digits = period.bytes().take_while(u8::is_ascii_digit).count();
     let (multiple, unit) = period.split_at(digits);
     let multiple = if multiple.is_empty() {
@@ -708,12 +743,16 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
         "s" | "sec" | "second" => 1_000_000_000,
         "m" | "min" | "minute" => 60_000_000_000,
         "h" | "hour" => 3_600_000_000_000,
-        "d" | "day" => 86_400_000_000_000,
+        "d" | "day" | "month" | "mo" => {
+            return Err("a day or a month is a calendar window, one at a time: write \
+                        `\"100/day\"` or `\"100/month\"`, or hours for a rolling window \
+                        (`\"100/48h\"`)"
+                .to_owned());
+        }
         _ => {
-            return Err(
-                "the period's unit is one of `ms`, `s`, `min`, `h` or `d`, e.g. `\"100/min\"`"
-                    .to_owned(),
-            );
+            return Err("the period's unit is one of `ms`, `s`, `min`, `h`, `day` or `month`, \
+                        e.g. `\"100/min\"`"
+                .to_owned());
         }
     };
     let period_nanos = unit
@@ -724,6 +763,7 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
         count,
         period_nanos,
         burst: burst.unwrap_or(count),
+        calendar: None,
     })
 }
 

@@ -737,7 +737,17 @@ fn documentation_note(args: &Args) -> String {
             count,
             period_nanos,
             burst,
+            calendar,
         } = rate.value;
+        if let Some(calendar) = calendar {
+            let window = match calendar {
+                attr::Calendar::Day => "calendar day (UTC)",
+                attr::Calendar::Month => "calendar month (UTC)",
+            };
+            note.push_str(&format!(
+                "; at most {count} requests each {window} for each key (429 past it)"
+            ));
+        }
         let period = match period_nanos {
             n if n % 3_600_000_000_000 == 0 => format!("{} h", n / 3_600_000_000_000),
             n if n % 60_000_000_000 == 0 => format!("{} min", n / 60_000_000_000),
@@ -748,10 +758,12 @@ fn documentation_note(args: &Args) -> String {
         let period = period
             .strip_prefix("1 ")
             .map_or(period.clone(), ToOwned::to_owned);
-        note.push_str(&format!(
-            "; at most {count} requests per {period} for each key, in bursts of up to {burst} \
-             (429 past it)"
-        ));
+        if calendar.is_none() {
+            note.push_str(&format!(
+                "; at most {count} requests per {period} for each key, in bursts of up to \
+                 {burst} (429 past it)"
+            ));
+        }
     }
     if let Some(cost) = &args.cost {
         let credits = if cost.value == 1 { "credit" } else { "credits" };
@@ -1038,7 +1050,14 @@ fn config_type(args: &Args, handler: &syn::Ident, private: &TokenStream) -> Toke
             count,
             period_nanos,
             burst,
+            calendar,
         } = rate.value;
+        // A calendar window is told by a period no rolling one has.
+        let period_nanos = match calendar {
+            Some(attr::Calendar::Day) => 0,
+            Some(attr::Calendar::Month) => 1,
+            None => period_nanos,
+        };
         let route = handler.to_string();
         let route = route.strip_prefix("r#").unwrap_or(&route);
         // Unique per handler: two handlers of one name (in two functions of one module) are
@@ -1130,13 +1149,21 @@ fn config_impl(args: &Args, ty: &syn::Ident, route: &syn::Ident) -> TokenStream 
             count,
             period_nanos,
             burst,
+            calendar,
         } = rate.value;
         let route = route.to_string();
         let route = route.strip_prefix("r#").unwrap_or(&route);
+        let limit = match calendar {
+            Some(attr::Calendar::Day) => quote! { #private::RateLimit::per_day(#count) },
+            Some(attr::Calendar::Month) => quote! { #private::RateLimit::per_month(#count) },
+            None => quote! {
+                #private::RateLimit::new(#count, #private::Duration::from_nanos(#period_nanos))
+                    .with_burst(#burst)
+            },
+        };
         quote! {
             .with_rate_limit(
-                #private::RateLimit::new(#count, #private::Duration::from_nanos(#period_nanos))
-                    .with_burst(#burst),
+                #limit,
                 // Unique per handler: two handlers of one name (in two functions of one
                 // module) are told apart by where they stand.
                 ::core::concat!(

@@ -555,7 +555,9 @@ pub mod __private {
     }
 
     /// A guard configuration `C` with a rate limit of its own: `COUNT` requests per `PERIOD`
-    /// nanoseconds, bursts of `BURST`, in the budget of the route `ROUTE` ([`route_id`]).
+    /// nanoseconds, bursts of `BURST`, in the budget of the route `ROUTE` ([`route_id`]). A
+    /// `PERIOD` of 0 is a calendar day and 1 a calendar month (a rolling period is at least a
+    /// millisecond).
     pub enum Rated<C, const COUNT: u32, const PERIOD: u64, const BURST: u32, const ROUTE: u64> {
         #[doc(hidden)]
         _Never(core::convert::Infallible, core::marker::PhantomData<C>),
@@ -575,7 +577,11 @@ pub mod __private {
         KeyConfig for Rated<C, COUNT, PERIOD, BURST, ROUTE>
     {
         const CONFIG: GuardConfig = C::CONFIG.with_rate_limit(
-            RateLimit::new(COUNT, Duration::from_nanos(PERIOD)).with_burst(BURST),
+            match PERIOD {
+                0 => RateLimit::per_day(COUNT),
+                1 => RateLimit::per_month(COUNT),
+                _ => RateLimit::new(COUNT, Duration::from_nanos(PERIOD)).with_burst(BURST),
+            },
             Self::ROUTE,
         );
     }

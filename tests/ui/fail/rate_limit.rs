@@ -15,7 +15,7 @@ async fn unknown_unit() {}
 #[api_key(rate_limit = "10/s burst")]
 async fn burst_without_size() {}
 
-#[api_key(rate_limit = "1/400d")]
+#[api_key(rate_limit = "1/9000h")]
 async fn over_a_year() {}
 
 #[api_key(rate_limit)]
@@ -33,6 +33,15 @@ async fn count_too_large() {}
 #[api_key(rate_limit = "10/1.5s")]
 async fn fractional_period() {}
 
+#[api_key(rate_limit = "10/2d")]
+async fn days() {}
+
+#[api_key(rate_limit = "10/day burst 20")]
+async fn calendar_burst() {}
+
+#[api_key(rate_limit = ["10/s", "1000/day"])]
+async fn several() {}
+
 fn main() {
     let _: axum::Router<axum_api_key::ApiKeys> = axum::Router::new()
         .route("/1", axum::routing::get(not_a_string))
@@ -45,5 +54,8 @@ fn main() {
         .route("/8", axum::routing::get(misnamed))
         .route("/9", axum::routing::get(twice))
         .route("/10", axum::routing::get(count_too_large))
-        .route("/11", axum::routing::get(fractional_period));
+        .route("/11", axum::routing::get(fractional_period))
+        .route("/12", axum::routing::get(days))
+        .route("/13", axum::routing::get(calendar_burst))
+        .route("/14", axum::routing::get(several));
 }
