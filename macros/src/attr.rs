@@ -712,9 +712,11 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     };
     if let Some((calendar, period_nanos)) = calendar {
         if burst.is_some() {
-            return Err("a day or a month is a calendar window, counted exactly: it has no \
+            return Err(
+                "a day or a month is a calendar window, counted exactly: it has no \
                         burst (its count is what the window holds); drop `burst`"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         return Ok(Rate {
             count,
@@ -744,15 +746,19 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
         "m" | "min" | "minute" => 60_000_000_000,
         "h" | "hour" => 3_600_000_000_000,
         "d" | "day" | "month" | "mo" => {
-            return Err("a day or a month is a calendar window, one at a time: write \
+            return Err(
+                "a day or a month is a calendar window, one at a time: write \
                         `\"100/day\"` or `\"100/month\"`, or hours for a rolling window \
                         (`\"100/48h\"`)"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         _ => {
-            return Err("the period's unit is one of `ms`, `s`, `min`, `h`, `day` or `month`, \
+            return Err(
+                "the period's unit is one of `ms`, `s`, `min`, `h`, `day` or `month`, \
                         e.g. `\"100/min\"`"
-                .to_owned());
+                    .to_owned(),
+            );
         }
     };
     let period_nanos = unit

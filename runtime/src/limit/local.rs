@@ -159,6 +159,16 @@ impl LocalBudgets {
                         }
                     }
                     counted[at] = Some(Budget::new(*scope, *limit, 0, reset, several, wall));
+                    // The budgets after it are told as they stand, untouched: a client learns
+                    // every window it is in.
+                    for (slot, (cell, scope, limit)) in counted[at + 1..]
+                        .iter_mut()
+                        .zip(budgets[at + 1..].iter())
+                        .filter_map(|(slot, b)| Some((slot, b.as_ref()?)))
+                    {
+                        let (remaining, reset) = peek(cell, *limit, now, wall);
+                        *slot = Some(Budget::new(*scope, *limit, remaining, reset, several, wall));
+                    }
                     return (counted, Some(Duration::from_nanos(wait)));
                 }
             }
@@ -213,7 +223,11 @@ impl LocalBudgets {
                 // Every budget here is in debt: keep those deepest in it, the ones a client is
                 // pressing hardest, above the shard's mean.
                 // (Calendar windows in use are kept: dropping one would forget its count.)
-                let rolling = || table.iter().filter(|(key, _)| key.limit.calendar().is_none());
+                let rolling = || {
+                    table
+                        .iter()
+                        .filter(|(key, _)| key.limit.calendar().is_none())
+                };
                 let sum: u128 = rolling()
                     .map(|(_, cell)| u128::from(cell.tat.load(Ordering::Relaxed)))
                     .sum();
@@ -343,7 +357,10 @@ pub(crate) fn window_of(every: RefillPeriod, at: SystemTime) -> u64 {
 /// Nanoseconds from `at` to the end of its calendar window, and the window's length.
 pub(crate) fn window_end(every: RefillPeriod, at: SystemTime) -> (u64, Duration) {
     let period = period_of(every, at);
-    let (start, end) = (start_of(every, period), start_of(every, period.saturating_add(1)));
+    let (start, end) = (
+        start_of(every, period),
+        start_of(every, period.saturating_add(1)),
+    );
     let left = end.duration_since(at).unwrap_or_default();
     (nanos(left), end.duration_since(start).unwrap_or_default())
 }
@@ -395,6 +412,26 @@ fn refund_window(cell: &Cell, every: RefillPeriod, wall: SystemTime) {
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
             (held >> 32 >= window && held & u64::from(u32::MAX) > 0).then(|| held - 1)
         });
+}
+
+/// What `cell` holds, without spending: the requests left and the nanoseconds until whole.
+fn peek(cell: &Cell, limit: RateLimit, now: u64, wall: SystemTime) -> (u32, u64) {
+    let held = cell.tat.load(Ordering::Acquire);
+    if let Some(every) = limit.calendar() {
+        let (ends_in, _) = window_end(every, wall);
+        let used = if held >> 32 >= window_of(every, wall) {
+            held & u64::from(u32::MAX)
+        } else {
+            0
+        };
+        let left = u64::from(limit.count()).saturating_sub(used);
+        return (u32::try_from(left).unwrap_or(u32::MAX), ends_in);
+    }
+    let interval = nanos(limit.interval()).max(1);
+    let capacity = interval.saturating_mul(u64::from(limit.burst()));
+    let tat = held.max(now);
+    let left = (now.saturating_add(capacity).saturating_sub(tat)) / interval;
+    (u32::try_from(left).unwrap_or(u32::MAX), tat - now)
 }
 
 /// Gives back one request spent of `cell`.
@@ -490,7 +527,10 @@ mod tests {
         }
         assert!(spend(at(12 * 3600 + 5)).1.is_some());
         // The window reported is the day.
-        assert_eq!(spend(at(36 * 3600)).0[0].unwrap().window, Duration::from_secs(86_400));
+        assert_eq!(
+            spend(at(36 * 3600)).0[0].unwrap().window,
+            Duration::from_secs(86_400)
+        );
     }
 
     #[test]
@@ -505,11 +545,17 @@ mod tests {
         assert!(spend(at(0)).1.is_none());
         // December has 31 days: the window ends on January 1st, 25.5 days from noon on the 6th.
         let (counted, wait) = spend(at(86_400 * 20));
-        assert_eq!(wait, Some(Duration::from_secs(25 * 86_400 + 12 * 3600 - 20 * 86_400)));
+        assert_eq!(
+            wait,
+            Some(Duration::from_secs(25 * 86_400 + 12 * 3600 - 20 * 86_400))
+        );
         assert_eq!(counted[0].unwrap().window, Duration::from_secs(31 * 86_400));
         let january = at(25 * 86_400 + 12 * 3600);
         assert!(spend(january).1.is_none());
-        assert_eq!(spend(january).0[0].unwrap().window, Duration::from_secs(31 * 86_400));
+        assert_eq!(
+            spend(january).0[0].unwrap().window,
+            Duration::from_secs(31 * 86_400)
+        );
         assert!(spend(january).1.is_some());
     }
 
@@ -540,6 +586,40 @@ mod tests {
         // The day's count lost only the request that was let in.
         let (counted, _) = budgets.spend_all(&one(&a, day), true, at(0));
         assert_eq!(counted[0].unwrap().remaining, 8);
+    }
+
+    proptest::proptest! {
+        /// Whatever the times requests come at (in order, over a few months), a calendar
+        /// window lets in exactly the first `count` of its requests and refuses the rest, and
+        /// a refusal's wait ends at the window's end.
+        #[test]
+        fn calendar_windows_let_in_exactly_their_count(
+            count in 1_u32..6,
+            monthly in proptest::bool::ANY,
+            mut steps in proptest::collection::vec(0_u64..400_000, 1..80),
+        ) {
+            let every = if monthly { RefillPeriod::Month } else { RefillPeriod::Day };
+            let limit = if monthly { RateLimit::per_month(count) } else { RateLimit::per_day(count) };
+            let budgets = LocalBudgets::default();
+            let cell = Cell { tat: AtomicU64::new(0) };
+            let mut wall = at(0);
+            let mut seen: std::collections::HashMap<i64, u32> = Default::default();
+            for step in steps.drain(..) {
+                wall += Duration::from_secs(step);
+                let window = period_of(every, wall);
+                let before = *seen.get(&window).unwrap_or(&0);
+                let (counted, wait) = budgets.spend_all(&one(&cell, limit), false, wall);
+                let end = start_of(every, window + 1).duration_since(wall).unwrap();
+                if before < count {
+                    proptest::prop_assert!(wait.is_none());
+                    proptest::prop_assert_eq!(counted[0].unwrap().remaining, count - before - 1);
+                    seen.insert(window, before + 1);
+                } else {
+                    proptest::prop_assert_eq!(wait, Some(end));
+                }
+                proptest::prop_assert_eq!(counted[0].unwrap().reset, nanos(end));
+            }
+        }
     }
 
     #[test]

@@ -775,10 +775,7 @@ mod tests {
     #[test]
     fn several_limits_are_each_named_after_their_window() {
         let limits = RateLimits::new();
-        let plan = [
-            "2/s".parse::<RateLimit>().unwrap(),
-            RateLimit::per_day(100),
-        ];
+        let plan = ["2/s".parse::<RateLimit>().unwrap(), RateLimit::per_day(100)];
         let route: RateLimit = "1/s".parse().unwrap();
         let wall = UNIX_EPOCH_PLUS(1_796_558_400);
         let budgets = Budgets::new(plan, Some((route, "m::h")));

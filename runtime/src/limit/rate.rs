@@ -424,14 +424,28 @@ mod tests {
     #[test]
     fn lists_of_limits() {
         let limits = parse_limits("10/s, 100000/day").unwrap();
-        assert_eq!(limits, [RateLimit::new(10, Duration::from_secs(1)), RateLimit::per_day(100_000)]);
+        assert_eq!(
+            limits,
+            [
+                RateLimit::new(10, Duration::from_secs(1)),
+                RateLimit::per_day(100_000)
+            ]
+        );
         assert_eq!(limits_text(limits.iter().copied()), "10/s, 100000/day");
         assert_eq!(parse_limits(" ").unwrap(), []);
-        assert!(parse_limits("10/s, 20/s").unwrap_err().to_string().contains("same window"));
+        assert!(
+            parse_limits("10/s, 20/s")
+                .unwrap_err()
+                .to_string()
+                .contains("same window")
+        );
         assert!(parse_limits("1/s, 1/min, 1/h, 1/day, 1/month").is_err());
         assert!(parse_limits("1/s, lots").is_err());
         assert_eq!(RateLimit::per_month(3).window_name(), "month");
-        assert_eq!("3/5s burst 9".parse::<RateLimit>().unwrap().window_name(), "5s");
+        assert_eq!(
+            "3/5s burst 9".parse::<RateLimit>().unwrap().window_name(),
+            "5s"
+        );
     }
 
     #[test]

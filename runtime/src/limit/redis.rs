@@ -343,8 +343,7 @@ impl Shared {
                     invocation.arg(0).arg(limit.count()).arg(ends_in / 1_000);
                 }
                 None => {
-                    let interval =
-                        u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
+                    let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
                     invocation.arg(interval.max(1)).arg(limit.burst()).arg(0);
                 }
             }

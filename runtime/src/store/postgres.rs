@@ -572,14 +572,13 @@ impl PgKeys {
         id: &str,
         limits: &[RateLimit],
     ) -> Result<u64, PgKeysError> {
-        crate::limit::check_limits(limits)
-            .map_err(|error| {
-                PgKeysError::Invalid(
-                    crate::ConfigError::new(crate::ConfigErrorKind::BadRateLimit)
-                        .with_message(error.to_string())
-                        .with_id(id),
-                )
-            })?;
+        crate::limit::check_limits(limits).map_err(|error| {
+            PgKeysError::Invalid(
+                crate::ConfigError::new(crate::ConfigErrorKind::BadRateLimit)
+                    .with_message(error.to_string())
+                    .with_id(id),
+            )
+        })?;
         let text = (!limits.is_empty()).then(|| crate::limit::limits_text(limits.iter().copied()));
         let rows =
             sqlx::query("UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING digest")
