@@ -622,6 +622,12 @@ async fn guard<S: KeyStore>(
                 Some(source),
             );
             refusal.client = client;
+            // One event per key and address a minute: a leaked key hammered from one place
+            // writes one line a minute, and each new address its own.
+            refusal.quiet = !crate::limit::first_in_window(
+                &("address", key.id(), client),
+                Duration::from_secs(60),
+            );
             return Err(refusal.reject(parts, config, Some(&key)));
         }
     }
@@ -655,6 +661,7 @@ async fn guard<S: KeyStore>(
         )
         .await?;
         if spends_credits {
+            crate::usage::credits_spent(&key, config.cost);
             store.credits_spent();
         }
     }
@@ -709,8 +716,13 @@ async fn count_budgets<S: KeyStore>(
         return Err(refusal.reject(parts, config, named));
     }
     if count.credits_exhausted {
-        let refusal = Refusal::new(Problem::CreditsExhausted, "credits_exhausted", source)
+        let mut refusal = Refusal::new(Problem::CreditsExhausted, "credits_exhausted", source)
             .credits(count.credits.unwrap_or(0), count.retry_after);
+        // One warning per key a minute; the rest at DEBUG (and all counted).
+        refusal.quiet = !crate::limit::first_in_window(
+            &("credits", key.record().counted_as()),
+            Duration::from_secs(60),
+        );
         return Err(refusal.reject(parts, config, named));
     }
     if let Some(wait) = count.retry_after {
@@ -819,12 +831,15 @@ impl Refusal {
         match self.problem {
             // A key over its limit is a client misbehaving, and a throttled address a likely
             // attack: both worth an operator's attention.
-            Problem::RateLimited if self.quiet => tracing::debug!(
+            // A repeat of a refusal warned of within its window: at DEBUG, so one key pressed
+            // again and again cannot flood the log (the metrics count every one).
+            _ if self.quiet => tracing::debug!(
                 target: "axum_api_key::audit",
                 outcome = "refused",
                 reason = self.reason,
                 status = rejection.status().as_u16(),
                 key_id = key.map(VerifiedKey::id),
+                client = self.client.map(tracing::field::display),
                 method = %parts.method,
                 route = route(parts),
             ),

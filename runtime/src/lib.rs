@@ -145,13 +145,19 @@ pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 /// | --- | --- | --- |
 /// | `api_key_decisions_total` | counter | `outcome` (`accepted`, `anonymous`, `refused`), `reason` (the audit event's, empty when accepted) |
 /// | `api_key_rate_limited_total` | counter | – |
+/// | `api_key_credits_spent_total` | counter | – (the credits accepted requests spent) |
+/// | `api_key_limiter_fallbacks_total` | counter | `reason` (`timeout`, `error`, `unreachable`: a request counted without Redis) |
 /// | `api_key_guard_seconds` | histogram | – |
+///
+/// Refusals by plan are decisions with their own `reason`: `credits_exhausted`,
+/// `disabled`, `address_not_allowed`.
 ///
 /// Key ids are a label (`key_id`) only after [`label_key_ids(true)`](metrics::label_key_ids): every key
 /// is then a time series of its own.
 #[cfg(feature = "metrics")]
 pub mod metrics {
-    /// Labels decisions and rate-limit refusals with the key's id, or stops doing so.
+    /// Labels decisions, rate-limit refusals and spent credits with the key's id, or stops
+    /// doing so.
     pub fn label_key_ids(on: bool) {
         crate::usage::set_label_key_ids(on);
     }

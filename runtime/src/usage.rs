@@ -45,6 +45,19 @@ pub(crate) fn refused(reason: &'static str, key: Option<&VerifiedKey>) {
     }
 }
 
+/// Credits an accepted request spent: `api_key_credits_spent_total` (with `key_id` when key
+/// ids are labels).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[inline]
+pub(crate) fn credits_spent(key: &VerifiedKey, cost: u32) {
+    #[cfg(feature = "metrics")]
+    match labels_key_ids() {
+        true => ::metrics::counter!("api_key_credits_spent_total", "key_id" => key.id().to_owned())
+            .increment(u64::from(cost)),
+        false => ::metrics::counter!("api_key_credits_spent_total").increment(u64::from(cost)),
+    }
+}
+
 /// A live key seen over plain HTTP: `api_key_exposed_total` (with `key_id` when key ids are
 /// labels).
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]

@@ -18,7 +18,7 @@ async fn decisions_refusals_and_guard_time_are_counted() {
         .expect("the only recorder of this test binary");
     let keys = ApiKeys::new()
         .with(Key::new("partner-a", KEY_A).rate_limit("2/min".parse().expect("rate")))
-        .with_key("partner-b", KEY_B);
+        .with(Key::new("partner-b", KEY_B).credits(10));
     let app = example::app(keys, handle);
     let call =
         |key: &'static str| send(app.clone(), get("/data", &[("x-api-key", key.as_bytes())]));
@@ -51,6 +51,7 @@ async fn decisions_refusals_and_guard_time_are_counted() {
         1
     );
     assert_eq!(value("api_key_rate_limited_total"), 1);
+    assert_eq!(value("api_key_credits_spent_total"), 1);
     assert_eq!(value("api_key_guard_seconds_count"), 5);
     // Key ids are not labels until asked for, and keys never appear.
     assert!(!text.contains("partner-a"), "{text}");
@@ -66,6 +67,10 @@ async fn decisions_refusals_and_guard_time_are_counted() {
         text.contains(
             r#"api_key_decisions_total{outcome="accepted",reason="",key_id="partner-b"} 1"#
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"api_key_credits_spent_total{key_id="partner-b"} 1"#),
         "{text}"
     );
     axum_api_key::metrics::label_key_ids(false);

@@ -190,6 +190,57 @@ async fn a_key_held_to_a_network_is_refused_elsewhere_and_spends_nothing_there()
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("key_id=\"office\""), "{line}");
     assert!(!logged.contains(KEY_A));
+    // Ten refusals from one address are one warning, the rest at DEBUG: a leaked key hammered
+    // from one place cannot flood the log. Another address is a warning of its own.
+    let warnings = |address: &str| {
+        logs.text()
+            .lines()
+            .filter(|line| {
+                line.contains("address_not_allowed")
+                    && line.contains(address)
+                    && line.contains("WARN")
+            })
+            .count()
+    };
+    assert_eq!(warnings("198.51.100.66"), 1);
+    let quiet = logs
+        .text()
+        .lines()
+        .filter(|line| {
+            line.contains("address_not_allowed")
+                && line.contains("198.51.100.66")
+                && line.contains("DEBUG")
+        })
+        .count();
+    assert_eq!(quiet, 9, "every refusal is still logged, at DEBUG");
+    from(&app, KEY_A, "198.51.100.67").await;
+    assert_eq!(warnings("198.51.100.67"), 1);
+}
+
+#[tokio::test]
+async fn a_key_out_of_credits_is_one_audit_event_a_minute_however_often_it_asks() {
+    let keys = ApiKeys::new()
+        .with(Key::new("flood-credits", KEY_A).credits(1))
+        .with_rate_limits(RateLimits::new());
+    let app = app(keys);
+    let logs = global_logs();
+    assert_eq!(
+        from(&app, KEY_A, "198.51.100.1").await.status,
+        StatusCode::OK
+    );
+    for _ in 0..20 {
+        let refused = from(&app, KEY_A, "198.51.100.1").await;
+        refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "CreditsExhausted");
+    }
+    let lines: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|line| line.contains("credits_exhausted") && line.contains("flood-credits"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 20, "{lines:?}");
+    let loud = lines.iter().filter(|line| !line.contains("DEBUG")).count();
+    assert_eq!(loud, 1, "{lines:?}");
 }
 
 #[tokio::test]

@@ -470,16 +470,8 @@ impl RateLimits {
 
 /// Whether this refusal of `id` by `count`'s refusing budget is the first in that budget's
 /// window, and so worth a warning: a client hammering past its limit writes one WARN line per
-/// window, not one per request. Remembered in a table of bounded size (emptied when full,
-/// which at worst repeats a warning).
+/// window, not one per request.
 pub(crate) fn first_refusal_in_window(id: &str, count: &Count) -> bool {
-    use std::collections::HashMap;
-    use std::hash::BuildHasher;
-    use std::sync::Mutex;
-    use std::time::Instant;
-    const MOST: usize = 16_384;
-    static WARNED: OnceLock<(hashbrown::DefaultHashBuilder, Mutex<HashMap<u64, Instant>>)> =
-        OnceLock::new();
     // The refusing budget is the one with nothing left; without one, the key's.
     let refusing = count
         .budgets
@@ -490,8 +482,24 @@ pub(crate) fn first_refusal_in_window(id: &str, count: &Count) -> bool {
     let (route, window) = refusing.map_or((false, Duration::from_secs(60)), |budget| {
         (budget.route, budget.window)
     });
+    first_in_window(&("limit", id, route, window), window)
+}
+
+/// Whether `what` (a refusal: its kind, the key, what it is about) was not seen in the last
+/// `window`, and so worth a warning: a key refused again and again (out of credits, used from
+/// a network it may not be used from) writes one WARN line per window, the rest at DEBUG.
+/// Remembered in a table of bounded size (emptied when full, which at worst repeats a
+/// warning), so a spray of refusals cannot grow memory.
+pub(crate) fn first_in_window(what: &impl std::hash::Hash, window: Duration) -> bool {
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    const MOST: usize = 16_384;
+    static WARNED: OnceLock<(hashbrown::DefaultHashBuilder, Mutex<HashMap<u64, Instant>>)> =
+        OnceLock::new();
     let (hasher, warned) = WARNED.get_or_init(Default::default);
-    let slot = hasher.hash_one((id, route, window));
+    let slot = hasher.hash_one(what);
     let mut warned = warned
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
