@@ -160,7 +160,12 @@ fn refusals(
         (
             429,
             "Too many requests: the key's rate limit or credits are used up, or too many invalid keys came from this address.",
-            quote! { headers(("Retry-After" = u64, description = "Seconds to wait before retrying")) },
+            quote! { headers(
+                ("Retry-After" = u64, description = "Seconds to wait before retrying (absent when waiting would not help: credits that are never refilled)"),
+                ("RateLimit-Policy" = String, description = "The budgets the request was counted in (draft-ietf-httpapi-ratelimit-headers): `\"key\";q=60;w=60`, one entry per budget"),
+                ("RateLimit" = String, description = "What each budget has left and when it is whole again: `\"key\";r=0;t=60`"),
+                ("Credits-Remaining" = u64, description = "The credits the key has left, when it has credits")
+            ) },
         ),
         (
             503,

@@ -300,20 +300,40 @@ fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Respon
             if let Some(content) = response.content.get_mut("application/problem+json") {
                 content.example = Some(refusal_example(status, *config));
             }
-            let header = match status {
-                401 => Some((
+            let headers = match status {
+                401 => vec![(
                     "WWW-Authenticate",
                     String::schema(),
                     "Where the API key goes",
-                )),
-                429 => Some((
-                    "Retry-After",
-                    u64::schema(),
-                    "Seconds to wait before retrying",
-                )),
-                _ => None,
+                )],
+                429 => vec![
+                    (
+                        "Retry-After",
+                        u64::schema(),
+                        "Seconds to wait before retrying (absent when waiting would not help: \
+                         credits that are never refilled)",
+                    ),
+                    (
+                        "RateLimit-Policy",
+                        String::schema(),
+                        "The budgets the request was counted in (draft-ietf-httpapi-ratelimit-\
+                         headers): `\"key\";q=60;w=60`, one entry per budget",
+                    ),
+                    (
+                        "RateLimit",
+                        String::schema(),
+                        "What each budget has left and when it is whole again: \
+                         `\"key\";r=0;t=60`",
+                    ),
+                    (
+                        "Credits-Remaining",
+                        u64::schema(),
+                        "The credits the key has left, when it has credits",
+                    ),
+                ],
+                _ => Vec::new(),
             };
-            if let Some((name, schema, description)) = header {
+            for (name, schema, description) in headers {
                 let header = HeaderBuilder::new()
                     .schema(schema)
                     .description(Some(description))

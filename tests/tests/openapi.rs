@@ -196,6 +196,10 @@ fn the_attribute_and_the_runtime_describe_refusals_alike() {
         );
     }
     assert!(by_runtime["429"]["headers"]["Retry-After"].is_object());
+    // The budgets and the credits a 429 tells are documented too.
+    for header in ["RateLimit-Policy", "RateLimit", "Credits-Remaining"] {
+        assert!(by_runtime["429"]["headers"][header].is_object(), "{header}");
+    }
 }
 
 #[test]
