@@ -445,6 +445,44 @@ fn keys_commands_work_on_a_database() {
         listing.contains("db-office\tvalid\t[] from 203.0.113.0/24,2001:db8::/32"),
         "{listing}"
     );
+    // A plan in the database: credits with a refill, two windows, an identity.
+    let out = tool_owned(
+        &args(&[
+            "keys",
+            "create",
+            "--id",
+            "db-plan",
+            "--prefix",
+            "db",
+            "--credits",
+            "50",
+            "--refill",
+            "50/day",
+            "--rate-limit",
+            "10/s,1000/day",
+            "--identity",
+            "acme-db",
+        ]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&tool_owned(&args(&["keys", "list"]), b"").stdout);
+    assert!(
+        listing.contains("db-plan\tvalid\t[] limited 10/s, 1000/day credits 50 refill 50/day"),
+        "{listing}"
+    );
+    let out = tool_owned(
+        &args(&[
+            "keys", "create", "--id", "db-bad", "--prefix", "db", "--refill", "5/day",
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--refill needs --credits"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = tool_owned(&args(&["keys", "revoke", "--id", "db-partner"]), b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -717,6 +755,51 @@ fn keys_disable_enable_and_allow_ip_work_on_a_records_file() {
         listing.contains("plan\tvalid\t[] credits 5 refill 100/day"),
         "{listing}"
     );
+    // A plan of several windows, shared under an identity.
+    let out = tool(
+        &[
+            "keys",
+            "create",
+            "--file",
+            file,
+            "--id",
+            "windows",
+            "--rate-limit",
+            "10/s,100000/day",
+            "--identity",
+            "acme",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let windows = text(&out.stdout).trim_end().to_owned();
+    keys.reload().unwrap();
+    let key = keys.verify(windows.as_bytes()).unwrap();
+    assert_eq!(
+        key.rate_limits().map(|l| l.to_string()).collect::<Vec<_>>(),
+        ["10/s", "100000/day"]
+    );
+    assert_eq!(key.identity(), Some("acme"));
+    let listing = text(&tool(&["keys", "list", "--file", file], b"").stdout);
+    assert!(
+        listing.contains("windows\tvalid\t[] limited 10/s, 100000/day"),
+        "{listing}"
+    );
+    for (flag, value, says) in [
+        ("--rate-limit", "10/s,20/s", "same window"),
+        ("--rate-limit", "10/2d", "calendar window"),
+        ("--identity", "", "an identity is 1 to"),
+    ] {
+        let out = tool(
+            &[
+                "keys", "create", "--file", file, "--id", "bad-plan", flag, value,
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(out.stdout.is_empty());
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
     let out = tool(
         &[
             "keys", "create", "--file", file, "--id", "p2", "--refill", "100/week",
