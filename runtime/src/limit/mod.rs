@@ -388,7 +388,7 @@ impl RateLimits {
                             self.inner.local.mirror(cell, limit, budget, wall);
                         }
                     }
-                    return count;
+                    return *count;
                 }
                 redis::Outcome::Refuse => return Count::unavailable(),
                 redis::Outcome::FallBack => {}
@@ -585,8 +585,9 @@ impl Budgets {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     route: bool,
-    /// A key's limit among several: its entry is named after the limit's window.
-    named: Option<RateLimit>,
+    /// A key's limit among several, whose entry is named after its window: the window, as
+    /// [`window_code`] packs it.
+    named: Option<std::num::NonZeroU64>,
     quota: u32,
     remaining: u32,
     window: Duration,
@@ -619,12 +620,37 @@ impl Budget {
         let route = matches!(scope, Scope::Route(_));
         Self {
             route,
-            named: (several && !route).then_some(limit),
+            named: if several && !route {
+                window_code(limit)
+            } else {
+                None
+            },
             quota: limit.burst(),
             remaining: remaining.min(limit.burst()),
             window,
             reset,
         }
+    }
+}
+
+/// A limit's window in one word, for a budget to carry its name cheaply: 1 a calendar day, 2 a
+/// calendar month, else the period in nanoseconds (at least a millisecond).
+fn window_code(limit: RateLimit) -> Option<std::num::NonZeroU64> {
+    use crate::credits::RefillPeriod;
+    let code = match limit.calendar() {
+        Some(RefillPeriod::Month) => 2,
+        Some(_) => 1,
+        None => u64::try_from(limit.period().as_nanos()).unwrap_or(u64::MAX),
+    };
+    std::num::NonZeroU64::new(code)
+}
+
+/// A limit over the window [`window_code`] packed, to name it.
+fn window_limit(code: std::num::NonZeroU64) -> RateLimit {
+    match code.get() {
+        1 => RateLimit::per_day(1),
+        2 => RateLimit::per_month(1),
+        nanos => RateLimit::new(1, Duration::from_nanos(nanos)),
     }
 }
 
@@ -674,7 +700,7 @@ impl Count {
             let separator = if policy.is_empty() { "" } else { ", " };
             let name = match budget.named {
                 _ if budget.route => "route".into(),
-                Some(limit) => format!("key-{}", limit.window_name()).into(),
+                Some(code) => format!("key-{}", window_limit(code).window_name()).into(),
                 None => std::borrow::Cow::Borrowed("key"),
             };
             let _ = write!(

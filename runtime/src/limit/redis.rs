@@ -277,7 +277,7 @@ struct State {
 
 /// What the shared limiter made of a request.
 pub(crate) enum Outcome {
-    Counted(Count),
+    Counted(Box<Count>),
     FallBack,
     Refuse,
 }
@@ -382,7 +382,7 @@ impl Shared {
                         "Redis answers again: rate limits are counted in it once more"
                     );
                 }
-                Outcome::Counted(count(budgets, &values, credits, wall))
+                Outcome::Counted(Box::new(count(budgets, &values, credits, wall)))
             }
             Ok(Ok(_)) => self.outage("Redis answered the rate-limit script unexpectedly", "error"),
             Ok(Err(_)) => self.outage("Redis could not be reached", "error"),
