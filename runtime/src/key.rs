@@ -59,10 +59,8 @@ pub(crate) struct KeyRecord {
     /// none.
     #[allow(clippy::box_collection)]
     allowed_ips: Option<Box<Vec<IpNetwork>>>,
-    /// Boxed: most keys have none, and a box is one word in every record. At most
-    /// [`MAX_KEY_LIMITS`](crate::MAX_KEY_LIMITS), each over a window of its own.
-    #[allow(clippy::box_collection)]
-    rate_limits: Option<Box<Vec<KeyLimit>>>,
+    /// Boxed: most keys have none, and a box is one word in every record.
+    rate_limits: Option<Box<Limits>>,
     /// Boxed: most keys have no credits.
     credits: Option<Box<KeyCredits>>,
     /// The name the key's budgets and credits are counted under with other keys of the same
@@ -143,6 +141,24 @@ pub(crate) struct KeyLimit {
     pub(crate) budget: std::sync::OnceLock<crate::limit::KeptBudget>,
 }
 
+/// A key's limits (at most [`MAX_KEY_LIMITS`](crate::MAX_KEY_LIMITS), each over a window of
+/// its own), and the budgets of the first routes with a `rate_limit` of their own it was
+/// counted on, kept once found as its own are: a key on a plan reaches every budget of a
+/// request without a lookup.
+#[derive(Clone)]
+pub(crate) struct Limits {
+    pub(crate) key: Box<[KeyLimit]>,
+    pub(crate) routes: [std::sync::OnceLock<crate::limit::KeptRoute>; 2],
+}
+
+impl PartialEq for Limits {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Limits {}
+
 impl PartialEq for KeyLimit {
     fn eq(&self, other: &Self) -> bool {
         self.limit == other.limit
@@ -200,7 +216,16 @@ impl KeyRecord {
 
     /// The key's limits, each with the budget its requests were last counted in.
     pub(crate) fn key_limits(&self) -> &[KeyLimit] {
-        self.rate_limits.as_deref().map_or(&[], Vec::as_slice)
+        self.rate_limits
+            .as_deref()
+            .map_or(&[], |limits| &limits.key)
+    }
+
+    /// Where the key keeps the budgets of routes' own limits, if it has limits of its own.
+    pub(crate) fn route_budgets(&self) -> &[std::sync::OnceLock<crate::limit::KeptRoute>] {
+        self.rate_limits
+            .as_deref()
+            .map_or(&[], |limits| &limits.routes)
     }
 
     /// The key's limits.
@@ -218,15 +243,16 @@ impl KeyRecord {
         self.rate_limits = if limits.is_empty() {
             None
         } else {
-            Some(Box::new(
-                limits
+            Some(Box::new(Limits {
+                key: limits
                     .into_iter()
                     .map(|limit| KeyLimit {
                         limit,
                         budget: std::sync::OnceLock::new(),
                     })
                     .collect(),
-            ))
+                routes: Default::default(),
+            }))
         };
     }
 

@@ -346,3 +346,51 @@ mod redis {
         );
     }
 }
+
+#[api_key(rate_limit = "5/250ms")]
+async fn burst() -> &'static str {
+    "burst"
+}
+
+/// Keys of one identity share one budget even after the limiter's table forgot it (a budget
+/// full again is swept): a record that kept the budget and one that looks it up afresh must
+/// meet on the same count, for the key's own limit and for a route's.
+#[tokio::test]
+async fn keys_of_one_identity_keep_one_budget_after_the_table_sweeps() {
+    let format = axum_api_key::KeyFormat::new("acme").expect("format");
+    let (ci, web) = (format.generate(), format.generate());
+    let limits = RateLimits::new();
+    let limit: RateLimit = "5/250ms".parse().expect("a limit");
+    let keys = ApiKeys::new()
+        .with_format(format)
+        .with(Key::new("acme-ci", &ci).identity("acme").rate_limit(limit))
+        .with(
+            Key::new("acme-web", &web)
+                .identity("acme")
+                .rate_limit(limit),
+        )
+        .with_rate_limits(limits.clone());
+    let app = Router::new()
+        .route("/data", get(data))
+        .route("/burst", get(burst))
+        .with_state(keys);
+    let call =
+        |key: &str, uri: &str| send(app.clone(), request(uri, &[("x-api-key", key.as_bytes())]));
+    for uri in ["/data", "/burst"] {
+        // The CI key keeps the budget in its record; once it is full again, the table forgets it.
+        assert_eq!(call(&ci, uri).await.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        limits.__sweep();
+        // The web key finds the budget now: the same one, so the two share 5, not 5 each.
+        assert_eq!(call(&web, uri).await.status, StatusCode::OK);
+        let mut accepted = 1;
+        for key in [&ci, &web].into_iter().cycle().take(10) {
+            if call(key, uri).await.status == StatusCode::OK {
+                accepted += 1;
+            }
+        }
+        // Five in the burst, and at most one refilled if this machine stalls for 50 ms.
+        assert!(accepted <= 6, "{uri}: {accepted} accepted of a shared 5");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

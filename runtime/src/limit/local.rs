@@ -28,6 +28,14 @@ pub(crate) struct KeptBudget {
     cell: Arc<Cell>,
 }
 
+/// A route's budget kept in a key's record: which route and limit it counts, and where.
+#[derive(Clone)]
+pub(crate) struct KeptRoute {
+    route: &'static str,
+    limit: RateLimit,
+    budget: KeptBudget,
+}
+
 /// What a budget is counted under: the key's id, the limit (a changed limit starts afresh), and
 /// the route for a route's own limit.
 #[derive(Hash, PartialEq, Eq)]
@@ -125,6 +133,44 @@ impl LocalBudgets {
         held.insert(cell)
     }
 
+    /// The budget of a route's own `limit` for `id`, kept in one of `slots` (a key's record)
+    /// once found: the first routes a key is counted on are then reached without a lookup, the
+    /// others in the table. A budget found in the table is held in `held`.
+    pub(crate) fn route_budget<'a, 'i>(
+        &self,
+        id: &dyn Fn() -> &'i str,
+        route: &'static str,
+        limit: RateLimit,
+        slots: &'a [OnceLock<KeptRoute>],
+        held: &'a mut Option<Arc<Cell>>,
+    ) -> &'a Cell {
+        for slot in slots {
+            match slot.get() {
+                Some(kept)
+                    if kept.budget.owner == self.id
+                        && kept.route == route
+                        && kept.limit == limit =>
+                {
+                    return &kept.budget.cell;
+                }
+                Some(_) => {}
+                None => {
+                    let cell = self.find(id(), Scope::Route(route), limit);
+                    let _ = slot.set(KeptRoute {
+                        route,
+                        limit,
+                        budget: KeptBudget {
+                            owner: self.id,
+                            cell: Arc::clone(&cell),
+                        },
+                    });
+                    return held.insert(cell);
+                }
+            }
+        }
+        held.insert(self.find(id(), Scope::Route(route), limit))
+    }
+
     /// Spends one request of every budget in `budgets`, or of none: a request refused by one
     /// budget spends nothing of the others. `wall` is the time calendar windows are counted at
     /// (the limiter's clock). Returns each budget after the request, and the wait when refused.
@@ -218,7 +264,7 @@ impl LocalBudgets {
             let now = self.now();
             let wall = SystemTime::now();
             // Full budgets go; the table gives back the memory once it is mostly empty.
-            table.retain(|(key, cell)| in_debt(key.limit, cell, now, wall));
+            table.retain(|(key, cell)| kept(cell) || in_debt(key.limit, cell, now, wall));
             if table.len() >= MOST_PER_SHARD {
                 // Every budget here is in debt: keep those deepest in it, the ones a client is
                 // pressing hardest, above the shard's mean.
@@ -234,7 +280,9 @@ impl LocalBudgets {
                 let len = rolling().count().max(1) as u128;
                 let mean = u64::try_from(sum / len).unwrap_or(u64::MAX);
                 table.retain(|(key, cell)| {
-                    key.limit.calendar().is_some() || cell.tat.load(Ordering::Relaxed) > mean
+                    kept(cell)
+                        || key.limit.calendar().is_some()
+                        || cell.tat.load(Ordering::Relaxed) > mean
                 });
             }
             if table.len() * 4 < table.capacity() {
@@ -292,7 +340,7 @@ impl LocalBudgets {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let table = &mut shard.table;
-            table.retain(|(key, cell)| in_debt(key.limit, cell, now, wall));
+            table.retain(|(key, cell)| kept(cell) || in_debt(key.limit, cell, now, wall));
             let hasher = &self.hasher;
             let keep = table.len();
             table.shrink_to(keep, |(key, _)| rehash(hasher, key));
@@ -316,7 +364,7 @@ fn nanos(duration: Duration) -> u64 {
 /// the nanoseconds until the budget is whole again; `Err` with the nanoseconds to wait and
 /// until whole.
 fn spend(cell: &Cell, limit: RateLimit, now: u64) -> Result<(u32, u64), (u64, u64)> {
-    let interval = nanos(limit.interval()).max(1);
+    let interval = limit.interval_nanos();
     let capacity = interval.saturating_mul(u64::from(limit.burst()));
     let mut tat = cell.tat.load(Ordering::Acquire);
     loop {
@@ -336,6 +384,13 @@ fn spend(cell: &Cell, limit: RateLimit, now: u64) -> Result<(u32, u64), (u64, u6
             Err(current) => tat = current,
         }
     }
+}
+
+/// Whether a key's record holds the budget besides the table: then it stays in the table, so
+/// that every record of the name it is counted under (the keys of one identity, a rotated key
+/// and its successor) finds this one budget, never a fresh one beside it. Bounded by the keys.
+fn kept(cell: &Arc<Cell>) -> bool {
+    Arc::strong_count(cell) > 1
 }
 
 /// Whether a budget holds anything a fresh one would not: a rolling budget not yet whole, or a
@@ -427,7 +482,7 @@ fn peek(cell: &Cell, limit: RateLimit, now: u64, wall: SystemTime) -> (u32, u64)
         let left = u64::from(limit.count()).saturating_sub(used);
         return (u32::try_from(left).unwrap_or(u32::MAX), ends_in);
     }
-    let interval = nanos(limit.interval()).max(1);
+    let interval = limit.interval_nanos();
     let capacity = interval.saturating_mul(u64::from(limit.burst()));
     let tat = held.max(now);
     let left = (now.saturating_add(capacity).saturating_sub(tat)) / interval;
@@ -436,7 +491,7 @@ fn peek(cell: &Cell, limit: RateLimit, now: u64, wall: SystemTime) -> (u32, u64)
 
 /// Gives back one request spent of `cell`.
 fn refund(cell: &Cell, limit: RateLimit) {
-    let interval = nanos(limit.interval()).max(1);
+    let interval = limit.interval_nanos();
     let _ = cell
         .tat
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
@@ -529,7 +584,7 @@ mod tests {
         // The window reported is the day.
         assert_eq!(
             spend(at(36 * 3600)).0[0].unwrap().window,
-            Duration::from_secs(86_400)
+            86_400 * 1_000_000_000
         );
     }
 
@@ -549,12 +604,12 @@ mod tests {
             wait,
             Some(Duration::from_secs(25 * 86_400 + 12 * 3600 - 20 * 86_400))
         );
-        assert_eq!(counted[0].unwrap().window, Duration::from_secs(31 * 86_400));
+        assert_eq!(counted[0].unwrap().window, 31 * 86_400 * 1_000_000_000);
         let january = at(25 * 86_400 + 12 * 3600);
         assert!(spend(january).1.is_none());
         assert_eq!(
             spend(january).0[0].unwrap().window,
-            Duration::from_secs(31 * 86_400)
+            31 * 86_400 * 1_000_000_000
         );
         assert!(spend(january).1.is_some());
     }

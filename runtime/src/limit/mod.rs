@@ -30,8 +30,8 @@ pub use redis::RedisReplayGuard;
 pub use redis::{RedisFailure, RedisLimits};
 pub use throttle::Throttle;
 
-pub(crate) use local::KeptBudget;
 use local::LocalBudgets;
+pub(crate) use local::{KeptBudget, KeptRoute};
 use throttle::ThrottleTable;
 
 /// Where a store's guards count requests: the budgets of keys and routes (in this process, or
@@ -310,8 +310,11 @@ impl RateLimits {
         use crate::credits::CreditSpend;
         let table = &self.inner.credits;
         let mut left = None;
+        // The name is read once, and only if something looks it up: kept budgets need none.
+        let name = std::cell::OnceCell::new();
+        let counted_as = || *name.get_or_init(|| key.record().counted_as());
         if let Some(ask) = credits {
-            match table.spend(key.record().counted_as(), ask.credits, ask.cost, ask.now) {
+            match table.spend(counted_as(), ask.credits, ask.cost, ask.now) {
                 CreditSpend::Spent { left: after } => left = Some(after),
                 CreditSpend::Refused { left, retry } => {
                     return Count {
@@ -326,15 +329,13 @@ impl RateLimits {
         let mut count = if budgets.is_empty() {
             Count::default()
         } else {
-            let kept = key.record().key_limits();
             let wall = credits.map(|ask| ask.now);
-            // The id is read only where a budget is looked up: a kept one needs none.
-            self.count_here(&|| key.record().counted_as(), budgets, kept, wall)
+            self.count_here(&counted_as, budgets, Some(key.record()), wall)
         };
         if count.retry_after.is_some()
             && let Some(ask) = credits
         {
-            table.refund(key.record().counted_as(), ask.credits, ask.cost, ask.now);
+            table.refund(counted_as(), ask.credits, ask.cost, ask.now);
             // The refusal tells what is left: the request spent nothing.
             left = left.map(|left| left.saturating_add(ask.cost));
         }
@@ -373,18 +374,22 @@ impl RateLimits {
                         budgets.iter().enumerate().zip(count.budgets.iter())
                     {
                         if let Some(budget) = budget {
-                            let kept = match scope {
-                                Scope::Key => kept.get(at).map(|limited| &limited.budget),
-                                Scope::Route(_) => None,
-                            };
                             let mut held = None;
-                            let cell = self.inner.local.budget(
-                                &|| key.record().counted_as(),
-                                scope,
-                                limit,
-                                kept,
-                                &mut held,
-                            );
+                            let id = || key.record().counted_as();
+                            let local = &self.inner.local;
+                            let cell = match scope {
+                                Scope::Key => {
+                                    let kept = kept.get(at).map(|limited| &limited.budget);
+                                    local.budget(&id, scope, limit, kept, &mut held)
+                                }
+                                Scope::Route(route) => local.route_budget(
+                                    &id,
+                                    route,
+                                    limit,
+                                    key.record().route_budgets(),
+                                    &mut held,
+                                ),
+                            };
                             self.inner.local.mirror(cell, limit, budget, wall);
                         }
                     }
@@ -404,10 +409,13 @@ impl RateLimits {
         &self,
         id: &dyn Fn() -> &'a str,
         budgets: &Budgets,
-        kept: &[crate::key::KeyLimit],
+        record: Option<&crate::key::KeyRecord>,
         wall: Option<SystemTime>,
     ) -> Count {
         let local = &self.inner.local;
+        let (kept, routes) = record.map_or((&[][..], &[][..]), |record| {
+            (record.key_limits(), record.route_budgets())
+        });
         let mut held: [Option<Arc<local::Cell>>; MOST_BUDGETS] = Default::default();
         let mut spends: [Option<local::Spend<'_>>; MOST_BUDGETS] = Default::default();
         let mut calendar = false;
@@ -417,12 +425,15 @@ impl RateLimits {
             .zip(budgets.iter())
             .zip(held.iter_mut())
         {
-            let kept = match scope {
-                Scope::Key => kept.get(at).map(|limited| &limited.budget),
-                Scope::Route(_) => None,
+            let cell = match scope {
+                Scope::Key => {
+                    let kept = kept.get(at).map(|limited| &limited.budget);
+                    local.budget(id, scope, limit, kept, held)
+                }
+                Scope::Route(route) => local.route_budget(id, route, limit, routes, held),
             };
             calendar |= limit.calendar().is_some();
-            *slot = Some((local.budget(id, scope, limit, kept, held), scope, limit));
+            *slot = Some((cell, scope, limit));
         }
         // The wall clock is read only for a calendar window.
         let wall = match wall {
@@ -480,7 +491,7 @@ pub(crate) fn first_refusal_in_window(id: &str, count: &Count) -> bool {
         .find(|budget| budget.remaining == 0)
         .or_else(|| count.budgets.iter().flatten().next());
     let (route, window) = refusing.map_or((false, Duration::from_secs(60)), |budget| {
-        (budget.route, budget.window)
+        (budget.route, Duration::from_nanos(budget.window))
     });
     first_in_window(&("limit", id, route, window), window)
 }
@@ -590,7 +601,8 @@ pub(crate) struct Budget {
     named: Option<std::num::NonZeroU64>,
     quota: u32,
     remaining: u32,
-    window: Duration,
+    /// The window's length, in nanoseconds.
+    window: u64,
     /// Nanoseconds until the budget is whole again.
     reset: u64,
 }
@@ -611,11 +623,13 @@ impl Budget {
         wall: SystemTime,
     ) -> Self {
         let window = if let Some(every) = limit.calendar() {
-            local::window_end(every, wall).1
+            u64::try_from(local::window_end(every, wall).1.as_nanos()).unwrap_or(u64::MAX)
         } else if limit.burst() == limit.count() {
-            limit.period()
+            limit.period_nanos()
         } else {
-            limit.interval().saturating_mul(limit.burst())
+            limit
+                .interval_nanos()
+                .saturating_mul(u64::from(limit.burst()))
         };
         let route = matches!(scope, Scope::Route(_));
         Self {
@@ -640,7 +654,7 @@ fn window_code(limit: RateLimit) -> Option<std::num::NonZeroU64> {
     let code = match limit.calendar() {
         Some(RefillPeriod::Month) => 2,
         Some(_) => 1,
-        None => u64::try_from(limit.period().as_nanos()).unwrap_or(u64::MAX),
+        None => limit.period_nanos(),
     };
     std::num::NonZeroU64::new(code)
 }
@@ -707,7 +721,7 @@ impl Count {
                 policy,
                 "{separator}\"{name}\";q={};w={}",
                 budget.quota,
-                seconds_up(budget.window).max(1)
+                seconds_up(Duration::from_nanos(budget.window)).max(1)
             );
             let _ = write!(
                 state,
@@ -771,7 +785,7 @@ mod tests {
         let count = limits.count_here(
             &|| "a",
             &Budgets::new(Some(key), Some((route, "m::h"))),
-            &[],
+            None,
             None,
         );
         assert!(count.retry_after.is_none());
@@ -786,7 +800,7 @@ mod tests {
     fn a_used_up_budget_refuses_with_the_wait() {
         let limit: RateLimit = "2/min".parse().unwrap();
         let limits = RateLimits::new();
-        let spend = || limits.count_here(&|| "a", &Budgets::new(Some(limit), None), &[], None);
+        let spend = || limits.count_here(&|| "a", &Budgets::new(Some(limit), None), None, None);
         assert!(spend().retry_after.is_none());
         assert!(spend().retry_after.is_none());
         let refused = spend();
@@ -799,7 +813,7 @@ mod tests {
         // Other ids and other routes have budgets of their own.
         assert!(
             limits
-                .count_here(&|| "b", &Budgets::new(Some(limit), None), &[], None)
+                .count_here(&|| "b", &Budgets::new(Some(limit), None), None, None)
                 .retry_after
                 .is_none()
         );
@@ -813,7 +827,7 @@ mod tests {
         let route: RateLimit = "1/s".parse().unwrap();
         let wall = UNIX_EPOCH_PLUS(1_796_558_400);
         let budgets = Budgets::new(plan, Some((route, "m::h")));
-        let count = limits.count_here(&|| "a", &budgets, &[], Some(wall));
+        let count = limits.count_here(&|| "a", &budgets, None, Some(wall));
         let (policy, state) = count.fields().unwrap().policy.unwrap();
         assert_eq!(
             policy,
@@ -825,10 +839,10 @@ mod tests {
             r#""key-s";r=1;t=1, "key-day";r=99;t=43200, "route";r=0;t=1"#
         );
         // Refused by the route: neither of the key's windows spent anything.
-        let refused = limits.count_here(&|| "a", &budgets, &[], Some(wall));
+        let refused = limits.count_here(&|| "a", &budgets, None, Some(wall));
         assert!(refused.retry_after.is_some());
         let only_key = Budgets::new(plan, None);
-        let count = limits.count_here(&|| "a", &only_key, &[], Some(wall));
+        let count = limits.count_here(&|| "a", &only_key, None, Some(wall));
         let (_, state) = count.fields().unwrap().policy.unwrap();
         assert_eq!(state, r#""key-s";r=0;t=1, "key-day";r=98;t=43200"#);
     }

@@ -43,33 +43,31 @@ use crate::credits::RefillPeriod;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateLimit {
     count: u32,
-    period: Duration,
     burst: u32,
-    /// `period / count`, computed once: the request path divides nothing.
-    interval: Duration,
+    /// The period in nanoseconds (at most `u64::MAX`, some 584 years).
+    period: u64,
+    /// `period / count` in nanoseconds, computed once: the request path divides nothing.
+    interval: u64,
     /// A calendar window (a day or a month, UTC), counted exactly; `None` for GCRA.
     calendar: Option<RefillPeriod>,
 }
 
 impl RateLimit {
     /// `count` requests per `period`, in bursts of up to `count`. A count of zero is taken as
-    /// one, and a period shorter than a millisecond as a millisecond: no limit refuses every
-    /// request, and none divides by zero.
+    /// one, a period shorter than a millisecond as a millisecond, and one longer than
+    /// `u64::MAX` nanoseconds (some 584 years) as that: no limit refuses every request, and
+    /// none divides by zero.
     pub const fn new(count: u32, period: Duration) -> Self {
         let count = if count == 0 { 1 } else { count };
         let period = if period.as_millis() == 0 {
-            Duration::from_millis(1)
+            1_000_000
+        } else if period.as_nanos() > u64::MAX as u128 {
+            u64::MAX
         } else {
-            period
+            period.as_nanos() as u64
         };
-        let nanos = period.as_nanos() / count as u128;
-        let interval = if nanos == 0 {
-            Duration::from_nanos(1)
-        } else if nanos > u64::MAX as u128 {
-            Duration::from_nanos(u64::MAX)
-        } else {
-            Duration::from_nanos(nanos as u64)
-        };
+        let interval = period / count as u64;
+        let interval = if interval == 0 { 1 } else { interval };
         Self {
             count,
             period,
@@ -126,7 +124,7 @@ impl RateLimit {
 
     /// The window the count is given for.
     pub const fn period(&self) -> Duration {
-        self.period
+        Duration::from_nanos(self.period)
     }
 
     /// Requests allowed at once, from a full budget.
@@ -137,7 +135,17 @@ impl RateLimit {
     /// The time one request's share of the budget takes to refill: `period / count`, at least a
     /// nanosecond.
     pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval)
+    }
+
+    /// [`interval`](Self::interval) in nanoseconds, at least 1.
+    pub(crate) const fn interval_nanos(&self) -> u64 {
         self.interval
+    }
+
+    /// [`period`](Self::period) in nanoseconds.
+    pub(crate) const fn period_nanos(&self) -> u64 {
+        self.period
     }
 }
 
@@ -155,7 +163,8 @@ impl fmt::Display for RateLimit {
             Some(_) => return f.write_str("day"),
             None => {}
         }
-        let (secs, nanos) = (self.period.as_secs(), self.period.subsec_nanos());
+        let period = self.period();
+        let (secs, nanos) = (period.as_secs(), period.subsec_nanos());
         match (secs, nanos) {
             (1, 0) => f.write_str("s")?,
             (60, 0) => f.write_str("min")?,
@@ -163,7 +172,7 @@ impl fmt::Display for RateLimit {
             // A rolling day: `d` would read back as the calendar's.
             (86_400, 0) => f.write_str("24h")?,
             (secs, 0) => write!(f, "{secs}s")?,
-            _ => write!(f, "{}ms", self.period.as_millis())?,
+            _ => write!(f, "{}ms", period.as_millis())?,
         }
         if self.burst != self.count {
             write!(f, " burst {}", self.burst)?;
