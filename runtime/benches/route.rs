@@ -30,7 +30,12 @@
 //! - `planned`: a key on a plan (credits, its own rate limit and the route's, both too high to
 //!   refuse anything, and an allowed network the request comes from), on a route with a
 //!   `rate_limit` and a `cost`: what credits, two limits and an allowlist add to an accepted
-//!   request over `valid` (target: 150 ns at most).
+//!   request over `valid` (target: 150 ns at most);
+//! - `valid_served`: `valid` with the client's address in the request, as a server with connect
+//!   info puts it there: the same request as `planned`'s, so `planned - valid_served` is what the
+//!   plan costs and nothing of how the request was built;
+//! - `windowed`: a key on a plan of two windows, a second and a calendar day, both too high to
+//!   refuse anything.
 
 #![allow(clippy::print_stdout)] // the report is the output
 
@@ -164,10 +169,25 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "valid",
         "credits, two limits and an allowlist over none",
     ),
+    (
+        "planned",
+        "valid_served",
+        "the same, both requests carrying the client's address",
+    ),
+    (
+        "windowed",
+        "valid",
+        "a second and a calendar day over no limit",
+    ),
 ];
 
 /// `(variant, baseline)` pairs whose difference in nanoseconds is reported too.
-const DIFFERENCES: &[(&str, &str)] = &[("limited", "valid"), ("planned", "valid")];
+const DIFFERENCES: &[(&str, &str)] = &[
+    ("limited", "valid"),
+    ("planned", "valid"),
+    ("planned", "valid_served"),
+    ("windowed", "valid"),
+];
 
 fn main() {
     // `cargo test --benches` runs this with `--bench`-less arguments; a bench run passes
@@ -201,6 +221,16 @@ fn main() {
                 .rate_limit("1000000/ms".parse().expect("a rate"))
                 .credits(axum_api_key::MAX_CREDITS)
                 .allowed_ips(["203.0.113.0/24".parse().expect("a network")]),
+        )
+        .with_rate_limits(RateLimits::new());
+    let windowed_keys = ApiKeys::new()
+        .with(
+            Key::new("bench", KEY)
+                .rate_limits([
+                    "1000000/ms".parse().expect("a rate"),
+                    axum_api_key::RateLimit::per_day(u32::MAX),
+                ])
+                .expect("a plan"),
         )
         .with_rate_limits(RateLimits::new());
     let limited_keys = ApiKeys::new()
@@ -264,6 +294,24 @@ fn main() {
             router: Router::new()
                 .route("/", get(protected))
                 .with_state(limited_keys),
+            key: Some(KEY),
+            status: StatusCode::OK,
+            from: None,
+        },
+        Variant {
+            name: "valid_served",
+            router: Router::new()
+                .route("/", get(protected))
+                .with_state(keys.clone()),
+            key: Some(KEY),
+            status: StatusCode::OK,
+            from: Some("203.0.113.7:50000".parse().expect("an address")),
+        },
+        Variant {
+            name: "windowed",
+            router: Router::new()
+                .route("/", get(protected))
+                .with_state(windowed_keys),
             key: Some(KEY),
             status: StatusCode::OK,
             from: None,

@@ -254,15 +254,16 @@ impl CreditTable {
         cell
     }
 
-    /// Spends `cost` of `credits` for `id`, all or nothing.
-    pub(crate) fn spend(
+    /// Spends `cost` of `credits` for `id`, all or nothing. The id is read only the first
+    /// time, when the record does not hold its count yet.
+    pub(crate) fn spend<'i>(
         &self,
-        id: &str,
+        id: &dyn Fn() -> &'i str,
         credits: &KeyCredits,
         cost: u64,
         now: SystemTime,
     ) -> CreditSpend {
-        let cell = credits.cell.0.get_or_init(|| self.cell(id));
+        let cell = credits.cell.0.get_or_init(|| self.cell(id()));
         let mut spent = cell.lock().unwrap_or_else(PoisonError::into_inner);
         let period = credits.refill.map_or(0, |refill| refill.period_of(now));
         if period > spent.period {
@@ -282,8 +283,14 @@ impl CreditTable {
     }
 
     /// Gives back `cost` spent by a request that was then refused for another reason.
-    pub(crate) fn refund(&self, id: &str, credits: &KeyCredits, cost: u64, now: SystemTime) {
-        let cell = self.cell(id);
+    pub(crate) fn refund<'i>(
+        &self,
+        id: &dyn Fn() -> &'i str,
+        credits: &KeyCredits,
+        cost: u64,
+        now: SystemTime,
+    ) {
+        let cell = credits.cell.0.get_or_init(|| self.cell(id()));
         let mut spent = cell.lock().unwrap_or_else(PoisonError::into_inner);
         let period = credits.refill.map_or(0, |refill| refill.period_of(now));
         if period == spent.period {
@@ -410,26 +417,26 @@ mod tests {
         };
         let noon = at("2026-12-06T12:00:00Z");
         assert_eq!(
-            table.spend("a", &credits, 3, noon),
+            table.spend(&|| "a", &credits, 3, noon),
             CreditSpend::Spent { left: 2 }
         );
         assert_eq!(
-            table.spend("a", &credits, 3, noon),
+            table.spend(&|| "a", &credits, 3, noon),
             CreditSpend::Refused {
                 left: 2,
                 retry: Some(at("2026-12-07T00:00:00Z"))
             }
         );
         assert_eq!(
-            table.spend("a", &credits, 2, noon),
+            table.spend(&|| "a", &credits, 2, noon),
             CreditSpend::Spent { left: 0 }
         );
-        table.refund("a", &credits, 2, noon);
+        table.refund(&|| "a", &credits, 2, noon);
         assert_eq!(table.spent("a", &credits, noon), 3);
         // The next day: the refill's amount, whatever was written the day before.
         let tomorrow = at("2026-12-07T00:00:00Z");
         assert_eq!(
-            table.spend("a", &credits, 5, tomorrow),
+            table.spend(&|| "a", &credits, 5, tomorrow),
             CreditSpend::Spent { left: 0 }
         );
         // Without a refill, the count never comes back.
@@ -440,11 +447,11 @@ mod tests {
             cell: Default::default(),
         };
         assert_eq!(
-            table.spend("b", &once, 1, tomorrow),
+            table.spend(&|| "b", &once, 1, tomorrow),
             CreditSpend::Spent { left: 0 }
         );
         assert_eq!(
-            table.spend("b", &once, 1, tomorrow + Duration::from_secs(1 << 30)),
+            table.spend(&|| "b", &once, 1, tomorrow + Duration::from_secs(1 << 30)),
             CreditSpend::Refused {
                 left: 0,
                 retry: None
@@ -491,7 +498,7 @@ mod tests {
             let now = SystemTime::now();
             let mut spent = 0;
             for cost in costs {
-                match table.spend("k", &credits, cost, now) {
+                match table.spend(&|| "k", &credits, cost, now) {
                     CreditSpend::Spent { left } => {
                         spent += cost;
                         prop_assert_eq!(left, grant - spent);

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::{Budget, MOST_BUDGETS, RateLimit, Scope};
-use crate::credits::{RefillPeriod, period_of, start_of};
+use crate::credits::RefillPeriod;
+#[cfg(test)]
+use crate::credits::{period_of, start_of};
 
 /// One budget: its theoretical arrival time (GCRA), in nanoseconds since the budgets' epoch.
 /// A time at or before now is a full budget. A calendar window's budget holds instead the
@@ -104,7 +106,12 @@ impl Default for LocalBudgets {
 }
 
 /// A budget to spend: its cell, what it counts, and its limit.
-pub(crate) type Spend<'a> = (&'a Cell, Scope, RateLimit);
+pub(crate) type Spend<'a> = (&'a Cell, &'a (Scope, RateLimit));
+
+/// A cell no budget counts in: what fills the unused places of a request's list of budgets.
+pub(crate) static UNUSED: Cell = Cell {
+    tat: AtomicU64::new(0),
+};
 
 impl LocalBudgets {
     /// The budget of `id` under `limit` (and `route`, for a route's own limit). A key's own
@@ -176,44 +183,46 @@ impl LocalBudgets {
     /// (the limiter's clock). Returns each budget after the request, and the wait when refused.
     pub(crate) fn spend_all(
         &self,
-        budgets: &[Option<Spend<'_>>; MOST_BUDGETS],
+        budgets: &[Spend<'_>],
         several: bool,
         wall: SystemTime,
     ) -> ([Option<Budget>; MOST_BUDGETS], Option<Duration>) {
         let now = self.now();
         let mut counted = [None; MOST_BUDGETS];
-        for (at, (cell, scope, limit)) in budgets
-            .iter()
-            .enumerate()
-            .filter_map(|(at, b)| Some((at, b.as_ref()?)))
-        {
-            let spent = match limit.calendar() {
-                Some(every) => spend_window(cell, limit.count(), every, wall),
+        for (at, &(cell, (scope, limit))) in budgets.iter().enumerate().take(MOST_BUDGETS) {
+            let window = limit.calendar().map(|every| calendar_window(every, wall));
+            let spent = match &window {
+                Some(window) => spend_window(cell, limit.count(), window),
                 None => spend(cell, *limit, now),
             };
+            let length = window.map_or(0, |window| window.length);
             match spent {
                 Ok((remaining, reset)) => {
-                    counted[at] =
-                        Some(Budget::new(*scope, *limit, remaining, reset, several, wall));
+                    counted[at] = Some(Budget::new(
+                        *scope, *limit, remaining, reset, several, length,
+                    ));
                 }
                 Err((wait, reset)) => {
                     // Give back what the budgets before this one spent.
-                    for (cell, _, limit) in budgets[..at].iter().flatten() {
+                    for &(cell, (_, limit)) in &budgets[..at] {
                         match limit.calendar() {
                             Some(every) => refund_window(cell, every, wall),
                             None => refund(cell, *limit),
                         }
                     }
-                    counted[at] = Some(Budget::new(*scope, *limit, 0, reset, several, wall));
+                    counted[at] = Some(Budget::new(*scope, *limit, 0, reset, several, length));
                     // The budgets after it are told as they stand, untouched: a client learns
                     // every window it is in.
-                    for (slot, (cell, scope, limit)) in counted[at + 1..]
-                        .iter_mut()
-                        .zip(budgets[at + 1..].iter())
-                        .filter_map(|(slot, b)| Some((slot, b.as_ref()?)))
+                    for (slot, &(cell, (scope, limit))) in
+                        counted[at + 1..].iter_mut().zip(&budgets[at + 1..])
                     {
                         let (remaining, reset) = peek(cell, *limit, now, wall);
-                        *slot = Some(Budget::new(*scope, *limit, remaining, reset, several, wall));
+                        let length = limit
+                            .calendar()
+                            .map_or(0, |every| calendar_window(every, wall).length);
+                        *slot = Some(Budget::new(
+                            *scope, *limit, remaining, reset, several, length,
+                        ));
                     }
                     return (counted, Some(Duration::from_nanos(wait)));
                 }
@@ -356,6 +365,7 @@ fn rehash(hasher: &DefaultHashBuilder, key: &BudgetKey) -> u64 {
     })
 }
 
+#[cfg(test)]
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -404,33 +414,71 @@ fn in_debt(limit: RateLimit, cell: &Cell, now: u64, wall: SystemTime) -> bool {
     }
 }
 
-/// The number of the calendar window `at` falls in, as a budget holds it.
-pub(crate) fn window_of(every: RefillPeriod, at: SystemTime) -> u64 {
-    u64::try_from(period_of(every, at)).unwrap_or(0) & u64::from(u32::MAX)
+/// A calendar window a time falls in: its number (days or months since 1970, as a budget
+/// holds it), the nanoseconds left in it and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) number: u64,
+    pub(crate) ends_in: u64,
+    pub(crate) length: u64,
 }
 
-/// Nanoseconds from `at` to the end of its calendar window, and the window's length.
-pub(crate) fn window_end(every: RefillPeriod, at: SystemTime) -> (u64, Duration) {
-    let period = period_of(every, at);
-    let (start, end) = (
-        start_of(every, period),
-        start_of(every, period.saturating_add(1)),
-    );
-    let left = end.duration_since(at).unwrap_or_default();
-    (nanos(left), end.duration_since(start).unwrap_or_default())
+/// The calendar window of `every` that `at` falls in, in integer arithmetic on one reading of
+/// the time (the request path does no `SystemTime` arithmetic); the same windows as the
+/// credits' [`period_of`] and [`start_of`]. Times before 1970 fall in window 0.
+pub(crate) fn calendar_window(every: RefillPeriod, at: SystemTime) -> Window {
+    const NANOS: u64 = 1_000_000_000;
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, sub) = (since.as_secs(), u64::from(since.subsec_nanos()));
+    let (number, start, end) = match every {
+        RefillPeriod::Hour => {
+            let hour = secs / 3_600;
+            (hour, hour * 3_600, (hour + 1) * 3_600)
+        }
+        RefillPeriod::Day => {
+            let day = secs / 86_400;
+            (day, day * 86_400, (day + 1) * 86_400)
+        }
+        RefillPeriod::Month => {
+            let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+            let (year, month, _) = crate::time::civil_from_days(days);
+            let (next_year, next_month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
+            let start = crate::time::days_from_civil(year, month, 1).saturating_mul(86_400);
+            let end = crate::time::days_from_civil(next_year, next_month, 1).saturating_mul(86_400);
+            let number = (year - 1970) * 12 + (month - 1);
+            let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+            (unsigned(number), unsigned(start), unsigned(end))
+        }
+    };
+    let into = (secs.saturating_sub(start))
+        .saturating_mul(NANOS)
+        .saturating_add(sub);
+    let length = (end - start).saturating_mul(NANOS);
+    Window {
+        number: number & u64::from(u32::MAX),
+        ends_in: length.saturating_sub(into),
+        length,
+    }
+}
+
+/// The number of the calendar window `at` falls in, as a budget holds it.
+pub(crate) fn window_of(every: RefillPeriod, at: SystemTime) -> u64 {
+    calendar_window(every, at).number
 }
 
 /// A calendar window: spends one of `count` requests of the window `wall` falls in. `Ok` with
 /// the requests left and the nanoseconds until the window ends (and the budget is whole);
 /// `Err` with the wait, the same.
-fn spend_window(
-    cell: &Cell,
-    count: u32,
-    every: RefillPeriod,
-    wall: SystemTime,
-) -> Result<(u32, u64), (u64, u64)> {
-    let window = window_of(every, wall);
-    let (ends_in, _) = window_end(every, wall);
+fn spend_window(cell: &Cell, count: u32, window: &Window) -> Result<(u32, u64), (u64, u64)> {
+    let Window {
+        number: window,
+        ends_in,
+        ..
+    } = *window;
     let mut held = cell.tat.load(Ordering::Acquire);
     loop {
         // A budget of an earlier window is whole; one of a later window (a clock set back)
@@ -473,8 +521,10 @@ fn refund_window(cell: &Cell, every: RefillPeriod, wall: SystemTime) {
 fn peek(cell: &Cell, limit: RateLimit, now: u64, wall: SystemTime) -> (u32, u64) {
     let held = cell.tat.load(Ordering::Acquire);
     if let Some(every) = limit.calendar() {
-        let (ends_in, _) = window_end(every, wall);
-        let used = if held >> 32 >= window_of(every, wall) {
+        let Window {
+            number, ends_in, ..
+        } = calendar_window(every, wall);
+        let used = if held >> 32 >= number {
             held & u64::from(u32::MAX)
         } else {
             0
@@ -526,13 +576,8 @@ mod tests {
         let (mut a, mut b) = (None, None);
         let key_cell = budgets.budget(&|| "a", Scope::Key, key, None, &mut a);
         let route_cell = budgets.budget(&|| "a", Scope::Route("r"), route, None, &mut b);
-        let spends = [
-            Some((key_cell, Scope::Key, key)),
-            Some((route_cell, Scope::Route("r"), route)),
-            None,
-            None,
-            None,
-        ];
+        let (k, r) = ((Scope::Key, key), (Scope::Route("r"), route));
+        let spends = [(key_cell, &k), (route_cell, &r)];
         let wall = SystemTime::now();
         let (first, wait) = budgets.spend_all(&spends, false, wall);
         assert!(wait.is_none());
@@ -542,14 +587,14 @@ mod tests {
             assert!(wait.is_some(), "the route's budget is used up");
         }
         // The key's own budget lost only the one request that was let in.
-        let only_key = [Some((key_cell, Scope::Key, key)), None, None, None, None];
+        let only_key = [(key_cell, &k)];
         let (after, wait) = budgets.spend_all(&only_key, false, wall);
         assert!(wait.is_none());
         assert_eq!(after[0].map(|b| b.remaining), Some(98));
     }
 
-    fn one(cell: &Cell, limit: RateLimit) -> [Option<Spend<'_>>; MOST_BUDGETS] {
-        [Some((cell, Scope::Key, limit)), None, None, None, None]
+    fn one(cell: &Cell, limit: RateLimit) -> [Spend<'_>; 1] {
+        [(cell, Box::leak(Box::new((Scope::Key, limit))))]
     }
 
     /// 2026-12-06T12:00:00Z plus `secs`.
@@ -627,13 +672,8 @@ mod tests {
                 tat: AtomicU64::new(0),
             },
         );
-        let spends = [
-            Some((&a, Scope::Key, day)),
-            Some((&b, Scope::Key, second)),
-            None,
-            None,
-            None,
-        ];
+        let (d, s) = ((Scope::Key, day), (Scope::Key, second));
+        let spends = [(&a, &d), (&b, &s)];
         assert!(budgets.spend_all(&spends, true, at(0)).1.is_none());
         for _ in 0..5 {
             assert!(budgets.spend_all(&spends, true, at(0)).1.is_some());
@@ -674,6 +714,26 @@ mod tests {
                 }
                 proptest::prop_assert_eq!(counted[0].unwrap().reset, nanos(end));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The request path's integer calendar agrees with the credits' schedule, for any time
+        /// from 1970 to the year 9999.
+        #[test]
+        fn calendar_windows_agree_with_the_refill_schedule(
+            secs in 0_u64..253_402_300_799,
+            sub in 0_u32..1_000_000_000,
+            which in 0_u8..3,
+        ) {
+            let every = [RefillPeriod::Hour, RefillPeriod::Day, RefillPeriod::Month][usize::from(which)];
+            let wall = std::time::UNIX_EPOCH + Duration::new(secs, sub);
+            let window = calendar_window(every, wall);
+            let period = period_of(every, wall);
+            let (start, end) = (start_of(every, period), start_of(every, period + 1));
+            proptest::prop_assert_eq!(window.number, u64::try_from(period).unwrap() & u64::from(u32::MAX));
+            proptest::prop_assert_eq!(window.ends_in, nanos(end.duration_since(wall).unwrap()));
+            proptest::prop_assert_eq!(window.length, nanos(end.duration_since(start).unwrap()));
         }
     }
 

@@ -22,8 +22,10 @@ mod rate;
 mod redis;
 mod throttle;
 
+#[cfg(feature = "postgres")]
+pub(crate) use rate::parse_limits;
 pub use rate::{MAX_KEY_LIMITS, RateLimit, RateLimitError};
-pub(crate) use rate::{check_limits, limits_text, parse_limits};
+pub(crate) use rate::{check_limits, limits_text};
 #[cfg(all(feature = "redis", feature = "webhooks"))]
 pub use redis::RedisReplayGuard;
 #[cfg(feature = "redis")]
@@ -314,7 +316,7 @@ impl RateLimits {
         let name = std::cell::OnceCell::new();
         let counted_as = || *name.get_or_init(|| key.record().counted_as());
         if let Some(ask) = credits {
-            match table.spend(counted_as(), ask.credits, ask.cost, ask.now) {
+            match table.spend(&counted_as, ask.credits, ask.cost, ask.now) {
                 CreditSpend::Spent { left: after } => left = Some(after),
                 CreditSpend::Refused { left, retry } => {
                     return Count {
@@ -335,7 +337,7 @@ impl RateLimits {
         if count.retry_after.is_some()
             && let Some(ask) = credits
         {
-            table.refund(counted_as(), ask.credits, ask.cost, ask.now);
+            table.refund(&counted_as, ask.credits, ask.cost, ask.now);
             // The refusal tells what is left: the request spent nothing.
             left = left.map(|left| left.saturating_add(ask.cost));
         }
@@ -417,23 +419,23 @@ impl RateLimits {
             (record.key_limits(), record.route_budgets())
         });
         let mut held: [Option<Arc<local::Cell>>; MOST_BUDGETS] = Default::default();
-        let mut spends: [Option<local::Spend<'_>>; MOST_BUDGETS] = Default::default();
+        const FILLER: &(Scope, RateLimit) =
+            &(Scope::Key, RateLimit::new(1, Duration::from_secs(1)));
+        let mut spends: [local::Spend<'_>; MOST_BUDGETS] = [(&local::UNUSED, FILLER); MOST_BUDGETS];
+        let mut len = 0;
         let mut calendar = false;
-        for (((at, slot), &(scope, limit)), held) in spends
-            .iter_mut()
-            .enumerate()
-            .zip(budgets.iter())
-            .zip(held.iter_mut())
-        {
+        for ((slot, entry), held) in spends.iter_mut().zip(budgets.iter()).zip(&mut held) {
+            let &(scope, limit) = entry;
             let cell = match scope {
                 Scope::Key => {
-                    let kept = kept.get(at).map(|limited| &limited.budget);
+                    let kept = kept.get(len).map(|limited| &limited.budget);
                     local.budget(id, scope, limit, kept, held)
                 }
                 Scope::Route(route) => local.route_budget(id, route, limit, routes, held),
             };
             calendar |= limit.calendar().is_some();
-            *slot = Some((cell, scope, limit));
+            *slot = (cell, entry);
+            len += 1;
         }
         // The wall clock is read only for a calendar window.
         let wall = match wall {
@@ -441,7 +443,7 @@ impl RateLimits {
             None if calendar => self.now(),
             None => std::time::UNIX_EPOCH,
         };
-        let (budgets, retry_after) = local.spend_all(&spends, budgets.several(), wall);
+        let (budgets, retry_after) = local.spend_all(&spends[..len], budgets.several(), wall);
         Count {
             budgets,
             retry_after,
@@ -613,17 +615,18 @@ impl Budget {
     /// The quota named in `RateLimit-Policy` is the burst, over the time the burst takes to
     /// refill (`burst × period / count`): what a full budget holds, so that `RateLimit`'s
     /// remaining never exceeds it. Without a burst these are the limit's count and period; for
-    /// a calendar window, the count over the window `wall` falls in (a month of 28 to 31 days).
+    /// a calendar window, the count over the window's length, `calendar_length` nanoseconds (a
+    /// month of 28 to 31 days).
     pub(crate) fn new(
         scope: Scope,
         limit: RateLimit,
         remaining: u32,
         reset: u64,
         several: bool,
-        wall: SystemTime,
+        calendar_length: u64,
     ) -> Self {
-        let window = if let Some(every) = limit.calendar() {
-            u64::try_from(local::window_end(every, wall).1.as_nanos()).unwrap_or(u64::MAX)
+        let window = if limit.calendar().is_some() {
+            calendar_length
         } else if limit.burst() == limit.count() {
             limit.period_nanos()
         } else {

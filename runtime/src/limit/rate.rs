@@ -273,6 +273,7 @@ pub(crate) fn limits_text(limits: impl IntoIterator<Item = RateLimit>) -> String
 
 /// Reads a key's limits written as one text, comma-separated (`10/s, 100000/day`), checked as
 /// [`check_limits`] does. An empty text is no limit.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn parse_limits(text: &str) -> Result<Vec<RateLimit>, RateLimitError> {
     let limits = text
         .split(',')

@@ -339,8 +339,11 @@ impl Shared {
             };
             match limit.calendar() {
                 Some(every) => {
-                    let (ends_in, _) = super::local::window_end(every, wall);
-                    invocation.arg(0).arg(limit.count()).arg(ends_in / 1_000);
+                    let window = super::local::calendar_window(every, wall);
+                    invocation
+                        .arg(0)
+                        .arg(limit.count())
+                        .arg(window.ends_in / 1_000);
                 }
                 None => {
                     let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX);
@@ -474,7 +477,9 @@ fn count(
             remaining,
             reset,
             budgets.several(),
-            wall,
+            limit
+                .calendar()
+                .map_or(0, |every| super::local::calendar_window(every, wall).length),
         ));
     }
     Count {

@@ -401,7 +401,10 @@ impl ApiKeys {
     /// Outside a Tokio runtime nothing is scheduled: call `write_credits` yourself.
     pub(crate) fn schedule_credits_write(&self) {
         use std::sync::atomic::Ordering;
-        if self.rate_limits().counts_in_redis() {
+        // Once a write is scheduled, a request pays one load.
+        if self.shared.credits_scheduled.load(Ordering::Relaxed)
+            || self.rate_limits().counts_in_redis()
+        {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
