@@ -533,6 +533,33 @@ async fn rate_limits_are_read_from_the_table_and_kept_through_rotation() {
     let served = a.verify(&key).await.unwrap();
     assert_eq!((served.id(), served.rate_limit()), ("partner-a", None));
     assert_eq!(a.set_rate_limit("partner-a", None).await.unwrap(), 2);
+
+    // A plan of several windows is one text in the column, read back as its limits.
+    let plan = [
+        "10/s".parse().unwrap(),
+        axum_api_key::RateLimit::per_day(100_000),
+    ];
+    assert_eq!(a.set_rate_limits("partner-a", &plan).await.unwrap(), 2);
+    let text: String = sqlx::query_scalar(&format!(
+        "SELECT rate_limit FROM {schema}.api_keys WHERE digest = (SELECT digest FROM {schema}.api_keys WHERE id = 'partner-a' LIMIT 1)"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(text, "10/s, 100000/day");
+    assert_eq!(
+        a.verify(&rotated)
+            .await
+            .unwrap()
+            .rate_limits()
+            .collect::<Vec<_>>(),
+        plan
+    );
+    // Two limits over one window change nothing, and say why.
+    let twice = ["10/s".parse().unwrap(), "20/s".parse().unwrap()];
+    let error = a.set_rate_limits("partner-a", &twice).await.unwrap_err();
+    assert!(error.to_string().contains("same window"), "{error}");
+    assert_eq!(a.verify(&rotated).await.unwrap().rate_limits().count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -774,4 +801,92 @@ async fn credits_spent_on_two_instances_all_land_in_the_table() {
     .execute(&pool)
     .await;
     assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_uses_are_written_to_the_table_forward_only_and_notify_no_instance() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let Some(schema) = schema("last_used").await else {
+        return;
+    };
+    let connect = |name: &'static str| {
+        let schema = schema.clone();
+        async move {
+            let options: PgConnectOptions = database_url().parse().unwrap();
+            PgKeys::options()
+                .schema(&schema)
+                .format(KeyFormat::new("pg").unwrap())
+                .rate_limits(axum_api_key::RateLimits::new())
+                .connect_with(options.application_name(&format!("{schema}-{name}")))
+                .await
+                .expect("PgKeys connects")
+        }
+    };
+    let (a, b) = (connect("a").await, connect("b").await);
+    let key = a.create("used", ["x"], None).await.unwrap();
+    until(&b, &key, Ok("used")).await;
+    assert_eq!(a.list().await.unwrap()[0].last_used(), None);
+
+    let pool = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener
+        .listen(&format!("{schema}.api_keys"))
+        .await
+        .unwrap();
+
+    let before = SystemTime::now();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(pg_data))
+        .with_state(a.clone());
+    let request = http::Request::get("/")
+        .header("x-api-key", key.clone())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.oneshot(request).await.unwrap().status(),
+        http::StatusCode::OK
+    );
+    assert_eq!(a.write_last_used().await.unwrap(), 1);
+    assert_eq!(
+        a.write_last_used().await.unwrap(),
+        0,
+        "nothing new to write"
+    );
+    let written: i64 = sqlx::query_scalar(&format!(
+        "SELECT extract(epoch FROM last_used)::int8 FROM {schema}.api_keys WHERE id = 'used'"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let before_secs = i64::try_from(
+        before
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!(written >= before_secs, "{written} < {before_secs}");
+    // Another instance reads it from the table; it never goes back in time.
+    let listed = b.list().await.unwrap();
+    assert!(
+        listed[0]
+            .last_used()
+            .is_some_and(|at| at + Duration::from_secs(1) >= before)
+    );
+    sqlx::query(&format!(
+        "UPDATE {schema}.api_keys SET last_used = GREATEST(last_used, timestamptz 'epoch') \
+         WHERE id = 'used'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Writing last uses notified no instance; a real change does.
+    let quiet = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(quiet.is_err(), "a last-use write notified: {quiet:?}");
+    a.disable("used").await.unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(2), listener.recv()).await;
+    assert!(matches!(change, Ok(Ok(_))), "{change:?}");
 }

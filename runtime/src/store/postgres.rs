@@ -222,6 +222,7 @@ impl PgKeysOptions {
             format: self.format.clone(),
             options: self,
             credits_scheduled: std::sync::atomic::AtomicBool::new(false),
+            uses_scheduled: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
         });
         inner.resync().await?;
@@ -298,6 +299,8 @@ struct Inner {
     options: PgKeysOptions,
     /// Whether a write of spent credits is scheduled.
     credits_scheduled: std::sync::atomic::AtomicBool,
+    /// Whether a write of last uses is scheduled.
+    uses_scheduled: std::sync::atomic::AtomicBool,
     started: Instant,
 }
 
@@ -485,6 +488,40 @@ impl PgKeys {
         }
         self.inner.refresh(&digests_of(&rows)?).await?;
         Ok(spent.len())
+    }
+
+    /// Writes the last use of every key id this process let in since its last write to the
+    /// table's `last_used` column, in one statement that only ever moves it forward (so
+    /// instances writing at once all land, the latest use winning), and returns how many ids
+    /// were written. The store calls it on its own at most
+    /// [`LAST_USED_WRITE_DELAY`](crate::LAST_USED_WRITE_DELAY) after a key is used, whatever
+    /// the traffic; call it at shutdown to write the last minute's uses. A write of
+    /// `last_used` alone notifies no instance: it changes nothing about which keys are
+    /// accepted.
+    pub async fn write_last_used(&self) -> Result<usize, PgKeysError> {
+        let uses = KeyStore::rate_limits(self).uses();
+        let unwritten = uses.unwritten();
+        if unwritten.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<&str> = unwritten.iter().map(|(id, _)| &**id).collect();
+        let seconds: Vec<i64> = unwritten
+            .iter()
+            .map(|(_, at)| i64::try_from(*at).unwrap_or(i64::MAX))
+            .collect();
+        sqlx::query(
+            "UPDATE api_keys AS k SET last_used = \
+               GREATEST(k.last_used, timestamptz 'epoch' + v.at * interval '1 second') \
+             FROM unnest($1::text[], $2::int8[]) AS v(id, at) WHERE k.id = v.id",
+        )
+        .bind(&ids)
+        .bind(&seconds)
+        .execute(&self.inner.pool)
+        .await?;
+        for (id, at) in &unwritten {
+            uses.written(id, *at);
+        }
+        Ok(unwritten.len())
     }
 
     /// The rows an update of `id`'s keys returned, applied to the snapshot: how many changed,
@@ -814,7 +851,8 @@ const SELECT_ROWS: &str = "SELECT digest, id, scopes, \
      (extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, \
      revoked_at IS NOT NULL AS revoked, superseded, metadata::text AS metadata, rate_limit, \
      disabled, allowed_ips::text[] AS allowed_ips, credits, refill, \
-     (extract(epoch FROM credits_at) * 1000000)::int8 AS credits_at, identity \
+     (extract(epoch FROM credits_at) * 1000000)::int8 AS credits_at, identity, \
+     extract(epoch FROM last_used)::int8 AS last_used \
      FROM api_keys";
 
 /// A row as the store's [`Key`].
@@ -852,6 +890,9 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sqlx::Error> 
         {
             credits.counted_at = Some(from_micros(at));
         }
+    }
+    if let Some(at) = row.try_get::<Option<i64>, _>("last_used")? {
+        key.record.last_used = u64::try_from(at).unwrap_or(0);
     }
     if let Some(networks) = row.try_get::<Option<Vec<String>>, _>("allowed_ips")? {
         // The column is `cidr[]`, which PostgreSQL checks; a network this crate does not read
@@ -1011,9 +1052,42 @@ impl KeyStore for PgKeys {
             .unwrap_or_else(|| RateLimits::shared())
     }
 
+    fn key_used(&self) {
+        use std::sync::atomic::Ordering;
+        // Once a write is scheduled, a request pays one load.
+        if self.inner.uses_scheduled.load(Ordering::Relaxed)
+            || self.inner.uses_scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.uses_scheduled.store(false, Ordering::Release);
+            return;
+        };
+        // Held weakly: a store dropped meanwhile is not kept alive a minute for this.
+        let (inner, follower) = (Arc::downgrade(&self.inner), Arc::downgrade(&self._follower));
+        runtime.spawn(async move {
+            tokio::time::sleep(crate::LAST_USED_WRITE_DELAY).await;
+            let (Some(inner), Some(_follower)) = (inner.upgrade(), follower.upgrade()) else {
+                return;
+            };
+            let keys = PgKeys { inner, _follower };
+            keys.inner.uses_scheduled.store(false, Ordering::Release);
+            if let Err(error) = keys.write_last_used().await {
+                tracing::warn!(
+                    target: "axum_api_key::audit",
+                    error = %error,
+                    "keys' last uses could not be written to the table; they are kept in \
+                     memory and written with the next use"
+                );
+            }
+        });
+    }
+
     fn credits_spent(&self) {
         use std::sync::atomic::Ordering;
-        if KeyStore::rate_limits(self).counts_in_redis()
+        if self.inner.credits_scheduled.load(Ordering::Relaxed)
+            || KeyStore::rate_limits(self).counts_in_redis()
             || self.inner.credits_scheduled.swap(true, Ordering::AcqRel)
         {
             return;
@@ -1218,4 +1292,14 @@ ALTER TABLE api_keys ADD COLUMN refill text
     CHECK (refill ~ '^[1-9][0-9]{0,15}/(hour|day|month)$');
 ALTER TABLE api_keys ADD COLUMN credits_at timestamptz;
 ALTER TABLE api_keys ADD COLUMN identity text CHECK (length(identity) BETWEEN 1 AND 128);
+", "
+-- When a key of the row's id was last used, written at most once a minute by each instance.
+-- A write of it alone tells no instance anything: it is no change to what keys are accepted.
+ALTER TABLE api_keys ADD COLUMN last_used timestamptz;
+DROP TRIGGER api_keys_notify ON api_keys;
+CREATE TRIGGER api_keys_notify AFTER INSERT OR DELETE ON api_keys
+    FOR EACH ROW EXECUTE FUNCTION api_keys_notify();
+CREATE TRIGGER api_keys_notify_update AFTER UPDATE ON api_keys
+    FOR EACH ROW WHEN ((to_jsonb(OLD) - 'last_used') IS DISTINCT FROM (to_jsonb(NEW) - 'last_used'))
+    EXECUTE FUNCTION api_keys_notify();
 "];
