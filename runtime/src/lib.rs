@@ -110,6 +110,8 @@ mod usage;
 #[cfg(feature = "webhooks")]
 pub mod webhook;
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub use config::DEFAULT_ID;
 pub use credits::{CREDITS_WRITE_DELAY, MAX_CREDITS, Refill, RefillError, RefillPeriod};
 pub use error::{ConfigError, ConfigErrorKind};

@@ -57,6 +57,11 @@ pub enum ManageError {
     /// The store failed (its file, its database): answered with 503; the cause is logged, never
     /// sent.
     Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// No key has the id (admin API): answered with 404.
+    UnknownId,
+    /// The store refused the change as described (admin API: an id taken, a plan it cannot
+    /// hold): answered with 422 and the reason, which names no key.
+    Invalid(String),
 }
 
 impl fmt::Display for ManageError {
@@ -66,6 +71,8 @@ impl fmt::Display for ManageError {
             Self::Superseded => f.write_str("the key was rotated already"),
             Self::NotLive => f.write_str("the key is revoked, expired, not valid yet or gone"),
             Self::Failed(error) => write!(f, "the key store failed: {error}"),
+            Self::UnknownId => f.write_str("no key has this id"),
+            Self::Invalid(why) => write!(f, "the change was refused: {why}"),
         }
     }
 }
@@ -78,6 +85,17 @@ impl From<ConfigError> for ManageError {
             ConfigErrorKind::NoFormat => Self::NoFormat,
             ConfigErrorKind::Superseded => Self::Superseded,
             ConfigErrorKind::KeyNotLive | ConfigErrorKind::UnknownKey => Self::NotLive,
+            ConfigErrorKind::UnknownId => Self::UnknownId,
+            ConfigErrorKind::DuplicateId
+            | ConfigErrorKind::DuplicateKey
+            | ConfigErrorKind::InvalidId
+            | ConfigErrorKind::EmptyId
+            | ConfigErrorKind::InvalidScope
+            | ConfigErrorKind::NotOfFormat
+            | ConfigErrorKind::BadRateLimit
+            | ConfigErrorKind::BadRefill
+            | ConfigErrorKind::BadNetwork
+            | ConfigErrorKind::BadTime => Self::Invalid(error.to_string()),
             _ => Self::Failed(error.into()),
         }
     }
@@ -314,7 +332,7 @@ fn failed(key: &VerifiedKey, action: &'static str, error: &ManageError) -> Respo
             "Key already rotated",
             "This key has a successor already; rotate the successor instead.",
         ),
-        ManageError::NotLive => (
+        ManageError::NotLive | ManageError::UnknownId | ManageError::Invalid(_) => (
             StatusCode::FORBIDDEN,
             "key-not-changeable",
             "Key cannot be changed",

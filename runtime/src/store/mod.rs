@@ -30,7 +30,7 @@ mod new_key;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod radix;
-mod set;
+pub(crate) mod set;
 mod snapshot;
 
 pub use live::Rotation;

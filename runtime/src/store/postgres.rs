@@ -72,6 +72,8 @@ impl From<PgKeysError> for crate::ManageError {
             PgKeysError::NoFormat => Self::NoFormat,
             PgKeysError::Superseded => Self::Superseded,
             PgKeysError::NotLive => Self::NotLive,
+            PgKeysError::UnknownId(_) => Self::UnknownId,
+            PgKeysError::Invalid(error) => Self::Invalid(error.to_string()),
             other => Self::Failed(other.into()),
         }
     }
