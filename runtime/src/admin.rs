@@ -76,6 +76,13 @@ pub trait AdminKeys: crate::ManagedKeys {
         disabled: bool,
     ) -> impl Future<Output = Result<u64, ManageError>> + Send;
 
+    /// Holds every key of `id` to `limits` (none: no limit).
+    fn set_key_rate_limits(
+        &self,
+        id: &str,
+        limits: Vec<RateLimit>,
+    ) -> impl Future<Output = Result<u64, ManageError>> + Send;
+
     /// Sets the credits of every key of `id` (a top-up), and their refill.
     fn set_key_credits(
         &self,
@@ -154,6 +161,18 @@ impl AdminKeys for ApiKeys {
         .await
     }
 
+    async fn set_key_rate_limits(
+        &self,
+        id: &str,
+        limits: Vec<RateLimit>,
+    ) -> Result<u64, ManageError> {
+        let id = id.to_owned();
+        blocking(self, move |keys| {
+            keys.set_rate_limits(&id, &limits).map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn set_key_credits(
         &self,
         id: &str,
@@ -220,6 +239,14 @@ impl AdminKeys for crate::PgKeys {
         changed.map_err(Into::into)
     }
 
+    async fn set_key_rate_limits(
+        &self,
+        id: &str,
+        limits: Vec<RateLimit>,
+    ) -> Result<u64, ManageError> {
+        self.set_rate_limits(id, &limits).await.map_err(Into::into)
+    }
+
     async fn set_key_credits(
         &self,
         id: &str,
@@ -256,6 +283,7 @@ fn new_id() -> String {
 /// | `DELETE /keys/{id}` | `W` | `204`, every key of the id revoked; again, `204` (idempotent) |
 /// | `PUT /keys/{id}/disabled` / `DELETE /keys/{id}/disabled` | `W` | `204`, suspended / enabled again; idempotent |
 /// | `PUT /keys/{id}/credits` | `W` | `204`; the body is `{"credits": 10000, "refill": "10000/month"}` (`refill` optional) |
+/// | `PUT /keys/{id}/rate_limit` | `W` | `204`; the body is the plan, `["10/s", "100000/day"]` (`[]` for none) |
 ///
 /// A key is never answered but the one just created or rotated. **An admin key cannot create
 /// a key with a scope it does not hold itself** (`403`, naming the scopes): a support tool
@@ -297,6 +325,7 @@ where
             put(disable::<W, S>).delete(enable::<W, S>),
         )
         .route("/keys/{id}/credits", put(credits::<W, S>))
+        .route("/keys/{id}/rate_limit", put(rate_limit::<W, S>))
         // A body past the cap is refused before it is buffered.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
@@ -717,6 +746,35 @@ impl IntoResponse for BodyError {
             ),
             Self::Unreadable(why) => bad_request(&why),
         }
+    }
+}
+
+async fn rate_limit<W: KeyConfig, S: AdminKeys>(
+    _: RequireApiKey<W, S>,
+    admin: VerifiedKey,
+    State(store): State<S>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let texts: Vec<String> = match read_body(&body) {
+        Ok(texts) => texts,
+        Err(error) => return error.into_response(),
+    };
+    let limits = match texts
+        .iter()
+        .map(|text| text.parse::<RateLimit>())
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|limits| crate::limit::check_limits(&limits).map(|()| limits))
+    {
+        Ok(limits) => limits,
+        Err(error) => return bad_request(&format!("`rate_limit`: {error}")),
+    };
+    match store.set_key_rate_limits(&id, limits).await {
+        Ok(_) => {
+            audit(&admin, "rate_limit", Some(&id));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => failed(&admin, "rate_limit", Some(&id), &error),
     }
 }
 

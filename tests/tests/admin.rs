@@ -176,6 +176,49 @@ async fn a_support_engineer_creates_lists_suspends_tops_up_rotates_and_revokes()
     assert_eq!(topped.status, StatusCode::NO_CONTENT, "{}", topped.text());
     assert_eq!(keys.credits_left("acme-ci"), Some(10000));
 
+    // A new plan of windows, and then none; a plan the rules refuse changes nothing.
+    let planned = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/rate_limit",
+        writer(),
+        Some(json!(["5/s", "1000/month"])),
+    )
+    .await;
+    assert_eq!(planned.status, StatusCode::NO_CONTENT, "{}", planned.text());
+    let limits: Vec<String> = keys
+        .verify(key.as_bytes())
+        .expect("valid")
+        .rate_limits()
+        .map(|limit| limit.to_string())
+        .collect();
+    assert_eq!(limits, ["5/s", "1000/month"]);
+    let twice = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/rate_limit",
+        writer(),
+        Some(json!(["5/s", "9/s"])),
+    )
+    .await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST);
+    let none = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/rate_limit",
+        writer(),
+        Some(json!([])),
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        keys.verify(key.as_bytes())
+            .expect("valid")
+            .rate_limits()
+            .count(),
+        0
+    );
+
     // A rotation: the new key once; the old one works for the grace.
     let rotated = call(
         &app,
@@ -204,7 +247,15 @@ async fn a_support_engineer_creates_lists_suspends_tops_up_rotates_and_revokes()
 
     // Each change is an audit event naming the admin key, never a key.
     let logged = logs.text();
-    for action in ["create", "disable", "enable", "credits", "rotate", "revoke"] {
+    for action in [
+        "create",
+        "disable",
+        "enable",
+        "credits",
+        "rate_limit",
+        "rotate",
+        "revoke",
+    ] {
         assert!(
             logged
                 .lines()
@@ -556,4 +607,68 @@ mod postgres {
             .execute(&pool)
             .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_through_the_admin_api_are_written_to_the_records_file() {
+    let dir = std::env::temp_dir().join(format!("axum-api-key-admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let path = dir.join("keys.toml");
+    let digest: String = axum_api_key::digest(writer().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        &path,
+        format!(
+            "format = \"cust\"\n\n[[keys]]\nid = \"support-writer\"\ndigest = \"sha256:{digest}\"\n\
+             scopes = [\"keys:read\", \"keys:write\", \"orders:read\"]\n"
+        ),
+    )
+    .expect("written");
+    let keys = ApiKeys::from_file(&path).expect("read");
+    let app = app(keys);
+    let created = call(
+        &app,
+        "POST",
+        "/admin/keys",
+        writer(),
+        Some(json!({"id": "acme", "scopes": ["orders:read"], "credits": 9})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let key = created.json()["key"].as_str().expect("key").to_owned();
+    for (method, uri, body) in [
+        (
+            "PUT",
+            "/admin/keys/acme/rate_limit",
+            Some(json!(["10/s", "500/day"])),
+        ),
+        ("PUT", "/admin/keys/acme/disabled", None),
+    ] {
+        let answer = call(&app, method, uri, writer(), body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NO_CONTENT,
+            "{uri}: {}",
+            answer.text()
+        );
+    }
+    // Read again from the file alone: everything the admin did is there, and no key.
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(!text.contains(&key), "{text}");
+    let again = ApiKeys::from_file(&path).expect("reads back");
+    assert_eq!(
+        again.verify(key.as_bytes()).unwrap_err(),
+        axum_api_key::KeyError::Disabled
+    );
+    let listed = again.list();
+    let acme = listed
+        .iter()
+        .find(|listed| listed.key().id() == "acme")
+        .expect("the new key's record");
+    assert_eq!(acme.key().rate_limits().count(), 2);
+    assert_eq!(acme.key().credits(), Some(9));
+    let _ = std::fs::remove_dir_all(&dir);
 }

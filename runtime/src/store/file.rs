@@ -667,6 +667,11 @@ impl FileIndex {
                         self.set(body, n, Field::Disabled, value, newline);
                     }
                 }
+                // Made through a full parse (it may remove a line): never spliced.
+                FileEdit::RateLimits { .. } => {
+                    return Err(ConfigError::new(ConfigErrorKind::FileSyntax)
+                        .with_message("a change of rate limits is not spliced"));
+                }
                 FileEdit::LastUsed { id, at } => {
                     let at = datetime(*at)?.to_string();
                     for n in self.of_id(id) {
@@ -1016,6 +1021,23 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
         FileEdit::LastUsed { id, at } => {
             for table in keys.iter_mut().filter(|table| of_id(table, id)) {
                 table.insert("last_used", value(datetime(*at)?));
+            }
+        }
+        FileEdit::RateLimits { id, limits } => {
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                match limits.as_slice() {
+                    [] => {
+                        table.remove("rate_limit");
+                    }
+                    [one] => {
+                        table.insert("rate_limit", value(one.to_string()));
+                    }
+                    several => {
+                        let list: toml_edit::Array =
+                            several.iter().map(ToString::to_string).collect();
+                        table.insert("rate_limit", value(list));
+                    }
+                }
             }
         }
         FileEdit::Credits {

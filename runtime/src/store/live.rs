@@ -79,6 +79,43 @@ impl ApiKeys {
         self.set_disabled(id, false)
     }
 
+    /// Holds every key of `id` to `limits`, a plan of windows as
+    /// [`Key::rate_limits`](crate::Key::rate_limits) takes it (none: no limit), counted from
+    /// the next request; written to the records file, if the store has one. Returns how many
+    /// keys were changed, or an error for an unknown id or a list that breaks the rules, with
+    /// nothing changed.
+    ///
+    /// ```
+    /// use axum_api_key::{ApiKeys, RateLimit};
+    ///
+    /// let keys = ApiKeys::new().with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s");
+    /// keys.set_rate_limits("partner-a", &["10/s".parse()?, RateLimit::per_day(100_000)])?;
+    /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().rate_limits().count(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_rate_limits(
+        &self,
+        id: &str,
+        limits: &[crate::RateLimit],
+    ) -> Result<usize, ConfigError> {
+        crate::limit::check_limits(limits).map_err(|error| {
+            ConfigError::new(ConfigErrorKind::BadRateLimit)
+                .with_message(error.to_string())
+                .with_id(id)
+        })?;
+        self.change(|set, edits| {
+            let named = set.update(id, |record| record.set_rate_limits(limits.to_vec()));
+            if named == 0 {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+            edits.push(FileEdit::RateLimits {
+                id: id.into(),
+                limits: limits.to_vec(),
+            });
+            Ok(named)
+        })
+    }
+
     fn set_disabled(&self, id: &str, disabled: bool) -> Result<usize, ConfigError> {
         self.change(|set, edits| {
             let changed = std::cell::Cell::new(0);
@@ -649,6 +686,11 @@ pub(crate) enum FileEdit {
     Disable { id: Box<str>, disabled: bool },
     /// Every key of this id last used at `at`, unless its record says later.
     LastUsed { id: Box<str>, at: SystemTime },
+    /// Every key of this id held to these rate limits (none: no limit).
+    RateLimits {
+        id: Box<str>,
+        limits: Vec<crate::RateLimit>,
+    },
     /// Every key of this id holding `remaining` credits as of `at` (and, when `refill` is
     /// `Some`, refilled as it says).
     Credits {
@@ -669,7 +711,7 @@ impl FileEdit {
             Self::Credits {
                 refill: Some(_),
                 ..
-            }
+            } | Self::RateLimits { .. }
         )
     }
 }
