@@ -672,3 +672,52 @@ async fn changes_through_the_admin_api_are_written_to_the_records_file() {
     assert_eq!(acme.key().credits(), Some(9));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[allow(dead_code)]
+#[path = "../../examples/admin.rs"]
+mod example;
+
+#[tokio::test]
+async fn the_example_answers_as_it_prints() {
+    let (keys, [reader, writer, customer]) = example::demo().expect("the demo store");
+    let app = example::app(keys);
+    let listed = call(&app, "GET", "/admin/keys?limit=10", &reader, None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    for key in [&reader, &writer, &customer] {
+        listed.assert_never_contains(key.as_bytes());
+    }
+    let created = call(
+        &app,
+        "POST",
+        "/admin/keys",
+        &writer,
+        Some(json!({"id": "globex", "scopes": ["orders:read"], "rate_limit": ["10/s", "10000/day"], "credits": 500, "refill": "500/day"})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let globex = created.json()["key"].as_str().expect("key").to_owned();
+    let orders = call(&app, "GET", "/orders", &globex, None).await;
+    assert_eq!(orders.text(), "orders of globex\n");
+    let refused = call(
+        &app,
+        "POST",
+        "/admin/keys",
+        &reader,
+        Some(json!({"id": "x"})),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let widened = call(
+        &app,
+        "POST",
+        "/admin/keys",
+        &writer,
+        Some(json!({"id": "x", "scopes": ["admin"]})),
+    )
+    .await;
+    assert_eq!(widened.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&app, "GET", "/orders", &customer, None).await.status,
+        StatusCode::OK
+    );
+}
