@@ -256,7 +256,7 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
         .build()
 }
 
-fn problem(description: &str) -> utoipa::openapi::Response {
+pub(crate) fn problem(description: &str) -> utoipa::openapi::Response {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     ResponseBuilder::new()
         .description(description)
@@ -289,7 +289,7 @@ pub fn refusal_example(status: u16, config: crate::GuardConfig) -> serde_json::V
 
 /// The refusals a guard configured so may answer, as `#[api_key]` documents them: a 401 with
 /// its challenge, a 429 with when to retry.
-fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Response)> {
+pub(crate) fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::openapi::Response)> {
     use utoipa::PartialSchema;
     use utoipa::openapi::HeaderBuilder;
 
