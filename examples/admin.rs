@@ -27,11 +27,11 @@ use axum_api_key::{ApiKeys, Key, KeyFormat, VerifiedKey, admin, api_key};
 
 /// The admin routes that read.
 #[api_key(scopes = ["keys:read"])]
-pub struct AdminRead;
+pub(crate) struct AdminRead;
 
 /// The admin routes that change keys.
 #[api_key(scopes = ["keys:write"])]
-pub struct AdminWrite;
+pub(crate) struct AdminWrite;
 
 #[api_key(scopes = ["orders:read"])]
 async fn orders(key: VerifiedKey) -> String {
@@ -39,7 +39,7 @@ async fn orders(key: VerifiedKey) -> String {
 }
 
 /// The app: the admin API under `/admin`, beside a customer route.
-pub fn app(keys: ApiKeys) -> Router {
+pub(crate) fn app(keys: ApiKeys) -> Router {
     Router::new()
         .nest(
             "/admin",
@@ -51,7 +51,7 @@ pub fn app(keys: ApiKeys) -> Router {
 
 /// A store in the format `cust`, with a read-only admin key, a write admin key and a customer
 /// key; returns them in that order.
-pub fn demo() -> Result<(ApiKeys, [String; 3]), Box<dyn Error>> {
+pub(crate) fn demo() -> Result<(ApiKeys, [String; 3]), Box<dyn Error>> {
     let format = KeyFormat::new("cust")?;
     let (reader, writer, customer) = (format.generate(), format.generate(), format.generate());
     let keys = ApiKeys::new()
