@@ -29,7 +29,7 @@ pub struct NewKey {
     pub allowed_ips: Vec<IpNetwork>,
 }
 
-/// A store whose keys an admin manages through [`router`]: [`ApiKeys`] (its records file, if
+/// A store whose keys an admin manages through [`router`](super::router): [`ApiKeys`] (its records file, if
 /// it has one, written through) and `PgKeys` (feature `postgres`). Every call names keys by id
 /// and acts on every key of it, as the command-line tool does.
 pub trait AdminKeys: crate::ManagedKeys {
