@@ -125,7 +125,7 @@ pub use key::VerifiedKey;
 pub use last_used::LAST_USED_WRITE_DELAY;
 #[cfg(all(feature = "redis", feature = "webhooks"))]
 pub use limit::RedisReplayGuard;
-pub use limit::{MAX_KEY_LIMITS, RateLimit, RateLimitError, RateLimits, Throttle};
+pub use limit::{ForwardedHeader, MAX_KEY_LIMITS, RateLimit, RateLimitError, RateLimits, Throttle};
 #[cfg(feature = "redis")]
 pub use limit::{RedisFailure, RedisLimits};
 pub use network::{IpNetwork, IpNetworkError};

@@ -67,6 +67,15 @@ impl IpNetwork {
         (prefix <= bits(address) && network.first() == address).then_some(network)
     }
 
+    /// The network of one address: `/32` for IPv4, `/128` for IPv6.
+    pub fn host(address: IpAddr) -> Self {
+        let address = canonical(address);
+        Self {
+            address,
+            prefix: bits(address),
+        }
+    }
+
     /// The first address of the network.
     pub fn address(&self) -> IpAddr {
         self.address

@@ -356,3 +356,70 @@ async fn a_custom_stores_restrictions_are_enforced_too() {
     let disabled = send(app.clone(), request("/p", KEY_B, Some("203.0.113.9"), None)).await;
     disabled.assert_problem(StatusCode::FORBIDDEN, "DisabledKey");
 }
+
+/// Behind a CDN and a load balancer, both trusted by their networks: the client is the
+/// rightmost address that is not theirs, whatever the client wrote to the left of it, and a
+/// store told to read RFC 7239 `Forwarded` reads nothing else.
+#[tokio::test]
+async fn the_client_behind_several_trusted_hops_is_the_rightmost_untrusted_address() {
+    use axum_api_key::ForwardedHeader;
+    let proxies = [net("10.0.0.0/8"), net("198.18.0.0/15")];
+    let keys = ApiKeys::new()
+        .with(Key::new("office", KEY_A).allowed_ips([net("203.0.113.0/24")]))
+        .with_rate_limits(RateLimits::new().behind_proxy_networks(proxies));
+    let app = app(keys);
+    let through = |chain: &str| {
+        send(
+            app.clone(),
+            request("/data", KEY_A, Some("10.1.2.3"), Some(chain)),
+        )
+    };
+    // Client → CDN (198.18.x) → load balancer (10.x) → us.
+    assert_eq!(
+        through("203.0.113.7, 198.18.4.4").await.status,
+        StatusCode::OK
+    );
+    // A client outside the office naming an office address in front: refused, by its own.
+    let spoofed = through("203.0.113.7, 198.51.100.66, 198.18.4.4").await;
+    spoofed.assert_problem(StatusCode::FORBIDDEN, "AddressNotAllowed");
+    // Garbage a client writes is left of its address, and never read.
+    assert_eq!(
+        through("not-an-address, 203.0.113.8, 198.18.4.4")
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let keys = ApiKeys::new()
+        .with(Key::new("office", KEY_A).allowed_ips([net("203.0.113.0/24")]))
+        .with_rate_limits(
+            RateLimits::new()
+                .behind_proxy_networks(proxies)
+                .forwarded_header(ForwardedHeader::Forwarded),
+        );
+    let app = self::app(keys);
+    let mut request = request("/data", KEY_A, Some("10.1.2.3"), Some("203.0.113.7"));
+    request.headers_mut().insert(
+        "forwarded",
+        "for=198.51.100.66;proto=https, for=\"198.18.4.4\""
+            .parse()
+            .expect("value"),
+    );
+    // `X-Forwarded-For` names the office, `Forwarded` (the one read) the real client.
+    let refused = send(app.clone(), request).await;
+    refused.assert_problem(StatusCode::FORBIDDEN, "AddressNotAllowed");
+    let mut request = super_request("for=203.0.113.9, for=198.18.4.4");
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::new(
+        "10.1.2.3".parse().expect("ip"),
+        1,
+    )));
+    assert_eq!(send(app.clone(), request).await.status, StatusCode::OK);
+}
+
+fn super_request(forwarded: &str) -> Request<Body> {
+    let mut request = request("/data", KEY_A, None, None);
+    request
+        .headers_mut()
+        .insert("forwarded", forwarded.parse().expect("value"));
+    request
+}

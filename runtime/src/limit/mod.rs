@@ -16,12 +16,14 @@ use http::request::Parts;
 
 use crate::key::VerifiedKey;
 
+mod forwarded;
 mod local;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis;
 mod throttle;
 
+pub use forwarded::ForwardedHeader;
 #[cfg(feature = "postgres")]
 pub(crate) use rate::parse_limits;
 pub use rate::{MAX_KEY_LIMITS, RateLimit, RateLimitError};
@@ -73,7 +75,10 @@ struct Inner {
     /// Each key's last use and how many since start-up.
     uses: crate::last_used::UseTable,
     throttle: Option<ThrottleTable>,
-    proxies: Arc<[IpAddr]>,
+    /// The trusted proxies' networks.
+    proxies: Arc<[crate::IpNetwork]>,
+    /// The header they write the forwarded chain into.
+    forwarded: ForwardedHeader,
     /// The clock calendar windows, credits and last uses are counted by; the system's when
     /// `None`.
     clock: Option<Clock>,
@@ -114,6 +119,7 @@ impl RateLimits {
             uses: Default::default(),
             throttle: Some(ThrottleTable::new(Throttle::default())),
             proxies: Arc::new([]),
+            forwarded: ForwardedHeader::default(),
             clock: None,
             #[cfg(feature = "redis")]
             redis: None,
@@ -143,14 +149,50 @@ impl RateLimits {
         self.rebuilt(|inner| inner.throttle = None)
     }
 
-    /// Trusts `X-Forwarded-For` from these proxy addresses: a request through one of them is
-    /// counted against the address the nearest proxy saw (the last entry), as
+    /// Trusts `X-Forwarded-For` from these proxy addresses: a request through them is counted
+    /// against the client they forwarded it for, as
     /// [`HttpsPolicy::behind_proxies`](crate::HttpsPolicy::behind_proxies) trusts
-    /// `X-Forwarded-Proto`. From any other peer the header is ignored, so a client cannot
-    /// choose its own address.
+    /// `X-Forwarded-Proto`. See [`behind_proxy_networks`](Self::behind_proxy_networks) for the
+    /// rule, and for proxies known by their networks.
     pub fn behind_proxies(self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
-        let proxies: Arc<[IpAddr]> = proxies.into_iter().map(|ip| ip.to_canonical()).collect();
-        self.rebuilt(|inner| inner.proxies = proxies)
+        self.behind_proxy_networks(proxies.into_iter().map(crate::IpNetwork::host))
+    }
+
+    /// Trusts the forwarded chain from proxies in these networks (a CDN's published ranges,
+    /// the load balancers' subnet): the client of a request is the rightmost address of the
+    /// chain that is not in one of them. Each proxy appends the address it received the
+    /// request from, so walking from the right past our own proxies reaches the address the
+    /// nearest untrusted hop was seen from; everything to its left was written by the client
+    /// or hops we do not trust, and is never read: a client cannot choose its own address,
+    /// however many hops there are. From a peer that is not a trusted proxy, the chain is
+    /// ignored and the peer is the client.
+    ///
+    /// The chain is `X-Forwarded-For` unless [`forwarded_header`](Self::forwarded_header) says
+    /// RFC 7239 `Forwarded`; several header lines are one list. When a trusted proxy wrote an
+    /// entry that is not an address (`unknown`, an obfuscated `for`), the request is counted
+    /// against that proxy, and a `WARN` (once a minute per proxy) says so: better one address
+    /// for many clients than a client with none.
+    ///
+    /// ```
+    /// use axum_api_key::{IpNetwork, RateLimits, ForwardedHeader};
+    ///
+    /// let limits = RateLimits::new()
+    ///     .behind_proxy_networks(["10.0.0.0/8".parse::<IpNetwork>()?, "2001:db8:ffff::/48".parse()?])
+    ///     .forwarded_header(ForwardedHeader::Forwarded);
+    /// # Ok::<(), axum_api_key::IpNetworkError>(())
+    /// ```
+    pub fn behind_proxy_networks(
+        self,
+        networks: impl IntoIterator<Item = crate::IpNetwork>,
+    ) -> Self {
+        let networks: Arc<[crate::IpNetwork]> = networks.into_iter().collect();
+        self.rebuilt(|inner| inner.proxies = networks)
+    }
+
+    /// Reads the forwarded chain from `header`: `X-Forwarded-For` by default, or RFC 7239
+    /// `Forwarded`. Only that header is read; a client sending the other names nothing.
+    pub fn forwarded_header(self, header: ForwardedHeader) -> Self {
+        self.rebuilt(|inner| inner.forwarded = header)
     }
 
     /// Counts calendar windows (`100000/day`, `/month`), credits and their refills, and keys'
@@ -195,6 +237,7 @@ impl RateLimits {
                 .as_ref()
                 .map(|table| ThrottleTable::new(*table.config())),
             proxies: Arc::clone(&old.proxies),
+            forwarded: old.forwarded,
             clock: old.clock.clone(),
             #[cfg(feature = "redis")]
             redis: old.redis.clone(),
@@ -207,19 +250,24 @@ impl RateLimits {
     pub(crate) fn client(&self, parts: &Parts) -> Option<IpAddr> {
         let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
         let peer = peer.ip().to_canonical();
-        if !self.inner.proxies.contains(&peer) {
+        let proxies = &self.inner.proxies;
+        if !proxies.iter().any(|network| network.contains(peer)) {
             return Some(peer);
         }
-        let mut values = parts.headers.get_all("x-forwarded-for").iter();
-        let forwarded = match (values.next(), values.next()) {
-            (Some(value), None) => value
-                .to_str()
-                .ok()
-                .and_then(|list| list.rsplit(',').next())
-                .and_then(|last| last.trim().parse::<IpAddr>().ok()),
-            _ => None,
-        };
-        Some(forwarded.map_or(peer, |ip| ip.to_canonical()))
+        match forwarded::client(peer, proxies, &parts.headers, self.inner.forwarded) {
+            Ok(client) => Some(client),
+            Err(forwarded::Unreadable) => {
+                if first_in_window(&("forwarded", peer), Duration::from_secs(60)) {
+                    tracing::warn!(
+                        target: "axum_api_key::audit",
+                        proxy = %peer,
+                        "a trusted proxy forwarded a request whose chain of addresses could \
+                         not be read; it is counted against the proxy's address"
+                    );
+                }
+                Some(peer)
+            }
+        }
     }
 
     /// The client's address and how long it must still wait before it may try a key again,
