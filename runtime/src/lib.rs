@@ -112,6 +112,8 @@ pub mod webhook;
 
 #[cfg(feature = "admin")]
 pub mod admin;
+#[cfg(feature = "secret-scanning")]
+pub mod secret_scanning;
 pub use config::DEFAULT_ID;
 pub use credits::{CREDITS_WRITE_DELAY, MAX_CREDITS, Refill, RefillError, RefillPeriod};
 pub use error::{ConfigError, ConfigErrorKind};

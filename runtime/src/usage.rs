@@ -62,10 +62,18 @@ pub(crate) fn credits_spent(key: &VerifiedKey, cost: u32) {
 /// labels).
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn exposed(key: &VerifiedKey) {
+    exposed_id(key.id());
+}
+
+/// A key exposed (seen over plain HTTP, or reported by secret scanning), by its id:
+/// `api_key_exposed_total`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn exposed_id(id: &str) {
     #[cfg(feature = "metrics")]
     match labels_key_ids() {
-        true => ::metrics::counter!("api_key_exposed_total", "key_id" => key.id().to_owned())
-            .increment(1),
+        true => {
+            ::metrics::counter!("api_key_exposed_total", "key_id" => id.to_owned()).increment(1)
+        }
         false => ::metrics::counter!("api_key_exposed_total").increment(1),
     }
 }

@@ -287,6 +287,14 @@ impl ApiKeys {
         self.shared.snapshot.read(|set| set.lookup(key))
     }
 
+    /// The key with this digest, whatever its state.
+    #[cfg_attr(not(feature = "secret-scanning"), allow(dead_code))]
+    pub(crate) fn find_digest(&self, digest: &KeyDigest) -> Option<VerifiedKey> {
+        self.shared
+            .snapshot
+            .read(|set| set.find(digest).map(|entry| entry.key.clone()))
+    }
+
     /// The HTTPS requirement, if any.
     pub(crate) fn https(&self) -> Option<&HttpsPolicy> {
         self.shared.settings.https.as_ref()

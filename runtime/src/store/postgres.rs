@@ -341,6 +341,19 @@ impl PgKeys {
         self.len() == 0
     }
 
+    /// The format keys are generated in, if the store has one.
+    pub fn key_format(&self) -> Option<&KeyFormat> {
+        self.inner.format.as_ref()
+    }
+
+    /// The key with this digest in the snapshot, whatever its state.
+    #[cfg_attr(not(feature = "secret-scanning"), allow(dead_code))]
+    pub(crate) fn find_digest(&self, digest: &KeyDigest) -> Option<VerifiedKey> {
+        self.inner
+            .snapshot
+            .read(|set| set.find(digest).map(|entry| entry.key.clone()))
+    }
+
     /// Reads every key again now; returns how many there are.
     pub async fn resync(&self) -> Result<usize, PgKeysError> {
         self.inner.resync().await

@@ -67,7 +67,7 @@ fn id_hash(id: &str) -> u64 {
 /// Whether the key may be used now: not revoked, not expired, not before its time, not
 /// disabled. A key that is both disabled and revoked or expired is told so: enabling it would
 /// not help.
-pub(super) fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
+pub(crate) fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
     let record = key.record();
     if record.revoked {
         return Err(KeyError::Revoked);

@@ -1,0 +1,449 @@
+//! [`router`]: the endpoint of GitHub's secret scanning partner program (feature
+//! `secret-scanning`). GitHub finds keys of this service committed to public repositories and
+//! reports them here within seconds; each one of the store's keys is revoked (or rotated, or
+//! only reported) within the request.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRef, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::{DerSignature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey as _;
+use serde::Deserialize;
+
+use crate::rejection::JsonStr;
+use crate::self_service::{ManageError, ManagedKeys};
+use crate::store::{ApiKeys, KeyDigest};
+
+/// The largest report read: GitHub batches reports, far below this.
+pub const MAX_REPORT: usize = 1 << 20;
+
+/// The most tokens one report may hold.
+pub const MAX_TOKENS: usize = 1_000;
+
+/// What is done with a key of the store found in a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LeakPolicy {
+    /// The leaked key is revoked at once, disabled or expired ones too; the other keys of its
+    /// id are untouched.
+    #[default]
+    Revoke,
+    /// The leaked key is rotated: a successor is made (handed to the hook, which tells the
+    /// owner), and the leaked key keeps working for `grace`, so that the owner's service does
+    /// not stop before the new key is in place.
+    Rotate {
+        /// How long the leaked key keeps working.
+        grace: Duration,
+    },
+    /// Nothing is changed: the hook and the audit log tell the owner.
+    Notify,
+}
+
+/// A leaked key found in a report, as the hook is told of it.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Leak {
+    /// The id of the leaked key.
+    pub key_id: String,
+    /// Where it was found (the URL GitHub gives), if given.
+    pub url: Option<String>,
+    /// Where it was found (`content`, `commit`, `issue_description`, …), if given.
+    pub source: Option<String>,
+    /// What was done with it: `revoked`, `rotated`, `notified`, or `already_refused` when it
+    /// was revoked before (a report repeated).
+    pub action: &'static str,
+    /// The successor made by [`LeakPolicy::Rotate`]: the only place it is given, so the hook
+    /// can hand it to the owner.
+    pub new_key: Option<String>,
+}
+
+impl fmt::Debug for Leak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leak")
+            .field("key_id", &self.key_id)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a public key could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanningKeyError(String);
+
+impl fmt::Display for ScanningKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScanningKeyError {}
+
+/// The endpoint's settings: the public keys reports are signed with (by their identifier),
+/// the [`LeakPolicy`], and a hook told of each leaked key.
+///
+/// GitHub publishes its keys at `https://api.github.com/meta/public_keys/secret_scanning`
+/// (JSON: `public_keys[].key_identifier` and `.key`, PEM);
+/// [`with_github_keys`](Self::with_github_keys) reads that document, so a deployment can fetch
+/// it with the HTTP client it has and pass it here.
+#[derive(Clone, Default)]
+pub struct SecretScanning {
+    keys: Vec<(String, VerifyingKey)>,
+    policy: LeakPolicy,
+    hook: Option<Hook>,
+}
+
+/// The hook told of each leaked key.
+type Hook = Arc<dyn Fn(&Leak) + Send + Sync>;
+
+impl fmt::Debug for SecretScanning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretScanning")
+            .field(
+                "keys",
+                &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// GitHub's document of its public keys.
+#[derive(Deserialize)]
+struct GithubKeys {
+    public_keys: Vec<GithubKey>,
+}
+
+#[derive(Deserialize)]
+struct GithubKey {
+    key_identifier: String,
+    key: String,
+}
+
+impl SecretScanning {
+    /// No key yet, the policy [`LeakPolicy::Revoke`], no hook.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts reports signed with the P-256 public key `pem` (`-----BEGIN PUBLIC KEY-----`)
+    /// under `identifier`, the `Github-Public-Key-Identifier` they name.
+    pub fn with_key(
+        mut self,
+        identifier: impl Into<String>,
+        pem: &str,
+    ) -> Result<Self, ScanningKeyError> {
+        let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
+            ScanningKeyError(
+                "not a P-256 public key in PEM (`-----BEGIN PUBLIC KEY-----`)".to_owned(),
+            )
+        })?;
+        self.keys.push((identifier.into(), key));
+        Ok(self)
+    }
+
+    /// Trusts every key of GitHub's published document
+    /// (`https://api.github.com/meta/public_keys/secret_scanning`), as fetched by the caller.
+    pub fn with_github_keys(mut self, document: &str) -> Result<Self, ScanningKeyError> {
+        let keys: GithubKeys = serde_json::from_str(document).map_err(|_| {
+            ScanningKeyError("not GitHub's document of public keys (`public_keys`)".to_owned())
+        })?;
+        for key in keys.public_keys {
+            self = self.with_key(key.key_identifier, &key.key)?;
+        }
+        Ok(self)
+    }
+
+    /// What is done with a leaked key of the store.
+    pub fn policy(mut self, policy: LeakPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Calls `hook` for each leaked key of the store, after the policy acted: tell the owner
+    /// here (an e-mail, a ticket). It runs within the request: hand long work to a task.
+    pub fn on_leak(mut self, hook: impl Fn(&Leak) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+}
+
+/// A store whose leaked keys [`router`] can find and act on: [`ApiKeys`] and `PgKeys`.
+pub trait LeakedKeys: ManagedKeys {
+    /// The id of the key with this digest, whatever its state, and whether it is revoked
+    /// already (`None` for no key of the store).
+    fn id_of(&self, digest: &KeyDigest) -> Option<(String, bool)>;
+
+    /// Whether `token` is shaped as the store's keys are (its format's prefix and checksum):
+    /// a token that is not is never looked up.
+    fn is_ours(&self, token: &str) -> bool;
+}
+
+impl LeakedKeys for ApiKeys {
+    fn id_of(&self, digest: &KeyDigest) -> Option<(String, bool)> {
+        let key = self.find_digest(digest)?;
+        Some((key.id().to_owned(), key.record().revoked))
+    }
+
+    fn is_ours(&self, token: &str) -> bool {
+        self.format()
+            .is_some_and(|format| format.is_well_formed(token.as_bytes()))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl LeakedKeys for crate::PgKeys {
+    fn id_of(&self, digest: &KeyDigest) -> Option<(String, bool)> {
+        let key = self.find_digest(digest)?;
+        Some((key.id().to_owned(), key.record().revoked))
+    }
+
+    fn is_ours(&self, token: &str) -> bool {
+        self.key_format()
+            .is_some_and(|format| format.is_well_formed(token.as_bytes()))
+    }
+}
+
+/// The endpoint, at `/` of wherever it is nested (GitHub is given the full URL): `POST` a
+/// report, signed by GitHub.
+///
+/// The `Github-Public-Key-Identifier` names one of the trusted keys and
+/// `Github-Public-Key-Signature` (base64 of an ASN.1 DER ECDSA signature) must verify over the
+/// raw body with it, or the answer is `401` and nothing is read. The body,
+/// `[{"token", "type", "url", "source"}]` (at most [`MAX_REPORT`] bytes and [`MAX_TOKENS`]
+/// tokens), is answered with one `{"token_hash", "token_type", "label"}` per token:
+/// `true_positive` for a key of the store (whatever its state: a report repeated is answered
+/// the same, and changes nothing more), `false_positive` for anything else. For each key of the
+/// store the policy acts (revoke by default), a `key_exposed` audit event (`WARN`) names the
+/// key's id, the URL and the source, and the hook is called. `token_hash` is the SHA-256 of the
+/// token in hex; no token is ever logged or echoed.
+///
+/// ```
+/// use axum::Router;
+/// use axum_api_key::{ApiKeys, KeyFormat, secret_scanning::{self, LeakPolicy, SecretScanning}};
+///
+/// let pem = "-----BEGIN PUBLIC KEY-----
+/// MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAElJT7PcP49HTysy6RTG7CKGA5Q5cA
+/// ymmv00gR1rS7HAL8jxRw7DCHlN4Hd/VtFDimWPPvyIhuxe2sVjSGYxh1Qg==
+/// -----END PUBLIC KEY-----";
+/// let scanning = SecretScanning::new()
+///     .with_key("a1b2c3", pem)? // GitHub's key identifier and key, from its published document
+///     .policy(LeakPolicy::Revoke)
+///     .on_leak(|leak| eprintln!("tell the owner of {} about {:?}", leak.key_id, leak.url));
+/// let keys = ApiKeys::new().with_format(KeyFormat::new("myapp")?);
+/// let app: Router = Router::new()
+///     .nest("/github/secret-scanning", secret_scanning::router::<ApiKeys, _>(scanning))
+///     .with_state(keys);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn router<S, St>(scanning: SecretScanning) -> Router<St>
+where
+    S: LeakedKeys + FromRef<St>,
+    St: Clone + Send + Sync + 'static,
+{
+    let scanning = Arc::new(scanning);
+    Router::new()
+        .route(
+            "/",
+            post(
+                move |State(store): State<S>, headers: HeaderMap, body: Bytes| {
+                    let scanning = Arc::clone(&scanning);
+                    async move { report(&scanning, &store, &headers, &body).await }
+                },
+            ),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REPORT))
+}
+
+/// One token of a report.
+#[derive(Deserialize)]
+struct Reported {
+    token: String,
+    #[serde(rename = "type", default)]
+    token_type: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn report<S: LeakedKeys>(
+    scanning: &SecretScanning,
+    store: &S,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if let Err(why) = verify(scanning, headers, body) {
+        tracing::warn!(
+            target: "axum_api_key::audit",
+            outcome = "refused",
+            reason = "bad_report_signature",
+            "a secret scanning report was refused: {why}"
+        );
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "report-signature-invalid",
+            "Report signature invalid",
+            why,
+        );
+    }
+    let reported: Vec<Reported> = match serde_json::from_slice(body) {
+        Ok(reported) => reported,
+        Err(_) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "report-unreadable",
+                "Report unreadable",
+                "A report is a JSON array of {\"token\", \"type\", \"url\", \"source\"}.",
+            );
+        }
+    };
+    if reported.len() > MAX_TOKENS {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "report-too-large",
+            "Report too large",
+            "A report holds at most 1000 tokens.",
+        );
+    }
+    let mut answer = String::from("[");
+    for (i, token) in reported.iter().enumerate() {
+        let label = match act(scanning, store, token).await {
+            Ok(true) => "true_positive",
+            Ok(false) => "false_positive",
+            Err(error) => {
+                // The store could not act: GitHub retries a failed delivery, and no label is
+                // given for a key that may still be live.
+                tracing::error!(
+                    target: "axum_api_key::audit",
+                    outcome = "failed",
+                    reason = "key_exposed",
+                    error = %error,
+                    "a leaked key could not be acted on; the report is answered 503 for a retry"
+                );
+                return problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "report-not-acted-on",
+                    "Report not acted on",
+                    "The key store could not act on the report right now; send it again.",
+                );
+            }
+        };
+        if i > 0 {
+            answer.push(',');
+        }
+        let _ = write!(
+            answer,
+            "{{\"token_hash\":\"{}\",\"token_type\":{},\"label\":\"{label}\"}}",
+            crate::hex::encode(&crate::digest(token.token.as_bytes())),
+            JsonStr(&token.token_type)
+        );
+    }
+    answer.push(']');
+    let mut response = (StatusCode::OK, answer).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The signature check: the identifier names a trusted key, and the signature verifies over
+/// the raw body.
+fn verify(scanning: &SecretScanning, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    let one = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok(),
+            _ => None,
+        }
+    };
+    let identifier = one("github-public-key-identifier")
+        .ok_or("one Github-Public-Key-Identifier header is required")?;
+    let signature = one("github-public-key-signature")
+        .ok_or("one Github-Public-Key-Signature header is required")?;
+    let key = scanning
+        .keys
+        .iter()
+        .find(|(id, _)| id == identifier)
+        .map(|(_, key)| key)
+        .ok_or("the report is signed with a key this service does not trust")?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| "the signature is not base64")?;
+    let signature =
+        DerSignature::try_from(der.as_slice()).map_err(|_| "the signature is not ASN.1 DER")?;
+    key.verify(body, &signature)
+        .map_err(|_| "the signature does not match the report")
+}
+
+/// Acts on one token: `true` for a key of the store.
+async fn act<S: LeakedKeys>(
+    scanning: &SecretScanning,
+    store: &S,
+    reported: &Reported,
+) -> Result<bool, ManageError> {
+    let token = &reported.token;
+    if crate::store::checked(token.as_bytes()).is_err() || !store.is_ours(token) {
+        return Ok(false);
+    }
+    let digest = crate::digest(token.as_bytes());
+    let Some((key_id, revoked)) = store.id_of(&digest) else {
+        return Ok(false);
+    };
+    let (action, new_key) = match scanning.policy {
+        // Revoked before: a report repeated changes nothing more. (A disabled or expired key
+        // is revoked still: a suspension can be lifted, a revocation cannot.)
+        _ if revoked => ("already_refused", None),
+        LeakPolicy::Revoke => match store.revoke_presented(&digest).await {
+            Ok(()) => ("revoked", None),
+            Err(ManageError::NotLive) => ("already_refused", None),
+            Err(error) => return Err(error),
+        },
+        LeakPolicy::Rotate { grace } => match store.rotate_presented(&digest, grace).await {
+            Ok(rotation) => ("rotated", Some(rotation.into_key())),
+            // A key that cannot rotate (disabled, expired, rotated out already) is revoked:
+            // no one relies on it working through a grace.
+            Err(ManageError::NotLive | ManageError::Superseded) => {
+                store.revoke_presented(&digest).await?;
+                ("revoked", None)
+            }
+            Err(error) => return Err(error),
+        },
+        LeakPolicy::Notify => ("notified", None),
+    };
+    crate::usage::exposed_id(&key_id);
+    tracing::warn!(
+        target: "axum_api_key::audit",
+        outcome = action,
+        reason = "key_exposed",
+        key_id = key_id.as_str(),
+        url = reported.url.as_deref(),
+        source = reported.source.as_deref(),
+        "an API key was found in public by secret scanning"
+    );
+    if let Some(hook) = &scanning.hook {
+        hook(&Leak {
+            key_id,
+            url: reported.url.clone(),
+            source: reported.source.clone(),
+            action,
+            new_key,
+        });
+    }
+    Ok(true)
+}
+
+fn problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Response {
+    crate::rejection::problem_response(status, slug, title, detail, None)
+}
