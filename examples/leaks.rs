@@ -103,7 +103,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("The customer key `acme`, in memory only: {customer}");
     println!("    curl -H 'x-api-key: {customer}' {a}/data    # 200, until reported");
     println!();
-    println!("The signing key standing in for GitHub's (its public half is trusted as `local-demo`):");
+    println!(
+        "The signing key standing in for GitHub's (its public half is trusted as `local-demo`):"
+    );
     println!("{pem}");
     println!("A report of the customer key, signed with it; sending it revokes the key:");
     println!(

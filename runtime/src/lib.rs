@@ -75,6 +75,8 @@
 //! | `webhooks` | `#[webhook]` and the `webhook` module: Standard Webhooks, GitHub and Stripe signatures | off |
 //! | `openapi` | security requirements and refusals in utoipa operations | off |
 //! | `aide` | protected handlers in aide's `api_route` | off |
+//! | `admin` | [`admin::router`]: an admin API to create, list, rotate, disable, top up and revoke keys | off |
+//! | `secret-scanning` | [`secret_scanning::router`]: GitHub's secret scanning reports, verified (ECDSA P-256) and acted on | off |
 //! | `cli` | the `axum-api-key` command-line tool (with `file`) | off |
 //!
 //! [axum]: https://docs.rs/axum
