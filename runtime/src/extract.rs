@@ -566,6 +566,9 @@ async fn guard<S: KeyStore>(
                         None
                     };
                     warn_in_clear(parts, exposed.as_ref());
+                    if exposed.is_some() {
+                        store.key_exposed(key, route(parts).to_owned()).await;
+                    }
                     Err(Refusal::new(
                         Problem::HttpsRequired,
                         "insecure_transport",

@@ -114,6 +114,7 @@ pub mod webhook;
 
 #[cfg(feature = "admin")]
 pub mod admin;
+pub mod exposure;
 #[cfg(feature = "secret-scanning")]
 pub mod secret_scanning;
 pub use config::DEFAULT_ID;

@@ -5,7 +5,6 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,6 +19,8 @@ use p256::ecdsa::{DerSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 
+use crate::exposure::Found;
+pub use crate::exposure::{Exposure, Leak, LeakPolicy};
 use crate::rejection::JsonStr;
 use crate::self_service::{ManageError, ManagedKeys};
 use crate::store::{ApiKeys, KeyDigest};
@@ -29,54 +30,6 @@ pub const MAX_REPORT: usize = 1 << 20;
 
 /// The most tokens one report may hold.
 pub const MAX_TOKENS: usize = 1_000;
-
-/// What is done with a key of the store found in a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum LeakPolicy {
-    /// The leaked key is revoked at once, disabled or expired ones too; the other keys of its
-    /// id are untouched.
-    #[default]
-    Revoke,
-    /// The leaked key is rotated: a successor is made (handed to the hook, which tells the
-    /// owner), and the leaked key keeps working for `grace`, so that the owner's service does
-    /// not stop before the new key is in place.
-    Rotate {
-        /// How long the leaked key keeps working.
-        grace: Duration,
-    },
-    /// Nothing is changed: the hook and the audit log tell the owner.
-    Notify,
-}
-
-/// A leaked key found in a report, as the hook is told of it.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct Leak {
-    /// The id of the leaked key.
-    pub key_id: String,
-    /// Where it was found (the URL GitHub gives), if given.
-    pub url: Option<String>,
-    /// Where it was found (`content`, `commit`, `issue_description`, …), if given.
-    pub source: Option<String>,
-    /// What was done with it: `revoked`, `rotated`, `notified`, or `already_refused` when it
-    /// was revoked before (a report repeated).
-    pub action: &'static str,
-    /// The successor made by [`LeakPolicy::Rotate`]: the only place it is given, so the hook
-    /// can hand it to the owner.
-    pub new_key: Option<String>,
-}
-
-impl fmt::Debug for Leak {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Leak")
-            .field("key_id", &self.key_id)
-            .field("url", &self.url)
-            .field("source", &self.source)
-            .field("action", &self.action)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why a public key could not be taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,15 +50,20 @@ impl std::error::Error for ScanningKeyError {}
 /// (JSON: `public_keys[].key_identifier` and `.key`, PEM);
 /// [`with_github_keys`](Self::with_github_keys) reads that document, so a deployment can fetch
 /// it with the HTTP client it has and pass it here.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SecretScanning {
     keys: Vec<(String, VerifyingKey)>,
-    policy: LeakPolicy,
-    hook: Option<Hook>,
+    exposure: Exposure,
 }
 
-/// The hook told of each leaked key.
-type Hook = Arc<dyn Fn(&Leak) + Send + Sync>;
+impl Default for SecretScanning {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            exposure: Exposure::new(LeakPolicy::Revoke),
+        }
+    }
+}
 
 impl fmt::Debug for SecretScanning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,8 +72,8 @@ impl fmt::Debug for SecretScanning {
                 "keys",
                 &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
             )
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
+            .field("exposure", &self.exposure)
+            .finish()
     }
 }
 
@@ -165,16 +123,23 @@ impl SecretScanning {
         Ok(self)
     }
 
-    /// What is done with a leaked key of the store.
+    /// What is done with a leaked key of the store ([`LeakPolicy::Revoke`] by default).
     pub fn policy(mut self, policy: LeakPolicy) -> Self {
-        self.policy = policy;
+        self.exposure.set_policy(policy);
         self
     }
 
     /// Calls `hook` for each leaked key of the store, after the policy acted: tell the owner
     /// here (an e-mail, a ticket). It runs within the request: hand long work to a task.
     pub fn on_leak(mut self, hook: impl Fn(&Leak) + Send + Sync + 'static) -> Self {
-        self.hook = Some(Arc::new(hook));
+        self.exposure = self.exposure.on_leak(hook);
+        self
+    }
+
+    /// Answers leaks as `exposure` says, policy and hook: give the store the same one
+    /// ([`ApiKeys::with_exposure`]), so that a key seen over plain HTTP is answered alike.
+    pub fn exposure(mut self, exposure: Exposure) -> Self {
+        self.exposure = exposure;
         self
     }
 }
@@ -401,46 +366,19 @@ async fn act<S: LeakedKeys>(
     let Some((key_id, revoked)) = store.id_of(&digest) else {
         return Ok(false);
     };
-    let (action, new_key) = match scanning.policy {
-        // Revoked before: a report repeated changes nothing more. (A disabled or expired key
-        // is revoked still: a suspension can be lifted, a revocation cannot.)
-        _ if revoked => ("already_refused", None),
-        LeakPolicy::Revoke => match store.revoke_presented(&digest).await {
-            Ok(()) => ("revoked", None),
-            Err(ManageError::NotLive) => ("already_refused", None),
-            Err(error) => return Err(error),
+    crate::exposure::act(
+        &scanning.exposure,
+        store,
+        &digest,
+        key_id,
+        revoked,
+        Found {
+            how: "secret_scanning",
+            url: reported.url.as_deref(),
+            source: reported.source.as_deref(),
         },
-        LeakPolicy::Rotate { grace } => match store.rotate_presented(&digest, grace).await {
-            Ok(rotation) => ("rotated", Some(rotation.into_key())),
-            // A key that cannot rotate (disabled, expired, rotated out already) is revoked:
-            // no one relies on it working through a grace.
-            Err(ManageError::NotLive | ManageError::Superseded) => {
-                store.revoke_presented(&digest).await?;
-                ("revoked", None)
-            }
-            Err(error) => return Err(error),
-        },
-        LeakPolicy::Notify => ("notified", None),
-    };
-    crate::usage::exposed_id(&key_id);
-    tracing::warn!(
-        target: "axum_api_key::audit",
-        outcome = action,
-        reason = "key_exposed",
-        key_id = key_id.as_str(),
-        url = reported.url.as_deref(),
-        source = reported.source.as_deref(),
-        "an API key was found in public by secret scanning"
-    );
-    if let Some(hook) = &scanning.hook {
-        hook(&Leak {
-            key_id,
-            url: reported.url.clone(),
-            source: reported.source.clone(),
-            action,
-            new_key,
-        });
-    }
+    )
+    .await?;
     Ok(true)
 }
 

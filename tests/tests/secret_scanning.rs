@@ -385,3 +385,77 @@ mod postgres {
             .await;
     }
 }
+
+/// A key sent over plain HTTP to a store that requires HTTPS, and a key GitHub reports, meet
+/// one `Exposure`: the same policy, the same hook, the same `key_exposed` event.
+#[tokio::test]
+async fn a_key_sent_in_clear_and_a_reported_key_meet_the_same_exposure() {
+    use axum_api_key::HttpsPolicy;
+    use axum_api_key::exposure::Exposure;
+
+    #[axum_api_key::api_key]
+    async fn data() -> &'static str {
+        "data"
+    }
+
+    let leaks = Arc::new(Mutex::new(Vec::<Leak>::new()));
+    let seen = Arc::clone(&leaks);
+    let exposure = Exposure::new(LeakPolicy::Revoke)
+        .on_leak(move |leak| seen.lock().expect("lock").push(leak.clone()));
+    let format = KeyFormat::new("leak").expect("format");
+    let (in_clear, reported) = (format.generate(), format.generate());
+    let keys = ApiKeys::new()
+        .with_format(format)
+        .with(Key::new("sent-in-clear", &in_clear))
+        .with(Key::new("committed", &reported))
+        .with_https(HttpsPolicy::Direct)
+        .with_exposure(exposure.clone());
+    let (signing, pem) = signer();
+    let scanning = SecretScanning::new()
+        .with_key("mine", &pem)
+        .expect("key")
+        .exposure(exposure);
+    let app = Router::new()
+        .route("/data", axum::routing::get(data))
+        .nest("/leaks", secret_scanning::router::<ApiKeys, _>(scanning))
+        .with_state(keys.clone());
+
+    // Over plain HTTP (no TLS marker): refused, and revoked as a leak.
+    let request = Request::get("/data")
+        .header("x-api-key", &in_clear)
+        .body(Body::empty())
+        .expect("request");
+    let refused = send(app.clone(), request).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert_eq!(
+        keys.verify(in_clear.as_bytes()).unwrap_err(),
+        KeyError::Revoked
+    );
+
+    // Reported by GitHub: the same policy.
+    let body = json!([{"token": reported, "type": "t", "url": "https://github.com/o/r", "source": "commit"}]).to_string();
+    let request = Request::post("/leaks")
+        .header("Github-Public-Key-Identifier", "mine")
+        .header("Github-Public-Key-Signature", sign(&signing, &body))
+        .body(Body::from(body))
+        .expect("request");
+    assert_eq!(send(app.clone(), request).await.status, StatusCode::OK);
+    assert_eq!(
+        keys.verify(reported.as_bytes()).unwrap_err(),
+        KeyError::Revoked
+    );
+
+    let leaks = leaks.lock().expect("lock");
+    let told: Vec<(&str, &str, &str)> = leaks
+        .iter()
+        .map(|leak| (leak.key_id.as_str(), leak.found, leak.action))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("sent-in-clear", "plain_http", "revoked"),
+            ("committed", "secret_scanning", "revoked"),
+        ]
+    );
+    assert_eq!(leaks[0].url.as_deref(), Some("/data"));
+}

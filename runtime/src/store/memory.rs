@@ -112,6 +112,24 @@ impl ApiKeys {
         self.with_settings(|settings| settings.https = Some(policy))
     }
 
+    /// Answers a key of the store seen in public as `exposure` says: over plain HTTP (with
+    /// [`with_https`](Self::with_https)), and, given the same [`Exposure`](crate::exposure::Exposure),
+    /// reported by secret scanning. Without one, a key seen over plain HTTP is only reported
+    /// (a `key_exposed` warning).
+    ///
+    /// ```
+    /// use axum_api_key::exposure::{Exposure, LeakPolicy};
+    /// use axum_api_key::{ApiKeys, HttpsPolicy};
+    ///
+    /// let exposure = Exposure::new(LeakPolicy::Revoke);
+    /// let keys = ApiKeys::new()
+    ///     .with_https(HttpsPolicy::Direct)
+    ///     .with_exposure(exposure.clone()); // and `SecretScanning::new().exposure(exposure)`
+    /// ```
+    pub fn with_exposure(self, exposure: crate::exposure::Exposure) -> Self {
+        self.with_settings(|settings| settings.exposure = Some(exposure))
+    }
+
     /// Counts requests and failed attempts in `limits` rather than in the process-wide
     /// [`RateLimits`]: its throttle settings, its trusted proxies, and (feature `redis`) a
     /// budget shared with other instances through Redis.

@@ -158,6 +158,7 @@ struct Shared {
 pub(crate) struct Settings {
     pub(crate) https: Option<HttpsPolicy>,
     pub(crate) limits: Option<RateLimits>,
+    pub(crate) exposure: Option<crate::exposure::Exposure>,
 }
 
 impl Default for Shared {
@@ -288,7 +289,6 @@ impl ApiKeys {
     }
 
     /// The key with this digest, whatever its state.
-    #[cfg_attr(not(feature = "secret-scanning"), allow(dead_code))]
     pub(crate) fn find_digest(&self, digest: &KeyDigest) -> Option<VerifiedKey> {
         self.shared
             .snapshot
@@ -398,6 +398,15 @@ pub trait KeyStore: Send + Sync + 'static {
     /// back can do so in batches. Not part of the public API.
     #[doc(hidden)]
     fn key_used(&self) {}
+
+    /// Called when one of the store's keys was seen over plain HTTP (on `route`), so that a
+    /// store with an [`Exposure`](crate::exposure::Exposure) acts on it. Not part of the
+    /// public API.
+    #[doc(hidden)]
+    fn key_exposed(&self, key: &str, route: String) -> impl Future<Output = ()> + Send {
+        let _ = (key, route);
+        async {}
+    }
 }
 
 impl KeyStore for ApiKeys {
@@ -424,6 +433,42 @@ impl KeyStore for ApiKeys {
 
     fn key_used(&self) {
         self.schedule_uses_write();
+    }
+
+    fn key_exposed(&self, key: &str, route: String) -> impl Future<Output = ()> + Send {
+        let exposure = self.shared.settings.exposure.clone();
+        let digest = digest(key.as_bytes());
+        let store = self.clone();
+        async move {
+            let Some(exposure) = exposure else { return };
+            let Some(found) = store.find_digest(&digest) else {
+                return;
+            };
+            let revoked = found.record().revoked;
+            let acted = crate::exposure::act(
+                &exposure,
+                &store,
+                &digest,
+                found.id().to_owned(),
+                revoked,
+                crate::exposure::Found {
+                    how: "plain_http",
+                    url: Some(&route),
+                    source: None,
+                },
+            )
+            .await;
+            if let Err(error) = acted {
+                tracing::error!(
+                    target: "axum_api_key::audit",
+                    outcome = "failed",
+                    reason = "key_exposed",
+                    key_id = found.id(),
+                    error = %error,
+                    "a key seen over plain HTTP could not be acted on"
+                );
+            }
+        }
     }
 }
 
