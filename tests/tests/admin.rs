@@ -219,6 +219,47 @@ async fn a_support_engineer_creates_lists_suspends_tops_up_rotates_and_revokes()
         0
     );
 
+    // Scopes: only those the admin key holds, and only tokens.
+    let scoped = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/scopes",
+        writer(),
+        Some(json!(["orders:read", "keys:read"])),
+    )
+    .await;
+    assert_eq!(scoped.status, StatusCode::NO_CONTENT, "{}", scoped.text());
+    let held: Vec<String> = keys
+        .verify(key.as_bytes())
+        .expect("valid")
+        .scopes()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(held, ["orders:read", "keys:read"]);
+    let widened = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/scopes",
+        writer(),
+        Some(json!(["admin"])),
+    )
+    .await;
+    assert_eq!(widened.status, StatusCode::FORBIDDEN);
+    let by_reader = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/scopes",
+        reader(),
+        Some(json!([])),
+    )
+    .await;
+    assert_eq!(by_reader.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        keys.verify(key.as_bytes()).expect("valid").scopes().count(),
+        2,
+        "refused changes changed nothing"
+    );
+
     // A rotation: the new key once; the old one works for the grace.
     let rotated = call(
         &app,
@@ -569,6 +610,25 @@ mod postgres {
         assert_eq!(widened.status, StatusCode::FORBIDDEN);
         let refused = call(&app, "DELETE", "/admin/keys/acme-web", &reader, None).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let scoped = call(
+            &app,
+            "PUT",
+            "/admin/keys/acme-web/scopes",
+            &writer,
+            Some(json!(["orders:read", "keys:read"])),
+        )
+        .await;
+        assert_eq!(scoped.status, StatusCode::NO_CONTENT, "{}", scoped.text());
+        assert_eq!(keys.verify(&key).await.expect("valid").scopes().count(), 2);
+        let bad = call(
+            &app,
+            "PUT",
+            "/admin/keys/acme-web/scopes",
+            &writer,
+            Some(json!(["orders read"])),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::FORBIDDEN, "not a scope it holds");
 
         assert_eq!(
             call(&app, "PUT", "/admin/keys/acme-web/disabled", &writer, None)
@@ -739,6 +799,7 @@ fn the_document_names_every_route_with_the_scopes_its_guard_asks_for() {
         ("/admin/keys/{id}/disabled", "delete", "keys:write", "204"),
         ("/admin/keys/{id}/credits", "put", "keys:write", "204"),
         ("/admin/keys/{id}/rate_limit", "put", "keys:write", "204"),
+        ("/admin/keys/{id}/scopes", "put", "keys:write", "204"),
     ] {
         let operation = &paths[path][method];
         assert!(operation.is_object(), "{method} {path} undocumented");

@@ -54,6 +54,7 @@ pub const MAX_PAGE: usize = 1_000;
 /// | `PUT /keys/{id}/disabled` / `DELETE /keys/{id}/disabled` | `W` | `204`, suspended / enabled again; idempotent |
 /// | `PUT /keys/{id}/credits` | `W` | `204`; the body is `{"credits": 10000, "refill": "10000/month"}` (`refill` optional) |
 /// | `PUT /keys/{id}/rate_limit` | `W` | `204`; the body is the plan, `["10/s", "100000/day"]` (`[]` for none) |
+/// | `PUT /keys/{id}/scopes` | `W` | `204`; the body is the scopes, `["orders:read"]`, each one the admin key holds |
 ///
 /// A key is never answered but the one just created or rotated. **An admin key cannot create
 /// a key with a scope it does not hold itself** (`403`, naming the scopes): a support tool
@@ -96,6 +97,7 @@ where
         )
         .route("/keys/{id}/credits", put(credits::<W, S>))
         .route("/keys/{id}/rate_limit", put(rate_limit::<W, S>))
+        .route("/keys/{id}/scopes", put(scopes::<W, S>))
         // A body past the cap is refused before it is buffered.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
@@ -216,31 +218,8 @@ async fn create<W: KeyConfig, S: AdminKeys>(
         Err(why) => return bad_request(&why),
     };
     // An admin key widens nothing: every scope it gives, it holds.
-    let lacking: Vec<&str> = new
-        .scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|scope| !admin.has_scope(scope))
-        .collect();
-    if !lacking.is_empty() {
-        tracing::warn!(
-            target: "axum_api_key::audit",
-            outcome = "refused",
-            action = "create",
-            admin_key_id = admin.id(),
-            scopes = ?lacking,
-            "an admin key asked for a key with scopes it does not hold"
-        );
-        let detail = format!(
-            "This admin key cannot give scopes it does not hold: {}.",
-            lacking.join(", ")
-        );
-        return problem(
-            StatusCode::FORBIDDEN,
-            "scope-not-held",
-            "Scope not held",
-            &detail,
-        );
+    if let Some(refused) = widening(&admin, &new.scopes, "create") {
+        return refused;
     }
     let mut new = new;
     let id = new.id.get_or_insert_with(new_id).clone();
@@ -411,6 +390,59 @@ async fn rate_limit<W: KeyConfig, S: AdminKeys>(
         }
         Err(error) => failed(&admin, "rate_limit", Some(&id), &error),
     }
+}
+
+async fn scopes<W: KeyConfig, S: AdminKeys>(
+    _: RequireApiKey<W, S>,
+    admin: VerifiedKey,
+    State(store): State<S>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let scopes: Vec<String> = match read_body(&body) {
+        Ok(scopes) => scopes,
+        Err(error) => return error.into_response(),
+    };
+    if let Some(refused) = widening(&admin, &scopes, "scopes") {
+        return refused;
+    }
+    match store.set_key_scopes(&id, scopes).await {
+        Ok(_) => {
+            audit(&admin, "scopes", Some(&id));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => failed(&admin, "scopes", Some(&id), &error),
+    }
+}
+
+/// The refusal of a change that would give a scope the admin key does not hold itself.
+fn widening(admin: &VerifiedKey, scopes: &[String], action: &'static str) -> Option<Response> {
+    let lacking: Vec<&str> = scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|scope| !admin.has_scope(scope))
+        .collect();
+    if lacking.is_empty() {
+        return None;
+    }
+    tracing::warn!(
+        target: "axum_api_key::audit",
+        outcome = "refused",
+        action,
+        admin_key_id = admin.id(),
+        scopes = ?lacking,
+        "an admin key asked to give scopes it does not hold"
+    );
+    let detail = format!(
+        "This admin key cannot give scopes it does not hold: {}.",
+        lacking.join(", ")
+    );
+    Some(problem(
+        StatusCode::FORBIDDEN,
+        "scope-not-held",
+        "Scope not held",
+        &detail,
+    ))
 }
 
 /// A listed key's state, as `GET /keys` names it.

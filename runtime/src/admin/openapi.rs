@@ -281,6 +281,26 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
     .response("204", empty("Set"))
     .response("400", crate::openapi::problem("Not a plan of rate limits"));
 
+    let scopes = changing(
+        "admin_set_scopes",
+        "Gives every key of an id these scopes (each one the admin key holds)",
+    )
+    .parameter(id())
+    .request_body(body(
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String),
+            )
+            .build()
+            .into(),
+    ))
+    .response("204", empty("Set"))
+    .response(
+        "422",
+        crate::openapi::problem("A scope that is not a token"),
+    );
+
     let mut keys = PathItem::new(HttpMethod::Get, list);
     keys.merge_operations(PathItem::new(HttpMethod::Post, create));
     let mut one = PathItem::new(HttpMethod::Get, show);
@@ -304,6 +324,10 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
                 .path(
                     format!("{prefix}/keys/{{id}}/rate_limit"),
                     PathItem::new(HttpMethod::Put, limits),
+                )
+                .path(
+                    format!("{prefix}/keys/{{id}}/scopes"),
+                    PathItem::new(HttpMethod::Put, scopes),
                 ),
         )
         .components(Some(

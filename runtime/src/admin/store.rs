@@ -56,6 +56,13 @@ pub trait AdminKeys: crate::ManagedKeys {
         disabled: bool,
     ) -> impl Future<Output = Result<u64, ManageError>> + Send;
 
+    /// Gives every key of `id` exactly `scopes`.
+    fn set_key_scopes(
+        &self,
+        id: &str,
+        scopes: Vec<String>,
+    ) -> impl Future<Output = Result<u64, ManageError>> + Send;
+
     /// Holds every key of `id` to `limits` (none: no limit).
     fn set_key_rate_limits(
         &self,
@@ -141,6 +148,14 @@ impl AdminKeys for ApiKeys {
         .await
     }
 
+    async fn set_key_scopes(&self, id: &str, scopes: Vec<String>) -> Result<u64, ManageError> {
+        let id = id.to_owned();
+        blocking(self, move |keys| {
+            keys.set_scopes(&id, scopes).map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn set_key_rate_limits(
         &self,
         id: &str,
@@ -217,6 +232,10 @@ impl AdminKeys for crate::PgKeys {
             self.enable(id).await
         };
         changed.map_err(Into::into)
+    }
+
+    async fn set_key_scopes(&self, id: &str, scopes: Vec<String>) -> Result<u64, ManageError> {
+        self.set_scopes(id, scopes).await.map_err(Into::into)
     }
 
     async fn set_key_rate_limits(

@@ -668,7 +668,7 @@ impl FileIndex {
                     }
                 }
                 // Made through a full parse (it may remove a line): never spliced.
-                FileEdit::RateLimits { .. } => {
+                FileEdit::RateLimits { .. } | FileEdit::Scopes { .. } => {
                     return Err(ConfigError::new(ConfigErrorKind::FileSyntax)
                         .with_message("a change of rate limits is not spliced"));
                 }
@@ -1021,6 +1021,16 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
         FileEdit::LastUsed { id, at } => {
             for table in keys.iter_mut().filter(|table| of_id(table, id)) {
                 table.insert("last_used", value(datetime(*at)?));
+            }
+        }
+        FileEdit::Scopes { id, scopes } => {
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                if scopes.is_empty() {
+                    table.remove("scopes");
+                } else {
+                    let list: toml_edit::Array = scopes.iter().map(|scope| &**scope).collect();
+                    table.insert("scopes", value(list));
+                }
             }
         }
         FileEdit::RateLimits { id, limits } => {

@@ -116,6 +116,47 @@ impl ApiKeys {
         })
     }
 
+    /// Gives every key of `id` exactly `scopes` (each a scope token, as
+    /// [`Key::scopes`](crate::Key::scopes) takes them), from the next request; written to the
+    /// records file, if the store has one. Returns how many keys were changed, or an error for
+    /// an unknown id or a scope that is not a token, with nothing changed.
+    ///
+    /// ```
+    /// use axum_api_key::ApiKeys;
+    ///
+    /// let keys = ApiKeys::new().with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s");
+    /// keys.set_scopes("partner-a", ["orders:read"])?;
+    /// assert!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().has_scope("orders:read"));
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn set_scopes<I, S>(&self, id: &str, scopes: I) -> Result<usize, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        let scopes: Vec<Box<str>> = scopes.into_iter().map(Into::into).collect();
+        if let Some(bad) = scopes
+            .iter()
+            .find(|scope| !super::set::is_scope_token(scope))
+        {
+            let shown: String = bad.chars().take(64).collect();
+            return Err(ConfigError::new(ConfigErrorKind::InvalidScope)
+                .with_message(format!("`{shown}` is not a scope token"))
+                .with_id(id));
+        }
+        self.change(|set, edits| {
+            let named = set.update(id, |record| record.scopes = scopes.clone().into());
+            if named == 0 {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+            edits.push(FileEdit::Scopes {
+                id: id.into(),
+                scopes: scopes.clone(),
+            });
+            Ok(named)
+        })
+    }
+
     fn set_disabled(&self, id: &str, disabled: bool) -> Result<usize, ConfigError> {
         self.change(|set, edits| {
             let changed = std::cell::Cell::new(0);
@@ -686,6 +727,8 @@ pub(crate) enum FileEdit {
     Disable { id: Box<str>, disabled: bool },
     /// Every key of this id last used at `at`, unless its record says later.
     LastUsed { id: Box<str>, at: SystemTime },
+    /// Every key of this id holding these scopes.
+    Scopes { id: Box<str>, scopes: Vec<Box<str>> },
     /// Every key of this id held to these rate limits (none: no limit).
     RateLimits {
         id: Box<str>,
@@ -712,6 +755,7 @@ impl FileEdit {
                 refill: Some(_),
                 ..
             } | Self::RateLimits { .. }
+                | Self::Scopes { .. }
         )
     }
 }

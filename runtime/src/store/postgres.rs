@@ -434,6 +434,34 @@ impl PgKeys {
 
     /// Gives every key of `id` the identity `identity` (or none), whose keys share their rate
     /// limits and credits. Returns how many keys changed.
+    /// Gives every key of `id` exactly `scopes`, rotated keys included: from here at once,
+    /// everywhere else within a second. Returns how many keys were changed, or an error for an
+    /// unknown id or a scope that is not a token, with nothing changed.
+    pub async fn set_scopes<I, S>(&self, id: &str, scopes: I) -> Result<u64, PgKeysError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        if let Some(bad) = scopes
+            .iter()
+            .find(|scope| !super::set::is_scope_token(scope))
+        {
+            let shown: String = bad.chars().take(64).collect();
+            return Err(PgKeysError::Invalid(
+                crate::ConfigError::new(crate::ConfigErrorKind::InvalidScope)
+                    .with_message(format!("`{shown}` is not a scope token"))
+                    .with_id(id),
+            ));
+        }
+        let rows = sqlx::query("UPDATE api_keys SET scopes = $2 WHERE id = $1 RETURNING digest")
+            .bind(id)
+            .bind(&scopes)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        self.changed(id, &rows).await
+    }
+
     pub async fn set_identity(&self, id: &str, identity: Option<&str>) -> Result<u64, PgKeysError> {
         let rows = sqlx::query("UPDATE api_keys SET identity = $2 WHERE id = $1 RETURNING digest")
             .bind(id)
