@@ -5,6 +5,7 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -53,6 +54,7 @@ impl std::error::Error for ScanningKeyError {}
 #[derive(Clone)]
 pub struct SecretScanning {
     keys: Vec<(String, VerifyingKey)>,
+    fetched: Option<Arc<Fetched>>,
     exposure: Exposure,
 }
 
@@ -60,10 +62,37 @@ impl Default for SecretScanning {
     fn default() -> Self {
         Self {
             keys: Vec::new(),
+            fetched: None,
             exposure: Exposure::new(LeakPolicy::Revoke),
         }
     }
 }
+
+/// Fetches GitHub's document of public keys: the service's own HTTP client.
+type Fetch = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Keys fetched from GitHub's document, kept for a while.
+struct Fetched {
+    fetch: Fetch,
+    ttl: Duration,
+    timeout: Duration,
+    state: std::sync::Mutex<FetchState>,
+}
+
+#[derive(Default)]
+struct FetchState {
+    keys: Arc<Vec<(String, VerifyingKey)>>,
+    fetched_at: Option<Instant>,
+    tried_at: Option<Instant>,
+}
+
+/// The least time between two fetches: a report naming an identifier no document holds cannot
+/// make the service fetch more often than this.
+pub const MIN_REFETCH: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for SecretScanning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,6 +101,7 @@ impl fmt::Debug for SecretScanning {
                 "keys",
                 &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
             )
+            .field("fetched", &self.fetched.is_some())
             .field("exposure", &self.exposure)
             .finish()
     }
@@ -114,13 +144,52 @@ impl SecretScanning {
     /// Trusts every key of GitHub's published document
     /// (`https://api.github.com/meta/public_keys/secret_scanning`), as fetched by the caller.
     pub fn with_github_keys(mut self, document: &str) -> Result<Self, ScanningKeyError> {
-        let keys: GithubKeys = serde_json::from_str(document).map_err(|_| {
-            ScanningKeyError("not GitHub's document of public keys (`public_keys`)".to_owned())
-        })?;
-        for key in keys.public_keys {
-            self = self.with_key(key.key_identifier, &key.key)?;
-        }
+        self.keys.extend(github_keys(document)?);
         Ok(self)
+    }
+
+    /// Trusts the keys of GitHub's document as `fetch` gets it (a `GET` of
+    /// `https://api.github.com/meta/public_keys/secret_scanning` with the service's own HTTP
+    /// client), kept for `ttl`, each fetch given at most `timeout`. A report naming a key the
+    /// document kept does not hold fetches it again (GitHub rotates its keys), at most once a
+    /// [`MIN_REFETCH`]; a fetch that fails or times out keeps the keys fetched before, with a
+    /// `WARN`. Nothing is fetched before the first report.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_api_key::secret_scanning::SecretScanning;
+    ///
+    /// let scanning = SecretScanning::new().fetch_github_keys(
+    ///     || async {
+    ///         // e.g. reqwest::get(URL).await?.text().await
+    ///         Ok::<_, std::io::Error>(r#"{"public_keys": []}"#.to_owned())
+    ///     },
+    ///     Duration::from_secs(3600),
+    ///     Duration::from_secs(5),
+    /// );
+    /// ```
+    pub fn fetch_github_keys<F, Fut, E>(
+        mut self,
+        fetch: F,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let fetch: Fetch = Arc::new(move || {
+            let fetched = fetch();
+            Box::pin(async move { fetched.await.map_err(|error| error.to_string()) })
+        });
+        self.fetched = Some(Arc::new(Fetched {
+            fetch,
+            ttl,
+            timeout,
+            state: std::sync::Mutex::default(),
+        }));
+        self
     }
 
     /// What is done with a leaked key of the store ([`LeakPolicy::Revoke`] by default).
@@ -141,6 +210,85 @@ impl SecretScanning {
     pub fn exposure(mut self, exposure: Exposure) -> Self {
         self.exposure = exposure;
         self
+    }
+}
+
+/// The keys of GitHub's document.
+fn github_keys(document: &str) -> Result<Vec<(String, VerifyingKey)>, ScanningKeyError> {
+    let keys: GithubKeys = serde_json::from_str(document).map_err(|_| {
+        ScanningKeyError("not GitHub's document of public keys (`public_keys`)".to_owned())
+    })?;
+    keys.public_keys
+        .into_iter()
+        .map(|key| {
+            let parsed = VerifyingKey::from_public_key_pem(key.key.trim()).map_err(|_| {
+                ScanningKeyError(format!(
+                    "key `{}` is not a P-256 public key in PEM",
+                    key.key_identifier.chars().take(64).collect::<String>()
+                ))
+            })?;
+            Ok((key.key_identifier, parsed))
+        })
+        .collect()
+}
+
+impl Fetched {
+    /// The key of `identifier` among the fetched ones, fetching them first when they are stale
+    /// or lack it (at most once a [`MIN_REFETCH`]).
+    async fn key(&self, identifier: &str) -> Option<VerifyingKey> {
+        let find = |keys: &[(String, VerifyingKey)]| {
+            keys.iter()
+                .find(|(id, _)| id == identifier)
+                .map(|(_, key)| *key)
+        };
+        let (keys, may_fetch) = {
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let fresh = state.fetched_at.is_some_and(|at| at.elapsed() < self.ttl);
+            let found = find(&state.keys);
+            let may_fetch = (!fresh || found.is_none())
+                && state.tried_at.is_none_or(|at| at.elapsed() >= MIN_REFETCH);
+            if may_fetch {
+                // Taken now: the requests meanwhile use what is kept.
+                state.tried_at = Some(Instant::now());
+            }
+            (Arc::clone(&state.keys), may_fetch)
+        };
+        if !may_fetch {
+            return find(&keys);
+        }
+        match tokio::time::timeout(self.timeout, (self.fetch)()).await {
+            Ok(Ok(document)) => match github_keys(&document) {
+                Ok(fetched) => {
+                    let fetched = Arc::new(fetched);
+                    let mut state = self
+                        .state
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    state.keys = Arc::clone(&fetched);
+                    state.fetched_at = Some(Instant::now());
+                    return find(&fetched);
+                }
+                Err(error) => tracing::warn!(
+                    target: "axum_api_key::audit",
+                    error = %error,
+                    "GitHub's public keys could not be read; the keys fetched before are kept"
+                ),
+            },
+            Ok(Err(error)) => tracing::warn!(
+                target: "axum_api_key::audit",
+                error = %error,
+                "GitHub's public keys could not be fetched; the keys fetched before are kept"
+            ),
+            Err(_) => tracing::warn!(
+                target: "axum_api_key::audit",
+                "GitHub's public keys were not fetched within the timeout; the keys fetched \
+                 before are kept"
+            ),
+        }
+        find(&keys)
     }
 }
 
@@ -249,7 +397,7 @@ async fn report<S: LeakedKeys>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    if let Err(why) = verify(scanning, headers, body) {
+    if let Err(why) = verify(scanning, headers, body).await {
         tracing::warn!(
             target: "axum_api_key::audit",
             outcome = "refused",
@@ -325,7 +473,11 @@ async fn report<S: LeakedKeys>(
 
 /// The signature check: the identifier names a trusted key, and the signature verifies over
 /// the raw body.
-fn verify(scanning: &SecretScanning, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+async fn verify(
+    scanning: &SecretScanning,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), &'static str> {
     let one = |name: &str| {
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {
@@ -337,12 +489,17 @@ fn verify(scanning: &SecretScanning, headers: &HeaderMap, body: &[u8]) -> Result
         .ok_or("one Github-Public-Key-Identifier header is required")?;
     let signature = one("github-public-key-signature")
         .ok_or("one Github-Public-Key-Signature header is required")?;
-    let key = scanning
+    let known = scanning
         .keys
         .iter()
         .find(|(id, _)| id == identifier)
-        .map(|(_, key)| key)
-        .ok_or("the report is signed with a key this service does not trust")?;
+        .map(|(_, key)| *key);
+    let key = match (known, &scanning.fetched) {
+        (Some(key), _) => Some(key),
+        (None, Some(fetched)) => fetched.key(identifier).await,
+        (None, None) => None,
+    }
+    .ok_or("the report is signed with a key this service does not trust")?;
     let der = base64::engine::general_purpose::STANDARD
         .decode(signature.trim())
         .map_err(|_| "the signature is not base64")?;

@@ -459,3 +459,63 @@ async fn a_key_sent_in_clear_and_a_reported_key_meet_the_same_exposure() {
     );
     assert_eq!(leaks[0].url.as_deref(), Some("/data"));
 }
+
+/// GitHub's keys fetched by the service's own client: once, kept, fetched again for a key the
+/// document lacked at most once a minute (a forged identifier cannot make the service hammer
+/// GitHub), and a fetch that hangs or fails refuses the report without hanging it.
+#[tokio::test]
+async fn keys_fetched_from_github_are_kept_and_a_slow_or_failed_fetch_refuses() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (signing, pem) = signer();
+    let document =
+        json!({"public_keys": [{"key_identifier": "gh-1", "key": pem, "is_current": true}]})
+            .to_string();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&fetches);
+    let scanning = SecretScanning::new().fetch_github_keys(
+        move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let document = document.clone();
+            async move { Ok::<_, std::io::Error>(document) }
+        },
+        Duration::from_secs(3600),
+        Duration::from_secs(5),
+    );
+    let (app, _, _) = app(scanning);
+    let body = json!([{"token": "leak_nothing", "type": "t"}]).to_string();
+    for _ in 0..3 {
+        let answer = report(&app, &body, "gh-1", &sign(&signing, &body)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched once, then kept");
+    for _ in 0..5 {
+        let refused = report(&app, &body, "forged-identifier", &sign(&signing, &body)).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "no fetch within the minute"
+    );
+
+    // A fetch that hangs is given up at the timeout; one that fails, at once.
+    let hanging = SecretScanning::new().fetch_github_keys(
+        || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, std::io::Error>(String::new())
+        },
+        Duration::from_secs(3600),
+        Duration::from_millis(50),
+    );
+    let (app, _, _) = self::app(hanging);
+    let refused = report(&app, &body, "gh-1", &sign(&signing, &body)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let failing = SecretScanning::new().fetch_github_keys(
+        || async { Err::<String, _>(std::io::Error::other("connection refused")) },
+        Duration::from_secs(3600),
+        Duration::from_secs(5),
+    );
+    let (app, _, _) = self::app(failing);
+    let refused = report(&app, &body, "gh-1", &sign(&signing, &body)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}
