@@ -301,7 +301,7 @@ impl KeyRecord {
     }
 
     /// The free metadata fields.
-    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "file", feature = "admin")), allow(dead_code))]
     pub(crate) fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
         self.metadata
             .iter()
@@ -310,6 +310,11 @@ impl KeyRecord {
 
     pub(crate) fn metadata_field(&self, name: &str) -> Option<&str> {
         self.metadata.as_ref()?.get(name).map(String::as_str)
+    }
+
+    /// Replaces the free metadata fields (none when `metadata` is empty).
+    pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
+        self.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
     }
 
     pub(crate) fn insert_metadata(&mut self, name: String, value: String) {

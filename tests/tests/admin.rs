@@ -260,6 +260,39 @@ async fn a_support_engineer_creates_lists_suspends_tops_up_rotates_and_revokes()
         "refused changes changed nothing"
     );
 
+    // Metadata: every field replaced; `{}` for none; too many or too long refused.
+    let noted = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/metadata",
+        writer(),
+        Some(json!({"owner": "Acme Ltd", "ticket": "SUP-42"})),
+    )
+    .await;
+    assert_eq!(noted.status, StatusCode::NO_CONTENT, "{}", noted.text());
+    assert_eq!(
+        keys.verify(key.as_bytes())
+            .expect("valid")
+            .metadata("owner"),
+        Some("Acme Ltd")
+    );
+    let shown = call(&app, "GET", "/admin/keys/acme-ci", reader(), None)
+        .await
+        .json();
+    assert_eq!(
+        shown["keys"][0]["metadata"],
+        json!({"owner": "Acme Ltd", "ticket": "SUP-42"})
+    );
+    let too_long = call(
+        &app,
+        "PUT",
+        "/admin/keys/acme-ci/metadata",
+        writer(),
+        Some(json!({"owner": "x".repeat(2000)})),
+    )
+    .await;
+    assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+
     // A rotation: the new key once; the old one works for the grace.
     let rotated = call(
         &app,
@@ -620,6 +653,19 @@ mod postgres {
         .await;
         assert_eq!(scoped.status, StatusCode::NO_CONTENT, "{}", scoped.text());
         assert_eq!(keys.verify(&key).await.expect("valid").scopes().count(), 2);
+        let noted = call(
+            &app,
+            "PUT",
+            "/admin/keys/acme-web/metadata",
+            &writer,
+            Some(json!({"owner": "Acme Ltd"})),
+        )
+        .await;
+        assert_eq!(noted.status, StatusCode::NO_CONTENT, "{}", noted.text());
+        assert_eq!(
+            keys.verify(&key).await.expect("valid").metadata("owner"),
+            Some("Acme Ltd")
+        );
         let bad = call(
             &app,
             "PUT",
@@ -705,6 +751,11 @@ async fn changes_through_the_admin_api_are_written_to_the_records_file() {
             "/admin/keys/acme/rate_limit",
             Some(json!(["10/s", "500/day"])),
         ),
+        (
+            "PUT",
+            "/admin/keys/acme/metadata",
+            Some(json!({"owner": "Acme \"Ltd\""})),
+        ),
         ("PUT", "/admin/keys/acme/disabled", None),
     ] {
         let answer = call(&app, method, uri, writer(), body).await;
@@ -730,6 +781,7 @@ async fn changes_through_the_admin_api_are_written_to_the_records_file() {
         .expect("the new key's record");
     assert_eq!(acme.key().rate_limits().count(), 2);
     assert_eq!(acme.key().credits(), Some(9));
+    assert_eq!(acme.key().metadata("owner"), Some("Acme \"Ltd\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -800,6 +852,7 @@ fn the_document_names_every_route_with_the_scopes_its_guard_asks_for() {
         ("/admin/keys/{id}/credits", "put", "keys:write", "204"),
         ("/admin/keys/{id}/rate_limit", "put", "keys:write", "204"),
         ("/admin/keys/{id}/scopes", "put", "keys:write", "204"),
+        ("/admin/keys/{id}/metadata", "put", "keys:write", "204"),
     ] {
         let operation = &paths[path][method];
         assert!(operation.is_object(), "{method} {path} undocumented");

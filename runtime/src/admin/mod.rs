@@ -55,6 +55,7 @@ pub const MAX_PAGE: usize = 1_000;
 /// | `PUT /keys/{id}/credits` | `W` | `204`; the body is `{"credits": 10000, "refill": "10000/month"}` (`refill` optional) |
 /// | `PUT /keys/{id}/rate_limit` | `W` | `204`; the body is the plan, `["10/s", "100000/day"]` (`[]` for none) |
 /// | `PUT /keys/{id}/scopes` | `W` | `204`; the body is the scopes, `["orders:read"]`, each one the admin key holds |
+/// | `PUT /keys/{id}/metadata` | `W` | `204`; the body is every field, `{"owner": "Acme Ltd"}` (`{}` for none), at most 64 of up to 1 KiB |
 ///
 /// A key is never answered but the one just created or rotated. **An admin key cannot create
 /// a key with a scope it does not hold itself** (`403`, naming the scopes): a support tool
@@ -98,6 +99,7 @@ where
         .route("/keys/{id}/credits", put(credits::<W, S>))
         .route("/keys/{id}/rate_limit", put(rate_limit::<W, S>))
         .route("/keys/{id}/scopes", put(scopes::<W, S>))
+        .route("/keys/{id}/metadata", put(metadata::<W, S>))
         // A body past the cap is refused before it is buffered.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
@@ -415,6 +417,33 @@ async fn scopes<W: KeyConfig, S: AdminKeys>(
     }
 }
 
+async fn metadata<W: KeyConfig, S: AdminKeys>(
+    _: RequireApiKey<W, S>,
+    admin: VerifiedKey,
+    State(store): State<S>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields: std::collections::BTreeMap<String, String> = match read_body(&body) {
+        Ok(fields) => fields,
+        Err(error) => return error.into_response(),
+    };
+    if fields.len() > 64
+        || fields
+            .iter()
+            .any(|(name, text)| name.is_empty() || name.len() > 1024 || text.len() > 1024)
+    {
+        return bad_request("`metadata` holds at most 64 fields, each named, of up to 1 KiB.");
+    }
+    match store.set_key_metadata(&id, fields).await {
+        Ok(_) => {
+            audit(&admin, "metadata", Some(&id));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => failed(&admin, "metadata", Some(&id), &error),
+    }
+}
+
 /// The refusal of a change that would give a scope the admin key does not hold itself.
 fn widening(admin: &VerifiedKey, scopes: &[String], action: &'static str) -> Option<Response> {
     let lacking: Vec<&str> = scopes
@@ -506,7 +535,14 @@ fn describe(listed: &ListedKey) -> String {
     }
     body.push_str("],\"last_used\":");
     time_or_null(&mut body, listed.last_used());
-    body.push('}');
+    body.push_str(",\"metadata\":{");
+    for (i, (name, text)) in key.record().metadata().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let _ = write!(body, "{}:{}", JsonStr(name), JsonStr(text));
+    }
+    body.push_str("}}");
     body
 }
 

@@ -38,6 +38,8 @@ pub struct AdminKey {
     /// When a key of its id was last used (RFC 3339), if it was.
     #[schema(format = DateTime)]
     last_used: Option<String>,
+    /// Its free metadata fields (owner, ticket).
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// A page of `GET /keys`.
@@ -301,6 +303,24 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
         crate::openapi::problem("A scope that is not a token"),
     );
 
+    let metadata = changing(
+        "admin_set_metadata",
+        "Replaces the metadata fields of every key of an id",
+    )
+    .parameter(id())
+    .request_body(body(
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .additional_properties(Some(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String),
+            ))
+            .build()
+            .into(),
+    ))
+    .response("204", empty("Set"))
+    .response("400", crate::openapi::problem("Not an object of strings"));
+
     let mut keys = PathItem::new(HttpMethod::Get, list);
     keys.merge_operations(PathItem::new(HttpMethod::Post, create));
     let mut one = PathItem::new(HttpMethod::Get, show);
@@ -328,6 +348,10 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
                 .path(
                     format!("{prefix}/keys/{{id}}/scopes"),
                     PathItem::new(HttpMethod::Put, scopes),
+                )
+                .path(
+                    format!("{prefix}/keys/{{id}}/metadata"),
+                    PathItem::new(HttpMethod::Put, metadata),
                 ),
         )
         .components(Some(

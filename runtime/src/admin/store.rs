@@ -56,6 +56,13 @@ pub trait AdminKeys: crate::ManagedKeys {
         disabled: bool,
     ) -> impl Future<Output = Result<u64, ManageError>> + Send;
 
+    /// Replaces the free metadata fields of every key of `id`.
+    fn set_key_metadata(
+        &self,
+        id: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<u64, ManageError>> + Send;
+
     /// Gives every key of `id` exactly `scopes`.
     fn set_key_scopes(
         &self,
@@ -148,6 +155,18 @@ impl AdminKeys for ApiKeys {
         .await
     }
 
+    async fn set_key_metadata(
+        &self,
+        id: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Result<u64, ManageError> {
+        let id = id.to_owned();
+        blocking(self, move |keys| {
+            keys.set_metadata(&id, metadata).map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn set_key_scopes(&self, id: &str, scopes: Vec<String>) -> Result<u64, ManageError> {
         let id = id.to_owned();
         blocking(self, move |keys| {
@@ -232,6 +251,14 @@ impl AdminKeys for crate::PgKeys {
             self.enable(id).await
         };
         changed.map_err(Into::into)
+    }
+
+    async fn set_key_metadata(
+        &self,
+        id: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Result<u64, ManageError> {
+        self.set_metadata(id, &metadata).await.map_err(Into::into)
     }
 
     async fn set_key_scopes(&self, id: &str, scopes: Vec<String>) -> Result<u64, ManageError> {

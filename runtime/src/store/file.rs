@@ -668,7 +668,9 @@ impl FileIndex {
                     }
                 }
                 // Made through a full parse (it may remove a line): never spliced.
-                FileEdit::RateLimits { .. } | FileEdit::Scopes { .. } => {
+                FileEdit::RateLimits { .. }
+                | FileEdit::Scopes { .. }
+                | FileEdit::Metadata { .. } => {
                     return Err(ConfigError::new(ConfigErrorKind::FileSyntax)
                         .with_message("a change of rate limits is not spliced"));
                 }
@@ -1021,6 +1023,19 @@ fn apply(document: &mut toml_edit::DocumentMut, edit: &FileEdit) -> Result<(), C
         FileEdit::LastUsed { id, at } => {
             for table in keys.iter_mut().filter(|table| of_id(table, id)) {
                 table.insert("last_used", value(datetime(*at)?));
+            }
+        }
+        FileEdit::Metadata { id, metadata } => {
+            for table in keys.iter_mut().filter(|table| of_id(table, id)) {
+                if metadata.is_empty() {
+                    table.remove("metadata");
+                } else {
+                    let mut inline = toml_edit::InlineTable::new();
+                    for (name, text) in metadata {
+                        inline.insert(name, text.as_str().into());
+                    }
+                    table.insert("metadata", value(inline));
+                }
             }
         }
         FileEdit::Scopes { id, scopes } => {

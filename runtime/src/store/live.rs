@@ -157,6 +157,36 @@ impl ApiKeys {
         })
     }
 
+    /// Replaces the free metadata fields of every key of `id` (the owner, a ticket: what
+    /// handlers read with [`VerifiedKey::metadata`](crate::VerifiedKey::metadata)); written to
+    /// the records file, if the store has one. Returns how many keys were changed.
+    ///
+    /// ```
+    /// use axum_api_key::ApiKeys;
+    ///
+    /// let keys = ApiKeys::new().with_key("partner-a", "pa_7Qm2xY9wLkV3rT8s");
+    /// keys.set_metadata("partner-a", [("owner".to_owned(), "Partner A Ltd".to_owned())].into())?;
+    /// assert_eq!(keys.verify(b"pa_7Qm2xY9wLkV3rT8s").unwrap().metadata("owner"), Some("Partner A Ltd"));
+    /// # Ok::<(), axum_api_key::ConfigError>(())
+    /// ```
+    pub fn set_metadata(
+        &self,
+        id: &str,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Result<usize, ConfigError> {
+        self.change(|set, edits| {
+            let named = set.update(id, |record| record.set_metadata(metadata.clone()));
+            if named == 0 {
+                return Err(ConfigError::new(ConfigErrorKind::UnknownId).with_id(id));
+            }
+            edits.push(FileEdit::Metadata {
+                id: id.into(),
+                metadata: metadata.clone(),
+            });
+            Ok(named)
+        })
+    }
+
     fn set_disabled(&self, id: &str, disabled: bool) -> Result<usize, ConfigError> {
         self.change(|set, edits| {
             let changed = std::cell::Cell::new(0);
@@ -727,6 +757,11 @@ pub(crate) enum FileEdit {
     Disable { id: Box<str>, disabled: bool },
     /// Every key of this id last used at `at`, unless its record says later.
     LastUsed { id: Box<str>, at: SystemTime },
+    /// Every key of this id holding these metadata fields, and no others.
+    Metadata {
+        id: Box<str>,
+        metadata: std::collections::BTreeMap<String, String>,
+    },
     /// Every key of this id holding these scopes.
     Scopes { id: Box<str>, scopes: Vec<Box<str>> },
     /// Every key of this id held to these rate limits (none: no limit).
@@ -756,6 +791,7 @@ impl FileEdit {
                 ..
             } | Self::RateLimits { .. }
                 | Self::Scopes { .. }
+                | Self::Metadata { .. }
         )
     }
 }

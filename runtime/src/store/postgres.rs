@@ -432,8 +432,6 @@ impl PgKeys {
         self.changed(id, &rows).await
     }
 
-    /// Gives every key of `id` the identity `identity` (or none), whose keys share their rate
-    /// limits and credits. Returns how many keys changed.
     /// Gives every key of `id` exactly `scopes`, rotated keys included: from here at once,
     /// everywhere else within a second. Returns how many keys were changed, or an error for an
     /// unknown id or a scope that is not a token, with nothing changed.
@@ -462,6 +460,25 @@ impl PgKeys {
         self.changed(id, &rows).await
     }
 
+    /// Replaces the free metadata fields of every key of `id`, rotated keys included (the
+    /// `metadata` column, a JSON object of strings). Returns how many keys were changed.
+    pub async fn set_metadata(
+        &self,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<u64, PgKeysError> {
+        let json = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned());
+        let rows =
+            sqlx::query("UPDATE api_keys SET metadata = $2::jsonb WHERE id = $1 RETURNING digest")
+                .bind(id)
+                .bind(json)
+                .fetch_all(&self.inner.pool)
+                .await?;
+        self.changed(id, &rows).await
+    }
+
+    /// Gives every key of `id` the identity `identity` (or none), whose keys share their rate
+    /// limits and credits. Returns how many keys changed.
     pub async fn set_identity(&self, id: &str, identity: Option<&str>) -> Result<u64, PgKeysError> {
         let rows = sqlx::query("UPDATE api_keys SET identity = $2 WHERE id = $1 RETURNING digest")
             .bind(id)
