@@ -385,6 +385,39 @@ async fn a_read_only_key_changes_nothing_and_an_admin_key_widens_nothing() {
     )
     .await;
     assert_eq!(widened.status, StatusCode::FORBIDDEN, "{}", widened.text());
+    // Nor take a more powerful key's place: rotating it would hand over its scopes, and a new
+    // key under its id would pass for it.
+    let root = KeyFormat::new("cust").expect("format").generate();
+    keys.add(Key::new("superuser", &root).scopes(["admin", "keys:write"]))
+        .expect("a root key");
+    let rotated = call(&app, "POST", "/admin/keys/superuser/rotate", writer(), None).await;
+    assert_eq!(rotated.status, StatusCode::FORBIDDEN, "{}", rotated.text());
+    rotated.assert_never_contains(b"cust_");
+    assert!(
+        keys.verify(root.as_bytes()).is_ok(),
+        "the root key was not rotated"
+    );
+    let impostor = call(
+        &app,
+        "POST",
+        "/admin/keys",
+        writer(),
+        Some(json!({"id": "superuser", "scopes": ["orders:read"]})),
+    )
+    .await;
+    assert_eq!(
+        impostor.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        impostor.text()
+    );
+    assert_eq!(
+        keys.list()
+            .iter()
+            .filter(|listed| listed.key().id() == "superuser")
+            .count(),
+        1
+    );
     assert!(
         widened.json()["detail"]
             .as_str()

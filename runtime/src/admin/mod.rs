@@ -58,8 +58,10 @@ pub const MAX_PAGE: usize = 1_000;
 /// | `PUT /keys/{id}/metadata` | `W` | `204`; the body is every field, `{"owner": "Acme Ltd"}` (`{}` for none), at most 64 of up to 1 KiB |
 ///
 /// A key is never answered but the one just created or rotated. **An admin key cannot create
-/// a key with a scope it does not hold itself** (`403`, naming the scopes): a support tool
-/// with `keys:write` and `orders:read` issues `orders:read` keys, never `admin` ones. Every
+/// a key with, or give a key, a scope it does not hold itself** (`403`, naming the scopes): a
+/// support tool with `keys:write` and `orders:read` issues `orders:read` keys, never `admin`
+/// ones. Nor can it rotate a key holding a scope it lacks (the new key is handed to it), or
+/// create a key under an id that exists (`422`). Every
 /// change is an audit event (`INFO`, target `axum_api_key::audit`) naming the admin key's id,
 /// the action and the key id; refusals are `application/problem+json` (`400` for a body that
 /// is not what the route reads, `404` for an unknown id, `409` for a store that cannot
@@ -225,6 +227,20 @@ async fn create<W: KeyConfig, S: AdminKeys>(
     }
     let mut new = new;
     let id = new.id.get_or_insert_with(new_id).clone();
+    // A new key never joins an id that exists: it would share that id's budgets and credits,
+    // and pass for it wherever the application trusts a key by its id.
+    match store.list_keys().await {
+        Ok(listed) if listed.iter().any(|listed| listed.key().id() == id) => {
+            return failed(
+                &admin,
+                "create",
+                Some(&id),
+                &ManageError::Invalid(format!("key `{id}` exists already; rotate it instead")),
+            );
+        }
+        Ok(_) => {}
+        Err(error) => return failed(&admin, "create", Some(&id), &error),
+    }
     let scopes = new.scopes.clone();
     let expires_at = new.expires_at;
     match store.create_key(new).await {
@@ -269,6 +285,20 @@ async fn rotate<W: KeyConfig, S: AdminKeys>(
             Err(error) => return error.into_response(),
         }
     };
+    // The new key holds the id's scopes and is handed to the admin: an admin key may rotate
+    // only keys whose every scope it holds, or a rotation would hand it more than it has.
+    let listed = match store.list_keys().await {
+        Ok(listed) => listed,
+        Err(error) => return failed(&admin, "rotate", Some(&id), &error),
+    };
+    let scopes: Vec<String> = listed
+        .iter()
+        .filter(|listed| listed.key().id() == id)
+        .flat_map(|listed| listed.key().scopes().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    if let Some(refused) = widening(&admin, &scopes, "rotate") {
+        return refused;
+    }
     // A grace no clock can hold is capped where the store caps it.
     let grace = Duration::from_secs(body.grace_seconds.min(10 * 365 * 86_400));
     match store.rotate_key(&id, grace).await {
@@ -287,13 +317,7 @@ async fn revoke<W: KeyConfig, S: AdminKeys>(
     State(store): State<S>,
     Path(id): Path<String>,
 ) -> Response {
-    match store.revoke_key(&id).await {
-        Ok(_) => {
-            audit(&admin, "revoke", Some(&id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(&admin, "revoke", Some(&id), &error),
-    }
+    done(&admin, "revoke", &id, store.revoke_key(&id).await)
 }
 
 async fn disable<W: KeyConfig, S: AdminKeys>(
@@ -321,13 +345,7 @@ async fn set_disabled<S: AdminKeys>(
     disabled: bool,
 ) -> Response {
     let action = if disabled { "disable" } else { "enable" };
-    match store.set_disabled(id, disabled).await {
-        Ok(_) => {
-            audit(admin, action, Some(id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(admin, action, Some(id), &error),
-    }
+    done(admin, action, id, store.set_disabled(id, disabled).await)
 }
 
 /// `PUT /keys/{id}/credits`'s body.
@@ -356,13 +374,12 @@ async fn credits<W: KeyConfig, S: AdminKeys>(
         Ok(refill) => refill,
         Err(error) => return bad_request(&format!("`refill`: {error}")),
     };
-    match store.set_key_credits(&id, body.credits, refill).await {
-        Ok(_) => {
-            audit(&admin, "credits", Some(&id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(&admin, "credits", Some(&id), &error),
-    }
+    done(
+        &admin,
+        "credits",
+        &id,
+        store.set_key_credits(&id, body.credits, refill).await,
+    )
 }
 
 async fn rate_limit<W: KeyConfig, S: AdminKeys>(
@@ -385,13 +402,12 @@ async fn rate_limit<W: KeyConfig, S: AdminKeys>(
         Ok(limits) => limits,
         Err(error) => return bad_request(&format!("`rate_limit`: {error}")),
     };
-    match store.set_key_rate_limits(&id, limits).await {
-        Ok(_) => {
-            audit(&admin, "rate_limit", Some(&id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(&admin, "rate_limit", Some(&id), &error),
-    }
+    done(
+        &admin,
+        "rate_limit",
+        &id,
+        store.set_key_rate_limits(&id, limits).await,
+    )
 }
 
 async fn scopes<W: KeyConfig, S: AdminKeys>(
@@ -408,13 +424,12 @@ async fn scopes<W: KeyConfig, S: AdminKeys>(
     if let Some(refused) = widening(&admin, &scopes, "scopes") {
         return refused;
     }
-    match store.set_key_scopes(&id, scopes).await {
-        Ok(_) => {
-            audit(&admin, "scopes", Some(&id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(&admin, "scopes", Some(&id), &error),
-    }
+    done(
+        &admin,
+        "scopes",
+        &id,
+        store.set_key_scopes(&id, scopes).await,
+    )
 }
 
 async fn metadata<W: KeyConfig, S: AdminKeys>(
@@ -435,13 +450,12 @@ async fn metadata<W: KeyConfig, S: AdminKeys>(
     {
         return bad_request("`metadata` holds at most 64 fields, each named, of up to 1 KiB.");
     }
-    match store.set_key_metadata(&id, fields).await {
-        Ok(_) => {
-            audit(&admin, "metadata", Some(&id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(&admin, "metadata", Some(&id), &error),
-    }
+    done(
+        &admin,
+        "metadata",
+        &id,
+        store.set_key_metadata(&id, fields).await,
+    )
 }
 
 /// The refusal of a change that would give a scope the admin key does not hold itself.
@@ -472,6 +486,22 @@ fn widening(admin: &VerifiedKey, scopes: &[String], action: &'static str) -> Opt
         "Scope not held",
         &detail,
     ))
+}
+
+/// A change's answer: `204` and its audit event, or the refusal.
+fn done(
+    admin: &VerifiedKey,
+    action: &'static str,
+    id: &str,
+    changed: Result<u64, ManageError>,
+) -> Response {
+    match changed {
+        Ok(_) => {
+            audit(admin, action, Some(id));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => failed(admin, action, Some(id), &error),
+    }
 }
 
 /// A listed key's state, as `GET /keys` names it.

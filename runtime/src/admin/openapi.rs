@@ -271,15 +271,7 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
         "Holds every key of an id to a plan of windows",
     )
     .parameter(id())
-    .request_body(body(
-        utoipa::openapi::schema::ArrayBuilder::new()
-            .items(
-                utoipa::openapi::schema::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String),
-            )
-            .build()
-            .into(),
-    ))
+    .request_body(body(strings()))
     .response("204", empty("Set"))
     .response("400", crate::openapi::problem("Not a plan of rate limits"));
 
@@ -288,15 +280,7 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
         "Gives every key of an id these scopes (each one the admin key holds)",
     )
     .parameter(id())
-    .request_body(body(
-        utoipa::openapi::schema::ArrayBuilder::new()
-            .items(
-                utoipa::openapi::schema::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String),
-            )
-            .build()
-            .into(),
-    ))
+    .request_body(body(strings()))
     .response("204", empty("Set"))
     .response(
         "422",
@@ -367,6 +351,17 @@ pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
                 .build(),
         ))
         .build()
+}
+
+/// A list of strings: a plan of rate limits, a key's scopes.
+fn strings() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String),
+        )
+        .build()
+        .into()
 }
 
 /// An operation guarded by `C`: its security requirement (the guard's places and scopes) and
