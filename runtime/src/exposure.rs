@@ -12,6 +12,15 @@ use crate::self_service::{ManageError, ManagedKeys};
 use crate::store::KeyDigest;
 
 /// What is done with an exposed key of the store.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_api_key::exposure::{Exposure, LeakPolicy};
+///
+/// // The owner's service keeps working an hour while the successor is put in place.
+/// let exposure = Exposure::new(LeakPolicy::Rotate { grace: Duration::from_secs(3600) });
+/// assert_eq!(exposure.policy(), LeakPolicy::Rotate { grace: Duration::from_secs(3600) });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LeakPolicy {

@@ -68,6 +68,14 @@ impl IpNetwork {
     }
 
     /// The network of one address: `/32` for IPv4, `/128` for IPv6.
+    ///
+    /// ```
+    /// use axum_api_key::IpNetwork;
+    ///
+    /// let proxy = IpNetwork::host("10.0.0.2".parse().unwrap());
+    /// assert_eq!(proxy.to_string(), "10.0.0.2");
+    /// assert_eq!(proxy.prefix(), 32);
+    /// ```
     pub fn host(address: IpAddr) -> Self {
         let address = canonical(address);
         Self {

@@ -3,8 +3,6 @@
 //! `postgres`) PostgreSQL. Keys never come back but once, changes are audited with the admin
 //! key's id, and an admin key widens nothing.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::body::Body;
 use axum_api_key::{ApiKeys, Key, KeyFormat, admin, api_key};
@@ -584,7 +582,6 @@ async fn a_created_key_without_an_id_gets_one_and_a_store_without_a_format_says_
     )
     .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
-    let _ = Duration::ZERO;
 }
 
 #[cfg(feature = "postgres")]

@@ -10,6 +10,20 @@ use crate::{IpNetwork, RateLimit, Refill};
 
 /// What an admin creates: everything a key's record holds but its digest, which the store
 /// makes from the key it generates.
+///
+/// ```
+/// use axum_api_key::admin::{AdminKeys, NewKey};
+/// use axum_api_key::{ApiKeys, KeyFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let keys = ApiKeys::new().with_format(KeyFormat::new("cust")?);
+/// let mut new = NewKey::default();
+/// new.id = Some("acme".to_owned());
+/// new.scopes = vec!["orders:read".to_owned()];
+/// let key = keys.create_key(new).await?; // what `POST /keys` does
+/// assert_eq!(keys.verify(key.as_bytes())?.id(), "acme");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct NewKey {

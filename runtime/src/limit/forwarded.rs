@@ -9,6 +9,15 @@ use crate::IpNetwork;
 
 /// Which header a store's trusted proxies write the chain of addresses into. Only that header
 /// is read: a client can send either, so reading the other would let it name its own address.
+///
+/// ```
+/// use axum_api_key::{ForwardedHeader, RateLimits};
+///
+/// // A proxy that writes RFC 7239 `Forwarded: for=203.0.113.7`.
+/// let limits = RateLimits::new()
+///     .behind_proxies(["10.0.0.2".parse().unwrap()])
+///     .forwarded_header(ForwardedHeader::Forwarded);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ForwardedHeader {

@@ -233,6 +233,14 @@ impl FromStr for RateLimit {
 
 /// The most rate limits a key carries: a plan's few windows (a second, a minute, a day, a
 /// month), each its own budget and its own `RateLimit-Policy` entry.
+///
+/// ```
+/// use axum_api_key::{Key, MAX_KEY_LIMITS};
+///
+/// let five = ["1/s", "1/min", "1/h", "1/day", "1/month"].map(|text| text.parse().unwrap());
+/// assert_eq!(MAX_KEY_LIMITS, 4);
+/// assert!(Key::new("a", "pa_7Qm2xY9wLkV3rT8s").rate_limits(five).is_err());
+/// ```
 pub const MAX_KEY_LIMITS: usize = 4;
 
 /// Checks a key's list of limits: at most [`MAX_KEY_LIMITS`], each over a window of its own
