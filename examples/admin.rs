@@ -72,13 +72,7 @@ pub(crate) fn demo() -> Result<(ApiKeys, [String; 3]), Box<dyn Error>> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    axum_api_key_examples::exit(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

@@ -56,13 +56,7 @@ fn signing_key() -> Result<SigningKey, Box<dyn Error>> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    axum_api_key_examples::exit(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

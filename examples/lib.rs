@@ -11,6 +11,18 @@ pub fn load_dotenv() -> Result<(), Box<dyn Error>> {
     }
 }
 
+/// The exit code of an example's run: 0, or 2 with the error said as a sentence (which entry,
+/// what is wrong, the fix), never as a debug dump.
+pub fn exit(run: Result<(), Box<dyn Error>>) -> std::process::ExitCode {
+    match run {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// Binds `127.0.0.1` on `PORT`, or on `default_port`.
 pub async fn bind(default_port: u16) -> Result<tokio::net::TcpListener, Box<dyn Error>> {
     let port: u16 = match std::env::var("PORT") {

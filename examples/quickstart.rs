@@ -162,14 +162,7 @@ pub(crate) fn keys_from_env(var: &str) -> Result<(ApiKeys, Option<String>), Box<
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        // Said as a sentence (which entry, what is wrong, the fix), never as a debug dump.
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    axum_api_key_examples::exit(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

@@ -176,43 +176,12 @@ pub struct RotatedKey {
 /// assert!(api.paths.paths.contains_key("/account/keys/me/rotate"));
 /// ```
 pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
-    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
-    use utoipa::openapi::security::SecurityRequirement;
-    use utoipa::openapi::{
-        ComponentsBuilder, ContentBuilder, OpenApiBuilder, PathsBuilder, Ref, ResponseBuilder,
-    };
+    use utoipa::openapi::path::{HttpMethod, PathItem};
+    use utoipa::openapi::{ComponentsBuilder, OpenApiBuilder, PathsBuilder, ResponseBuilder};
 
     let config = C::CONFIG;
-    let json = |schema: &str, description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name(schema)))
-                    .build(),
-            )
-            .build()
-    };
-    let operation = |id: &str, summary: &str| {
-        let mut operation = OperationBuilder::new()
-            .operation_id(Some(id))
-            .summary(Some(summary))
-            .tag("keys");
-        if config.is_optional() {
-            operation = operation.security(SecurityRequirement::default());
-        }
-        for source in config.sources() {
-            operation = operation.security(SecurityRequirement::new(
-                crate::scheme::name(source),
-                config.scopes().to_vec(),
-            ));
-        }
-        for (status, response) in refusals(&config) {
-            operation = operation.response(status, response);
-        }
-        operation
-    };
+    let operation = |id: &str, summary: &str| guarded(&config, id, summary, "keys");
+    let json = json_response;
     let read = operation(
         "read_own_key",
         "The caller's key: id, scopes, expiry, rate limit",
@@ -254,6 +223,50 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
                 .build(),
         ))
         .build()
+}
+
+/// A `200`-style answer: JSON of the schema `schema`.
+pub(crate) fn json_response(schema: &str, description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(schema)))
+                .build(),
+        )
+        .build()
+}
+
+/// An operation guarded by `config`: its security requirement (each place the key may be in,
+/// with the guard's scopes; the empty one too when the key is optional) and the guard's
+/// refusals.
+pub(crate) fn guarded(
+    config: &crate::GuardConfig,
+    id: &str,
+    summary: &str,
+    tag: &str,
+) -> utoipa::openapi::path::OperationBuilder {
+    use utoipa::openapi::path::OperationBuilder;
+    use utoipa::openapi::security::SecurityRequirement;
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some(id))
+        .summary(Some(summary))
+        .tag(tag);
+    if config.is_optional() {
+        operation = operation.security(SecurityRequirement::default());
+    }
+    for source in config.sources() {
+        operation = operation.security(SecurityRequirement::new(
+            crate::scheme::name(source),
+            config.scopes().to_vec(),
+        ));
+    }
+    for (status, response) in refusals(config) {
+        operation = operation.response(status, response);
+    }
+    operation
 }
 
 pub(crate) fn problem(description: &str) -> utoipa::openapi::Response {

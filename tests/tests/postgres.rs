@@ -69,6 +69,18 @@ async fn instance(schema: &str, name: &str) -> PgKeys {
         .expect("PgKeys connects")
 }
 
+/// An instance counting in limits of its own (so that its credits and last uses are its own).
+async fn counted_instance(schema: &str, name: &str) -> PgKeys {
+    let options: PgConnectOptions = database_url().parse().unwrap();
+    PgKeys::options()
+        .schema(schema)
+        .format(KeyFormat::new("pg").unwrap())
+        .rate_limits(axum_api_key::RateLimits::new())
+        .connect_with(options.application_name(&format!("{schema}-{name}")))
+        .await
+        .expect("PgKeys connects")
+}
+
 async fn accepted(keys: &PgKeys, key: &str) -> Result<String, KeyError> {
     keys.verify(key).await.map(|key| key.id().to_owned())
 }
@@ -735,20 +747,10 @@ async fn credits_spent_on_two_instances_all_land_in_the_table() {
     let Some(schema) = schema("credits").await else {
         return;
     };
-    let connect = |name: &'static str| {
-        let schema = schema.clone();
-        async move {
-            let options: PgConnectOptions = database_url().parse().unwrap();
-            PgKeys::options()
-                .schema(&schema)
-                .format(KeyFormat::new("pg").unwrap())
-                .rate_limits(axum_api_key::RateLimits::new())
-                .connect_with(options.application_name(&format!("{schema}-{name}")))
-                .await
-                .expect("PgKeys connects")
-        }
-    };
-    let (a, b) = (connect("a").await, connect("b").await);
+    let (a, b) = (
+        counted_instance(&schema, "a").await,
+        counted_instance(&schema, "b").await,
+    );
     let key = a.create("plan", ["x"], None).await.unwrap();
     assert_eq!(
         a.set_credits("plan", 10, Some("10/month".parse().unwrap()))
@@ -810,20 +812,10 @@ async fn last_uses_are_written_to_the_table_forward_only_and_notify_no_instance(
     let Some(schema) = schema("last_used").await else {
         return;
     };
-    let connect = |name: &'static str| {
-        let schema = schema.clone();
-        async move {
-            let options: PgConnectOptions = database_url().parse().unwrap();
-            PgKeys::options()
-                .schema(&schema)
-                .format(KeyFormat::new("pg").unwrap())
-                .rate_limits(axum_api_key::RateLimits::new())
-                .connect_with(options.application_name(&format!("{schema}-{name}")))
-                .await
-                .expect("PgKeys connects")
-        }
-    };
-    let (a, b) = (connect("a").await, connect("b").await);
+    let (a, b) = (
+        counted_instance(&schema, "a").await,
+        counted_instance(&schema, "b").await,
+    );
     let key = a.create("used", ["x"], None).await.unwrap();
     until(&b, &key, Ok("used")).await;
     assert_eq!(a.list().await.unwrap()[0].last_used(), None);

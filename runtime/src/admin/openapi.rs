@@ -5,7 +5,6 @@ use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, OpenApiBuilder, PathsBuilder, Ref, Required, ResponseBuilder,
 };
@@ -138,17 +137,7 @@ pub struct CreditsRequest {
 /// assert!(api.paths.paths.contains_key("/admin/keys/{id}/rotate"));
 /// ```
 pub fn document<R: KeyConfig, W: KeyConfig>(prefix: &str) -> OpenApi {
-    let json = |schema: &str, description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name(schema)))
-                    .build(),
-            )
-            .build()
-    };
+    let json = crate::openapi::json_response;
     let body = |schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
         Some(
             RequestBodyBuilder::new()
@@ -364,22 +353,7 @@ fn strings() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         .into()
 }
 
-/// An operation guarded by `C`: its security requirement (the guard's places and scopes) and
-/// the guard's refusals.
+/// An operation guarded by `C`, tagged `admin`.
 fn operation<C: KeyConfig>(operation_id: &str, summary: &str) -> OperationBuilder {
-    let config = C::CONFIG;
-    let mut operation = OperationBuilder::new()
-        .operation_id(Some(operation_id))
-        .summary(Some(summary))
-        .tag("admin");
-    for source in config.sources() {
-        operation = operation.security(SecurityRequirement::new(
-            crate::scheme::name(source),
-            config.scopes().to_vec(),
-        ));
-    }
-    for (status, response) in crate::openapi::refusals(&config) {
-        operation = operation.response(status, response);
-    }
-    operation
+    crate::openapi::guarded(&C::CONFIG, operation_id, summary, "admin")
 }
