@@ -120,6 +120,7 @@ impl Exposure {
         self.policy
     }
 
+    #[cfg(feature = "secret-scanning")]
     pub(crate) fn set_policy(&mut self, policy: LeakPolicy) {
         self.policy = policy;
     }

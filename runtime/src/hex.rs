@@ -1,7 +1,12 @@
 //! Hexadecimal, as digests and signatures are written: 32 bytes in 64 digits.
 
 /// `bytes` as lower-case hexadecimal digits.
-#[cfg(any(feature = "file", feature = "webhooks", test))]
+#[cfg(any(
+    feature = "file",
+    feature = "webhooks",
+    feature = "secret-scanning",
+    test
+))]
 pub(crate) fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
