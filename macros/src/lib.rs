@@ -1,15 +1,19 @@
 //! The `#[api_key]` attribute of [`axum-api-key`](https://docs.rs/axum-api-key).
 //!
 //! Depend on `axum-api-key` and write `axum_api_key::api_key`; this crate is its implementation
-//! and is documented there. `attr.rs` parses and checks the arguments, `expand.rs` checks the
-//! function and rewrites it.
+//! and is documented there. `attr.rs` parses and checks the arguments, `signature.rs` checks the
+//! function, `expand.rs` rewrites it with the configuration type of `config.rs`; `tokens.rs`
+//! writes the user's tokens back in messages and points errors at them.
 
 #![warn(clippy::unwrap_used)]
 
 mod attr;
+mod config;
 mod expand;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod signature;
+mod tokens;
 #[cfg(feature = "webhooks")]
 mod webhook;
 

@@ -52,17 +52,17 @@ fn escape(name: &str) -> String {
 /// operation found is checked for the mark: utoipa's has none, and the error says, in our
 /// words at the handler's name, to move the attribute.
 pub(crate) fn order_check(
-    attrs: &[syn::Attribute],
+    documented_below: bool,
     sig: &syn::Signature,
     private: &TokenStream,
 ) -> TokenStream {
-    if attrs.iter().any(crate::expand::is_documentation_path) {
+    if documented_below {
         return TokenStream::new();
     }
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
     let operation = quote::format_ident!("__path_{}", name, span = sig.ident.span());
-    let check = crate::expand::respan(
+    let check = crate::tokens::respan(
         quote! { #private::check_documentation_order::<#operation>(); },
         sig.ident.span(),
     );

@@ -10,9 +10,10 @@ use crate::attr::{
     Argument, Errors, Syntax, WithSpan, crate_path, list, nearest, parse_arguments, set_once,
     string_literal, type_path, value_of,
 };
-use crate::expand::{
-    Handler, check_body_last, check_signature_of, closest_valid_handler, declaration,
-    is_declaration, mentions_impl_trait, not_a_function_of, rewritten_and_documented,
+use crate::expand::{Handler, closest_valid_handler, rewritten_and_documented};
+use crate::signature::{
+    check_body_last, check_signature_of, declaration, is_declaration, mentions_impl_trait,
+    not_a_function_of,
 };
 
 const ARGUMENTS: &[&str] = &["scheme", "tolerance", "max_body", "secrets", "crate"];
@@ -135,7 +136,7 @@ fn not_secrets(ty: &syn::Type) -> Option<syn::Error> {
     let inner = match &last.arguments {
         syn::PathArguments::AngleBracketed(generics) => {
             generics.args.iter().find_map(|arg| match arg {
-                syn::GenericArgument::Type(inner) => Some(crate::expand::written(&quote!(#inner))),
+                syn::GenericArgument::Type(inner) => Some(crate::tokens::written(&quote!(#inner))),
                 _ => None,
             })
         }
@@ -329,7 +330,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     let secrets = match &args.secrets {
         Some(secrets) => {
             let ty = &secrets.value;
-            crate::expand::respan(
+            crate::tokens::respan(
                 quote! { <#ty as #krate::__private::IsSecretSource>::Itself },
                 secrets.span,
             )
@@ -343,7 +344,7 @@ fn rewrite(args: &Args, handler: Handler) -> TokenStream {
     // With `secrets = K`, what names it is spanned there, so that a `K` that is no source is
     // reported once, at its name (the handler's own body type keeps its spans).
     let at_secrets = |tokens: TokenStream| match &args.secrets {
-        Some(secrets) => crate::expand::respan(tokens, secrets.span),
+        Some(secrets) => crate::tokens::respan(tokens, secrets.span),
         None => tokens,
     };
     let guard_type = at_secrets(quote! { #webhook::WebhookGuard<#config, #secrets> });
