@@ -36,7 +36,8 @@ use aide::openapi::{
 };
 use aide::operation::OperationInput;
 
-use crate::extract::{GuardAlone, GuardConfig, KeyConfig, RequireApiKey};
+use crate::extract::{GuardAlone, RequireApiKey};
+use crate::guard_config::{GuardConfig, KeyConfig};
 use crate::key::VerifiedKey;
 use crate::scheme::Place;
 

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::key::VerifiedKey;
-
 /// The longest a key's last use waits in memory before [`ApiKeys`](crate::ApiKeys) writes it
 /// to its records file (as `last_used`): the file is written at most once in this time,
 /// whatever the traffic.
@@ -21,6 +19,14 @@ pub(crate) struct KeyUse {
     count: AtomicU64,
     /// The last use written back (seconds), so that only what changed is written.
     written: AtomicU64,
+}
+
+impl KeyUse {
+    /// Counts a use at `now` (seconds).
+    pub(crate) fn used(&self, now: u64) {
+        self.last.fetch_max(now, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The uses of every key id seen since start-up. A key reaches its counters through its
@@ -38,7 +44,9 @@ pub(crate) fn seconds(at: SystemTime) -> u64 {
 }
 
 impl UseTable {
-    fn of(&self, id: &str) -> Arc<KeyUse> {
+    /// The counters of `id`, made on its first use. A record keeps them once found (see
+    /// `KeyRecord::use_counters`), so that this lock is taken once per record.
+    pub(crate) fn of(&self, id: &str) -> Arc<KeyUse> {
         let mut uses = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = uses.get(id) {
             return Arc::clone(found);
@@ -46,13 +54,6 @@ impl UseTable {
         let made = Arc::new(KeyUse::default());
         uses.insert(id.into(), Arc::clone(&made));
         made
-    }
-
-    /// Counts a use of `key` at `now` (seconds).
-    pub(crate) fn used(&self, key: &VerifiedKey, now: u64) {
-        let counters = key.record().use_counters(|| self.of(key.id()));
-        counters.last.fetch_max(now, Ordering::Relaxed);
-        counters.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The last use of `id` since start-up and how many there were, if any.
@@ -95,17 +96,17 @@ mod tests {
     #[test]
     fn counts_uses_and_keeps_the_latest() {
         let table = UseTable::default();
-        let key = VerifiedKey::new("a");
         assert_eq!(table.get("a"), None);
-        table.used(&key, 100);
-        table.used(&key, 90); // a request that read the clock earlier finishes later
+        let counters = table.of("a");
+        counters.used(100);
+        counters.used(90); // a request that read the clock earlier finishes later
         let (last, count) = table.get("a").unwrap();
         assert_eq!((seconds(last), count), (100, 2));
         assert_eq!(table.unwritten(), vec![("a".into(), 100)]);
         table.written("a", 100);
         assert!(table.unwritten().is_empty());
         // Another record of the same id (a reloaded key) counts in the same place.
-        table.used(&VerifiedKey::new("a"), 130);
+        table.of("a").used(130);
         assert_eq!(table.get("a").map(|(_, count)| count), Some(3));
         assert_eq!(table.unwritten(), vec![("a".into(), 130)]);
     }

@@ -92,6 +92,7 @@ mod credits;
 mod error;
 mod extract;
 mod format;
+mod guard_config;
 mod headers;
 mod hex;
 mod https;
@@ -114,14 +115,15 @@ pub mod webhook;
 
 #[cfg(feature = "admin")]
 pub mod admin;
-pub mod exposure;
+pub use store::exposure;
 #[cfg(feature = "secret-scanning")]
 pub mod secret_scanning;
 pub use config::DEFAULT_ID;
 pub use credits::{CREDITS_WRITE_DELAY, MAX_CREDITS, Refill, RefillError, RefillPeriod};
 pub use error::{ConfigError, ConfigErrorKind};
-pub use extract::{GuardConfig, KeyConfig, RequireApiKey, Source, UnitTestGuard};
+pub use extract::{RequireApiKey, UnitTestGuard};
 pub use format::KeyFormat;
+pub use guard_config::{GuardConfig, KeyConfig, Source};
 pub use headers::{
     RateLimitHeaders, RateLimitHeadersFuture, RateLimitHeadersLayer, rate_limit_headers,
 };
@@ -136,11 +138,12 @@ pub use limit::{RedisFailure, RedisLimits};
 pub use network::{IpNetwork, IpNetworkError};
 pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
-pub use self_service::{ManageError, ManagedKeys, self_service};
+pub use self_service::self_service;
 pub use store::{
     ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN,
     Rotation, digest,
 };
+pub use store::{ManageError, ManagedKeys};
 #[cfg(feature = "postgres")]
 pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 
@@ -367,7 +370,8 @@ pub use axum_api_key_macros::webhook;
 /// What generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::extract::{GuardConfig, KeyConfig, RequireApiKey, Source};
+    pub use crate::extract::RequireApiKey;
+    pub use crate::guard_config::{GuardConfig, KeyConfig, Source};
     pub use crate::limit::RateLimit;
     #[cfg(feature = "openapi")]
     pub use crate::openapi::refusal_example;

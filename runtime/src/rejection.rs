@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
-use crate::extract::{GuardConfig, Source};
+use crate::guard_config::{GuardConfig, Source};
 use crate::limit::{LimitFields, seconds_up};
 
 /// Why a request was refused. Each kind has its own problem `type` in the response body: see
@@ -265,6 +265,12 @@ impl fmt::Display for ProblemTypeBaseError {
 
 impl std::error::Error for ProblemTypeBaseError {}
 
+/// Left in a request's extensions by a [`render_rejections`](crate::render_rejections) layer,
+/// so that the guard hands its rejection over in the response's extensions (and spares the
+/// work where nothing reads it).
+#[derive(Clone, Copy)]
+pub(crate) struct RenderingRejections;
+
 /// The answer to a refused request: a status, a `WWW-Authenticate` challenge where one is due,
 /// and an `application/problem+json` body (RFC 9457) with `type`, `title`, `status` and
 /// `detail`.
@@ -399,10 +405,7 @@ impl ApiKeyRejection {
     /// Puts the rejection in the response's extensions when the request passed through a
     /// [`render_rejections`](crate::render_rejections) layer.
     pub(crate) fn for_request(mut self, parts: &http::request::Parts) -> Self {
-        self.rendered_by_layer = parts
-            .extensions
-            .get::<crate::render::RenderingRejections>()
-            .is_some();
+        self.rendered_by_layer = parts.extensions.get::<RenderingRejections>().is_some();
         self
     }
 

@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::rejection::ApiKeyRejection;
+use crate::rejection::{ApiKeyRejection, RenderingRejections};
 
 /// Renders every [`ApiKeyRejection`] under this layer with `render`, for apps with their own
 /// error format.
@@ -65,11 +65,6 @@ pub struct RenderRejections<S, F> {
     inner: S,
     render: F,
 }
-
-/// Left in a request's extensions by [`RenderRejections`], so that the guard hands its
-/// rejection over in the response's extensions (and spares the work where nothing reads it).
-#[derive(Clone, Copy)]
-pub(crate) struct RenderingRejections;
 
 impl<S, F, R, B> Service<http::Request<B>> for RenderRejections<S, F>
 where

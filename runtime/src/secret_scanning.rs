@@ -23,8 +23,8 @@ use serde::Deserialize;
 use crate::exposure::Found;
 pub use crate::exposure::{Exposure, Leak, LeakPolicy};
 use crate::rejection::JsonStr;
-use crate::self_service::{ManageError, ManagedKeys};
 use crate::store::{ApiKeys, KeyDigest};
+use crate::store::{ManageError, ManagedKeys};
 
 /// The largest report read: GitHub batches reports, far below this.
 pub const MAX_REPORT: usize = 1 << 20;

@@ -1,8 +1,7 @@
 //! [`self_service`]: a ready router with which a key holder reads, rotates and revokes its own
 //! key.
 
-use std::fmt::{self, Write as _};
-use std::future::Future;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,133 +12,11 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-use crate::error::{ConfigError, ConfigErrorKind};
-use crate::extract::{KeyConfig, RequireApiKey};
+use crate::extract::RequireApiKey;
+use crate::guard_config::KeyConfig;
 use crate::key::VerifiedKey;
 use crate::rejection::JsonStr;
-use crate::store::{ApiKeys, KeyDigest, KeyStore, Rotation};
-
-/// A store whose keys can be rotated and revoked through [`self_service`]: [`ApiKeys`] (its
-/// records file, if it has one, written through) and `PgKeys` (feature `postgres`).
-///
-/// Both calls act on the key the request presented, named by its digest, never on its id:
-/// a key holder changes its own key and no other.
-pub trait ManagedKeys: KeyStore + Clone {
-    /// Issues a successor to the key whose digest is `presented`: same scopes, metadata,
-    /// limit and not-before time, an expiry no later than the presented key's, which keeps
-    /// working for `min(grace, its remaining life)`. Refused when the presented key is not
-    /// live ([`ManageError::NotLive`]) or was rotated already ([`ManageError::Superseded`]);
-    /// of two concurrent rotations by one key, exactly one succeeds.
-    fn rotate_presented(
-        &self,
-        presented: &KeyDigest,
-        grace: Duration,
-    ) -> impl Future<Output = Result<Rotation, ManageError>> + Send;
-
-    /// Revokes the key whose digest is `presented`, and no other key of its id.
-    fn revoke_presented(
-        &self,
-        presented: &KeyDigest,
-    ) -> impl Future<Output = Result<(), ManageError>> + Send;
-}
-
-/// Why a key could not be rotated or revoked.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ManageError {
-    /// The store has no key format, so it cannot generate a key: answered with 409.
-    NoFormat,
-    /// The key was rotated already (by its holder or by an operator): answered with 409. Only
-    /// its successor can rotate.
-    Superseded,
-    /// The key is revoked, expired, not valid yet, or gone from the store: answered with 403.
-    NotLive,
-    /// The store failed (its file, its database): answered with 503; the cause is logged, never
-    /// sent.
-    Failed(Box<dyn std::error::Error + Send + Sync>),
-    /// No key has the id (admin API): answered with 404.
-    UnknownId,
-    /// The store refused the change as described (admin API: an id taken, a plan it cannot
-    /// hold): answered with 422 and the reason, which names no key.
-    Invalid(String),
-}
-
-impl fmt::Display for ManageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoFormat => f.write_str("the key store has no key format to generate keys in"),
-            Self::Superseded => f.write_str("the key was rotated already"),
-            Self::NotLive => f.write_str("the key is revoked, expired, not valid yet or gone"),
-            Self::Failed(error) => write!(f, "the key store failed: {error}"),
-            Self::UnknownId => f.write_str("no key has this id"),
-            Self::Invalid(why) => write!(f, "the change was refused: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ManageError {}
-
-impl From<ConfigError> for ManageError {
-    fn from(error: ConfigError) -> Self {
-        match error.kind() {
-            ConfigErrorKind::NoFormat => Self::NoFormat,
-            ConfigErrorKind::Superseded => Self::Superseded,
-            ConfigErrorKind::KeyNotLive | ConfigErrorKind::UnknownKey => Self::NotLive,
-            ConfigErrorKind::UnknownId => Self::UnknownId,
-            ConfigErrorKind::DuplicateId
-            | ConfigErrorKind::DuplicateKey
-            | ConfigErrorKind::InvalidId
-            | ConfigErrorKind::EmptyId
-            | ConfigErrorKind::InvalidScope
-            | ConfigErrorKind::NotOfFormat
-            | ConfigErrorKind::BadRateLimit
-            | ConfigErrorKind::BadRefill
-            | ConfigErrorKind::BadNetwork
-            | ConfigErrorKind::BadTime => Self::Invalid(error.to_string()),
-            _ => Self::Failed(error.into()),
-        }
-    }
-}
-
-impl ManagedKeys for ApiKeys {
-    // A change blocks while it writes the records file: it runs off the async workers.
-    async fn rotate_presented(
-        &self,
-        presented: &KeyDigest,
-        grace: Duration,
-    ) -> Result<Rotation, ManageError> {
-        let (keys, presented) = (self.clone(), *presented);
-        let rotated = tokio::task::spawn_blocking(move || keys.rotate_presented(&presented, grace))
-            .await
-            .map_err(|error| ManageError::Failed(error.into()))?;
-        Ok(rotated?)
-    }
-
-    async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), ManageError> {
-        let (keys, presented) = (self.clone(), *presented);
-        let revoked = tokio::task::spawn_blocking(move || keys.revoke_presented(&presented))
-            .await
-            .map_err(|error| ManageError::Failed(error.into()))?;
-        Ok(revoked?)
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl ManagedKeys for crate::PgKeys {
-    async fn rotate_presented(
-        &self,
-        presented: &KeyDigest,
-        grace: Duration,
-    ) -> Result<Rotation, ManageError> {
-        self.rotate_presented(presented, grace)
-            .await
-            .map_err(Into::into)
-    }
-
-    async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), ManageError> {
-        self.revoke_presented(presented).await.map_err(Into::into)
-    }
-}
+use crate::store::{KeyDigest, ManageError, ManagedKeys};
 
 /// A router for the holder of a key, authenticated by that key through the guard `C`:
 ///

@@ -14,10 +14,11 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use crate::extract::{KeyConfig, RequireApiKey};
+use crate::extract::RequireApiKey;
+use crate::guard_config::KeyConfig;
 use crate::key::VerifiedKey;
 use crate::rejection::JsonStr;
-use crate::self_service::ManageError;
+use crate::store::ManageError;
 use crate::store::{KeyError, ListedKey};
 use crate::{RateLimit, Refill};
 

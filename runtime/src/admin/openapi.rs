@@ -9,7 +9,7 @@ use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, OpenApiBuilder, PathsBuilder, Ref, Required, ResponseBuilder,
 };
 
-use crate::extract::KeyConfig;
+use crate::guard_config::KeyConfig;
 
 /// A key as the admin API lists it: never the key, never its digest.
 #[derive(utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::self_service::ManageError;
+use crate::store::ManageError;
 use crate::store::{ApiKeys, Key, ListedKey};
 use crate::{IpNetwork, RateLimit, Refill};
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::{Budget, MOST_BUDGETS, RateLimit, Scope};
+use super::budget::{Budget, MOST_BUDGETS, Scope};
+use super::rate::RateLimit;
 use crate::credits::RefillPeriod;
 #[cfg(test)]
 use crate::credits::{period_of, start_of};

@@ -113,7 +113,7 @@ impl ApiKeys {
     }
 
     /// Answers a key of the store seen in public as `exposure` says: over plain HTTP (with
-    /// [`with_https`](Self::with_https)), and, given the same [`Exposure`](crate::exposure::Exposure),
+    /// [`with_https`](Self::with_https)), and, given the same [`Exposure`](super::exposure::Exposure),
     /// reported by secret scanning. Without one, a key seen over plain HTTP is only reported
     /// (a `key_exposed` warning).
     ///
@@ -126,7 +126,7 @@ impl ApiKeys {
     ///     .with_https(HttpsPolicy::Direct)
     ///     .with_exposure(exposure.clone()); // and `SecretScanning::new().exposure(exposure)`
     /// ```
-    pub fn with_exposure(self, exposure: crate::exposure::Exposure) -> Self {
+    pub fn with_exposure(self, exposure: super::exposure::Exposure) -> Self {
         self.with_settings(|settings| settings.exposure = Some(exposure))
     }
 

@@ -22,9 +22,12 @@ use crate::https::HttpsPolicy;
 use crate::key::VerifiedKey;
 use crate::limit::RateLimits;
 
+mod bounds;
 #[cfg(feature = "file")]
+pub mod exposure;
 mod file;
 mod live;
+mod manage;
 mod memory;
 mod new_key;
 #[cfg(feature = "postgres")]
@@ -33,7 +36,9 @@ mod radix;
 pub(crate) mod set;
 mod snapshot;
 
+pub use bounds::{KeyDigest, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
 pub use live::Rotation;
+pub use manage::{ManageError, ManagedKeys};
 pub use new_key::Key;
 pub(crate) use new_key::Shape;
 #[cfg(feature = "postgres")]
@@ -41,22 +46,6 @@ pub use postgres::{PgKeys, PgKeysError, PgKeysOptions};
 pub(crate) use set::KeySet;
 use set::valid_now;
 use snapshot::Snapshot;
-
-/// The longest key, in bytes, that is ever hashed. Longer keys are refused before any work.
-///
-/// Generous for any real key (a 256-bit random key is 43 characters in base64) while bounding the
-/// work an attacker can make one request cost.
-pub const MAX_KEY_LEN: usize = 256;
-
-/// The longest key id, in bytes, in every store: ids are logged and shown to key holders.
-pub const MAX_ID_LEN: usize = 128;
-
-/// The shortest key, in bytes, that a store accepts in plaintext (`API_KEYS`, [`Key::new`]):
-/// a shorter one is short enough to guess. Generated keys are far longer.
-pub const MIN_KEY_LEN: usize = 16;
-
-/// The SHA-256 digest of a key: what the store holds instead of the key.
-pub type KeyDigest = [u8; 32];
 
 /// Why a presented key was not accepted by [`ApiKeys::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +147,7 @@ struct Shared {
 pub(crate) struct Settings {
     pub(crate) https: Option<HttpsPolicy>,
     pub(crate) limits: Option<RateLimits>,
-    pub(crate) exposure: Option<crate::exposure::Exposure>,
+    pub(crate) exposure: Option<exposure::Exposure>,
 }
 
 impl Default for Shared {
@@ -400,7 +389,7 @@ pub trait KeyStore: Send + Sync + 'static {
     fn key_used(&self) {}
 
     /// Called when one of the store's keys was seen over plain HTTP (on `route`), so that a
-    /// store with an [`Exposure`](crate::exposure::Exposure) acts on it. Not part of the
+    /// store with an [`Exposure`](exposure::Exposure) acts on it. Not part of the
     /// public API.
     #[doc(hidden)]
     fn key_exposed(&self, key: &str, route: String) -> impl Future<Output = ()> + Send {
@@ -445,13 +434,13 @@ impl KeyStore for ApiKeys {
                 return;
             };
             let revoked = found.record().revoked;
-            let acted = crate::exposure::act(
+            let acted = exposure::act(
                 &exposure,
                 &store,
                 &digest,
                 found.id().to_owned(),
                 revoked,
-                crate::exposure::Found {
+                exposure::Found {
                     how: "plain_http",
                     url: Some(&route),
                     source: None,

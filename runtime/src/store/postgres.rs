@@ -12,7 +12,9 @@ use sqlx::{Executor, Row};
 
 use super::set::{KeySet, valid_now};
 use super::snapshot::Snapshot;
-use super::{Key, KeyDigest, KeyError, KeyStore, ListedKey, digest};
+use super::{
+    Key, KeyDigest, KeyError, KeyStore, ListedKey, ManageError, ManagedKeys, Rotation, digest,
+};
 use crate::format::KeyFormat;
 use crate::key::VerifiedKey;
 use crate::limit::{RateLimit, RateLimits};
@@ -66,7 +68,7 @@ impl std::error::Error for PgKeysError {
     }
 }
 
-impl From<PgKeysError> for crate::ManageError {
+impl From<PgKeysError> for ManageError {
     fn from(error: PgKeysError) -> Self {
         match error {
             PgKeysError::NoFormat => Self::NoFormat,
@@ -774,7 +776,7 @@ impl PgKeys {
         &self,
         presented: &KeyDigest,
         grace: Duration,
-    ) -> Result<crate::Rotation, PgKeysError> {
+    ) -> Result<Rotation, PgKeysError> {
         let format = self.inner.format.clone().ok_or(PgKeysError::NoFormat)?;
         let key = format.generate();
         let digest = digest(key.as_bytes());
@@ -819,7 +821,7 @@ impl PgKeys {
         let ends: i64 = row.try_get("ends")?;
         let expires: Option<i64> = row.try_get("expires")?;
         self.inner.refresh(&[*presented, digest]).await?;
-        Ok(crate::Rotation::new(
+        Ok(Rotation::new(
             key,
             from_micros(ends),
             expires.map(from_micros),
@@ -1363,3 +1365,20 @@ CREATE TRIGGER api_keys_notify_update AFTER UPDATE ON api_keys
     FOR EACH ROW WHEN ((to_jsonb(OLD) - 'last_used') IS DISTINCT FROM (to_jsonb(NEW) - 'last_used'))
     EXECUTE FUNCTION api_keys_notify();
 "];
+
+/// A rotation or revocation at the holder's request, in the table.
+impl ManagedKeys for PgKeys {
+    async fn rotate_presented(
+        &self,
+        presented: &KeyDigest,
+        grace: Duration,
+    ) -> Result<Rotation, ManageError> {
+        self.rotate_presented(presented, grace)
+            .await
+            .map_err(Into::into)
+    }
+
+    async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), ManageError> {
+        self.revoke_presented(presented).await.map_err(Into::into)
+    }
+}

@@ -8,8 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::self_service::{ManageError, ManagedKeys};
-use crate::store::KeyDigest;
+use super::KeyDigest;
+use super::{ManageError, ManagedKeys};
 
 /// What is done with an exposed key of the store.
 ///
