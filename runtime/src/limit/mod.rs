@@ -34,7 +34,7 @@ pub use redis::RedisReplayGuard;
 pub use redis::{RedisFailure, RedisLimits};
 pub use throttle::Throttle;
 
-pub(crate) use budget::{Budget, Budgets, Count, LimitFields, MOST_BUDGETS, Scope, seconds_up};
+pub(crate) use budget::{Budgets, Count, LimitFields, MOST_BUDGETS, Scope, seconds_up};
 use local::LocalBudgets;
 pub(crate) use local::{KeptBudget, KeptRoute};
 use throttle::ThrottleTable;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Budget, Budgets, Count, RateLimits, Scope};
+use super::RateLimits;
+use super::budget::{Budget, Budgets, Count, Scope};
 use crate::error::{ConfigError, ConfigErrorKind};
 
 /// What a request does while Redis is unreachable: once a round trip failed (refused, reset),

@@ -23,6 +23,7 @@ use crate::key::VerifiedKey;
 use crate::limit::RateLimits;
 
 mod bounds;
+mod change;
 #[cfg(feature = "file")]
 pub mod exposure;
 mod file;
