@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::value::{Datetime, Offset};
 
 mod disk;
+mod edit;
 mod index;
 mod write;
 
@@ -118,10 +119,12 @@ impl ApiKeys {
 
     fn open_file(path: &Path, allow_empty: bool) -> Result<Self, ConfigError> {
         let path: Arc<Path> = path.into();
-        let mut set = read(&path, allow_empty, None)?;
+        let (mut set, index) = read(&path, allow_empty, None)?;
         set.file = Some(path);
         set.allow_empty = allow_empty;
-        Ok(Self::from_parts(set, super::Settings::default()))
+        let keys = Self::from_parts(set, super::Settings::default());
+        keys.one_at_a_time().file_index = index;
+        Ok(keys)
     }
 
     /// Reads the records file again and swaps the new set in whole, without a restart and
@@ -144,17 +147,18 @@ impl ApiKeys {
     pub fn reload(&self) -> Result<usize, ConfigError> {
         // No lock: every writer replaces the file whole, and a file on a read-only volume
         // (a mounted secret) must still reload.
-        self.change_set(|set| {
+        self.change_set_with(|set, changing| {
             let Some(path) = set.file.clone() else {
                 return Err(ConfigError::new(ConfigErrorKind::NoFile));
             };
-            let mut fresh = read(&path, set.allow_empty, set.file_id)?;
+            let (mut fresh, index) = read(&path, set.allow_empty, set.file_id)?;
             fresh.file = Some(path);
             fresh.allow_empty = set.allow_empty;
             if fresh.format.is_none() {
                 fresh.format = set.format.clone();
             }
             *set = fresh;
+            changing.file_index = index;
             Ok(set.len())
         })
     }
@@ -166,19 +170,26 @@ fn read(
     path: &Path,
     allow_empty: bool,
     previous: Option<FileStamp>,
-) -> Result<KeySet, ConfigError> {
+) -> Result<(KeySet, Option<Arc<FileIndex>>), ConfigError> {
     let origin = path.display().to_string();
     let (text, id) = settled_text(path, previous)?;
-    let mut set = parse(&text).map_err(|error| error.in_origin(&origin))?;
+    let (mut set, index) = parse_indexed(&text).map_err(|error| error.in_origin(&origin))?;
     set.file_id = id;
     if set.len() == 0 && !allow_empty {
         return Err(ConfigError::new(ConfigErrorKind::FileEmpty).in_origin(origin));
     }
-    Ok(set)
+    Ok((set, index))
 }
 
 /// Parses a records file's text.
+#[cfg(test)]
 fn parse(text: &str) -> Result<KeySet, ConfigError> {
+    parse_indexed(text).map(|(set, _)| set)
+}
+
+/// Parses a records file's text, with where its records stand in it when a change can be
+/// spliced in.
+fn parse_indexed(text: &str) -> Result<(KeySet, Option<Arc<FileIndex>>), ConfigError> {
     // A byte-order mark is not TOML; offsets after it still count lines the same.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Where each line starts, found once: a record's line is a binary search, so a file of
@@ -355,10 +366,7 @@ fn parse(text: &str) -> Result<KeySet, ConfigError> {
             error.at(at, Some(field))
         })?;
     }
-    if index.spliceable {
-        set.file_index = Some(Arc::new(index));
-    }
-    Ok(set)
+    Ok((set, index.spliceable.then(|| Arc::new(index))))
 }
 
 /// The spans of a record, if its id stands on a line of its own (`id = "…"`), where a field

@@ -4,6 +4,7 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::Changing;
 use super::change::FileEdit;
 use super::set::KeySet;
 use super::{ApiKeys, Key, KeyDigest, digest};
@@ -633,9 +634,10 @@ impl ApiKeys {
     ) -> Result<T, ConfigError> {
         #[cfg(feature = "file")]
         if let Some(path) = self.shared.snapshot.load().file.clone() {
-            let _one_at_a_time = self.one_at_a_time();
+            let mut changing = self.one_at_a_time();
             let current = self.shared.snapshot.load();
-            let (next, out) = super::file::change_file(&path, &current, change)?;
+            let (next, out) =
+                super::file::change_file(&path, &current, &mut changing.file_index, change)?;
             self.shared.snapshot.publish(Arc::new(next));
             return Ok(out);
         }
@@ -648,16 +650,24 @@ impl ApiKeys {
         &self,
         change: impl FnOnce(&mut KeySet) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
-        let _one_at_a_time = self.one_at_a_time();
+        self.change_set_with(|set, _| change(set))
+    }
+
+    /// [`change_set`](Self::change_set), given also what changes keep from one to the next.
+    pub(crate) fn change_set_with<T>(
+        &self,
+        change: impl FnOnce(&mut KeySet, &mut Changing) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let mut changing = self.one_at_a_time();
         let mut next = KeySet::clone(&self.shared.snapshot.load());
-        let out = change(&mut next)?;
+        let out = change(&mut next, &mut changing)?;
         self.shared.snapshot.publish(Arc::new(next));
         Ok(out)
     }
 
     /// The lock that serialises the store's changes (a store's file, if it has one, is fixed
     /// for its life, so whether a change goes through it is known before the lock).
-    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, Changing> {
         self.shared
             .changing
             .lock()

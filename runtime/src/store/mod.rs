@@ -24,8 +24,8 @@ use crate::limit::RateLimits;
 
 mod bounds;
 mod change;
-#[cfg(feature = "file")]
 pub mod exposure;
+#[cfg(feature = "file")]
 mod file;
 mod live;
 mod manage;
@@ -134,13 +134,23 @@ struct Shared {
     /// The set requests read.
     snapshot: Snapshot,
     /// Serialises changes: each one makes a new version of the current set and publishes it.
-    changing: Mutex<()>,
+    changing: Mutex<Changing>,
     /// Fixed when the store is built, so that a request reads them without touching the set.
     settings: Settings,
     /// Whether a write of spent credits is scheduled.
     credits_scheduled: std::sync::atomic::AtomicBool,
     /// Whether a write of last uses is scheduled.
     uses_scheduled: std::sync::atomic::AtomicBool,
+}
+
+/// What the changes of a store keep from one to the next, under the lock that serialises them.
+#[derive(Default)]
+pub(crate) struct Changing {
+    /// Where each record stands in the records file as last read or written (`None` for a
+    /// file laid out so that a change cannot be spliced in), so that a change is spliced into
+    /// the text rather than the whole file parsed again.
+    #[cfg(feature = "file")]
+    pub(crate) file_index: Option<Arc<file::FileIndex>>,
 }
 
 /// What a store is built with besides its keys: fixed for its life.
@@ -161,7 +171,7 @@ impl Shared {
     fn new(set: KeySet, settings: Settings) -> Self {
         Self {
             snapshot: Snapshot::new(set),
-            changing: Mutex::new(()),
+            changing: Mutex::new(Changing::default()),
             settings,
             credits_scheduled: std::sync::atomic::AtomicBool::new(false),
             uses_scheduled: std::sync::atomic::AtomicBool::new(false),

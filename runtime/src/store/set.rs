@@ -34,10 +34,6 @@ pub(crate) struct KeySet {
     /// rename from one rewritten in place.
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) file_id: Option<FileStamp>,
-    /// Where each record stands in the records file as last read or written, so that a
-    /// change is spliced into the text rather than the whole file parsed again.
-    #[cfg(feature = "file")]
-    pub(crate) file_index: Option<Arc<super::file::FileIndex>>,
 }
 
 /// A file as it was last read or written: which file (device and inode), when it was last

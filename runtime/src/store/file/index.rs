@@ -7,7 +7,7 @@ use toml::value::Datetime;
 
 use super::super::KeyDigest;
 use super::super::change::FileEdit;
-use super::write::apply;
+use super::edit::{apply, datetime};
 use super::{RecordsFile, system_time};
 use crate::error::{ConfigError, ConfigErrorKind};
 
@@ -267,18 +267,4 @@ impl Field {
             Self::LastUsed => "last_used",
         }
     }
-}
-
-/// A count of credits as TOML writes integers (at most `MAX_CREDITS`, far below `i64::MAX`).
-pub(super) fn credits_value(credits: u64) -> i64 {
-    i64::try_from(credits.min(crate::MAX_CREDITS)).unwrap_or(i64::MAX)
-}
-
-/// A time as a TOML offset date-time in UTC, to the nanosecond.
-pub(super) fn datetime(at: SystemTime) -> Result<Datetime, ConfigError> {
-    let too_far = || ConfigError::new(ConfigErrorKind::BadTime);
-    crate::time::rfc3339(at)
-        .ok_or_else(too_far)?
-        .parse()
-        .map_err(|_| too_far())
 }

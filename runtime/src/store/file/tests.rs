@@ -1,7 +1,6 @@
 //! The records file: read, changed, written and read again.
 
-use super::index::datetime;
-use super::write::apply;
+use super::edit::{apply, datetime};
 use super::*;
 use crate::KeyError;
 use crate::store::change::FileEdit;
@@ -181,8 +180,8 @@ fn spliced_changes_read_back_as_made() {
         if last_break {
             text.push_str(newline);
         }
-        let set = parse(&text).unwrap();
-        let mut index = FileIndex::clone(set.file_index.as_ref().expect("an index"));
+        let (_, index) = parse_indexed(&text).unwrap();
+        let mut index = FileIndex::clone(index.as_ref().expect("an index"));
         let body_start = bom.len();
         let mut body = text[body_start..].to_owned();
         let soon = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -255,7 +254,7 @@ fn spliced_changes_read_back_as_made() {
     }
     // An inline array of keys is edited through a full parse instead.
     let inline = format!("keys = [{{ id = \"a\", digest = \"sha256:{a}\" }}]\n");
-    assert!(parse(&inline).unwrap().file_index.is_none());
+    assert!(parse_indexed(&inline).unwrap().1.is_none());
 }
 
 #[test]
@@ -295,7 +294,7 @@ fn disabling_and_networks_are_read_written_and_kept() {
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.contains("disabled = true"), "{written}");
         assert!(written.contains("# office") || n == 1, "{written}");
-        assert_eq!(parse(&written).unwrap().file_index.is_some(), n == 0);
+        assert_eq!(parse_indexed(&written).unwrap().1.is_some(), n == 0);
         // Another process reading the file sees the suspension; enabling is written too.
         let other = ApiKeys::from_file(&path).unwrap();
         assert_eq!(other.verify(b"hello").unwrap_err(), KeyError::Disabled);
