@@ -102,6 +102,7 @@ mod limit;
 mod network;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+mod problem;
 mod rejection;
 mod render;
 #[cfg(any(feature = "openapi", feature = "aide"))]
@@ -136,7 +137,8 @@ pub use limit::{ForwardedHeader, MAX_KEY_LIMITS, RateLimit, RateLimitError, Rate
 #[cfg(feature = "redis")]
 pub use limit::{RedisFailure, RedisLimits};
 pub use network::{IpNetwork, IpNetworkError};
-pub use rejection::{ApiKeyRejection, Problem, ProblemTypeBaseError, set_problem_type_base};
+pub use problem::{Problem, ProblemTypeBaseError, set_problem_type_base};
+pub use rejection::ApiKeyRejection;
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use self_service::self_service;
 pub use store::{

@@ -4,7 +4,7 @@
 //! is rendered once and shared: refusing a request costs no more than accepting one.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,255 +15,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::guard_config::{GuardConfig, Source};
 use crate::limit::{LimitFields, seconds_up};
-
-/// Why a request was refused. Each kind has its own problem `type` in the response body: see
-/// [`set_problem_type_base`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Problem {
-    /// No key was sent, or an empty one. Answered with the configured status.
-    MissingKey,
-    /// The key is unknown, malformed, oversized or not UTF-8. Answered with the configured
-    /// status.
-    InvalidKey,
-    /// The key was sent more than once, or in two places. Always `400 Bad Request`: which copy
-    /// counts is never guessed.
-    DuplicateKey,
-    /// The key was revoked. Answered with the configured status.
-    RevokedKey,
-    /// The key's expiry has passed. Answered with the configured status.
-    ExpiredKey,
-    /// The key's not-before time has not come yet. Answered with the configured status.
-    KeyNotYetValid,
-    /// The key is valid but lacks a scope the route requires. Always `403 Forbidden`.
-    InsufficientScope,
-    /// The key came over plain HTTP to a store that requires HTTPS. It was not verified, and
-    /// should be treated as leaked. Always `403 Forbidden`.
-    HttpsRequired,
-    /// The key store could not answer. Always `503 Service Unavailable`.
-    StoreUnavailable,
-    /// A handler takes [`VerifiedKey`](crate::VerifiedKey) but no guard ran before it: a mistake
-    /// in the service, answered with `500 Internal Server Error`.
-    NotProtected,
-    /// The key (or the key on this route) used up its rate limit. Always `429 Too Many
-    /// Requests`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`.
-    RateLimited,
-    /// The client's address made too many failed attempts, and is throttled. Always `429 Too
-    /// Many Requests`, with `Retry-After`; the key was not checked.
-    TooManyAttempts,
-    /// The shared rate limiter could not be asked, and it is configured to refuse rather than
-    /// count in the process. Always `503 Service Unavailable`.
-    LimiterUnavailable,
-    /// The key is disabled: suspended by the operator until it is enabled again. Always `403
-    /// Forbidden`: the key is genuine, so asking the client to authenticate (`401`) would
-    /// mislead, and sending it again will not help until the operator acts.
-    DisabledKey,
-    /// The key may be used only from some networks, and the request came from elsewhere (or
-    /// from an address the server cannot tell). Always `403 Forbidden`; nothing is spent from
-    /// the key's budgets.
-    AddressNotAllowed,
-    /// The key has fewer credits left than the route costs. Always `429 Too Many Requests`,
-    /// with `Credits-Remaining` and, when the key is refilled, `Retry-After` until the refill.
-    /// Not `402 Payment Required`, which HTTP keeps for future use and clients do not know, nor
-    /// `403`, which says waiting will not help when a refill will: `429` is what clients
-    /// already back off on, and `Retry-After` tells them for how long.
-    CreditsExhausted,
-}
-
-const PROBLEMS: [Problem; 16] = [
-    Problem::MissingKey,
-    Problem::InvalidKey,
-    Problem::DuplicateKey,
-    Problem::RevokedKey,
-    Problem::ExpiredKey,
-    Problem::KeyNotYetValid,
-    Problem::InsufficientScope,
-    Problem::HttpsRequired,
-    Problem::StoreUnavailable,
-    Problem::NotProtected,
-    Problem::RateLimited,
-    Problem::TooManyAttempts,
-    Problem::LimiterUnavailable,
-    Problem::DisabledKey,
-    Problem::AddressNotAllowed,
-    Problem::CreditsExhausted,
-];
-
-impl Problem {
-    /// The problem `type` URI: `about:blank` (the problem is then told by its `title`), or the
-    /// base set with [`set_problem_type_base`] followed by [`slug`](Self::slug).
-    pub fn type_uri(self) -> &'static str {
-        let uris = TYPE_URIS.get_or_init(|| {
-            PROBLEMS.map(|problem| match type_base() {
-                Some(base) => format!("{base}{}", problem.slug()).into_boxed_str(),
-                None => Box::from("about:blank"),
-            })
-        });
-        &uris[self as usize]
-    }
-
-    /// The problem's name in a `type` URI: `missing-key`, `invalid-key`, `duplicate-key`,
-    /// `revoked-key`, `expired-key`, `key-not-yet-valid`, `insufficient-scope`,
-    /// `https-required`, `store-unavailable`, `not-protected`, `rate-limited`,
-    /// `too-many-attempts`, `limiter-unavailable`, `key-disabled`, `address-not-allowed` or
-    /// `credits-exhausted`.
-    pub fn slug(self) -> &'static str {
-        match self {
-            Self::MissingKey => "missing-key",
-            Self::InvalidKey => "invalid-key",
-            Self::DuplicateKey => "duplicate-key",
-            Self::RevokedKey => "revoked-key",
-            Self::ExpiredKey => "expired-key",
-            Self::KeyNotYetValid => "key-not-yet-valid",
-            Self::InsufficientScope => "insufficient-scope",
-            Self::HttpsRequired => "https-required",
-            Self::StoreUnavailable => "store-unavailable",
-            Self::NotProtected => "not-protected",
-            Self::RateLimited => "rate-limited",
-            Self::TooManyAttempts => "too-many-attempts",
-            Self::LimiterUnavailable => "limiter-unavailable",
-            Self::DisabledKey => "key-disabled",
-            Self::AddressNotAllowed => "address-not-allowed",
-            Self::CreditsExhausted => "credits-exhausted",
-        }
-    }
-
-    /// A short, fixed summary of the problem.
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::MissingKey => "API key required",
-            Self::InvalidKey => "Invalid API key",
-            Self::DuplicateKey => "API key sent more than once",
-            Self::RevokedKey => "API key revoked",
-            Self::ExpiredKey => "API key expired",
-            Self::KeyNotYetValid => "API key not valid yet",
-            Self::InsufficientScope => "Insufficient scope",
-            Self::HttpsRequired => "HTTPS required",
-            Self::StoreUnavailable => "API key check unavailable",
-            Self::NotProtected => "API key check not configured",
-            Self::RateLimited => "Rate limit exceeded",
-            Self::TooManyAttempts => "Too many failed attempts",
-            Self::LimiterUnavailable => "Rate limiter unavailable",
-            Self::DisabledKey => "API key disabled",
-            Self::AddressNotAllowed => "Address not allowed for this API key",
-            Self::CreditsExhausted => "API key credits used up",
-        }
-    }
-}
-
-/// The `type` URI of each problem, made from [`TYPE_BASE`] at the first refusal.
-static TYPE_URIS: OnceLock<[Box<str>; 16]> = OnceLock::new();
-
-/// The base of every problem `type` URI the crate writes, `None` for `about:blank`: fixed by
-/// [`set_problem_type_base`] or, when it was not called, by the first refusal.
-static TYPE_BASE: OnceLock<Option<Box<str>>> = OnceLock::new();
-
-fn type_base() -> Option<&'static str> {
-    TYPE_BASE.get_or_init(|| None).as_deref()
-}
-
-/// The one `application/problem+json` renderer of every refusal that is not the guard's own
-/// (cached) one: self-service and webhook refusals. `type` is the base set with
-/// [`set_problem_type_base`] followed by `slug`, or `about:blank`; `reason` is an extension
-/// member for machines.
-pub(crate) fn problem_response(
-    status: StatusCode,
-    slug: &str,
-    title: &str,
-    detail: &str,
-    reason: Option<&str>,
-) -> Response {
-    use fmt::Write as _;
-    let mut body = String::with_capacity(192);
-    let _ = match type_base() {
-        Some(base) => write!(body, "{{\"type\":\"{base}{slug}\""),
-        None => write!(body, "{{\"type\":\"about:blank\""),
-    };
-    let _ = write!(
-        body,
-        ",\"title\":{},\"status\":{},\"detail\":{}",
-        JsonStr(title),
-        status.as_u16(),
-        JsonStr(detail)
-    );
-    if let Some(reason) = reason {
-        let _ = write!(body, ",\"reason\":{}", JsonStr(reason));
-    }
-    body.push('}');
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
-}
-
-/// Makes every problem's `type` URI `base` followed by its [`Problem::slug`], so that clients
-/// can follow it to the app's own documentation of the problem:
-/// `https://api.example.com/problems/missing-key`.
-///
-/// It reaches every refusal the crate writes: the guard's, the self-service routes'
-/// (`keys-not-generated`, `key-already-rotated`, `key-not-changeable`,
-/// `key-change-unavailable`) and, with feature `webhooks`, signed webhooks'
-/// (`webhook-bad-signature` and the others of `WebhookProblem::slug`).
-///
-/// Without it, `type` is `about:blank` and the problem is told by its `title` (RFC 9457,
-/// section 4.2.1). Call it once at start-up, before the first request: the URIs are fixed by the
-/// first refusal, and a later call returns [`ProblemTypeBaseError::AlreadySet`].
-///
-/// ```
-/// use axum_api_key::{set_problem_type_base, Problem};
-///
-/// set_problem_type_base("https://api.example.com/problems/")?;
-/// assert_eq!(Problem::MissingKey.type_uri(), "https://api.example.com/problems/missing-key");
-/// # Ok::<(), axum_api_key::ProblemTypeBaseError>(())
-/// ```
-pub fn set_problem_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
-    let absolute = base.split_once(':').is_some_and(|(scheme, _)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    });
-    // The URI goes into a JSON string as it is: no character that would need escaping.
-    if !absolute
-        || !base
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    {
-        return Err(ProblemTypeBaseError::NotAbsolute);
-    }
-    TYPE_BASE
-        .set(Some(Box::from(base)))
-        .map_err(|_| ProblemTypeBaseError::AlreadySet)
-}
-
-/// Why [`set_problem_type_base`] refused a base.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProblemTypeBaseError {
-    /// The base is not an absolute URI of visible ASCII, such as `https://api.example.com/problems/`.
-    NotAbsolute,
-    /// The `type` URIs were already fixed, by an earlier call or by a refusal.
-    AlreadySet,
-}
-
-impl fmt::Display for ProblemTypeBaseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotAbsolute => {
-                "the problem type base must be an absolute URI of visible ASCII without `\"` or \
-                 `\\`, such as `https://api.example.com/problems/`"
-            }
-            Self::AlreadySet => {
-                "the problem type URIs are already fixed: set the base once, at start-up, before \
-                 the first request"
-            }
-        })
-    }
-}
-
-impl std::error::Error for ProblemTypeBaseError {}
+use crate::problem::{JsonStr, Problem};
 
 /// Left in a request's extensions by a [`render_rejections`](crate::render_rejections) layer,
 /// so that the guard hands its rejection over in the response's extensions (and spares the
@@ -339,9 +91,9 @@ pub(crate) fn example_body(problem: Problem, config: GuardConfig) -> String {
         source: config.sources().first(),
         missing_scopes: config.scopes(),
     };
-    let type_uri = match TYPE_BASE.get() {
-        Some(Some(base)) => format!("{base}{}", problem.slug()),
-        _ => "about:blank".to_owned(),
+    let type_uri = match crate::problem::type_base_if_fixed() {
+        Some(base) => format!("{base}{}", problem.slug()),
+        None => "about:blank".to_owned(),
     };
     format!(
         "{{\"type\":{},\"title\":{},\"status\":{},\"detail\":{}}}",
@@ -685,24 +437,6 @@ impl IntoResponse for ApiKeyRejection {
         );
         self.apply(&mut response);
         response
-    }
-}
-
-/// A string written as a JSON string literal.
-pub(crate) struct JsonStr<'a>(pub(crate) &'a str);
-
-impl fmt::Display for JsonStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
-        for c in self.0.chars() {
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                c if u32::from(c) < 0x20 => write!(f, "\\u{:04x}", u32::from(c))?,
-                c => write!(f, "{c}")?,
-            }
-        }
-        f.write_str("\"")
     }
 }
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::exposure::Found;
 pub use crate::exposure::{Exposure, Leak, LeakPolicy};
-use crate::rejection::JsonStr;
+use crate::problem::JsonStr;
 use crate::store::{ApiKeys, KeyDigest};
 use crate::store::{ManageError, ManagedKeys};
 
@@ -540,5 +540,5 @@ async fn act<S: LeakedKeys>(
 }
 
 fn problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Response {
-    crate::rejection::problem_response(status, slug, title, detail, None)
+    crate::problem::problem_response(status, slug, title, detail, None)
 }

@@ -15,7 +15,7 @@ use http::{HeaderValue, StatusCode};
 use crate::extract::RequireApiKey;
 use crate::guard_config::KeyConfig;
 use crate::key::VerifiedKey;
-use crate::rejection::JsonStr;
+use crate::problem::JsonStr;
 use crate::store::{KeyDigest, ManageError, ManagedKeys};
 
 /// A router for the holder of a key, authenticated by that key through the guard `C`:
@@ -230,5 +230,5 @@ fn failed(key: &VerifiedKey, action: &'static str, error: &ManageError) -> Respo
         error = %error,
         "self-service"
     );
-    crate::rejection::problem_response(status, slug, title, detail, None)
+    crate::problem::problem_response(status, slug, title, detail, None)
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::extract::RequireApiKey;
 use crate::guard_config::KeyConfig;
 use crate::key::VerifiedKey;
-use crate::rejection::JsonStr;
+use crate::problem::JsonStr;
 use crate::store::ManageError;
 use crate::store::{KeyError, ListedKey};
 use crate::{RateLimit, Refill};
@@ -613,7 +613,7 @@ fn no_store(mut response: Response) -> Response {
 }
 
 fn problem(status: StatusCode, slug: &'static str, title: &'static str, detail: &str) -> Response {
-    crate::rejection::problem_response(status, slug, title, detail, None)
+    crate::problem::problem_response(status, slug, title, detail, None)
 }
 
 fn bad_request(detail: &str) -> Response {

@@ -153,7 +153,7 @@ impl std::error::Error for WebhookRejection {}
 impl IntoResponse for WebhookRejection {
     fn into_response(self) -> Response {
         let problem = self.problem;
-        crate::rejection::problem_response(
+        crate::problem::problem_response(
             problem.status(),
             problem.slug(),
             problem.title(),

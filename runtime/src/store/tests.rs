@@ -1,0 +1,300 @@
+//! The key set and its store: lookups, changes and what a listing shows.
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::format::KeyFormat;
+
+#[test]
+fn verifies_known_keys_only() {
+    let keys = ApiKeys::new()
+        .with_key("a", "key-a-0123456789")
+        .with_key("b", "key-b-0123456789");
+    assert_eq!(
+        keys.verify(b"key-a-0123456789").map(|k| k.id().to_owned()),
+        Ok("a".to_owned())
+    );
+    assert_eq!(
+        keys.verify(b"key-b-0123456789").map(|k| k.id().to_owned()),
+        Ok("b".to_owned())
+    );
+    assert_eq!(
+        keys.verify(b"key-c-0123456789").err(),
+        Some(KeyError::Unknown)
+    );
+    assert_eq!(keys.verify(b"").err(), Some(KeyError::Malformed));
+    assert_eq!(keys.verify(b"key a").err(), Some(KeyError::Malformed));
+    assert_eq!(
+        keys.verify("kéy".as_bytes()).err(),
+        Some(KeyError::Malformed)
+    );
+    assert_eq!(
+        keys.verify(&[b'k'; MAX_KEY_LEN + 1]).err(),
+        Some(KeyError::TooLong)
+    );
+}
+
+#[test]
+fn the_shape_check_accepts_exactly_visible_ascii() {
+    for byte in 0..=u8::MAX {
+        for at in 0..17 {
+            let mut key = vec![b'k'; 17];
+            key[at] = byte;
+            assert_eq!(
+                is_key_shaped(&key),
+                byte.is_ascii_graphic(),
+                "byte {byte:#04x} at {at}"
+            );
+        }
+    }
+    assert!(!is_key_shaped(b""));
+}
+
+#[test]
+fn a_key_of_the_maximum_length_is_accepted() {
+    let long = "k".repeat(MAX_KEY_LEN);
+    let keys = ApiKeys::new().with_key("long", &long);
+    assert!(keys.verify(long.as_bytes()).is_ok());
+}
+
+#[test]
+fn refuses_bad_additions() {
+    let keys = ApiKeys::new().with_key("a", "key-a-0123456789");
+    let kind = |r: Result<ApiKeys, ConfigError>| r.err().map(|e| e.kind());
+    assert_eq!(
+        kind(keys.clone().try_with_key("a", "other-0123456789")),
+        Some(ConfigErrorKind::DuplicateId)
+    );
+    assert_eq!(
+        kind(keys.clone().try_with_key("b", "key-a-0123456789")),
+        Some(ConfigErrorKind::DuplicateKey)
+    );
+    assert_eq!(
+        kind(keys.clone().try_with_key("", "x-0123456789abcdef")),
+        Some(ConfigErrorKind::EmptyId)
+    );
+    assert_eq!(
+        kind(keys.clone().try_with_key("b c", "x-0123456789abcdef")),
+        Some(ConfigErrorKind::InvalidId)
+    );
+    assert_eq!(
+        kind(keys.clone().try_with_key("b", "")),
+        Some(ConfigErrorKind::EmptyKey)
+    );
+    assert_eq!(
+        kind(keys.clone().try_with_key("b", "a b")),
+        Some(ConfigErrorKind::KeyNotPrintable)
+    );
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    assert_eq!(
+        kind(keys.clone().try_with_key("b", long)),
+        Some(ConfigErrorKind::KeyTooLong)
+    );
+    // A refused addition leaves the store as it was.
+    assert_eq!(keys.len(), 1);
+}
+
+#[test]
+fn building_copies_a_shared_store_and_managing_changes_every_clone() {
+    let one = ApiKeys::new().with_key("a", "key-a-0123456789");
+    let two = one.clone().with_key("b", "key-b-0123456789");
+    assert_eq!(one.len(), 1);
+    assert_eq!(two.len(), 2);
+    assert!(one.verify(b"key-b-0123456789").is_err());
+
+    let served = two.clone();
+    two.add(Key::new("c", "key-c-0123456789")).unwrap();
+    assert_eq!(served.verify(b"key-c-0123456789").unwrap().id(), "c");
+    served.revoke("a").unwrap();
+    assert_eq!(
+        two.verify(b"key-a-0123456789").unwrap_err(),
+        KeyError::Revoked
+    );
+    assert_eq!(
+        one.verify(b"key-a-0123456789").unwrap().id(),
+        "a",
+        "a store built apart is apart"
+    );
+}
+
+#[test]
+fn validity_times_are_enforced() {
+    let hour = Duration::from_secs(3600);
+    let now = SystemTime::now();
+    let keys = ApiKeys::new()
+        .with(Key::new("old", "key-old-0123456789").expires_at(now - hour))
+        .with(Key::new("early", "key-early-0123456789").not_before(now + hour))
+        .with(
+            Key::new("current", "key-current-0123456789")
+                .not_before(now - hour)
+                .expires_at(now + hour),
+        )
+        .with(Key::new("gone", "key-gone-0123456789").revoked(true));
+    assert_eq!(
+        keys.verify(b"key-old-0123456789").unwrap_err(),
+        KeyError::Expired
+    );
+    assert_eq!(
+        keys.verify(b"key-early-0123456789").unwrap_err(),
+        KeyError::NotYetValid
+    );
+    assert_eq!(
+        keys.verify(b"key-current-0123456789").unwrap().id(),
+        "current"
+    );
+    assert_eq!(
+        keys.verify(b"key-gone-0123456789").unwrap_err(),
+        KeyError::Revoked
+    );
+    assert_eq!(
+        keys.revoke("nobody").unwrap_err().kind(),
+        ConfigErrorKind::UnknownId
+    );
+}
+
+#[test]
+fn rotation_keeps_the_old_key_until_the_deadline() {
+    let format = KeyFormat::new("test").unwrap();
+    let old = format.generate();
+    let keys = ApiKeys::new()
+        .with_format(format)
+        .with(Key::new("svc", &old).scopes(["a"]).metadata("owner", "ops"));
+    let new = keys.rotate("svc", Duration::from_secs(60)).unwrap();
+    let rotated = keys.verify(new.as_bytes()).unwrap();
+    assert_eq!(
+        (rotated.id(), rotated.scopes().collect::<Vec<_>>()),
+        ("svc", vec!["a"])
+    );
+    assert_eq!(rotated.metadata("owner"), Some("ops"));
+    assert!(rotated.expires_at().is_none());
+    let old_key = keys.verify(old.as_bytes()).unwrap();
+    assert!(
+        old_key
+            .expires_at()
+            .is_some_and(|at| at <= SystemTime::now() + Duration::from_secs(60))
+    );
+
+    let newer = keys.rotate("svc", Duration::ZERO).unwrap();
+    assert_eq!(keys.verify(old.as_bytes()).unwrap_err(), KeyError::Expired);
+    assert_eq!(keys.verify(new.as_bytes()).unwrap_err(), KeyError::Expired);
+    assert!(keys.verify(newer.as_bytes()).is_ok());
+    // A grace period no clock can hold is no panic: the old key works until the end of
+    // year 9999, the last time a records file can hold.
+    let endless = keys.rotate("svc", Duration::MAX).unwrap();
+    assert!(keys.verify(endless.as_bytes()).is_ok());
+    let kept = keys.verify(newer.as_bytes()).unwrap();
+    assert_eq!(
+        kept.expires_at(),
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(253_402_300_799))
+    );
+    assert_eq!(
+        ApiKeys::new()
+            .with_key("x", "key-x-0123456789")
+            .rotate("x", Duration::ZERO)
+            .unwrap_err()
+            .kind(),
+        ConfigErrorKind::NoFormat
+    );
+}
+
+#[test]
+fn a_format_refuses_other_keys_before_lookup() {
+    let format = KeyFormat::new("app").unwrap();
+    let good = format.generate();
+    let keys = ApiKeys::new()
+        .with_format(format.clone())
+        .with_key("a", &good);
+    assert!(keys.verify(good.as_bytes()).is_ok());
+    let mut typo = good.clone().into_bytes();
+    let last = typo.len() - 8;
+    typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+    assert_eq!(keys.verify(&typo).unwrap_err(), KeyError::Malformed);
+    assert_eq!(keys.verify(b"app_short").unwrap_err(), KeyError::Malformed);
+    let other = KeyFormat::new("other").unwrap().generate();
+    assert_eq!(
+        keys.clone().try_with_key("b", other).unwrap_err().kind(),
+        ConfigErrorKind::NotOfFormat
+    );
+    assert_eq!(
+        keys.try_with_key("c", "plain-key-0123456789")
+            .unwrap_err()
+            .kind(),
+        ConfigErrorKind::NotOfFormat
+    );
+}
+
+#[test]
+fn debug_shows_no_key_and_no_digest() {
+    let keys = ApiKeys::new().with_key("a", "secret-value-0123456789");
+    let shown = format!("{keys:?} {keys:#?}");
+    assert!(!shown.contains("secret-value-0123456789"));
+    assert!(!shown.contains("digest"));
+    assert_eq!(format!("{keys:?}"), "ApiKeys { len: 1, .. }");
+}
+
+#[test]
+fn a_thread_never_reads_a_set_older_than_the_last_change_that_returned() {
+    let keys = ApiKeys::new().with_key("a", "key-a-0123456789");
+    let other = ApiKeys::new().with_key("b", "key-b-0123456789");
+    // Both stores are in this thread's slots.
+    assert!(keys.verify(b"key-a-0123456789").is_ok());
+    assert!(other.verify(b"key-b-0123456789").is_ok());
+    for round in 0..50 {
+        let writer = keys.clone();
+        std::thread::spawn(move || {
+            writer.add(Key::new(
+                format!("new-{round}"),
+                format!("key-new-{round}-0123456789"),
+            ))
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert!(
+            keys.verify(format!("key-new-{round}-0123456789").as_bytes())
+                .is_ok(),
+            "round {round}"
+        );
+        assert_eq!(
+            other
+                .verify(format!("key-new-{round}-0123456789").as_bytes())
+                .unwrap_err(),
+            KeyError::Unknown
+        );
+        let revoker = keys.clone();
+        std::thread::spawn(move || revoker.revoke(&format!("new-{round}")))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            keys.verify(format!("key-new-{round}-0123456789").as_bytes())
+                .unwrap_err(),
+            KeyError::Revoked,
+            "round {round}"
+        );
+    }
+    // More stores than a thread keeps at hand: each still reads its own set.
+    let many: Vec<ApiKeys> = (0..10)
+        .map(|i| ApiKeys::new().with_key(format!("k{i}"), format!("key-{i}-0123456789")))
+        .collect();
+    for _ in 0..3 {
+        for (i, store) in many.iter().enumerate() {
+            assert_eq!(
+                store
+                    .verify(format!("key-{i}-0123456789").as_bytes())
+                    .unwrap()
+                    .id(),
+                format!("k{i}")
+            );
+            assert!(store.verify(b"key-a-0123456789").is_err());
+        }
+    }
+}
+
+#[test]
+fn store_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<ApiKeys>();
+    assert_send_sync::<VerifiedKey>();
+}
