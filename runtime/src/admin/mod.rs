@@ -2,31 +2,32 @@
 //! list, rotate, suspend, top up and revoke any customer's keys, each with a narrowly scoped
 //! admin key of its own (feature `admin`).
 
-use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 
 use crate::extract::RequireApiKey;
 use crate::guard_config::KeyConfig;
 use crate::key::VerifiedKey;
-use crate::problem::JsonStr;
-use crate::store::ManageError;
-use crate::store::{KeyError, ListedKey};
+use crate::store::{ListedKey, ManageError};
 use crate::{RateLimit, Refill};
 
+mod answer;
 mod body;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod store;
 
+use answer::{
+    Created, IdKeys, KeyPage, KeyView, Rotated, audit, bad_request, done, failed, json, no_store,
+    problem, state_of,
+};
 use body::{CreateBody, ListQuery, read_body};
 #[cfg(feature = "openapi")]
 pub use openapi::{
@@ -156,27 +157,20 @@ async fn list<R: KeyConfig, S: AdminKeys>(
                     .is_none_or(|identity| listed.key().identity() == Some(identity))
         })
         .collect();
-    let page = matching.iter().skip(skip).take(limit);
-    let mut body = String::from("{\"keys\":[");
-    for (i, listed) in page.enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&describe(listed));
-    }
-    body.push_str("],\"next_cursor\":");
-    match skip
-        .checked_add(limit)
-        .filter(|next| *next < matching.len())
-    {
-        Some(next) => {
-            let _ = write!(body, "\"{next}\"");
-        }
-        None => body.push_str("null"),
-    }
-    body.push('}');
+    let page = KeyPage {
+        keys: matching
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|listed| KeyView::of(listed))
+            .collect(),
+        next_cursor: skip
+            .checked_add(limit)
+            .filter(|next| *next < matching.len())
+            .map(|next| next.to_string()),
+    };
     audit(&admin, "list", None);
-    json(StatusCode::OK, body)
+    json(StatusCode::OK, &page)
 }
 
 async fn show<R: KeyConfig, S: AdminKeys>(
@@ -196,16 +190,12 @@ async fn show<R: KeyConfig, S: AdminKeys>(
     if of_id.is_empty() {
         return failed(&admin, "show", Some(&id), &ManageError::UnknownId);
     }
-    let mut body = format!("{{\"id\":{},\"keys\":[", JsonStr(&id));
-    for (i, listed) in of_id.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&describe(listed));
-    }
-    body.push_str("]}");
+    let keys = IdKeys {
+        id: &id,
+        keys: of_id.iter().map(|listed| KeyView::of(listed)).collect(),
+    };
     audit(&admin, "show", Some(&id));
-    json(StatusCode::OK, body)
+    json(StatusCode::OK, &keys)
 }
 
 async fn create<W: KeyConfig, S: AdminKeys>(
@@ -247,17 +237,13 @@ async fn create<W: KeyConfig, S: AdminKeys>(
     match store.create_key(new).await {
         Ok(key) => {
             audit(&admin, "create", Some(&id));
-            let mut body = format!("{{\"id\":{},\"scopes\":[", JsonStr(&id));
-            for (i, scope) in scopes.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                body.push_str(&JsonStr(scope).to_string());
-            }
-            body.push_str("],\"expires_at\":");
-            time_or_null(&mut body, expires_at);
-            let _ = write!(body, ",\"key\":{}}}", JsonStr(&key));
-            no_store(json(StatusCode::CREATED, body))
+            let created = Created {
+                id: &id,
+                scopes: &scopes,
+                expires_at: Created::expiring(expires_at),
+                key: &key,
+            };
+            no_store(json(StatusCode::CREATED, &created))
         }
         Err(error) => failed(&admin, "create", Some(&id), &error),
     }
@@ -305,8 +291,7 @@ async fn rotate<W: KeyConfig, S: AdminKeys>(
     match store.rotate_key(&id, grace).await {
         Ok(key) => {
             audit(&admin, "rotate", Some(&id));
-            let body = format!("{{\"id\":{},\"key\":{}}}", JsonStr(&id), JsonStr(&key));
-            no_store(json(StatusCode::OK, body))
+            no_store(json(StatusCode::OK, &Rotated { id: &id, key: &key }))
         }
         Err(error) => failed(&admin, "rotate", Some(&id), &error),
     }
@@ -487,202 +472,4 @@ fn widening(admin: &VerifiedKey, scopes: &[String], action: &'static str) -> Opt
         "Scope not held",
         &detail,
     ))
-}
-
-/// A change's answer: `204` and its audit event, or the refusal.
-fn done(
-    admin: &VerifiedKey,
-    action: &'static str,
-    id: &str,
-    changed: Result<u64, ManageError>,
-) -> Response {
-    match changed {
-        Ok(_) => {
-            audit(admin, action, Some(id));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => failed(admin, action, Some(id), &error),
-    }
-}
-
-/// A listed key's state, as `GET /keys` names it.
-fn state_of(listed: &ListedKey) -> &'static str {
-    match listed.refused() {
-        None => "valid",
-        Some(KeyError::Revoked) => "revoked",
-        Some(KeyError::Expired) => "expired",
-        Some(KeyError::NotYetValid) => "not_yet_valid",
-        Some(KeyError::Disabled) => "disabled",
-        Some(_) => "refused",
-    }
-}
-
-/// A listed key as the admin API shows it: never the key, never its digest.
-fn describe(listed: &ListedKey) -> String {
-    let key = listed.key();
-    let mut body = format!(
-        "{{\"id\":{},\"state\":\"{}\",\"scopes\":[",
-        JsonStr(key.id()),
-        state_of(listed)
-    );
-    for (i, scope) in key.scopes().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&JsonStr(scope).to_string());
-    }
-    body.push_str("],\"expires_at\":");
-    time_or_null(&mut body, key.expires_at());
-    body.push_str(",\"rate_limit\":[");
-    for (i, limit) in key.rate_limits().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&JsonStr(&limit.to_string()).to_string());
-    }
-    body.push_str("],\"credits_left\":");
-    match listed.credits_left() {
-        Some(left) => {
-            let _ = write!(body, "{left}");
-        }
-        None => body.push_str("null"),
-    }
-    body.push_str(",\"refill\":");
-    match key.refill() {
-        Some(refill) => body.push_str(&JsonStr(&refill.to_string()).to_string()),
-        None => body.push_str("null"),
-    }
-    body.push_str(",\"identity\":");
-    match key.identity() {
-        Some(identity) => body.push_str(&JsonStr(identity).to_string()),
-        None => body.push_str("null"),
-    }
-    body.push_str(",\"allowed_ips\":[");
-    for (i, network) in key.allowed_ips().iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        let _ = write!(body, "\"{network}\"");
-    }
-    body.push_str("],\"last_used\":");
-    time_or_null(&mut body, listed.last_used());
-    body.push_str(",\"metadata\":{");
-    for (i, (name, text)) in key.record().metadata().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        let _ = write!(body, "{}:{}", JsonStr(name), JsonStr(text));
-    }
-    body.push_str("}}");
-    body
-}
-
-fn time_or_null(body: &mut String, at: Option<SystemTime>) {
-    match at.and_then(crate::time::rfc3339) {
-        Some(at) => {
-            let _ = write!(body, "\"{at}\"");
-        }
-        None => body.push_str("null"),
-    }
-}
-
-fn audit(admin: &VerifiedKey, action: &'static str, id: Option<&str>) {
-    tracing::info!(
-        target: "axum_api_key::audit",
-        outcome = "admin",
-        action,
-        admin_key_id = admin.id(),
-        key_id = id,
-        "admin API"
-    );
-}
-
-fn json(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn problem(status: StatusCode, slug: &'static str, title: &'static str, detail: &str) -> Response {
-    crate::problem::problem_response(status, slug, title, detail, None)
-}
-
-fn bad_request(detail: &str) -> Response {
-    problem(
-        StatusCode::BAD_REQUEST,
-        "admin-bad-request",
-        "Bad request",
-        detail,
-    )
-}
-
-fn failed(
-    admin: &VerifiedKey,
-    action: &'static str,
-    id: Option<&str>,
-    error: &ManageError,
-) -> Response {
-    let (status, slug, title, detail) = match error {
-        ManageError::UnknownId => (
-            StatusCode::NOT_FOUND,
-            "key-id-unknown",
-            "Unknown key id",
-            "No key has this id.".to_owned(),
-        ),
-        ManageError::NoFormat => (
-            StatusCode::CONFLICT,
-            "keys-not-generated",
-            "Keys cannot be generated",
-            "This store has no key format, so it cannot issue keys.".to_owned(),
-        ),
-        ManageError::Superseded | ManageError::NotLive => (
-            StatusCode::CONFLICT,
-            "key-not-changeable",
-            "Key cannot be changed",
-            "This id has no live key to change.".to_owned(),
-        ),
-        ManageError::Invalid(why) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "key-change-invalid",
-            "Change refused",
-            why.clone(),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "key-change-unavailable",
-            "Key store unavailable",
-            "The keys could not be read or changed right now; try again later.".to_owned(),
-        ),
-    };
-    if status.is_server_error() {
-        tracing::error!(
-            target: "axum_api_key::audit",
-            outcome = "failed",
-            action,
-            admin_key_id = admin.id(),
-            key_id = id,
-            error = %error,
-            "admin API"
-        );
-    } else {
-        tracing::info!(
-            target: "axum_api_key::audit",
-            outcome = "refused",
-            action,
-            admin_key_id = admin.id(),
-            key_id = id,
-            reason = slug,
-            "admin API"
-        );
-    }
-    problem(status, slug, title, &detail)
 }
