@@ -36,6 +36,7 @@ mod postgres;
 mod radix;
 pub(crate) mod set;
 mod snapshot;
+mod spent;
 
 pub use bounds::{KeyDigest, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
 pub use live::Rotation;
