@@ -1,0 +1,201 @@
+//! Keeping the snapshot in step: `LISTEN` on a connection of its own, a full read every
+//! minute and after every reconnection, a heartbeat, and a timeout on every round trip.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use sqlx::Executor;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use super::super::KeyDigest;
+use super::super::set::KeySet;
+use super::rows::{SELECT_ROWS, decode_hex, record};
+use super::{Inner, PgKeysError};
+
+impl Inner {
+    pub(super) fn staleness(&self) -> Duration {
+        let at = self.in_step_at.load(Ordering::Acquire);
+        let now = self.started.elapsed();
+        if at == 0 {
+            return now;
+        }
+        now.saturating_sub(Duration::from_micros(at))
+    }
+
+    pub(super) fn mark_in_step(&self) {
+        let now = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.in_step_at.store(now.max(1), Ordering::Release);
+    }
+
+    /// Reads every key and swaps the snapshot whole.
+    pub(super) async fn resync(&self) -> Result<usize, PgKeysError> {
+        self.resync_on(&self.pool).await
+    }
+
+    /// [`resync`](Self::resync) through this connection (the follower's own).
+    pub(super) async fn resync_on<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+    ) -> Result<usize, PgKeysError> {
+        let _one_at_a_time = self.changing.lock().await;
+        let rows = sqlx::query(SELECT_ROWS).fetch_all(executor).await?;
+        let mut set = KeySet::default();
+        set.format = self.format.clone();
+        for row in &rows {
+            match record(row) {
+                Ok((_, key)) => {
+                    if let Err(error) = set.insert(key, true) {
+                        let error = error.without_id();
+                        tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table could not be read");
+                }
+            }
+        }
+        let count = set.len();
+        self.snapshot.publish(Arc::new(set));
+        self.mark_in_step();
+        Ok(count)
+    }
+
+    /// Reads the rows of these digests again and applies them to the snapshot: each key is
+    /// replaced, added, or removed if its row is gone.
+    pub(super) async fn refresh(&self, digests: &[KeyDigest]) -> Result<(), PgKeysError> {
+        self.refresh_on(&self.pool, digests).await
+    }
+
+    /// [`refresh`](Self::refresh) through this connection (the follower's own).
+    pub(super) async fn refresh_on<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+        digests: &[KeyDigest],
+    ) -> Result<(), PgKeysError> {
+        let _one_at_a_time = self.changing.lock().await;
+        let slices: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
+        let rows = sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
+            .bind(&slices)
+            .fetch_all(executor)
+            .await?;
+        let mut next = KeySet::clone(&self.snapshot.load());
+        for digest in digests {
+            next.remove(digest);
+        }
+        for row in &rows {
+            if let Ok((_, key)) = record(row)
+                && let Err(error) = next.insert(key, true)
+            {
+                let error = error.without_id();
+                tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
+            }
+        }
+        self.snapshot.publish(Arc::new(next));
+        Ok(())
+    }
+}
+
+/// Follows the table: listens for its notifications, applies them, reads it again in full on a
+/// period and after every reconnection, and checks an idle connection. Ends with the store.
+pub(super) async fn follow(inner: Weak<Inner>) {
+    use tokio::time::timeout;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let round_trip = strong.options.round_trip_timeout;
+        // A full read may take longer than one round trip, but never longer than the snapshot
+        // may go stale.
+        let full_read = strong.options.max_staleness.max(round_trip);
+        let listener = async {
+            let mut listener = timeout(round_trip, async {
+                // A pool of one for each listening connection: one given up may hang in
+                // sqlx's own clean-up (its `UNLISTEN` waits on the silent connection until
+                // the system gives up on it) and must not hold the place of the next.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(round_trip)
+                    .connect_lazy_with(strong.listen_with.clone());
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen(&strong.channel).await?;
+                Ok::<_, sqlx::Error>(listener)
+            })
+            .await
+            .map_err(|_| timed_out("listening"))??;
+            // Without a connection of its own to reopen silently: a lost connection is seen
+            // here, and handled as one, resync included.
+            listener.eager_reconnect(false);
+            // Changes made while not listening are caught up here, on the new connection: the
+            // follower never waits on a connection of the shared pool, which may be as dead as
+            // the one just given up.
+            timeout(full_read, strong.resync_on(&mut listener))
+                .await
+                .map_err(|_| timed_out("reading the keys"))??;
+            Ok::<_, PgKeysError>(listener)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(target: "axum_api_key::audit", %error, "the key database cannot be followed; retrying");
+                drop(strong);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let (heartbeat, resync_every) = (strong.options.heartbeat, strong.options.resync_every);
+        drop(strong);
+        let mut last_resync = Instant::now();
+        let error = loop {
+            let received = timeout(heartbeat, listener.try_recv()).await;
+            let Some(strong) = inner.upgrade() else {
+                return;
+            };
+            match received {
+                Ok(Ok(Some(notification))) => {
+                    if let Some(digest) = decode_hex(notification.payload()) {
+                        match timeout(round_trip, strong.refresh_on(&mut listener, &[digest])).await
+                        {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => break error,
+                            Err(_) => break timed_out("reading a changed key"),
+                        }
+                    }
+                    strong.mark_in_step();
+                }
+                // The connection was lost: notifications may have been missed.
+                Ok(Ok(None)) => break PgKeysError::Database(sqlx::Error::PoolClosed),
+                Ok(Err(error)) => break error.into(),
+                // Quiet: check the listening connection itself, which proves nothing was lost;
+                // a connection that does not answer in time is taken for dead.
+                Err(_) => match timeout(round_trip, listener.execute("SELECT 1")).await {
+                    Ok(Ok(_)) => strong.mark_in_step(),
+                    Ok(Err(error)) => break error.into(),
+                    Err(_) => break timed_out("the heartbeat"),
+                },
+            }
+            if last_resync.elapsed() >= resync_every {
+                match timeout(full_read, strong.resync_on(&mut listener)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => break error,
+                    Err(_) => break timed_out("reading the keys"),
+                }
+                last_resync = Instant::now();
+            }
+        };
+        tracing::warn!(target: "axum_api_key::audit", %error, "the key database connection was lost; reconnecting");
+        drop(listener);
+    }
+}
+
+/// A round trip that did not end in time.
+pub(super) fn timed_out(what: &str) -> PgKeysError {
+    PgKeysError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} did not answer in time"),
+    )))
+}
