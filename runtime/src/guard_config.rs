@@ -49,7 +49,7 @@ const DEFAULT_SOURCES: &[Source] = &[Source::Header("x-api-key")];
 /// key must hold, and whether a request may come without a key.
 ///
 /// `#[api_key(...)]` builds one per handler, at compile time; build one by hand with the `const`
-/// methods to configure [`RequireApiKey`] without the attribute.
+/// methods to configure [`RequireApiKey`](crate::RequireApiKey) without the attribute.
 ///
 /// ```
 /// use axum_api_key::{GuardConfig, KeyConfig, Source};
@@ -107,7 +107,7 @@ impl GuardConfig {
         self
     }
 
-    /// Lets a request without any key through, with no [`VerifiedKey`]; a wrong key is still
+    /// Lets a request without any key through, with no [`VerifiedKey`](crate::VerifiedKey); a wrong key is still
     /// refused.
     ///
     /// A configuration that also requires scopes refuses a request without a key all the same:
@@ -181,10 +181,10 @@ impl GuardConfig {
     }
 }
 
-/// A type naming a [`GuardConfig`]: what [`RequireApiKey`] is parameterised by.
+/// A type naming a [`GuardConfig`]: what [`RequireApiKey`](crate::RequireApiKey) is parameterised by.
 ///
 /// `#[api_key(...)]` on a handler generates one; on a unit struct it makes that struct one, to
-/// use with [`RequireApiKey::layer`] or as an extractor.
+/// use with [`RequireApiKey::layer`](crate::RequireApiKey::layer) or as an extractor.
 ///
 /// ```
 /// use axum_api_key::{api_key, RequireApiKey};

@@ -31,7 +31,8 @@
 //! - A refused request gets an [`ApiKeyRejection`]: the configured status (401 by default, with
 //!   a `WWW-Authenticate` challenge), or 400 for a key sent twice, and an
 //!   `application/problem+json` body that never contains the key. Its `type` is `about:blank`
-//!   until [`set_problem_type_base`] points it at the app's own documentation. Each refusal's
+//!   until [`set_problem_type_base`] (for the process) or a [`RouterSettings`] layer (for one
+//!   router) points it at the app's own documentation. Each refusal's
 //!   answer is rendered once and shared, so refusing a request costs about what accepting one
 //!   does.
 //! - Keys come from configuration: [`ApiKeys::from_env`] (`id=key`, `id=sha256:<hex>`, scopes in
@@ -108,6 +109,7 @@ mod render;
 #[cfg(any(feature = "openapi", feature = "aide"))]
 mod scheme;
 mod self_service;
+mod settings;
 mod store;
 mod time;
 mod usage;
@@ -141,6 +143,7 @@ pub use problem::{Problem, ProblemTypeBaseError, set_problem_type_base};
 pub use rejection::ApiKeyRejection;
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use self_service::self_service;
+pub use settings::{RouterSettings, RouterSettingsLayer, WithRouterSettings};
 pub use store::{
     ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN,
     Rotation, digest,
@@ -164,12 +167,14 @@ pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 /// Refusals by plan are decisions with their own `reason`: `credits_exhausted`,
 /// `disabled`, `address_not_allowed`.
 ///
-/// Key ids are a label (`key_id`) only after [`label_key_ids(true)`](metrics::label_key_ids): every key
-/// is then a time series of its own.
+/// Key ids are a label (`key_id`) only after [`label_key_ids(true)`](metrics::label_key_ids), or
+/// under a [`RouterSettings`] layer that asks for them: every key is then a time series of its
+/// own.
 #[cfg(feature = "metrics")]
 pub mod metrics {
     /// Labels decisions, rate-limit refusals and spent credits with the key's id, or stops
-    /// doing so.
+    /// doing so: the process's default, which a [`RouterSettings`](crate::RouterSettings) layer
+    /// overrides for the routes under it.
     pub fn label_key_ids(on: bool) {
         crate::usage::set_label_key_ids(on);
     }

@@ -155,6 +155,16 @@ fn type_base() -> Option<&'static str> {
     TYPE_BASE.get_or_init(|| None).as_deref()
 }
 
+/// The `type` URI of `problem` in an answer to the current request: under a
+/// [`RouterSettings`](crate::RouterSettings) layer that sets a base, that base and the slug;
+/// otherwise the process-wide [`Problem::type_uri`].
+pub(crate) fn current_type_uri(problem: Problem) -> std::borrow::Cow<'static, str> {
+    match crate::settings::problem_type_base() {
+        Some(base) => format!("{base}{}", problem.slug()).into(),
+        None => problem.type_uri().into(),
+    }
+}
+
 /// The base of the problem `type` URIs if it is fixed already, without fixing it: what a
 /// document generated before the first refusal shows.
 #[cfg(feature = "openapi")]
@@ -163,8 +173,9 @@ pub(crate) fn type_base_if_fixed() -> Option<&'static str> {
 }
 
 /// The one `application/problem+json` renderer of every refusal that is not the guard's own
-/// (cached) one: self-service and webhook refusals. `type` is the base set with
-/// [`set_problem_type_base`] followed by `slug`, or `about:blank`; `reason` is an extension
+/// (cached) one: self-service, admin, secret-scanning and webhook refusals. `type` is the base
+/// of the request's [`RouterSettings`](crate::RouterSettings), or else the one set with
+/// [`set_problem_type_base`], followed by `slug`, or `about:blank`; `reason` is an extension
 /// member for machines.
 pub(crate) fn problem_response(
     status: StatusCode,
@@ -175,9 +186,10 @@ pub(crate) fn problem_response(
 ) -> Response {
     use fmt::Write as _;
     let mut body = String::with_capacity(192);
-    let _ = match type_base() {
-        Some(base) => write!(body, "{{\"type\":\"{base}{slug}\""),
-        None => write!(body, "{{\"type\":\"about:blank\""),
+    let _ = match (crate::settings::problem_type_base(), type_base()) {
+        (Some(base), _) => write!(body, "{{\"type\":\"{base}{slug}\""),
+        (None, Some(base)) => write!(body, "{{\"type\":\"{base}{slug}\""),
+        (None, None) => write!(body, "{{\"type\":\"about:blank\""),
     };
     let _ = write!(
         body,
@@ -208,7 +220,8 @@ pub(crate) fn problem_response(
 /// (`webhook-bad-signature` and the others of `WebhookProblem::slug`).
 ///
 /// Without it, `type` is `about:blank` and the problem is told by its `title` (RFC 9457,
-/// section 4.2.1). Call it once at start-up, before the first request: the URIs are fixed by the
+/// section 4.2.1). A [`RouterSettings`](crate::RouterSettings) layer sets a base for the routes
+/// under one router only, over this default: two apps in one process can differ. Call it once at start-up, before the first request: the URIs are fixed by the
 /// first refusal, and a later call returns [`ProblemTypeBaseError::AlreadySet`].
 ///
 /// ```
@@ -219,6 +232,15 @@ pub(crate) fn problem_response(
 /// # Ok::<(), axum_api_key::ProblemTypeBaseError>(())
 /// ```
 pub fn set_problem_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
+    check_type_base(base)?;
+    TYPE_BASE
+        .set(Some(Box::from(base)))
+        .map_err(|_| ProblemTypeBaseError::AlreadySet)
+}
+
+/// Refuses a problem `type` base that is not an absolute URI, or holds a character a JSON
+/// string would escape (the URI goes into the body as it is).
+pub(crate) fn check_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
     let absolute = base.split_once(':').is_some_and(|(scheme, _)| {
         scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme
@@ -233,9 +255,7 @@ pub fn set_problem_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
     {
         return Err(ProblemTypeBaseError::NotAbsolute);
     }
-    TYPE_BASE
-        .set(Some(Box::from(base)))
-        .map_err(|_| ProblemTypeBaseError::AlreadySet)
+    Ok(())
 }
 
 /// Why [`set_problem_type_base`] refused a base.

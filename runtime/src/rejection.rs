@@ -237,7 +237,7 @@ impl Shape<'_> {
         let detail = self.detail();
         let body = format!(
             "{{\"type\":{},\"title\":{},\"status\":{},\"detail\":{}}}",
-            JsonStr(self.problem.type_uri()),
+            JsonStr(&crate::problem::current_type_uri(self.problem)),
             JsonStr(self.problem.title()),
             self.status.as_u16(),
             JsonStr(&detail),
@@ -369,10 +369,12 @@ impl Shape<'_> {
     }
 }
 
-/// What identifies a cached answer: the configuration's sources (static data, by address), its
-/// status, the problem and which source held the key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// What identifies a cached answer: the router's problem `type` base, the configuration's sources
+/// (static data, by address), its status, the problem and which source held the key.
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct ShapeKey {
+    /// The problem `type` base of the request's router settings, if they set one.
+    type_base: Option<Arc<str>>,
     sources: usize,
     sources_len: usize,
     status: u16,
@@ -395,6 +397,7 @@ thread_local! {
 fn cached(shape: &Shape<'_>) -> Arc<Rendered> {
     let sources = shape.config.sources();
     let key = ShapeKey {
+        type_base: crate::settings::problem_type_base(),
         sources: sources.as_ptr() as usize,
         sources_len: sources.len(),
         status: shape.status.as_u16(),

@@ -12,7 +12,7 @@ static LABEL_KEY_IDS: AtomicBool = AtomicBool::new(false);
 /// series, which a service with many keys may not want to pay for.
 #[cfg(feature = "metrics")]
 pub(crate) fn labels_key_ids() -> bool {
-    LABEL_KEY_IDS.load(Ordering::Relaxed)
+    crate::settings::label_key_ids().unwrap_or_else(|| LABEL_KEY_IDS.load(Ordering::Relaxed))
 }
 
 #[cfg(feature = "metrics")]

@@ -74,4 +74,30 @@ async fn decisions_refusals_and_guard_time_are_counted() {
         "{text}"
     );
     axum_api_key::metrics::label_key_ids(false);
+
+    // A router's settings label its own requests only, over the process-wide default (off).
+    let labelled = app.clone().layer(
+        axum_api_key::RouterSettings::new()
+            .label_key_ids(true)
+            .layer(),
+    );
+    let call_labelled = |key: &'static str| {
+        send(
+            labelled.clone(),
+            get("/data", &[("x-api-key", key.as_bytes())]),
+        )
+    };
+    assert_eq!(call_labelled(KEY_B).await.status, StatusCode::OK);
+    assert_eq!(call(KEY_B).await.status, StatusCode::OK);
+    let text = send(app.clone(), get("/metrics", &[])).await.text();
+    assert!(
+        text.contains(
+            r#"api_key_decisions_total{outcome="accepted",reason="",key_id="partner-b"} 2"#
+        ),
+        "one more under the labelling router: {text}"
+    );
+    assert!(
+        text.contains(r#"api_key_decisions_total{outcome="accepted",reason=""} 4"#),
+        "one more without the label elsewhere: {text}"
+    );
 }

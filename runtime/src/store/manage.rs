@@ -1,7 +1,7 @@
 //! Keys changed at their holder's request: [`ManagedKeys`], what [`self_service`] and leak
 //! handling ask of a store, and [`ManageError`], how a change is refused.
 //!
-//! [`self_service`]: crate::self_service
+//! [`self_service`]: crate::self_service()
 
 use std::fmt;
 use std::future::Future;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{ApiKeys, KeyDigest, KeyStore, Rotation};
 use crate::error::{ConfigError, ConfigErrorKind};
 
-/// A store whose keys can be rotated and revoked through [`self_service`]: [`ApiKeys`] (its
+/// A store whose keys can be rotated and revoked through [`self_service`](crate::self_service()): [`ApiKeys`] (its
 /// records file, if it has one, written through) and `PgKeys` (feature `postgres`).
 ///
 /// Both calls act on the key the request presented, named by its digest, never on its id:
