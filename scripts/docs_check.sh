@@ -2,7 +2,9 @@
 # The quickstart's OpenAPI document and /docs, checked against real tools: the document
 # validates as OpenAPI 3.1 (openapi-spec-validator), schemathesis finds no 5xx and no answer
 # that contradicts the document (without a key, with the rate-limited demo key, and with an
-# unlimited key), and headless Chromium authorizes in Swagger UI and calls GET /data.
+# unlimited key), headless Chromium authorizes in Swagger UI and calls GET /data, and a client
+# generated from the document (openapi-python-client) calls every operation and parses every
+# refusal into the document's problem model.
 # A screenshot of the docs is kept at <target directory>/browser/docs.png.
 #
 # Installs what it needs: the PyPI tools, Debian's chromium, and playwright-core (npm ci).
@@ -21,7 +23,7 @@ if [ ! -x "$target/ci-venv/bin/python" ]; then
 fi
 export PATH="$target/ci-venv/bin:$PATH"
 python -m pip install -q --disable-pip-version-check \
-  "schemathesis==4.32.5" "openapi-spec-validator==0.9.0"
+  "schemathesis==4.32.5" "openapi-spec-validator==0.9.0" "openapi-python-client==0.29.1"
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
@@ -75,3 +77,13 @@ echo "== schemathesis, with an unlimited key from API_KEYS"
 ci_key="ci_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 start API_KEYS="ci=$ci_key"
 schemathesis_run -H "x-api-key: $ci_key"
+
+echo "== a client generated from the document (openapi-python-client) reads every answer"
+start
+demo_key=$(grep -o 'demo_[A-Za-z0-9]*' "$log" | head -n 1)
+rm -rf "$target/openapi-client"
+mkdir -p "$target/openapi-client"
+(cd "$target/openapi-client" && openapi-python-client generate --path "$target/openapi.json" \
+  --meta none --output-path "$target/openapi-client/quickstart_client" >/dev/null)
+python scripts/openapi_client.py "$target/openapi-client/quickstart_client" \
+  "$target/openapi.json" "$base" "$demo_key"

@@ -139,11 +139,14 @@ pub use limit::{ForwardedHeader, MAX_KEY_LIMITS, RateLimit, RateLimitError, Rate
 #[cfg(feature = "redis")]
 pub use limit::{RedisFailure, RedisLimits};
 pub use network::{IpNetwork, IpNetworkError};
-pub use problem::{Problem, ProblemTypeBaseError, set_problem_type_base};
+pub use problem::Problem;
 pub use rejection::ApiKeyRejection;
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
 pub use self_service::self_service;
-pub use settings::{RouterSettings, RouterSettingsLayer, WithRouterSettings};
+pub use settings::{
+    ProblemTypeBaseError, RouterSettings, RouterSettingsLayer, WithRouterSettings,
+    set_problem_type_base,
+};
 pub use store::{
     ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN,
     Rotation, digest,

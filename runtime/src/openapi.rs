@@ -79,22 +79,27 @@ pub struct ApiKeySecurity;
 impl utoipa::Modify for ApiKeySecurity {
     fn modify(&self, openapi: &mut OpenApi) {
         let mut names = std::collections::BTreeSet::new();
-        for item in openapi.paths.paths.values() {
+        for item in openapi.paths.paths.values_mut() {
             let operations = [
-                &item.get,
-                &item.put,
-                &item.post,
-                &item.delete,
-                &item.options,
-                &item.head,
-                &item.patch,
-                &item.trace,
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
             ];
             for operation in operations.into_iter().flatten() {
+                let mut ours = false;
                 for requirement in operation.security.iter().flatten() {
                     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(requirement) {
+                        ours |= map.keys().any(|name| scheme(name).is_some());
                         names.extend(map.keys().cloned());
                     }
+                }
+                if ours {
+                    add_limit_headers(operation);
                 }
             }
         }
@@ -102,6 +107,63 @@ impl utoipa::Modify for ApiKeySecurity {
         for name in names {
             if let Some(scheme) = scheme(&name) {
                 components.add_security_scheme(name, scheme);
+            }
+        }
+    }
+}
+
+/// The fields that tell a client how its budgets and credits stand, on every answer of a
+/// guarded operation: the 429 always, a success under the `rate_limit_headers()` layer when the
+/// request was counted in a budget or its key has credits.
+fn limit_headers(
+    remaining: &'static str,
+) -> [(
+    &'static str,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    &'static str,
+); 3] {
+    use utoipa::PartialSchema;
+    [
+        (
+            "RateLimit-Policy",
+            String::schema(),
+            "The budgets the request was counted in (draft-ietf-httpapi-ratelimit-headers): \
+             `\"key\";q=60;w=60`, one entry per budget",
+        ),
+        ("RateLimit", String::schema(), remaining),
+        (
+            "Credits-Remaining",
+            u64::schema(),
+            "The credits the key has left, when it has credits",
+        ),
+    ]
+}
+
+/// Adds the [`limit_headers`] to the successful answers of a guarded operation, where the
+/// handler's documentation does not name them already.
+fn add_limit_headers(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{HeaderBuilder, RefOr};
+    for (status, response) in &mut operation.responses.responses {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if !status.starts_with('2') {
+            continue;
+        }
+        let remaining = "What each budget has left and when it is whole again: `\"key\";r=59;t=1`";
+        for (name, schema, description) in limit_headers(remaining) {
+            let absent = !response
+                .headers
+                .keys()
+                .any(|written| written.eq_ignore_ascii_case(name));
+            if absent {
+                let header = HeaderBuilder::new()
+                    .schema(schema)
+                    .description(Some(format!(
+                        "{description} (sent under the `rate_limit_headers()` layer)"
+                    )))
+                    .build();
+                response.headers.insert(name.to_owned(), header);
             }
         }
     }
@@ -319,31 +381,16 @@ pub(crate) fn refusals(config: &crate::GuardConfig) -> Vec<(String, utoipa::open
                     String::schema(),
                     "Where the API key goes",
                 )],
-                429 => vec![
-                    (
-                        "Retry-After",
-                        u64::schema(),
-                        "Seconds to wait before retrying (absent when waiting would not help: \
-                         credits that are never refilled)",
-                    ),
-                    (
-                        "RateLimit-Policy",
-                        String::schema(),
-                        "The budgets the request was counted in (draft-ietf-httpapi-ratelimit-\
-                         headers): `\"key\";q=60;w=60`, one entry per budget",
-                    ),
-                    (
-                        "RateLimit",
-                        String::schema(),
-                        "What each budget has left and when it is whole again: \
-                         `\"key\";r=0;t=60`",
-                    ),
-                    (
-                        "Credits-Remaining",
-                        u64::schema(),
-                        "The credits the key has left, when it has credits",
-                    ),
-                ],
+                429 => std::iter::once((
+                    "Retry-After",
+                    u64::schema(),
+                    "Seconds to wait before retrying (absent when waiting would not help: \
+                     credits that are never refilled)",
+                ))
+                .chain(limit_headers(
+                    "What each budget has left and when it is whole again: `\"key\";r=0;t=60`",
+                ))
+                .collect(),
                 _ => Vec::new(),
             };
             for (name, schema, description) in headers {

@@ -1,5 +1,5 @@
 //! Problem details (RFC 9457): why a request was refused ([`Problem`]), the `type` URI of each
-//! reason under an optional base ([`set_problem_type_base`]), and the one writer of
+//! reason under an optional base ([`set_problem_type_base`](crate::set_problem_type_base)), and the one writer of
 //! `application/problem+json` bodies that every refusal of the crate goes through.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 
 /// Why a request was refused. Each kind has its own problem `type` in the response body: see
-/// [`set_problem_type_base`].
+/// [`set_problem_type_base`](crate::set_problem_type_base).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Problem {
@@ -84,10 +84,10 @@ const PROBLEMS: [Problem; 16] = [
 
 impl Problem {
     /// The problem `type` URI: `about:blank` (the problem is then told by its `title`), or the
-    /// base set with [`set_problem_type_base`] followed by [`slug`](Self::slug).
+    /// base set with [`set_problem_type_base`](crate::set_problem_type_base) followed by [`slug`](Self::slug).
     pub fn type_uri(self) -> &'static str {
         let uris = TYPE_URIS.get_or_init(|| {
-            PROBLEMS.map(|problem| match type_base() {
+            PROBLEMS.map(|problem| match crate::settings::process_type_base() {
                 Some(base) => format!("{base}{}", problem.slug()).into_boxed_str(),
                 None => Box::from("about:blank"),
             })
@@ -144,16 +144,8 @@ impl Problem {
     }
 }
 
-/// The `type` URI of each problem, made from [`TYPE_BASE`] at the first refusal.
+/// The `type` URI of each problem, made from the process-wide base at the first refusal.
 static TYPE_URIS: OnceLock<[Box<str>; 16]> = OnceLock::new();
-
-/// The base of every problem `type` URI the crate writes, `None` for `about:blank`: fixed by
-/// [`set_problem_type_base`] or, when it was not called, by the first refusal.
-static TYPE_BASE: OnceLock<Option<Box<str>>> = OnceLock::new();
-
-fn type_base() -> Option<&'static str> {
-    TYPE_BASE.get_or_init(|| None).as_deref()
-}
 
 /// The `type` URI of `problem` in an answer to the current request: under a
 /// [`RouterSettings`](crate::RouterSettings) layer that sets a base, that base and the slug;
@@ -165,17 +157,10 @@ pub(crate) fn current_type_uri(problem: Problem) -> std::borrow::Cow<'static, st
     }
 }
 
-/// The base of the problem `type` URIs if it is fixed already, without fixing it: what a
-/// document generated before the first refusal shows.
-#[cfg(feature = "openapi")]
-pub(crate) fn type_base_if_fixed() -> Option<&'static str> {
-    TYPE_BASE.get().and_then(Option::as_deref)
-}
-
 /// The one `application/problem+json` renderer of every refusal that is not the guard's own
 /// (cached) one: self-service, admin, secret-scanning and webhook refusals. `type` is the base
 /// of the request's [`RouterSettings`](crate::RouterSettings), or else the one set with
-/// [`set_problem_type_base`], followed by `slug`, or `about:blank`; `reason` is an extension
+/// [`set_problem_type_base`](crate::set_problem_type_base), followed by `slug`, or `about:blank`; `reason` is an extension
 /// member for machines.
 pub(crate) fn problem_response(
     status: StatusCode,
@@ -186,7 +171,10 @@ pub(crate) fn problem_response(
 ) -> Response {
     use fmt::Write as _;
     let mut body = String::with_capacity(192);
-    let _ = match (crate::settings::problem_type_base(), type_base()) {
+    let _ = match (
+        crate::settings::problem_type_base(),
+        crate::settings::process_type_base(),
+    ) {
         (Some(base), _) => write!(body, "{{\"type\":\"{base}{slug}\""),
         (None, Some(base)) => write!(body, "{{\"type\":\"{base}{slug}\""),
         (None, None) => write!(body, "{{\"type\":\"about:blank\""),
@@ -209,81 +197,6 @@ pub(crate) fn problem_response(
     );
     response
 }
-
-/// Makes every problem's `type` URI `base` followed by its [`Problem::slug`], so that clients
-/// can follow it to the app's own documentation of the problem:
-/// `https://api.example.com/problems/missing-key`.
-///
-/// It reaches every refusal the crate writes: the guard's, the self-service routes'
-/// (`keys-not-generated`, `key-already-rotated`, `key-not-changeable`,
-/// `key-change-unavailable`) and, with feature `webhooks`, signed webhooks'
-/// (`webhook-bad-signature` and the others of `WebhookProblem::slug`).
-///
-/// Without it, `type` is `about:blank` and the problem is told by its `title` (RFC 9457,
-/// section 4.2.1). A [`RouterSettings`](crate::RouterSettings) layer sets a base for the routes
-/// under one router only, over this default: two apps in one process can differ. Call it once at start-up, before the first request: the URIs are fixed by the
-/// first refusal, and a later call returns [`ProblemTypeBaseError::AlreadySet`].
-///
-/// ```
-/// use axum_api_key::{set_problem_type_base, Problem};
-///
-/// set_problem_type_base("https://api.example.com/problems/")?;
-/// assert_eq!(Problem::MissingKey.type_uri(), "https://api.example.com/problems/missing-key");
-/// # Ok::<(), axum_api_key::ProblemTypeBaseError>(())
-/// ```
-pub fn set_problem_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
-    check_type_base(base)?;
-    TYPE_BASE
-        .set(Some(Box::from(base)))
-        .map_err(|_| ProblemTypeBaseError::AlreadySet)
-}
-
-/// Refuses a problem `type` base that is not an absolute URI, or holds a character a JSON
-/// string would escape (the URI goes into the body as it is).
-pub(crate) fn check_type_base(base: &str) -> Result<(), ProblemTypeBaseError> {
-    let absolute = base.split_once(':').is_some_and(|(scheme, _)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    });
-    // The URI goes into a JSON string as it is: no character that would need escaping.
-    if !absolute
-        || !base
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    {
-        return Err(ProblemTypeBaseError::NotAbsolute);
-    }
-    Ok(())
-}
-
-/// Why [`set_problem_type_base`] refused a base.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProblemTypeBaseError {
-    /// The base is not an absolute URI of visible ASCII, such as `https://api.example.com/problems/`.
-    NotAbsolute,
-    /// The `type` URIs were already fixed, by an earlier call or by a refusal.
-    AlreadySet,
-}
-
-impl fmt::Display for ProblemTypeBaseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotAbsolute => {
-                "the problem type base must be an absolute URI of visible ASCII without `\"` or \
-                 `\\`, such as `https://api.example.com/problems/`"
-            }
-            Self::AlreadySet => {
-                "the problem type URIs are already fixed: set the base once, at start-up, before \
-                 the first request"
-            }
-        })
-    }
-}
-
-impl std::error::Error for ProblemTypeBaseError {}
 
 /// A string written as a JSON string literal.
 pub(crate) struct JsonStr<'a>(pub(crate) &'a str);

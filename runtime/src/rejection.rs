@@ -91,7 +91,7 @@ pub(crate) fn example_body(problem: Problem, config: GuardConfig) -> String {
         source: config.sources().first(),
         missing_scopes: config.scopes(),
     };
-    let type_uri = match crate::problem::type_base_if_fixed() {
+    let type_uri = match crate::settings::type_base_if_fixed() {
         Some(base) => format!("{base}{}", problem.slug()),
         None => "about:blank".to_owned(),
     };

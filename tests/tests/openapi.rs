@@ -79,6 +79,44 @@ fn each_source_is_an_alternative_with_the_routes_scopes() {
 }
 
 #[test]
+fn successes_and_429s_name_the_limit_fields() {
+    let api = document();
+    for path in ["/orders", "/hello"] {
+        let responses = &api["paths"][path]["get"]["responses"];
+        for status in ["200", "429"] {
+            for header in ["RateLimit-Policy", "RateLimit", "Credits-Remaining"] {
+                assert!(
+                    responses[status]["headers"][header]["schema"].is_object(),
+                    "{path} {status} {header}: {responses}"
+                );
+            }
+        }
+        assert!(responses["429"]["headers"]["Retry-After"].is_object());
+        assert!(
+            responses["200"]["headers"]["Retry-After"].is_null(),
+            "a success says nothing of retrying"
+        );
+    }
+    assert!(
+        api["paths"]["/orders"]["get"]["responses"]["503"]["headers"].is_null(),
+        "only successes and 429s carry them"
+    );
+    // An operation that is not guarded is left as written.
+    let (_, mut api) = OpenApiRouter::<()>::new()
+        .routes(routes!(open))
+        .split_for_parts();
+    ApiKeySecurity.modify(&mut api);
+    let api: Value = serde_json::from_str(&api.to_json().expect("JSON")).expect("JSON");
+    assert!(api["paths"]["/open"]["get"]["responses"]["200"]["headers"].is_null());
+}
+
+/// Open to anyone.
+#[utoipa::path(get, path = "/open", responses((status = 200, description = "Open", body = String)))]
+async fn open() -> &'static str {
+    "open"
+}
+
+#[test]
 fn an_optional_route_lists_the_empty_requirement_beside_the_key() {
     let api = document();
     let get = &api["paths"]["/hello"]["get"];
