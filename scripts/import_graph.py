@@ -11,7 +11,8 @@ prefix that is a file of the crate, through `pub use` re-exports, to the file th
 item). Unit tests (`#[cfg(test)] mod tests`, inline or in a `tests.rs`) use the crate and are
 left out. A module naming its
 own submodules (declaring them, re-exporting what they define) is structure, not an import, and
-is left out; a submodule naming its parent is kept. The files over 600 lines are listed too.
+is left out; a submodule naming its parent is kept. Any Rust file of the repository over 600
+lines (sources, tests, examples, benchmarks) is listed too.
 """
 
 import os
@@ -226,6 +227,20 @@ def main():
                 print(f"{crate}: {os.path.relpath(path, ROOT)} has {lines} lines (at most {MAX_LINES})")
         if not found:
             print(f"{crate}: {len(mods)} modules, {sum(len(e) for e in edges.values())} imports, no circle")
+    # Every other Rust file of the repository (tests, examples, benchmarks, the command-line
+    # tool) is held to the same length.
+    if "--dot" not in sys.argv:
+        for directory, dirs, files in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if d not in ("target", ".git", "node_modules")]
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                rel = os.path.relpath(path, ROOT)
+                if not name.endswith(".rs") or any(rel.startswith(src) for src in CRATES.values()) and "/bin/" not in rel:
+                    continue
+                lines = sum(1 for _ in open(path, encoding="utf-8"))
+                if lines > MAX_LINES:
+                    failed = True
+                    print(f"{rel} has {lines} lines (at most {MAX_LINES})")
     sys.exit(1 if failed else 0)
 
 

@@ -3,7 +3,7 @@
 //! reports them here within seconds; each one of the store's keys is revoked (or rotated, or
 //! only reported) within the request.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,6 @@ use serde::Deserialize;
 
 use crate::exposure::Found;
 pub use crate::exposure::{Exposure, Leak, LeakPolicy};
-use crate::problem::JsonStr;
 use crate::store::{ApiKeys, KeyDigest};
 use crate::store::{ManageError, ManagedKeys};
 
@@ -430,8 +429,8 @@ async fn report<S: LeakedKeys>(
             "A report holds at most 1000 tokens.",
         );
     }
-    let mut answer = String::from("[");
-    for (i, token) in reported.iter().enumerate() {
+    let mut answer = Vec::with_capacity(reported.len());
+    for token in &reported {
         let label = match act(scanning, store, token).await {
             Ok(true) => "true_positive",
             Ok(false) => "false_positive",
@@ -453,22 +452,30 @@ async fn report<S: LeakedKeys>(
                 );
             }
         };
-        if i > 0 {
-            answer.push(',');
-        }
-        let _ = write!(
-            answer,
-            "{{\"token_hash\":\"{}\",\"token_type\":{},\"label\":\"{label}\"}}",
-            crate::hex::encode(&crate::digest(token.token.as_bytes())),
-            JsonStr(&token.token_type)
-        );
+        answer.push(Label {
+            token_hash: crate::hex::encode(&crate::digest(token.token.as_bytes())),
+            token_type: &token.token_type,
+            label,
+        });
     }
-    answer.push(']');
+    let Ok(answer) = serde_json::to_vec(&answer) else {
+        // Strings only: never refused, and never a panic if it were.
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     let mut response = (StatusCode::OK, answer).into_response();
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// One reported token's label, as GitHub reads the answer: the token's SHA-256 (never the
+/// token), its type as reported, and `true_positive` or `false_positive`.
+#[derive(serde::Serialize)]
+struct Label<'a> {
+    token_hash: String,
+    token_type: &'a str,
+    label: &'static str,
 }
 
 /// The signature check: the identifier names a trusted key, and the signature verifies over
