@@ -488,3 +488,37 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// Routes with a refusal of each kind the crate writes besides the guard's own: `GET /data`
+/// (the guard: 401 without a key), `POST /account/keys/me/rotate` (self-service: 409 for a store
+/// without a key format, with [`KEY_A`]) and `POST /hook` (a signed webhook: 401 unsigned).
+pub fn refusing_routes() -> Router {
+    use axum::routing::{get, post};
+    use axum_api_key::webhook::WebhookSecrets;
+    use axum_api_key::{ApiKeys, VerifiedKey, api_key, self_service, webhook};
+
+    #[api_key]
+    struct ApiAccess;
+
+    #[api_key]
+    async fn data(key: VerifiedKey) -> String {
+        key.id().to_owned()
+    }
+
+    #[webhook(scheme = "standard")]
+    async fn hook() -> &'static str {
+        "noted"
+    }
+
+    let keys = ApiKeys::new().with_key("partner-a", KEY_A);
+    Router::new()
+        .route("/data", get(data))
+        .nest(
+            "/account",
+            self_service::<ApiAccess, ApiKeys, _>(std::time::Duration::from_secs(60)),
+        )
+        .with_state(keys)
+        .merge(Router::new().route("/hook", post(hook)).with_state(
+            WebhookSecrets::new().with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ))
+}

@@ -2,46 +2,17 @@
 //! self-service routes' and signed webhooks'. The base is process-wide and fixed once, so this
 //! binary holds this one test.
 
-use std::time::Duration;
-
-use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
-use axum_api_key::webhook::WebhookSecrets;
-use axum_api_key::{ApiKeys, VerifiedKey, api_key, self_service, set_problem_type_base, webhook};
-use axum_api_key_tests::{KEY_A, send};
+use axum_api_key::set_problem_type_base;
+use axum_api_key_tests::{KEY_A, refusing_routes, send};
 use http::{Request, StatusCode};
 
 const BASE: &str = "https://api.example.com/problems/";
 
-#[api_key]
-struct ApiAccess;
-
-#[api_key]
-async fn data(key: VerifiedKey) -> String {
-    key.id().to_owned()
-}
-
-#[webhook(scheme = "standard")]
-async fn hook() -> &'static str {
-    "noted"
-}
-
 #[tokio::test]
 async fn every_refusal_names_the_type_base() {
     set_problem_type_base(BASE).expect("set before the first refusal");
-    // A store without a key format: rotating a key through self-service is refused.
-    let keys = ApiKeys::new().with_key("partner-a", KEY_A);
-    let app = Router::new()
-        .route("/data", get(data))
-        .nest(
-            "/account",
-            self_service::<ApiAccess, ApiKeys, _>(Duration::from_secs(60)),
-        )
-        .with_state(keys)
-        .merge(Router::new().route("/hook", post(hook)).with_state(
-            WebhookSecrets::new().with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-        ));
+    let app = refusing_routes();
 
     let cases = [
         (

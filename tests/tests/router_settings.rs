@@ -2,45 +2,15 @@
 //! third with the process-wide default (`about:blank`: this binary never sets one), served in
 //! turn from one thread, so that the guard's cache of rendered refusals is shared between them.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
-use axum_api_key::webhook::WebhookSecrets;
-use axum_api_key::{
-    ApiKeys, ProblemTypeBaseError, RouterSettings, VerifiedKey, api_key, self_service, webhook,
-};
-use axum_api_key_tests::{KEY_A, send};
+use axum_api_key::{ProblemTypeBaseError, RouterSettings};
+use axum_api_key_tests::{KEY_A, refusing_routes, send};
 use http::Request;
-
-#[api_key]
-struct ApiAccess;
-
-#[api_key]
-async fn data(key: VerifiedKey) -> String {
-    key.id().to_owned()
-}
-
-#[webhook(scheme = "standard")]
-async fn hook() -> &'static str {
-    "noted"
-}
 
 /// The same routes, under `settings` if given.
 fn app(settings: Option<RouterSettings>) -> Router {
-    // A store without a key format: rotating a key through self-service is refused.
-    let keys = ApiKeys::new().with_key("partner-a", KEY_A);
-    let app = Router::new()
-        .route("/data", get(data))
-        .nest(
-            "/account",
-            self_service::<ApiAccess, ApiKeys, _>(Duration::from_secs(60)),
-        )
-        .with_state(keys)
-        .merge(Router::new().route("/hook", post(hook)).with_state(
-            WebhookSecrets::new().with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-        ));
+    let app = refusing_routes();
     match settings {
         Some(settings) => app.layer(settings.layer()),
         None => app,
