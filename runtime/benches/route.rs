@@ -35,7 +35,11 @@
 //!   info puts it there: the same request as `planned`'s, so `planned - valid_served` is what the
 //!   plan costs and nothing of how the request was built;
 //! - `windowed`: a key on a plan of two windows, a second and a calendar day, both too high to
-//!   refuse anything.
+//!   refuse anything;
+//! - `valid_bearer`: `#[api_key(bearer)]`, the key as `Authorization: Bearer`, beside the peers
+//!   that read the same header: `tower_http_bearer`, tower-http's `ValidateRequestHeaderLayer::
+//!   bearer` over the open route, and `axum_auth_bearer`, axum-auth's `AuthBearer` extractor
+//!   with the token compared by `==` in the handler, as its documentation shows.
 
 #![allow(clippy::print_stdout)] // the report is the output
 
@@ -98,10 +102,28 @@ async fn seed(_: SeedKey) -> &'static str {
     "ok"
 }
 
-fn request(key: Option<&str>) -> Request<Body> {
+#[api_key(bearer)]
+async fn protected_bearer() -> &'static str {
+    "ok"
+}
+
+/// axum-auth's bearer extractor, the token compared in the handler.
+async fn axum_auth_bearer(
+    axum_auth::AuthBearer(token): axum_auth::AuthBearer,
+) -> Result<&'static str, StatusCode> {
+    if token == KEY {
+        Ok("ok")
+    } else {
+        Err(StatusCode::UNAUTHORIZED)
+    }
+}
+
+fn request(key: Option<&str>, bearer: bool) -> Request<Body> {
     let mut request = Request::get("/");
-    if let Some(key) = key {
-        request = request.header("x-api-key", key);
+    match key {
+        Some(key) if bearer => request = request.header("authorization", format!("Bearer {key}")),
+        Some(key) => request = request.header("x-api-key", key),
+        None => {}
     }
     request.body(Body::empty()).expect("a valid request")
 }
@@ -109,7 +131,7 @@ fn request(key: Option<&str>) -> Request<Body> {
 /// The variant's request: its key, and for `planned` the client's address, which the
 /// allowlist reads (as a server with connect info puts it there).
 fn request_of(variant: &Variant) -> Request<Body> {
-    let mut request = request(variant.key);
+    let mut request = request(variant.key, variant.bearer);
     if let Some(address) = variant.from {
         request
             .extensions_mut()
@@ -124,6 +146,8 @@ struct Variant {
     key: Option<&'static str>,
     status: StatusCode,
     from: Option<std::net::SocketAddr>,
+    /// The key goes in `Authorization: Bearer` rather than `x-api-key`.
+    bearer: bool,
 }
 
 /// `(numerator, denominator, what it says)` for each ratio the project tracks.
@@ -179,6 +203,26 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "valid",
         "a second and a calendar day over no limit",
     ),
+    (
+        "valid_bearer",
+        "unprotected",
+        "#[api_key(bearer)] over the open route",
+    ),
+    (
+        "tower_http_bearer",
+        "unprotected",
+        "tower-http's bearer layer over the open route",
+    ),
+    (
+        "axum_auth_bearer",
+        "unprotected",
+        "axum-auth's bearer extractor and `==` over the open route",
+    ),
+    (
+        "valid_bearer",
+        "tower_http_bearer",
+        "#[api_key(bearer)] over tower-http's bearer layer",
+    ),
 ];
 
 /// `(variant, baseline)` pairs whose difference in nanoseconds is reported too.
@@ -214,6 +258,7 @@ fn main() {
         key,
         status,
         from: None,
+        bearer: false,
     };
     let planned_keys = ApiKeys::new()
         .with(
@@ -297,6 +342,7 @@ fn main() {
             key: Some(KEY),
             status: StatusCode::OK,
             from: None,
+            bearer: false,
         },
         Variant {
             name: "valid_served",
@@ -306,6 +352,7 @@ fn main() {
             key: Some(KEY),
             status: StatusCode::OK,
             from: Some("203.0.113.7:50000".parse().expect("an address")),
+            bearer: false,
         },
         Variant {
             name: "windowed",
@@ -315,6 +362,7 @@ fn main() {
             key: Some(KEY),
             status: StatusCode::OK,
             from: None,
+            bearer: false,
         },
         Variant {
             name: "planned",
@@ -324,6 +372,36 @@ fn main() {
             key: Some(KEY),
             status: StatusCode::OK,
             from: Some("203.0.113.7:50000".parse().expect("an address")),
+            bearer: false,
+        },
+        Variant {
+            name: "valid_bearer",
+            router: Router::new()
+                .route("/", get(protected_bearer))
+                .with_state(keys.clone()),
+            key: Some(KEY),
+            status: StatusCode::OK,
+            from: None,
+            bearer: true,
+        },
+        Variant {
+            name: "tower_http_bearer",
+            #[allow(deprecated)] // "too basic to be useful in real applications": the peer measured
+            router: Router::new()
+                .route("/", get(open))
+                .layer(tower_http::validate_request::ValidateRequestHeaderLayer::bearer(KEY)),
+            key: Some(KEY),
+            status: StatusCode::OK,
+            from: None,
+            bearer: true,
+        },
+        Variant {
+            name: "axum_auth_bearer",
+            router: Router::new().route("/", get(axum_auth_bearer)),
+            key: Some(KEY),
+            status: StatusCode::OK,
+            from: None,
+            bearer: true,
         },
     ];
     for variant in &variants {
