@@ -153,7 +153,19 @@ impl ApiKeys {
         }
         let mut settings = self.shared.settings.clone();
         change(&mut settings);
-        Self::from_parts(KeySet::clone(&self.shared.snapshot.load()), settings)
+        self.copied(KeySet::clone(&self.shared.snapshot.load()), settings)
+    }
+
+    /// A store of its own with `set` and `settings`, which keeps what this store's changes keep
+    /// from one to the next (its records file's index).
+    fn copied(&self, set: KeySet, settings: Settings) -> Self {
+        let copy = Self::from_parts(set, settings);
+        #[cfg(feature = "file")]
+        {
+            let index = self.one_at_a_time().file_index.clone();
+            copy.one_at_a_time().file_index = index;
+        }
+        copy
     }
 
     /// Runs one change for a builder: in place when no one else holds this store, on a copy
@@ -172,7 +184,7 @@ impl ApiKeys {
             None => {
                 let mut set = KeySet::clone(&self.shared.snapshot.load());
                 change(&mut set)?;
-                Ok(Self::from_parts(set, self.shared.settings.clone()))
+                Ok(self.copied(set, self.shared.settings.clone()))
             }
         }
     }

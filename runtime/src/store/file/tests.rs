@@ -401,3 +401,30 @@ fn errors_name_the_line_and_the_field() {
         (ConfigErrorKind::InvalidScope, Some(4), Some("scopes"))
     );
 }
+
+#[test]
+fn a_store_copied_by_a_builder_keeps_the_index_of_its_file() {
+    let dir = std::env::temp_dir().join(format!("axum-api-key-copied-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.toml");
+    std::fs::write(
+        &path,
+        format!("[[keys]]\nid = \"a\"\ndigest = \"{HELLO}\"\n"),
+    )
+    .unwrap();
+    let keys = ApiKeys::from_file(&path).unwrap();
+    assert!(keys.one_at_a_time().file_index.is_some());
+    // Held elsewhere, so the builders copy the store rather than change it in place.
+    let held = keys.clone();
+    let copied = keys.with_https(crate::HttpsPolicy::Direct);
+    assert!(
+        copied.one_at_a_time().file_index.is_some(),
+        "a copy splices its changes into the file as the store it came from"
+    );
+    let copied = copied.with_format(KeyFormat::new("myapp").unwrap());
+    assert!(copied.one_at_a_time().file_index.is_some());
+    assert_eq!(copied.revoke("a").unwrap(), 1);
+    assert!(copied.one_at_a_time().file_index.is_some(), "kept in step");
+    drop(held);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
