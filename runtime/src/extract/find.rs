@@ -3,12 +3,16 @@
 
 use std::borrow::Cow;
 
-use http::HeaderValue;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
+use http::{HeaderName, HeaderValue};
 
 use crate::guard_config::Source;
 use crate::store::KeyDigest;
+
+/// The default source's name, built once: a lookup by a `HeaderName` hashes it without first
+/// parsing and classifying the name, as a lookup by `&str` does on every request.
+static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// What the sources of a request hold.
 pub(super) enum Found<'a> {
@@ -35,14 +39,14 @@ pub(super) fn find_key<'a>(parts: &'a Parts, sources: &'static [Source]) -> Foun
     let mut found = Found::Nothing;
     for source in sources {
         let values = match source {
-            Source::Header(name) => one_of(
-                parts
-                    .headers
-                    .get_all(*name)
-                    .iter()
-                    .map(HeaderValue::as_bytes)
-                    .map(Cow::Borrowed),
-            ),
+            Source::Header(name) => {
+                let values = if *name == "x-api-key" {
+                    parts.headers.get_all(&X_API_KEY)
+                } else {
+                    parts.headers.get_all(*name)
+                };
+                one_of(values.iter().map(HeaderValue::as_bytes).map(Cow::Borrowed))
+            }
             Source::Query(name) => one_of(query_values(parts, name)),
             Source::Cookie(name) => one_of(cookie_values(parts, name).map(Cow::Borrowed)),
             // A bearer token beside a second `Authorization` field is a credential sent twice,

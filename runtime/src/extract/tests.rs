@@ -103,3 +103,21 @@ fn sources_not_configured_are_ignored() {
     );
     assert_eq!(key(find_key(&request, HEADER_ONLY)), Some("h".into()));
 }
+
+#[test]
+fn header_names_match_whatever_their_case_on_either_lookup() {
+    // The default header is looked up by a name built once; any other through its text.
+    const DEFAULT: &[Source] = &[Source::Header("x-api-key")];
+    const SHOUTED: &[Source] = &[Source::Header("X-Api-Key")];
+    const PARTNER: &[Source] = &[Source::Header("x-partner-key")];
+    for sent in ["x-api-key", "X-API-KEY", "X-Api-Key"] {
+        let request = parts("/", &[(sent, "k")]);
+        assert_eq!(key(find_key(&request, DEFAULT)), Some("k".into()), "{sent}");
+        assert_eq!(key(find_key(&request, SHOUTED)), Some("k".into()), "{sent}");
+        assert_eq!(key(find_key(&request, PARTNER)), None, "{sent}");
+    }
+    let twice = parts("/", &[("x-api-key", "a"), ("X-Api-Key", "b")]);
+    assert!(matches!(find_key(&twice, DEFAULT), Found::Duplicate));
+    let partner = parts("/", &[("X-Partner-Key", "p")]);
+    assert_eq!(key(find_key(&partner, PARTNER)), Some("p".into()));
+}
