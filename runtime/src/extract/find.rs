@@ -49,15 +49,23 @@ pub(super) fn find_key<'a>(parts: &'a Parts, sources: &'static [Source]) -> Foun
             }
             Source::Query(name) => one_of(query_values(parts, name)),
             Source::Cookie(name) => one_of(cookie_values(parts, name).map(Cow::Borrowed)),
-            // A bearer token beside a second `Authorization` field is a credential sent twice,
-            // whatever the other field's scheme: never "the bearer one wins".
-            Source::Bearer if parts.headers.get_all(AUTHORIZATION).iter().nth(1).is_some() => {
-                match bearer_tokens(parts).next() {
-                    Some(_) => Values::Many,
-                    None => Values::None,
+            Source::Bearer => {
+                // One lookup: the fields found are walked again without hashing the name again.
+                let fields = parts.headers.get_all(AUTHORIZATION);
+                let mut each = fields.iter();
+                match (each.next(), each.next()) {
+                    (None, _) => Values::None,
+                    (Some(field), None) => {
+                        one_of(bearer_token(field).map(Cow::Borrowed).into_iter())
+                    }
+                    // A bearer token beside a second `Authorization` field is a credential sent
+                    // twice, whatever the other field's scheme: never "the bearer one wins".
+                    (Some(_), Some(_)) => match fields.iter().find_map(bearer_token) {
+                        Some(_) => Values::Many,
+                        None => Values::None,
+                    },
                 }
             }
-            Source::Bearer => one_of(bearer_tokens(parts).map(Cow::Borrowed)),
         };
         found = match (found, values) {
             (found, Values::None) => found,
@@ -116,17 +124,11 @@ fn cookie_values<'a>(parts: &'a Parts, name: &'static str) -> impl Iterator<Item
         })
 }
 
-/// The tokens of every `Authorization: Bearer <token>` header; other schemes are not ours.
-fn bearer_tokens(parts: &Parts) -> impl Iterator<Item = &[u8]> {
-    parts
-        .headers
-        .get_all(AUTHORIZATION)
-        .iter()
-        .filter_map(|header| {
-            let value = header.as_bytes().trim_ascii();
-            let at = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
-            value[..at]
-                .eq_ignore_ascii_case(b"bearer")
-                .then(|| value[at..].trim_ascii())
-        })
+/// The token of an `Authorization: Bearer <token>` field; other schemes are not ours.
+fn bearer_token(field: &HeaderValue) -> Option<&[u8]> {
+    let value = field.as_bytes().trim_ascii();
+    let at = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+    value[..at]
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| value[at..].trim_ascii())
 }
