@@ -3,7 +3,6 @@
 //! apps in one process (tests, tenants) can differ.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -106,11 +105,7 @@ pub struct WithRouterSettings<S> {
     settings: RouterSettings,
 }
 
-impl<S, R> Service<R> for WithRouterSettings<S>
-where
-    S: Service<R>,
-    S::Future: Future,
-{
+impl<S: Service<R>, R> Service<R> for WithRouterSettings<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = TaskLocalFuture<RouterSettings, S::Future>;

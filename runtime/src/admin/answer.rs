@@ -25,7 +25,7 @@ pub(super) fn state_of(listed: &ListedKey) -> &'static str {
 }
 
 /// A time as the admin API writes it: RFC 3339 in UTC.
-fn time(at: Option<SystemTime>) -> Option<String> {
+pub(super) fn time(at: Option<SystemTime>) -> Option<String> {
     at.and_then(crate::time::rfc3339)
 }
 
@@ -86,12 +86,6 @@ pub(super) struct Created<'a> {
     pub(super) scopes: &'a [String],
     pub(super) expires_at: Option<String>,
     pub(super) key: &'a str,
-}
-
-impl Created<'_> {
-    pub(super) fn expiring(at: Option<SystemTime>) -> Option<String> {
-        time(at)
-    }
 }
 
 /// `POST /keys/{id}/rotate`: the successor, shown once.

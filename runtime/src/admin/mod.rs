@@ -240,7 +240,7 @@ async fn create<W: KeyConfig, S: AdminKeys>(
             let created = Created {
                 id: &id,
                 scopes: &scopes,
-                expires_at: Created::expiring(expires_at),
+                expires_at: answer::time(expires_at),
                 key: &key,
             };
             no_store(json(StatusCode::CREATED, &created))
