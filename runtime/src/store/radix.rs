@@ -15,46 +15,149 @@ use std::sync::Arc;
 
 const BITS: u32 = 6;
 const FAN: usize = 1 << BITS;
-const DEPTH: u32 = 3;
 
-/// A node: branches above the last level, groups of values at it.
-// The branch nodes are the 65 above the last level: boxing the larger variant would cost every
-// lookup one more indirection to save at most 33 KiB.
-#[allow(clippy::large_enum_variant)]
-enum Node<T> {
-    Branches([Option<Arc<Node<T>>>; FAN]),
-    Groups([Option<Arc<[T]>>; FAN]),
+/// One level of the map. The levels are types, not variants of one node type: a lookup knows
+/// from the type which kind of node it is in and reads only the slot it needs, where a tag
+/// would cost a second cache line per level (and, at a million keys, the node below the root's
+/// children is rarely in cache).
+trait Level<T>: Clone {
+    fn empty() -> Self;
+    fn is_empty(&self) -> bool;
+    fn group(&self, hash: u64, level: u32) -> &[T];
+    /// Changes the group of `hash`; returns what `change` returned, and whether this node was
+    /// left empty.
+    fn change<R>(
+        &mut self,
+        hash: u64,
+        level: u32,
+        change: impl FnOnce(&mut Vec<T>) -> R,
+    ) -> (R, bool);
+    fn collect(&self, out: &mut Vec<T>);
 }
 
-impl<T> Clone for Node<T> {
+/// The last level: groups of values.
+struct Groups<T> {
+    groups: [Option<Arc<[T]>>; FAN],
+}
+
+/// A level above the last: nodes of the level below.
+struct Branch<C> {
+    children: [Option<Arc<C>>; FAN],
+}
+
+impl<T> Clone for Groups<T> {
     fn clone(&self) -> Self {
-        match self {
-            Self::Branches(children) => Self::Branches(children.clone()),
-            Self::Groups(groups) => Self::Groups(groups.clone()),
+        Self {
+            groups: self.groups.clone(),
         }
     }
 }
 
-impl<T> Node<T> {
-    fn empty(level: u32) -> Self {
-        if level + 1 == DEPTH {
-            Self::Groups([const { None }; FAN])
-        } else {
-            Self::Branches([const { None }; FAN])
+impl<C> Clone for Branch<C> {
+    fn clone(&self) -> Self {
+        Self {
+            children: self.children.clone(),
+        }
+    }
+}
+
+impl<T: Clone> Level<T> for Groups<T> {
+    fn empty() -> Self {
+        Self {
+            groups: [const { None }; FAN],
         }
     }
 
     fn is_empty(&self) -> bool {
-        match self {
-            Self::Branches(children) => children.iter().all(Option::is_none),
-            Self::Groups(groups) => groups.iter().all(Option::is_none),
-        }
+        self.groups.iter().all(Option::is_none)
+    }
+
+    fn group(&self, hash: u64, level: u32) -> &[T] {
+        self.groups[slot(hash, level)].as_deref().unwrap_or(&[])
+    }
+
+    fn change<R>(
+        &mut self,
+        hash: u64,
+        level: u32,
+        change: impl FnOnce(&mut Vec<T>) -> R,
+    ) -> (R, bool) {
+        let group = &mut self.groups[slot(hash, level)];
+        let mut values = group.as_deref().map(<[T]>::to_vec).unwrap_or_default();
+        let out = change(&mut values);
+        let emptied = values.is_empty();
+        *group = (!emptied).then(|| values.into());
+        // Only a group that went away can have left the node empty.
+        (out, emptied && self.is_empty())
+    }
+
+    fn collect(&self, out: &mut Vec<T>) {
+        self.groups
+            .iter()
+            .flatten()
+            .for_each(|group| out.extend_from_slice(group));
     }
 }
 
+impl<T: Clone, C: Level<T>> Level<T> for Branch<C> {
+    fn empty() -> Self {
+        Self {
+            children: [const { None }; FAN],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.children.iter().all(Option::is_none)
+    }
+
+    fn group(&self, hash: u64, level: u32) -> &[T] {
+        match &self.children[slot(hash, level)] {
+            Some(child) => child.group(hash, level + 1),
+            None => &[],
+        }
+    }
+
+    fn change<R>(
+        &mut self,
+        hash: u64,
+        level: u32,
+        change: impl FnOnce(&mut Vec<T>) -> R,
+    ) -> (R, bool) {
+        let (out, emptied) =
+            change_child(&mut self.children[slot(hash, level)], hash, level, change);
+        (out, emptied && self.is_empty())
+    }
+
+    fn collect(&self, out: &mut Vec<T>) {
+        self.children
+            .iter()
+            .flatten()
+            .for_each(|child| child.collect(out));
+    }
+}
+
+/// Changes the node in `child` (made if there is none, copied if it is shared), and drops it
+/// if the change left it empty; returns whether it did.
+fn change_child<T, C: Level<T>, R>(
+    child: &mut Option<Arc<C>>,
+    hash: u64,
+    level: u32,
+    change: impl FnOnce(&mut Vec<T>) -> R,
+) -> (R, bool) {
+    let node = Arc::make_mut(child.get_or_insert_with(|| Arc::new(C::empty())));
+    let (out, emptied) = node.change(hash, level + 1, change);
+    if emptied {
+        *child = None;
+    }
+    (out, emptied)
+}
+
+/// The three levels: 2^18 groups, a handful of values each at a million values.
+type Root<T> = Branch<Branch<Groups<T>>>;
+
 /// A persistent map from the top bits of a hash to the values with that hash prefix.
 pub(crate) struct Radix<T> {
-    root: Option<Arc<Node<T>>>,
+    root: Option<Arc<Root<T>>>,
 }
 
 impl<T> Clone for Radix<T> {
@@ -79,77 +182,31 @@ fn slot(hash: u64, level: u32) -> usize {
 impl<T: Clone> Radix<T> {
     /// The values whose hash shares `hash`'s prefix: a handful in any map.
     pub(crate) fn group(&self, hash: u64) -> &[T] {
-        let mut node = match &self.root {
-            Some(root) => &**root,
-            None => return &[],
-        };
-        let mut level = 0;
-        loop {
-            match node {
-                Node::Branches(children) => match &children[slot(hash, level)] {
-                    Some(child) => node = child,
-                    None => return &[],
-                },
-                Node::Groups(groups) => {
-                    return groups[slot(hash, level)].as_deref().unwrap_or(&[]);
-                }
-            }
-            level += 1;
+        match &self.root {
+            Some(root) => root.group(hash, 0),
+            None => &[],
         }
     }
 
     /// Changes the group of `hash` with `change`, copying only the path to it. An emptied
     /// group, and a node left without children, are dropped.
     pub(crate) fn change<R>(&mut self, hash: u64, change: impl FnOnce(&mut Vec<T>) -> R) -> R {
-        change_in(&mut self.root, 0, hash, change)
+        let root = Arc::make_mut(self.root.get_or_insert_with(|| Arc::new(Root::empty())));
+        let (out, emptied) = root.change(hash, 0, change);
+        if emptied {
+            self.root = None;
+        }
+        out
     }
 
     /// Every value, group by group.
     pub(crate) fn values(&self) -> Vec<T> {
-        fn collect<T: Clone>(node: &Node<T>, out: &mut Vec<T>) {
-            match node {
-                Node::Branches(children) => {
-                    children.iter().flatten().for_each(|c| collect(c, out));
-                }
-                Node::Groups(groups) => {
-                    groups
-                        .iter()
-                        .flatten()
-                        .for_each(|g| out.extend_from_slice(g));
-                }
-            }
-        }
         let mut out = Vec::new();
         if let Some(root) = &self.root {
-            collect(root, &mut out);
+            root.collect(&mut out);
         }
         out
     }
-}
-
-fn change_in<T: Clone, R>(
-    slot_of_node: &mut Option<Arc<Node<T>>>,
-    level: u32,
-    hash: u64,
-    change: impl FnOnce(&mut Vec<T>) -> R,
-) -> R {
-    let node = Arc::make_mut(slot_of_node.get_or_insert_with(|| Arc::new(Node::empty(level))));
-    let out = match node {
-        Node::Branches(children) => {
-            change_in(&mut children[slot(hash, level)], level + 1, hash, change)
-        }
-        Node::Groups(groups) => {
-            let group = &mut groups[slot(hash, level)];
-            let mut values = group.as_deref().map(<[T]>::to_vec).unwrap_or_default();
-            let out = change(&mut values);
-            *group = (!values.is_empty()).then(|| values.into());
-            out
-        }
-    };
-    if node.is_empty() {
-        *slot_of_node = None;
-    }
-    out
 }
 
 #[cfg(test)]
