@@ -151,6 +151,42 @@ impl KeySet {
         Ok(())
     }
 
+    /// Puts `key` in the set as a full read of the store's source has it: a key whose record
+    /// is unchanged is left as it is (and keeps what it has kept, its budgets among them), one
+    /// whose record changed is replaced, a new one added. What is left alone is shared with the
+    /// set this one was copied from, so a full read costs the changed paths, not a second set.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn put(&mut self, key: Key) -> Result<(), ConfigError> {
+        if let Ok(digest) = &key.digest
+            && let Some(entry) = self.find(digest)
+        {
+            let mut record = key.record.clone();
+            record.id = key.id.as_str().into();
+            if *entry.key.record() == record {
+                return Ok(());
+            }
+            self.remove(digest);
+        }
+        self.insert(key, true)
+    }
+
+    /// Removes every key whose digest `keep` does not hold: the end of a full read, for the
+    /// keys whose rows are gone. Returns how many were removed.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn retain_digests(&mut self, keep: &std::collections::HashSet<KeyDigest>) -> usize {
+        let gone: Vec<KeyDigest> = self
+            .by_digest
+            .values()
+            .iter()
+            .map(|entry| entry.digest.bytes())
+            .filter(|digest| !keep.contains(digest))
+            .collect();
+        for digest in &gone {
+            self.remove(digest);
+        }
+        gone.len()
+    }
+
     /// The keys named `id`.
     pub(super) fn named<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.by_id.group(id_hash(id)).iter().flat_map(move |&word| {
@@ -324,6 +360,15 @@ impl Words {
             *word = u64::from_ne_bytes(bytes.try_into().unwrap_or_default());
         }
         Self(words)
+    }
+
+    /// The digest the words were made of.
+    fn bytes(&self) -> KeyDigest {
+        let mut digest = [0u8; 32];
+        for (bytes, word) in digest.chunks_exact_mut(8).zip(self.0) {
+            bytes.copy_from_slice(&word.to_ne_bytes());
+        }
+        digest
     }
 
     fn table_hash(&self) -> u64 {

@@ -298,3 +298,57 @@ fn store_is_send_sync_and_cheap_to_clone() {
     assert_send_sync::<ApiKeys>();
     assert_send_sync::<VerifiedKey>();
 }
+
+/// A full read of a store's source (what `PgKeys` does every minute) brought into a copy of the
+/// current set: what did not change stays shared with the set requests still read, rather than
+/// a second whole set being built beside it.
+#[test]
+fn a_full_read_shares_what_did_not_change() {
+    use std::collections::HashSet;
+    let key = |i: usize| Key::from_digest(format!("k{i}"), digest(format!("key-{i}").as_bytes()));
+    let mut before = KeySet::default();
+    for i in 0..100 {
+        before.insert(key(i), true).unwrap();
+    }
+    let record = |set: &KeySet, i: usize| {
+        let found = set.find(&digest(format!("key-{i}").as_bytes()));
+        found.map(|entry| std::ptr::from_ref(entry.key.record()))
+    };
+
+    // The read: keys 0..90 as they were, 5 of them changed, 10 gone, one new.
+    let mut after = KeySet::clone(&before);
+    let mut seen = HashSet::new();
+    for i in (0..90).chain([500]) {
+        let mut next = key(i);
+        if i % 20 == 0 {
+            next = next.scopes(["changed"]);
+        }
+        seen.insert(digest(format!("key-{i}").as_bytes()));
+        after.put(next).unwrap();
+    }
+    assert_eq!(after.retain_digests(&seen), 10);
+
+    assert_eq!(after.len(), 91);
+    for i in (0..90).filter(|i| i % 20 != 0) {
+        assert_eq!(record(&after, i), record(&before, i), "key {i} is shared");
+    }
+    for i in (0..90).step_by(20) {
+        assert_ne!(record(&after, i), record(&before, i), "key {i} changed");
+        let found = after.find(&digest(format!("key-{i}").as_bytes())).unwrap();
+        assert!(found.key.has_scope("changed"));
+    }
+    for i in 90..100 {
+        assert!(record(&after, i).is_none(), "key {i} is gone");
+        assert!(record(&before, i).is_some(), "the set read before keeps it");
+    }
+    assert!(record(&after, 500).is_some());
+    // The set requests read meanwhile is untouched.
+    assert_eq!(before.len(), 100);
+    assert!(
+        !before
+            .find(&digest(b"key-0"))
+            .unwrap()
+            .key
+            .has_scope("changed")
+    );
+}

@@ -243,3 +243,38 @@ async fn ids_are_capped_and_an_application_pool_is_accepted() {
         .unwrap();
     assert_eq!(keys.resync().await.unwrap(), 1, "the row was skipped");
 }
+
+/// A full read, done in place on a copy of the current set: rows deleted or changed behind the
+/// store's back are dropped or changed, rows left alone stay accepted, and the count is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_drops_deleted_rows_and_applies_changed_ones() {
+    let Some(schema) = schema("fullread").await else {
+        return;
+    };
+    let keys = instance(&schema, "a").await;
+    let kept = keys.create("kept", ["x"], None).await.unwrap();
+    let gone = keys.create("gone", ["x"], None).await.unwrap();
+    let changed = keys.create("changed", ["x"], None).await.unwrap();
+    let options: PgConnectOptions = database_url().parse().unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM api_keys WHERE id = 'gone'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_keys SET scopes = '{y}' WHERE id = 'changed'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(keys.resync().await.unwrap(), 2);
+    assert_eq!(accepted(&keys, &kept).await, Ok("kept".to_owned()));
+    assert_eq!(accepted(&keys, &gone).await, Err(KeyError::Unknown));
+    let verified = keys.verify(&changed).await.unwrap();
+    assert!(verified.has_scope("y") && !verified.has_scope("x"));
+    // A second read with nothing changed changes nothing.
+    assert_eq!(keys.resync().await.unwrap(), 2);
+    assert_eq!(accepted(&keys, &kept).await, Ok("kept".to_owned()));
+}

@@ -39,13 +39,21 @@ impl Inner {
         executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
     ) -> Result<usize, PgKeysError> {
         let _one_at_a_time = self.changing.lock().await;
-        let rows = sqlx::query(SELECT_ROWS).fetch_all(executor).await?;
-        let mut set = KeySet::default();
+        // The rows are read one at a time into a copy of the current set, which changes only
+        // what differs: the read holds the set requests read, the changed paths and the
+        // digests seen, never a second whole set nor every row at once. A read that fails half
+        // way leaves the current set as it was.
+        let mut set = KeySet::clone(&self.snapshot.load());
         set.format = self.format.clone();
-        for row in &rows {
-            match record(row) {
-                Ok((_, key)) => {
-                    if let Err(error) = set.insert(key, true) {
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = sqlx::query(SELECT_ROWS).fetch(executor);
+        while let Some(row) =
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await
+        {
+            match record(&row?) {
+                Ok((digest, key)) => {
+                    seen.insert(digest);
+                    if let Err(error) = set.put(key) {
                         let error = error.without_id();
                         tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
                     }
@@ -55,6 +63,8 @@ impl Inner {
                 }
             }
         }
+        drop(rows);
+        set.retain_digests(&seen);
         let count = set.len();
         self.snapshot.publish(Arc::new(set));
         self.mark_in_step();
