@@ -56,6 +56,9 @@ pub(crate) struct KeyRecord {
     /// Suspended: refused until enabled again, and kept as it is meanwhile.
     pub(crate) disabled: bool,
     validity: Option<Box<Validity>>,
+    /// The digest of the key, as the store's table compares it (zero in a record no store
+    /// holds). Not part of what makes two records equal: two records of one key are.
+    pub(crate) digest: StoredDigest,
     pub(crate) id: IdText,
     pub(crate) scopes: Box<[Box<str>]>,
     /// The networks the key may be used from; `None` for anywhere. Boxed, as most keys have
@@ -77,6 +80,19 @@ pub(crate) struct KeyRecord {
     #[allow(clippy::box_collection)]
     metadata: Option<Box<BTreeMap<String, String>>>,
 }
+
+/// A key's digest in a record, as four words; equal to any other, as the digest is not what a
+/// record says about its key.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct StoredDigest(pub(crate) [u64; 4]);
+
+impl PartialEq for StoredDigest {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StoredDigest {}
 
 /// A key's id, held in the record itself when short (as ids are) rather than in an allocation
 /// of its own: a store of a million keys saves a million allocations.
@@ -345,6 +361,11 @@ impl VerifiedKey {
         &self.record
     }
 
+    /// The key of a record a store holds, shared with it.
+    pub(crate) fn from_shared(record: Arc<KeyRecord>) -> Self {
+        Self { record }
+    }
+
     /// The same key, holding these scopes instead of its own.
     pub fn with_scopes<I, S>(self, scopes: I) -> Self
     where
@@ -551,8 +572,8 @@ mod layout {
     use super::KeyRecord;
     use std::mem::{offset_of, size_of};
 
-    /// What a lookup reads of a record (whether the key is revoked, disabled, or has validity
-    /// times) shares the first cache line with the reference count it increments: at a million
+    /// What a lookup reads of a record (the digest it compares, whether the key is revoked,
+    /// disabled, or has validity times) shares the first cache line with the reference count it increments: at a million
     /// keys the record is not in cache, and a field further in would cost a second miss.
     #[test]
     fn what_a_lookup_reads_sits_in_the_first_line_of_the_record() {
@@ -562,9 +583,10 @@ mod layout {
             ("revoked", offset_of!(KeyRecord, revoked)),
             ("disabled", offset_of!(KeyRecord, disabled)),
             ("validity", offset_of!(KeyRecord, validity)),
+            ("digest", offset_of!(KeyRecord, digest) + 24),
         ] {
             assert!(offset + 8 <= line, "{field} at {offset}");
         }
-        assert!(size_of::<KeyRecord>() <= 128, "{}", size_of::<KeyRecord>());
+        assert!(size_of::<KeyRecord>() <= 160, "{}", size_of::<KeyRecord>());
     }
 }

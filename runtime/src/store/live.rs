@@ -1,7 +1,7 @@
 //! Changing a live store: add, revoke, rotate, each seen by every clone from the next request
 //! on, and written through to the records file of a store read from one.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Changing;
@@ -383,7 +383,7 @@ impl ApiKeys {
             let current = self.shared.snapshot.load();
             let (next, out) =
                 super::file::change_file(&path, &current, &mut changing.file_index, change)?;
-            self.shared.snapshot.publish(Arc::new(next));
+            self.shared.snapshot.publish(next);
             return Ok(out);
         }
         self.change_set(|set| change(set, &mut Vec::new()))
@@ -406,7 +406,7 @@ impl ApiKeys {
         let mut changing = self.one_at_a_time();
         let mut next = KeySet::clone(&self.shared.snapshot.load());
         let out = change(&mut next, &mut changing)?;
-        self.shared.snapshot.publish(Arc::new(next));
+        self.shared.snapshot.publish(next);
         Ok(out)
     }
 

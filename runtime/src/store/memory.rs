@@ -153,7 +153,7 @@ impl ApiKeys {
         }
         let mut settings = self.shared.settings.clone();
         change(&mut settings);
-        self.copied(KeySet::clone(&self.shared.snapshot.load()), settings)
+        self.copied(self.shared.snapshot.load().detached(), settings)
     }
 
     /// A store of its own with `set` and `settings`, which keeps what this store's changes keep
@@ -176,13 +176,14 @@ impl ApiKeys {
     ) -> Result<Self, ConfigError> {
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => {
-                let mut set = shared.snapshot.take();
-                let result = change(Arc::make_mut(&mut set));
+                let set = shared.snapshot.take();
+                let mut set = Arc::try_unwrap(set).unwrap_or_else(|shared| KeySet::clone(&shared));
+                let result = change(&mut set);
                 shared.snapshot.publish(set);
                 result.map(|()| self)
             }
             None => {
-                let mut set = KeySet::clone(&self.shared.snapshot.load());
+                let mut set = self.shared.snapshot.load().detached();
                 change(&mut set)?;
                 Ok(self.copied(set, self.shared.settings.clone()))
             }

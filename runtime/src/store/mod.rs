@@ -3,7 +3,7 @@
 //!
 //! - `mod.rs`: [`ApiKeys`], the [`KeyStore`] trait, hashing and the checks before it;
 //! - `set.rs`: one version of the keys, what a request reads, and the lookup;
-//! - `radix.rs`: the persistent table that makes a new version cost a path, not a copy;
+//! - `table.rs`: the hash table requests read without a lock and changes update in place;
 //! - `memory.rs`: building a store in memory, key by key;
 //! - `live.rs`: changing a live store (add, revoke, rotate), where a revoke goes;
 //! - `file.rs`: the records file: reading, reloading, and writing every change through;
@@ -33,10 +33,10 @@ mod memory;
 mod new_key;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod radix;
 pub(crate) mod set;
 mod snapshot;
 mod spent;
+mod table;
 
 pub use bounds::{KeyDigest, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
 pub use live::Rotation;
@@ -293,7 +293,7 @@ impl ApiKeys {
     pub(crate) fn find_digest(&self, digest: &KeyDigest) -> Option<VerifiedKey> {
         self.shared
             .snapshot
-            .read(|set| set.find(digest).map(|entry| entry.key.clone()))
+            .read(|set| set.find(digest).map(|entry| entry.key))
     }
 
     /// The HTTPS requirement, if any.

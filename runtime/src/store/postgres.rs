@@ -208,7 +208,7 @@ impl PgKeys {
     pub(crate) fn find_digest(&self, digest: &KeyDigest) -> Option<VerifiedKey> {
         self.inner
             .snapshot
-            .read(|set| set.find(digest).map(|entry| entry.key.clone()))
+            .read(|set| set.find(digest).map(|entry| entry.key))
     }
 
     /// Reads every key again now; returns how many there are.

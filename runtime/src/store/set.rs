@@ -5,24 +5,25 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use super::radix::Radix;
+use super::table::Table;
 use super::{Key, KeyDigest, KeyError, Shape};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::format::KeyFormat;
-use crate::key::{KeyRecord, VerifiedKey};
+use crate::key::{KeyRecord, StoredDigest, VerifiedKey};
 
-/// One version of the store: what a request reads, all of it immutable.
+/// A version of the store: what a request reads.
 ///
-/// Both tables are [`Radix`] maps, which share all but the changed path with the version they
-/// were made from: copying a set and changing a key costs the same at any size.
+/// Both maps are [`Table`]s: a copy shares their slots and keeps its changes aside until it is
+/// published, when they are written into the slots in place, so a change costs the same at
+/// any size and a failed one changes nothing.
 #[derive(Clone, Default)]
 pub(crate) struct KeySet {
-    /// The keys, by their digest's first word, which is already a uniform hash.
-    by_digest: Radix<Entry>,
-    /// The first word of the digest of every key, by a hash of its id: the keys an id names
-    /// (more than one during a rotation) without a scan.
-    by_id: Radix<u64>,
-    len: usize,
+    /// The keys' records, by their digest's first word, which is already a uniform hash; each
+    /// record holds its whole digest, compared in constant time.
+    by_digest: Table<KeyRecord>,
+    /// The same records, by a hash of their id: the keys an id names (more than one during a
+    /// rotation) without a scan. A record is in both tables, and changed in both.
+    by_id: Table<KeyRecord>,
     pub(crate) format: Option<KeyFormat>,
     /// The records file the set was read from, for [`ApiKeys::reload`].
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
@@ -45,9 +46,8 @@ pub(crate) struct FileStamp {
     pub(crate) len: u64,
 }
 
-#[derive(Clone)]
+/// A key the set holds, as a lookup finds it.
 pub(crate) struct Entry {
-    digest: Words,
     pub(crate) key: VerifiedKey,
 }
 
@@ -64,7 +64,11 @@ fn id_hash(id: &str) -> u64 {
 /// disabled. A key that is both disabled and revoked or expired is told so: enabling it would
 /// not help.
 pub(crate) fn valid_now(key: &VerifiedKey) -> Result<(), KeyError> {
-    let record = key.record();
+    valid_record(key.record())
+}
+
+/// [`valid_now`], of a record.
+fn valid_record(record: &KeyRecord) -> Result<(), KeyError> {
     if record.revoked {
         return Err(KeyError::Revoked);
     }
@@ -129,32 +133,37 @@ impl KeySet {
         if record.scopes.iter().any(|scope| !is_scope_token(scope)) {
             return fail(ConfigErrorKind::InvalidScope);
         }
-        if !shared_id && self.named(&record.id).next().is_some() {
+        if !shared_id && !self.named(&record.id).is_empty() {
             return fail(ConfigErrorKind::DuplicateId);
         }
         if self.find(&digest).is_some() {
             return fail(ConfigErrorKind::DuplicateKey);
         }
-        let digest = Words::of(&digest);
-        let word = digest.table_hash();
-        self.by_id.change(id_hash(&record.id), |words| {
-            if !words.contains(&word) {
-                words.push(word);
-            }
-        });
-        let entry = Entry {
-            digest,
-            key: VerifiedKey::from_record(record),
-        };
-        self.by_digest.change(word, |entries| entries.push(entry));
-        self.len += 1;
+        let words = Words::of(&digest);
+        let mut record = record;
+        record.digest = StoredDigest(words.0);
+        let record = Arc::new(record);
+        self.by_id.insert(id_hash(&record.id), record.clone());
+        self.by_digest.insert(words.table_hash(), record);
         Ok(())
+    }
+
+    /// Replaces the record of the key with `digest` and `id` in both tables (removes it, with
+    /// `None`).
+    fn replace(&mut self, id: &str, digest: [u64; 4], record: Option<Arc<KeyRecord>>) {
+        let same = |stored: &KeyRecord| stored.digest.0 == digest;
+        if let Some(&(at, _)) = self.by_digest.matching(digest[0], same).first() {
+            self.by_digest.replace(at, record.clone());
+        }
+        if let Some(&(at, _)) = self.by_id.matching(id_hash(id), same).first() {
+            self.by_id.replace(at, record);
+        }
     }
 
     /// Puts `key` in the set as a full read of the store's source has it: a key whose record
     /// is unchanged is left as it is (and keeps what it has kept, its budgets among them), one
     /// whose record changed is replaced, a new one added. What is left alone is shared with the
-    /// set this one was copied from, so a full read costs the changed paths, not a second set.
+    /// set this one was copied from, so a full read costs the changed slots, not a second set.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn put(&mut self, key: Key) -> Result<(), ConfigError> {
         if let Ok(digest) = &key.digest
@@ -178,7 +187,7 @@ impl KeySet {
             .by_digest
             .values()
             .iter()
-            .map(|entry| entry.digest.bytes())
+            .map(|record| Words(record.digest.0).bytes())
             .filter(|digest| !keep.contains(digest))
             .collect();
         for digest in &gone {
@@ -187,50 +196,52 @@ impl KeySet {
         gone.len()
     }
 
+    /// The records of the keys named `id`.
+    fn named_records(&self, id: &str) -> Vec<Arc<KeyRecord>> {
+        self.by_id
+            .matching(id_hash(id), |record| &*record.id == id)
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect()
+    }
+
     /// The keys named `id`.
-    pub(super) fn named<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.by_id.group(id_hash(id)).iter().flat_map(move |&word| {
-            self.by_digest
-                .group(word)
-                .iter()
-                .filter(move |entry| entry.digest.table_hash() == word && entry.key.id() == id)
-        })
+    pub(super) fn named(&self, id: &str) -> Vec<Entry> {
+        self.named_records(id)
+            .into_iter()
+            .map(|record| Entry {
+                key: VerifiedKey::from_shared(record),
+            })
+            .collect()
     }
 
     /// Applies `update` to the record of every key named `id`; returns how many there were.
     pub(super) fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
-        // Each word is filed once (see `insert_record`); the group also holds other ids' words,
-        // which match none of this id's keys.
-        let words: Vec<u64> = self.by_id.group(id_hash(id)).to_vec();
-        let mut updated = 0;
-        for word in words {
-            updated += self.by_digest.change(word, |entries| {
-                let mut count = 0;
-                for entry in entries
-                    .iter_mut()
-                    .filter(|entry| entry.digest.table_hash() == word && entry.key.id() == id)
-                {
-                    let mut record = entry.key.record().clone();
-                    update(&mut record);
-                    entry.key = VerifiedKey::from_record(record);
-                    count += 1;
-                }
-                count
-            });
+        let named = self.named_records(id);
+        for record in &named {
+            let mut next = KeyRecord::clone(record);
+            update(&mut next);
+            self.replace(id, record.digest.0, Some(Arc::new(next)));
         }
-        updated
+        named.len()
     }
 
     /// The id's current key: not revoked, and not rotated out if any is not, to model a
     /// rotated key on.
     pub(super) fn live_record(&self, id: &str) -> Option<KeyRecord> {
-        self.named(id)
-            .filter(|entry| !entry.key.record().revoked)
-            .max_by_key(|entry| {
-                let record = entry.key.record();
-                (!record.superseded, record.expires().is_none())
-            })
-            .map(|entry| entry.key.record().clone())
+        self.named_records(id)
+            .into_iter()
+            .filter(|record| !record.revoked)
+            .max_by_key(|record| (!record.superseded, record.expires().is_none()))
+            .map(|record| KeyRecord::clone(&record))
+    }
+
+    /// The record of the key with this digest, shared with the set.
+    fn record_of(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
+        let words = Words::of(digest);
+        self.by_digest.find(words.table_hash(), |record| {
+            Words(record.digest.0).ct_eq(&words).then(|| record.clone())
+        })
     }
 
     /// Applies `update` to the record of the key with this digest; returns whether there was
@@ -240,17 +251,13 @@ impl KeySet {
         digest: &KeyDigest,
         update: impl FnOnce(&mut KeyRecord),
     ) -> bool {
-        let digest = Words::of(digest);
-        let word = digest.table_hash();
-        self.by_digest.change(word, |entries| {
-            let Some(entry) = entries.iter_mut().find(|entry| entry.digest.ct_eq(&digest)) else {
-                return false;
-            };
-            let mut record = entry.key.record().clone();
-            update(&mut record);
-            entry.key = VerifiedKey::from_record(record);
-            true
-        })
+        let Some(record) = self.record_of(digest) else {
+            return false;
+        };
+        let mut next = KeyRecord::clone(&record);
+        update(&mut next);
+        self.replace(&record.id, record.digest.0, Some(Arc::new(next)));
+        true
     }
 
     /// Checks the format of a key already checked for length and shape, hashes it, looks it up
@@ -261,61 +268,49 @@ impl KeySet {
         {
             return Err(KeyError::Malformed);
         }
-        let entry = self.find(&super::digest(key)).ok_or(KeyError::Unknown)?;
-        valid_now(&entry.key)?;
-        Ok(entry.key.clone())
+        let digest = Words::of(&super::digest(key));
+        // The slot is found by the digest's first word, as any hash table probes by its hash;
+        // the candidate whose tag matches it is compared whole in constant time, so the lookup
+        // reveals nothing about how close a wrong key's digest came to a stored one beyond
+        // sharing 64 bits, which no one can aim for. The record is read, and its reference
+        // count touched, only for the key that matched.
+        self.by_digest
+            .find(digest.table_hash(), |record| {
+                if !Words(record.digest.0).ct_eq(&digest) {
+                    return None;
+                }
+                Some(valid_record(record).map(|()| VerifiedKey::from_shared(record.clone())))
+            })
+            .unwrap_or(Err(KeyError::Unknown))
     }
 
-    pub(crate) fn find(&self, digest: &KeyDigest) -> Option<&Entry> {
+    /// The key with this digest, whatever its state.
+    pub(crate) fn find(&self, digest: &KeyDigest) -> Option<Entry> {
         let digest = Words::of(digest);
-        // The group is searched by the digest's first word, as any hash table probes by its
-        // hash; the candidate that matches it is compared whole in constant time, so the lookup
-        // reveals nothing about how close a wrong key's digest came to a stored one beyond
-        // sharing 64 bits, which no one can aim for.
-        let word = digest.table_hash();
-        self.by_digest
-            .group(word)
-            .iter()
-            .filter(|entry| entry.digest.table_hash() == word)
-            .find(|entry| entry.digest.ct_eq(&digest))
+        self.by_digest.find(digest.table_hash(), |record| {
+            Words(record.digest.0).ct_eq(&digest).then(|| Entry {
+                key: VerifiedKey::from_shared(record.clone()),
+            })
+        })
     }
 
     /// Removes the key with this digest, if there is one; returns whether there was.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn remove(&mut self, digest: &KeyDigest) -> bool {
-        let digest = Words::of(digest);
-        let word = digest.table_hash();
-        let removed = self.by_digest.change(word, |entries| {
-            let at = entries
-                .iter()
-                .position(|entry| entry.digest.ct_eq(&digest))?;
-            Some(entries.remove(at))
-        });
-        let Some(removed) = removed else {
+        let Some(removed) = self.record_of(digest) else {
             return false;
         };
-        self.len -= 1;
-        // The id keeps the word while another of its keys shares it.
-        let id = removed.key.id();
-        let still_named = self
-            .by_digest
-            .group(word)
-            .iter()
-            .any(|entry| entry.digest.table_hash() == word && entry.key.id() == id);
-        if !still_named {
-            self.by_id
-                .change(id_hash(id), |words| words.retain(|&other| other != word));
-        }
+        self.replace(&removed.id, removed.digest.0, None);
         true
     }
 
-    /// Every key, in no particular order.
     /// The ids of the keys counted under `name`: the id itself when a key has it (and no
     /// other identity), and every id whose keys have the identity `name`. An id is found at
     /// once; an identity is looked for through every key, which only a write-back does.
     pub(super) fn ids_counted_as(&self, name: &str) -> Vec<Box<str>> {
         let direct = self
             .named(name)
+            .iter()
             .any(|entry| entry.key.record().identity.is_none());
         let mut ids: Vec<Box<str>> = if direct {
             vec![name.into()]
@@ -339,12 +334,33 @@ impl KeySet {
             .and_then(|record| record.credits().cloned())
     }
 
+    /// Every key, in no particular order.
     pub(super) fn keys(&self) -> impl Iterator<Item = VerifiedKey> {
-        self.by_digest.values().into_iter().map(|entry| entry.key)
+        self.by_digest
+            .values()
+            .into_iter()
+            .map(VerifiedKey::from_shared)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.by_digest.len()
+    }
+
+    /// Writes this set's changes into the slots it shares with the versions before it: what
+    /// publishing it does, after which every reader sees them.
+    pub(super) fn apply(&mut self) {
+        self.by_digest.apply();
+        self.by_id.apply();
+    }
+
+    /// A set of its own with the same keys, sharing no slot with this one: for a store built as
+    /// a copy of another.
+    pub(super) fn detached(&self) -> Self {
+        Self {
+            by_digest: self.by_digest.detached(),
+            by_id: self.by_id.detached(),
+            ..self.clone()
+        }
     }
 }
 

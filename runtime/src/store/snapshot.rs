@@ -36,7 +36,8 @@ thread_local! {
 }
 
 impl Snapshot {
-    pub(crate) fn new(set: KeySet) -> Self {
+    pub(crate) fn new(mut set: KeySet) -> Self {
+        set.apply();
         Self {
             current: ArcSwap::from_pointee(set),
             version: AtomicU64::new(VERSIONS.fetch_add(1, Ordering::Relaxed)),
@@ -54,9 +55,11 @@ impl Snapshot {
         self.current.swap(Arc::default())
     }
 
-    /// Swaps `set` in; every thread reads it from its next read on.
-    pub(crate) fn publish(&self, set: Arc<KeySet>) {
-        self.current.store(set);
+    /// Writes `set`'s changes into the slots it shares with the current set (every reader sees
+    /// them from here on) and swaps it in; every thread reads it from its next read on.
+    pub(crate) fn publish(&self, mut set: KeySet) {
+        set.apply();
+        self.current.store(Arc::new(set));
         self.version
             .store(VERSIONS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
     }

@@ -352,3 +352,81 @@ fn a_full_read_shares_what_did_not_change() {
             .has_scope("changed")
     );
 }
+
+/// A store built as a copy of another shares no slot with it: a revoke in one is not seen by
+/// the other.
+#[test]
+fn a_store_built_from_another_does_not_share_its_changes() {
+    let a = ApiKeys::new().with_key("k", "key-k-0123456789");
+    let b = a.clone().with_key("j", "key-j-0123456789");
+    let c = a.clone().with_rate_limits(crate::RateLimits::new());
+    a.revoke("k").unwrap();
+    assert_eq!(a.verify(b"key-k-0123456789").err(), Some(KeyError::Revoked));
+    assert_eq!(b.verify(b"key-k-0123456789").unwrap().id(), "k");
+    assert_eq!(c.verify(b"key-k-0123456789").unwrap().id(), "k");
+    b.revoke("j").unwrap();
+    assert!(a.verify(b"key-j-0123456789").is_err());
+    assert_eq!(b.verify(b"key-j-0123456789").err(), Some(KeyError::Revoked));
+}
+
+/// Keys added, removed and changed while other threads verify: a reader is never let in by
+/// another key's record, a key is never refused while it is in the store unchanged, and a
+/// revoke holds for every request after it returns.
+#[test]
+fn readers_see_whole_changes_while_slots_change_under_them() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let key = |i: usize| format!("key-{i:06}-0123456789");
+    let mut keys = ApiKeys::new();
+    for i in 0..64 {
+        keys = keys.with_key(format!("stable-{i}"), key(i));
+    }
+    let done = AtomicBool::new(false);
+    let revoked_up_to = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut checked = 0;
+                while !done.load(Ordering::Acquire) || checked < 1_000 {
+                    checked += 1;
+                    // The stable keys are always let in, as themselves.
+                    let i = checked % 64;
+                    let verified = keys.verify(key(i).as_bytes()).expect("a stable key");
+                    assert_eq!(verified.id(), format!("stable-{i}"));
+                    // A churning key, if let in, is let in as itself.
+                    let j = 1_000 + checked % 500;
+                    if let Ok(verified) = keys.verify(key(j).as_bytes()) {
+                        assert_eq!(verified.id(), format!("churn-{j}"));
+                    }
+                    // A key revoked before this request began is refused.
+                    let revoked = revoked_up_to.load(Ordering::Acquire);
+                    if revoked > 0 {
+                        let r = 2_000 + checked % revoked;
+                        assert_eq!(
+                            keys.verify(key(r).as_bytes()).err(),
+                            Some(KeyError::Revoked),
+                            "{r}"
+                        );
+                    }
+                }
+            });
+        }
+        for round in 0..3_000 {
+            let j = 1_000 + round % 500;
+            let digest = digest(key(j).as_bytes());
+            keys.change_set(|set| {
+                if !set.remove(&digest) {
+                    set.insert(Key::new(format!("churn-{j}"), key(j)), false)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            if round % 10 == 0 {
+                let r = 2_000 + round / 10;
+                keys.add(Key::new(format!("revoked-{r}"), key(r))).unwrap();
+                keys.revoke(&format!("revoked-{r}")).unwrap();
+                revoked_up_to.store(r - 2_000 + 1, Ordering::Release);
+            }
+        }
+        done.store(true, Ordering::Release);
+    });
+}

@@ -1,8 +1,8 @@
 //! Keeping the snapshot in step: `LISTEN` on a connection of its own, a full read every
 //! minute and after every reconnection, a heartbeat, and a timeout on every round trip.
 
+use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::Executor;
@@ -66,7 +66,7 @@ impl Inner {
         drop(rows);
         set.retain_digests(&seen);
         let count = set.len();
-        self.snapshot.publish(Arc::new(set));
+        self.snapshot.publish(set);
         self.mark_in_step();
         Ok(count)
     }
@@ -101,7 +101,7 @@ impl Inner {
                 tracing::warn!(target: "axum_api_key::audit", %error, "a row of the keys table was skipped");
             }
         }
-        self.snapshot.publish(Arc::new(next));
+        self.snapshot.publish(next);
         Ok(())
     }
 }

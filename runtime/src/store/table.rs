@@ -1,0 +1,315 @@
+//! [`Table`]: an open-addressed hash table that requests read without a lock and that a change
+//! updates in place, one slot at a time.
+//!
+//! The slots are one array: a slot is a tag (the hash, its lowest bit set, `0` for a slot never
+//! used) beside a pointer to the value, so a lookup of a key not in cache waits on memory once
+//! for its slot and once for the value, whatever the size of the table. Slots are probed in
+//! order from the one the hash's top bits name, and the table is rebuilt, twice as large, before
+//! more than 70% of them are taken.
+//!
+//! A change is made on a copy of the table's handle: the copy shares the slots and keeps its
+//! changes aside, by slot, where its own reads see them ([`Table::pending`]). Publishing the copy
+//! ([`Table::apply`]) writes them into the shared slots, each with one atomic store, so a change
+//! costs the slots it changes, at any size, and a copy that is dropped (a change that failed)
+//! changes nothing. A removed value leaves its slot tagged and empty until the next rebuild, so
+//! a slot never changes hands between two hashes while a request may be reading it.
+//!
+//! Two tables may share their slots only as versions of one store: a store built as a copy of
+//! another takes a copy of the slots ([`Table::detached`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
+
+/// A slot: its tag, and the value (none in a slot whose value was removed).
+struct Slot<V> {
+    tag: AtomicU64,
+    value: ArcSwapOption<V>,
+}
+
+/// A slot as a change sees it: its tag and its value.
+type Change<V> = (u64, Option<Arc<V>>);
+
+/// A handle on shared slots, with the changes not yet written into them.
+pub(crate) struct Table<V> {
+    slots: Arc<[Slot<V>]>,
+    /// Changes made through this handle and not yet applied, by slot.
+    pending: HashMap<usize, Change<V>>,
+    /// Slots taken, those whose value was removed included.
+    used: usize,
+    /// Slots with a value.
+    live: usize,
+}
+
+impl<V> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        Self {
+            slots: self.slots.clone(),
+            pending: self.pending.clone(),
+            used: self.used,
+            live: self.live,
+        }
+    }
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Self {
+            slots: Arc::new([]),
+            pending: HashMap::new(),
+            used: 0,
+            live: 0,
+        }
+    }
+}
+
+/// The tag of `hash`: never `0`, the tag of a slot never used.
+fn tag_of(hash: u64) -> u64 {
+    hash | 1
+}
+
+/// The first slot probed for `hash` in a table of `len` slots (a power of two): the hash's top
+/// bits, which its tag keeps.
+fn home(hash: u64, len: usize) -> usize {
+    let bits = len.trailing_zeros();
+    if bits == 0 {
+        return 0;
+    }
+    (hash >> (64 - bits)) as usize
+}
+
+/// The fewest slots (a power of two, 16 at least) that hold `live` values at most half full.
+fn capacity_for(live: usize) -> usize {
+    live.saturating_mul(2).max(16).next_power_of_two()
+}
+
+impl<V> Table<V> {
+    /// How many values the table holds.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// The slot `at` as this handle sees it.
+    fn slot(&self, at: usize) -> Change<V> {
+        if let Some((tag, value)) = self.pending.get(&at) {
+            return (*tag, value.clone());
+        }
+        let slot = &self.slots[at];
+        (slot.tag.load(Ordering::Acquire), slot.value.load_full())
+    }
+
+    /// The first of the values filed under `hash` for which `found` returns something, and
+    /// what it returned. The request path: no allocation, no lock, and a value's reference
+    /// count is touched only if `found` takes it.
+    pub(crate) fn find<R>(
+        &self,
+        hash: u64,
+        mut found: impl FnMut(&Arc<V>) -> Option<R>,
+    ) -> Option<R> {
+        let len = self.slots.len();
+        if len == 0 {
+            return None;
+        }
+        let tag = tag_of(hash);
+        let mut at = home(hash, len);
+        for _ in 0..len {
+            if !self.pending.is_empty()
+                && let Some((taken, value)) = self.pending.get(&at)
+            {
+                if *taken == tag
+                    && let Some(value) = value
+                    && let Some(out) = found(value)
+                {
+                    return Some(out);
+                }
+            } else {
+                let slot = &self.slots[at];
+                let taken = slot.tag.load(Ordering::Acquire);
+                if taken == 0 {
+                    return None;
+                }
+                if taken == tag
+                    && let Some(value) = &*slot.value.load()
+                    && let Some(out) = found(value)
+                {
+                    return Some(out);
+                }
+            }
+            at = (at + 1) & (len - 1);
+        }
+        None
+    }
+
+    /// Every value filed under `hash` that `wanted` accepts, with its slot: for changes.
+    pub(crate) fn matching(&self, hash: u64, wanted: impl Fn(&V) -> bool) -> Vec<(usize, Arc<V>)> {
+        let len = self.slots.len();
+        let mut out = Vec::new();
+        if len == 0 {
+            return out;
+        }
+        let tag = tag_of(hash);
+        let mut at = home(hash, len);
+        for _ in 0..len {
+            match self.slot(at) {
+                (0, _) => break,
+                (taken, Some(value)) if taken == tag && wanted(&value) => out.push((at, value)),
+                _ => {}
+            }
+            at = (at + 1) & (len - 1);
+        }
+        out
+    }
+
+    /// Files `value` under `hash`, rebuilding the table first if it would be more than 70%
+    /// taken.
+    pub(crate) fn insert(&mut self, hash: u64, value: Arc<V>) {
+        if (self.used + 1) * 10 > self.slots.len() * 7 {
+            self.rebuild(capacity_for(self.live + 1));
+        }
+        let len = self.slots.len();
+        let mut at = home(hash, len);
+        while self.slot(at).0 != 0 {
+            at = (at + 1) & (len - 1);
+        }
+        self.pending.insert(at, (tag_of(hash), Some(value)));
+        self.used += 1;
+        self.live += 1;
+    }
+
+    /// Replaces the value in slot `at` (a slot [`matching`](Self::matching) returned), or
+    /// removes it with `None`.
+    pub(crate) fn replace(&mut self, at: usize, value: Option<Arc<V>>) {
+        let (tag, old) = self.slot(at);
+        match (old.is_some(), value.is_some()) {
+            (true, false) => self.live -= 1,
+            (false, true) => self.live += 1,
+            _ => {}
+        }
+        self.pending.insert(at, (tag, value));
+    }
+
+    /// Every value, in no particular order.
+    pub(crate) fn values(&self) -> Vec<Arc<V>> {
+        (0..self.slots.len())
+            .filter_map(|at| self.slot(at).1)
+            .collect()
+    }
+
+    /// Writes the pending changes into the shared slots, where every reader sees them: each
+    /// value before its tag, so that a reader who sees a new tag sees its value.
+    pub(crate) fn apply(&mut self) {
+        for (at, (tag, value)) in self.pending.drain() {
+            let slot = &self.slots[at];
+            slot.value.store(value);
+            slot.tag.store(tag, Ordering::Release);
+        }
+    }
+
+    /// A table of its own with the same values, sharing nothing with this one.
+    pub(crate) fn detached(&self) -> Self {
+        let mut copy = self.clone();
+        copy.rebuild(capacity_for(self.live));
+        copy
+    }
+
+    /// Moves every value into new slots, `len` of them, with nothing pending.
+    fn rebuild(&mut self, len: usize) {
+        let mut laid: Vec<Change<V>> = (0..len).map(|_| (0, None)).collect();
+        for at in 0..self.slots.len() {
+            if let (tag, Some(value)) = self.slot(at) {
+                let mut to = home(tag, len);
+                while laid[to].0 != 0 {
+                    to = (to + 1) & (len - 1);
+                }
+                laid[to] = (tag, Some(value));
+            }
+        }
+        self.slots = laid
+            .into_iter()
+            .map(|(tag, value)| Slot {
+                tag: AtomicU64::new(tag),
+                value: ArcSwapOption::new(value),
+            })
+            .collect();
+        self.pending.clear();
+        self.used = self.live;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spread(i: u64) -> u64 {
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn get(table: &Table<u64>, i: u64) -> Option<u64> {
+        table.find(spread(i), |value| (**value == i).then_some(i))
+    }
+
+    #[test]
+    fn holds_what_was_put_and_a_copy_changes_nothing_until_applied() {
+        let mut table = Table::default();
+        for i in 0..10_000u64 {
+            table.insert(spread(i), Arc::new(i));
+        }
+        table.apply();
+        assert_eq!(table.len(), 10_000);
+        assert!((0..10_000).all(|i| get(&table, i) == Some(i)));
+        assert_eq!(get(&table, 10_001), None);
+
+        // A copy's changes are its own until applied.
+        let mut copy = table.clone();
+        let (at, _) = copy.matching(spread(7), |value| *value == 7)[0];
+        copy.replace(at, None);
+        copy.insert(spread(20_000), Arc::new(20_000));
+        assert_eq!(get(&copy, 7), None);
+        assert_eq!(get(&copy, 20_000), Some(20_000));
+        assert_eq!(
+            get(&table, 7),
+            Some(7),
+            "the table read meanwhile is unchanged"
+        );
+        assert_eq!(get(&table, 20_000), None);
+        drop(copy.clone()); // a dropped copy changes nothing either
+        copy.apply();
+        assert_eq!(get(&table, 7), None, "applied: every handle sees it");
+        assert_eq!(get(&table, 20_000), Some(20_000));
+        assert_eq!(copy.len(), 10_000);
+
+        // A detached copy shares nothing.
+        let mut apart = copy.detached();
+        let (at, _) = apart.matching(spread(8), |value| *value == 8)[0];
+        apart.replace(at, None);
+        apart.apply();
+        assert_eq!(get(&apart, 8), None);
+        assert_eq!(get(&copy, 8), Some(8));
+    }
+
+    #[test]
+    fn removed_slots_are_reclaimed_by_rebuilding() {
+        let mut table = Table::default();
+        for round in 0..50u64 {
+            for i in 0..100 {
+                table.insert(spread(round * 1_000 + i), Arc::new(round * 1_000 + i));
+            }
+            for i in 0..100 {
+                let key = round * 1_000 + i;
+                let (at, _) = table.matching(spread(key), |value| *value == key)[0];
+                table.replace(at, None);
+            }
+            table.apply();
+        }
+        assert_eq!(table.len(), 0);
+        assert!(table.slots.len() <= 256, "{} slots", table.slots.len());
+        // Hashes that share their top bits probe on.
+        let mut crowded = Table::default();
+        for i in 0..100u64 {
+            crowded.insert(i, Arc::new(i));
+        }
+        assert!((0..100).all(|i| crowded.find(i, |v| (**v == i).then_some(())).is_some()));
+    }
+}
