@@ -61,24 +61,36 @@ pub(crate) struct KeyRecord {
     pub(crate) digest: StoredDigest,
     pub(crate) id: IdText,
     pub(crate) scopes: Box<[Box<str>]>,
-    /// The networks the key may be used from; `None` for anywhere. Boxed, as most keys have
-    /// none.
-    #[allow(clippy::box_collection)]
-    allowed_ips: Option<Box<Vec<IpNetwork>>>,
     /// Boxed: most keys have none, and a box is one word in every record.
     rate_limits: Option<Box<Limits>>,
-    /// Boxed: most keys have no credits.
-    credits: Option<Box<KeyCredits>>,
-    /// The name the key's budgets and credits are counted under with other keys of the same
-    /// identity, if it shares them.
-    pub(crate) identity: Option<Box<str>>,
+    /// What most keys do not have (networks, credits, an identity, metadata), in one box: a
+    /// record without any of it pays one word for all four.
+    rare: Option<Box<Rare>>,
     /// The key's last use as its record was last written (seconds since 1970; 0 for never).
     pub(crate) last_used: u64,
     /// Where this process counts the key's uses, once found.
     uses: UseCell,
-    // Boxed on purpose: an empty map is three words in every record, a box one.
-    #[allow(clippy::box_collection)]
-    metadata: Option<Box<BTreeMap<String, String>>>,
+}
+
+/// The parts of a record most keys leave empty.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Rare {
+    /// The networks the key may be used from; `None` for anywhere.
+    allowed_ips: Option<Vec<IpNetwork>>,
+    credits: Option<KeyCredits>,
+    /// The name the key's budgets and credits are counted under with other keys of the same
+    /// identity, if it shares them.
+    identity: Option<Box<str>>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.allowed_ips.is_none()
+            && self.credits.is_none()
+            && self.identity.is_none()
+            && self.metadata.is_none()
+    }
 }
 
 /// A key's digest in a record, as four words; equal to any other, as the digest is not what a
@@ -275,26 +287,42 @@ impl KeyRecord {
         };
     }
 
+    /// Changes the rarely set parts of the record, boxed only while one of them is set.
+    fn change_rare(&mut self, change: impl FnOnce(&mut Rare)) {
+        let mut rare = self.rare.take().unwrap_or_default();
+        change(&mut rare);
+        self.rare = (!rare.is_empty()).then_some(rare);
+    }
+
     /// The networks the key may be used from, if it is restricted.
     pub(crate) fn allowed_ips(&self) -> Option<&[IpNetwork]> {
-        self.allowed_ips.as_deref().map(Vec::as_slice)
+        self.rare.as_ref()?.allowed_ips.as_deref()
     }
 
     /// Restricts the key to these networks; `None` (or an empty list) lifts the restriction.
     pub(crate) fn set_allowed_ips(&mut self, networks: Option<Vec<IpNetwork>>) {
-        self.allowed_ips = networks.filter(|list| !list.is_empty()).map(Box::new);
+        self.change_rare(|rare| rare.allowed_ips = networks.filter(|list| !list.is_empty()));
     }
 
     /// Restricts the key to no address at all: for a restriction that could not be read, which
     /// must never leave the key open.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn refuse_everywhere(&mut self) {
-        self.allowed_ips = Some(Box::default());
+        self.change_rare(|rare| rare.allowed_ips = Some(Vec::new()));
+    }
+
+    /// The identity the key shares its budgets and credits with, if it has one.
+    pub(crate) fn identity(&self) -> Option<&str> {
+        self.rare.as_ref()?.identity.as_deref()
+    }
+
+    pub(crate) fn set_identity(&mut self, identity: Option<Box<str>>) {
+        self.change_rare(|rare| rare.identity = identity);
     }
 
     /// The name the key's budgets and credits are counted under: its identity, or its id.
     pub(crate) fn counted_as(&self) -> &str {
-        self.identity.as_deref().unwrap_or(&self.id)
+        self.identity().unwrap_or(&self.id)
     }
 
     /// The counters of the key's uses, found with `find` the first time.
@@ -307,37 +335,45 @@ impl KeyRecord {
 
     /// The key's credits, if it has any.
     pub(crate) fn credits(&self) -> Option<&KeyCredits> {
-        self.credits.as_deref()
+        self.rare.as_ref()?.credits.as_ref()
     }
 
     pub(crate) fn set_credits(&mut self, credits: Option<KeyCredits>) {
-        self.credits = credits.map(Box::new);
+        self.change_rare(|rare| rare.credits = credits);
     }
 
     /// The key's credits, to change them.
     pub(crate) fn credits_mut(&mut self) -> Option<&mut KeyCredits> {
-        self.credits.as_deref_mut()
+        self.rare.as_deref_mut()?.credits.as_mut()
     }
 
     /// The free metadata fields.
     #[cfg_attr(not(any(feature = "file", feature = "admin")), allow(dead_code))]
     pub(crate) fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.metadata
+        self.rare
             .iter()
+            .flat_map(|rare| rare.metadata.iter())
             .flat_map(|map| map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     pub(crate) fn metadata_field(&self, name: &str) -> Option<&str> {
-        self.metadata.as_ref()?.get(name).map(String::as_str)
+        self.rare
+            .as_ref()?
+            .metadata
+            .as_ref()?
+            .get(name)
+            .map(String::as_str)
     }
 
     /// Replaces the free metadata fields (none when `metadata` is empty).
     pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
-        self.metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
+        self.change_rare(|rare| rare.metadata = (!metadata.is_empty()).then_some(metadata));
     }
 
     pub(crate) fn insert_metadata(&mut self, name: String, value: String) {
-        self.metadata.get_or_insert_default().insert(name, value);
+        self.change_rare(|rare| {
+            rare.metadata.get_or_insert_default().insert(name, value);
+        });
     }
 }
 
@@ -500,14 +536,14 @@ impl VerifiedKey {
     /// custom [`KeyStore`](crate::KeyStore) gives its keys' identities this way).
     pub fn with_identity(self, identity: impl Into<Box<str>>) -> Self {
         let mut record = KeyRecord::clone(&self.record);
-        record.identity = Some(identity.into());
+        record.set_identity(Some(identity.into()));
         Self::from_record(record)
     }
 
     /// The identity the key shares its rate limits and credits with, if it has one
     /// ([`Key::identity`](crate::Key::identity)).
     pub fn identity(&self) -> Option<&str> {
-        self.record.identity.as_deref()
+        self.record.identity()
     }
 
     /// When the key was last used, as its record was last written: see
@@ -587,6 +623,6 @@ mod layout {
         ] {
             assert!(offset + 8 <= line, "{field} at {offset}");
         }
-        assert!(size_of::<KeyRecord>() <= 160, "{}", size_of::<KeyRecord>());
+        assert!(size_of::<KeyRecord>() <= 128, "{}", size_of::<KeyRecord>());
     }
 }

@@ -189,7 +189,8 @@ impl Key {
     /// assert_eq!(keys.verify(b"ac_7Qm2xY9wLkV3rT8s").unwrap().identity(), Some("acme"));
     /// ```
     pub fn identity(mut self, identity: impl Into<String>) -> Self {
-        self.record.identity = Some(identity.into().into_boxed_str());
+        self.record
+            .set_identity(Some(identity.into().into_boxed_str()));
         self
     }
 

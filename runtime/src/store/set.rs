@@ -311,7 +311,7 @@ impl KeySet {
         let direct = self
             .named(name)
             .iter()
-            .any(|entry| entry.key.record().identity.is_none());
+            .any(|entry| entry.key.record().identity().is_none());
         let mut ids: Vec<Box<str>> = if direct {
             vec![name.into()]
         } else {

@@ -91,8 +91,8 @@ pub(super) fn apply(
                     table.insert("credits_at", value(datetime(at)?));
                 }
             }
-            if let Some(identity) = &record.identity {
-                table.insert("identity", value(&**identity));
+            if let Some(identity) = record.identity() {
+                table.insert("identity", value(identity));
             }
             if record.last_used > 0 {
                 let at = std::time::UNIX_EPOCH + Duration::from_secs(record.last_used);
