@@ -5,10 +5,11 @@
 //! `--changes 200` of each kind per size and round, `--same` to revoke one key over and over
 //! rather than keys spread over the store).
 //!
-//! Each round makes, on each store in turn, 200 `revoke`s of keys spread over the store and
-//! 200 `add`s of new keys, and times each change alone; the report gives the median and the
-//! worst of each kind per size, and the median of the per-round ratios of the 1M store's
-//! median to the 1K store's. Memory is the growth of the process's resident set while the
+//! Each round makes, on each store in turn, 200 `revoke`s of keys spread over the store, 200
+//! `add`s of new keys and 200 `rotate`s of other keys spread over it, and times each change
+//! alone; the report gives the median and the worst of each kind per size, and the median of
+//! the per-round ratios of the 1M store's median to the 1K store's (the sizes are those the
+//! stores start with; each round adds to both). Memory is the growth of the process's resident set while the
 //! 1,000,000-key store is built, per key. Before the changes, each round also verifies keys
 //! spread over the whole 1,000,000-key store and one key of a one-key store, in turn, for the
 //! median of the per-round ratios.
@@ -40,7 +41,9 @@ fn key_of(i: usize) -> String {
 /// A store of `size` keys, and the longest any one of them took to add: the add that grows the
 /// table moves every key into a table twice as large.
 fn store(size: usize) -> (ApiKeys, f64) {
-    let mut keys = ApiKeys::new();
+    // A format, for `rotate` to issue keys in.
+    let format = axum_api_key::KeyFormat::new("bench").expect("a prefix");
+    let mut keys = ApiKeys::new().with_format(format);
     let mut slowest = 0.0f64;
     for i in 0..size {
         let key = Key::from_digest(format!("key-{i}"), digest(key_of(i).as_bytes()));
@@ -115,7 +118,9 @@ fn main() {
     // Per size: revoke times, add times (ns), and per-round medians for the ratios.
     let mut revokes = [Vec::new(), Vec::new()];
     let mut adds = [Vec::new(), Vec::new()];
-    let mut round_medians = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut rotates = [Vec::new(), Vec::new()];
+    // Revoke, add and rotate medians per round: 1k then 1m for each.
+    let mut round_medians: [Vec<f64>; 6] = Default::default();
     let mut fresh = 0usize;
     for round in 0..rounds {
         for offset in 0..2 {
@@ -123,6 +128,7 @@ fn main() {
             let (keys, size, _) = sizes[index];
             let mut revoke_times = Vec::with_capacity(per_round);
             let mut add_times = Vec::with_capacity(per_round);
+            let mut rotate_times = Vec::with_capacity(per_round);
             for i in 0..per_round {
                 // Spread over the store (each change on memory the last one did not touch), or
                 // with `--same`, the same key every time (the memory of the change in cache).
@@ -144,11 +150,23 @@ fn main() {
                 let started = Instant::now();
                 keys.add(key).expect("a new key");
                 add_times.push(started.elapsed().as_nanos() as f64);
+
+                // A key rotated: its successor issued, the old key's expiry shortened. Ids on
+                // the other side of the store from the revoked ones, so never a revoked one.
+                let id = format!("key-{}", (spread + size / 2) % size);
+                let started = Instant::now();
+                black_box(
+                    keys.rotate(&id, std::time::Duration::from_secs(3600))
+                        .expect("a live id"),
+                );
+                rotate_times.push(started.elapsed().as_nanos() as f64);
             }
             round_medians[index].push(median(&mut revoke_times.clone()));
             round_medians[2 + index].push(median(&mut add_times.clone()));
+            round_medians[4 + index].push(median(&mut rotate_times.clone()));
             revokes[index].extend(revoke_times);
             adds[index].extend(add_times);
+            rotates[index].extend(rotate_times);
         }
     }
 
@@ -183,7 +201,11 @@ fn main() {
     );
     println!("| change | size | median | worst |");
     println!("| --- | --- | --- | --- |");
-    for (name, times) in [("revoke", &mut revokes), ("add", &mut adds)] {
+    for (name, times) in [
+        ("revoke", &mut revokes),
+        ("add", &mut adds),
+        ("rotate", &mut rotates),
+    ] {
         for (index, (_, _, label)) in sizes.iter().enumerate() {
             let worst = times[index].iter().copied().fold(0.0, f64::max);
             println!(
@@ -205,6 +227,8 @@ fn main() {
     println!("| revoke 1m / 1k | {m:.2} | {low:.2} to {high:.2} | <= 2 |");
     let (m, low, high) = ratio(&round_medians[3], &round_medians[2]);
     println!("| add 1m / 1k | {m:.2} | {low:.2} to {high:.2} | <= 2 |");
+    let (m, low, high) = ratio(&round_medians[5], &round_medians[4]);
+    println!("| rotate 1m / 1k | {m:.2} | {low:.2} to {high:.2} | <= 2 |");
     let (m, low, high) = {
         let mut ratios = verify_ratios.clone();
         let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);

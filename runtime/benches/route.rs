@@ -167,6 +167,11 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "valid",
         "a refused key over an accepted one (target <= 1.1)",
     ),
+    (
+        "invalid",
+        "unprotected",
+        "a refused key over the open route (target: valid / unprotected + 0.05)",
+    ),
     ("missing", "valid", "a missing key over an accepted one"),
     (
         "seed_eq",
@@ -182,6 +187,11 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "layer",
         "identity_layer",
         "the guard as a layer over a do-nothing layer",
+    ),
+    (
+        "layer",
+        "unprotected",
+        "the guard as a layer over the open route (target: valid / unprotected + 0.08)",
     ),
     (
         "limited",

@@ -103,10 +103,11 @@ impl std::error::Error for KeyError {}
 ///   cloned is copied first, so other clones do not change;
 /// - managing a live store, with [`add`](Self::add), [`revoke`](Self::revoke),
 ///   [`rotate`](Self::rotate) and `reload` (feature `file`), which take `&self`: every clone sees
-///   the change, requests in flight finish on the set they started with, and no request waits.
-///   Each change makes a new version of the set that shares all but the changed path with the
-///   last (a few microseconds at a million keys) and swaps it in whole, so a request never sees
-///   half of one. A store read from a records file (`from_file`) writes every change to
+///   the change from the moment the call returns, and no request waits. A change is made aside,
+///   on a copy of the store's handle on its table, and written into the table when it is
+///   complete, each key's record swapped whole with one atomic store (a few microseconds at a
+///   million keys as at a thousand): a request sees a key as it was or as it is, never half of
+///   a change to it. A store read from a records file (`from_file`) writes every change to
 ///   the file before the call returns; one that cannot be written is not made.
 ///
 /// # Examples

@@ -40,7 +40,7 @@ impl Inner {
     ) -> Result<usize, PgKeysError> {
         let _one_at_a_time = self.changing.lock().await;
         // The rows are read one at a time into a copy of the current set, which changes only
-        // what differs: the read holds the set requests read, the changed paths and the
+        // what differs: the read holds the set requests read, the changed records and the
         // digests seen, never a second whole set nor every row at once. A read that fails half
         // way leaves the current set as it was.
         let mut set = KeySet::clone(&self.snapshot.load());
