@@ -91,13 +91,21 @@ impl<V> Table<V> {
         self.live
     }
 
-    /// The slot `at` as this handle sees it.
-    fn slot(&self, at: usize) -> Change<V> {
-        if let Some((tag, value)) = self.pending.get(&at) {
-            return (*tag, value.clone());
+    /// The tag of slot `at` as this handle sees it.
+    fn tag_at(&self, at: usize) -> u64 {
+        match self.pending.get(&at) {
+            Some((tag, _)) => *tag,
+            None => self.slots[at].tag.load(Ordering::Acquire),
         }
-        let slot = &self.slots[at];
-        (slot.tag.load(Ordering::Acquire), slot.value.load_full())
+    }
+
+    /// The value in slot `at` as this handle sees it: read only for a slot whose tag matched,
+    /// so that a probe does not touch the reference counts of the values it passes.
+    fn value_at(&self, at: usize) -> Option<Arc<V>> {
+        match self.pending.get(&at) {
+            Some((_, value)) => value.clone(),
+            None => self.slots[at].value.load_full(),
+        }
     }
 
     /// The first of the values filed under `hash` for which `found` returns something, and
@@ -152,9 +160,13 @@ impl<V> Table<V> {
         let tag = tag_of(hash);
         let mut at = home(hash, len);
         for _ in 0..len {
-            match self.slot(at) {
-                (0, _) => break,
-                (taken, Some(value)) if taken == tag && wanted(&value) => out.push((at, value)),
+            match self.tag_at(at) {
+                0 => break,
+                taken if taken == tag => {
+                    if let Some(value) = self.value_at(at).filter(|value| wanted(value)) {
+                        out.push((at, value));
+                    }
+                }
                 _ => {}
             }
             at = (at + 1) & (len - 1);
@@ -170,7 +182,7 @@ impl<V> Table<V> {
         }
         let len = self.slots.len();
         let mut at = home(hash, len);
-        while self.slot(at).0 != 0 {
+        while self.tag_at(at) != 0 {
             at = (at + 1) & (len - 1);
         }
         self.pending.insert(at, (tag_of(hash), Some(value)));
@@ -181,7 +193,7 @@ impl<V> Table<V> {
     /// Replaces the value in slot `at` (a slot [`matching`](Self::matching) returned), or
     /// removes it with `None`.
     pub(crate) fn replace(&mut self, at: usize, value: Option<Arc<V>>) {
-        let (tag, old) = self.slot(at);
+        let (tag, old) = (self.tag_at(at), self.value_at(at));
         match (old.is_some(), value.is_some()) {
             (true, false) => self.live -= 1,
             (false, true) => self.live += 1,
@@ -193,7 +205,8 @@ impl<V> Table<V> {
     /// Every value, in no particular order.
     pub(crate) fn values(&self) -> Vec<Arc<V>> {
         (0..self.slots.len())
-            .filter_map(|at| self.slot(at).1)
+            .filter(|&at| self.tag_at(at) != 0)
+            .filter_map(|at| self.value_at(at))
             .collect()
     }
 
@@ -218,7 +231,11 @@ impl<V> Table<V> {
     fn rebuild(&mut self, len: usize) {
         let mut laid: Vec<Change<V>> = (0..len).map(|_| (0, None)).collect();
         for at in 0..self.slots.len() {
-            if let (tag, Some(value)) = self.slot(at) {
+            let tag = self.tag_at(at);
+            if tag == 0 {
+                continue;
+            }
+            if let Some(value) = self.value_at(at) {
                 let mut to = home(tag, len);
                 while laid[to].0 != 0 {
                     to = (to + 1) & (len - 1);
