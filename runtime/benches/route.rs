@@ -155,7 +155,7 @@ const RATIOS: &[(&str, &str, &str)] = &[
     (
         "valid",
         "unprotected",
-        "an accepted key over the open route (target <= 1.2)",
+        "an accepted key over the open route (target <= 1.12)",
     ),
     (
         "valid_key_arg",

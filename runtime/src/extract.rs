@@ -226,7 +226,7 @@ where
     S: KeyStore + FromRef<St>,
 {
     Guarded {
-        check: guard_owned(parts, C::CONFIG, S::from_ref(state), G::KEEP),
+        check: guard_owned(parts, C::STATIC, S::from_ref(state), G::KEEP),
         _guard: PhantomData,
     }
 }
@@ -252,11 +252,11 @@ where
 /// The check with everything it needs owned or borrowed from the request.
 async fn guard_owned<S: KeyStore>(
     parts: &mut Parts,
-    config: GuardConfig,
+    config: &'static GuardConfig,
     store: S,
     keep: Keep,
 ) -> Result<(), ApiKeyRejection> {
-    guard(parts, &config, &store, keep).await
+    guard(parts, config, &store, keep).await
 }
 
 /// Left in the extensions of a request that an optional guard let in without a key.
@@ -326,11 +326,7 @@ async fn guard<S: KeyStore>(
             // holder over its budget cannot drop the key to be served anonymously.
             if config.rate_limit.is_some() {
                 let anonymous = VerifiedKey::new(store.rate_limits().anonymous_id(parts));
-                let budgets = Budgets::new(None, config.rate_limit);
-                count_budgets(
-                    parts, config, store, &anonymous, &budgets, None, false, None,
-                )
-                .await?;
+                count_budgets(parts, config, store, &anonymous, None, false).await?;
             }
             audit_anonymous(parts);
             crate::usage::accepted("anonymous", None);
@@ -366,7 +362,9 @@ async fn guard<S: KeyStore>(
                     };
                     warn_in_clear(parts, exposed.as_ref());
                     if exposed.is_some() {
-                        store.key_exposed(key, route(parts).to_owned()).await;
+                        // Boxed: only a key sent in the clear gets here, and the report's
+                        // state would otherwise make every request's check larger.
+                        Box::pin(store.key_exposed(key, route(parts).to_owned())).await;
                     }
                     Err(Refusal::new(
                         Problem::HttpsRequired,
@@ -443,25 +441,10 @@ async fn guard<S: KeyStore>(
     }
     // Credits and budgets are spent together, all or nothing: a request refused by a rate
     // limit spends no credit, and one refused for credits no budget.
-    let ask = key.record().credits().map(|credits| CreditAsk {
-        credits,
-        cost: u64::from(config.cost),
-        now: store.rate_limits().now(),
-    });
-    let budgets = Budgets::new(key.record().rate_limits(), config.rate_limit);
-    if !budgets.is_empty() || ask.is_some() {
-        let spends_credits = ask.is_some();
-        count_budgets(
-            parts,
-            config,
-            store,
-            &key,
-            &budgets,
-            Some(source),
-            true,
-            ask,
-        )
-        .await?;
+    let spends_credits = key.record().credits().is_some();
+    if spends_credits || config.rate_limit.is_some() || key.record().rate_limits().next().is_some()
+    {
+        count_budgets(parts, config, store, &key, Some(source), true).await?;
         if spends_credits {
             crate::usage::credits_spent(&key, config.cost);
             store.credits_spent();
@@ -487,24 +470,35 @@ async fn guard<S: KeyStore>(
     Ok(())
 }
 
-/// Spends one request of each of `budgets` for `key` (for a request without a key, a stand-in
-/// named by the client's address), or refuses the request: 429 over a budget, 503 when the
-/// shared limiter cannot answer and is configured to refuse. `keyed` says whether `key` is a
-/// key the request presented, to name in the refusal; `credits`, the key's credits and what
-/// the request costs, spent with the budgets or not at all.
-#[allow(clippy::too_many_arguments)]
+/// Spends one request of each budget of the route and of `key` for `key` (for a request
+/// without a key, a stand-in named by the client's address, with the route's budget only), or
+/// refuses the request: 429 over a budget, 503 when the shared limiter cannot answer and is
+/// configured to refuse. `keyed` says whether `key` is a key the request presented, to name in
+/// the refusal, and to spend its credits (what the route costs) with the budgets or not at
+/// all. The budgets are made here, so that the guard's own state does not hold them.
 async fn count_budgets<S: KeyStore>(
     parts: &Parts,
     config: &GuardConfig,
     store: &S,
     key: &VerifiedKey,
-    budgets: &Budgets,
     source: Option<&'static Source>,
     keyed: bool,
-    credits: Option<CreditAsk<'_>>,
 ) -> Result<(), ApiKeyRejection> {
     let limits = store.rate_limits();
     let named = keyed.then_some(key);
+    let budgets = &if keyed {
+        Budgets::new(key.record().rate_limits(), config.rate_limit)
+    } else {
+        Budgets::new(None, config.rate_limit)
+    };
+    let credits = keyed
+        .then(|| key.record().credits())
+        .flatten()
+        .map(|credits| CreditAsk {
+            credits,
+            cost: u64::from(config.cost),
+            now: limits.now(),
+        });
     // Counted in process without an await; only what is kept in Redis waits on it.
     let count = match limits.spend_here(key, budgets, credits) {
         Some(count) => count,

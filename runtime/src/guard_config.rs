@@ -200,6 +200,11 @@ impl GuardConfig {
 pub trait KeyConfig: 'static {
     /// The guard's configuration.
     const CONFIG: GuardConfig;
+
+    /// The same configuration, by reference: what a request's check holds, a word rather than
+    /// the whole configuration.
+    #[doc(hidden)]
+    const STATIC: &'static GuardConfig = &Self::CONFIG;
 }
 
 #[cfg(test)]
