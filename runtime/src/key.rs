@@ -9,6 +9,9 @@ use crate::credits::{KeyCredits, Refill};
 use crate::limit::RateLimit;
 use crate::network::IpNetwork;
 
+mod parts;
+pub(crate) use parts::{IdText, StoredDigest};
+
 /// The key that a request presented and the guard accepted: its id and scopes, never the key
 /// itself.
 ///
@@ -90,63 +93,6 @@ impl Rare {
             && self.credits.is_none()
             && self.identity.is_none()
             && self.metadata.is_none()
-    }
-}
-
-/// A key's digest in a record, as four words; equal to any other, as the digest is not what a
-/// record says about its key.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct StoredDigest(pub(crate) [u64; 4]);
-
-impl PartialEq for StoredDigest {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for StoredDigest {}
-
-/// A key's id, held in the record itself when short (as ids are) rather than in an allocation
-/// of its own: a store of a million keys saves a million allocations.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum IdText {
-    Inline { len: u8, bytes: [u8; 22] },
-    Heap(Box<str>),
-}
-
-impl Default for IdText {
-    fn default() -> Self {
-        Self::Inline {
-            len: 0,
-            bytes: [0; 22],
-        }
-    }
-}
-
-impl From<&str> for IdText {
-    fn from(id: &str) -> Self {
-        match u8::try_from(id.len()) {
-            Ok(len) if usize::from(len) <= 22 => {
-                let mut bytes = [0; 22];
-                bytes[..id.len()].copy_from_slice(id.as_bytes());
-                Self::Inline { len, bytes }
-            }
-            _ => Self::Heap(id.into()),
-        }
-    }
-}
-
-impl std::ops::Deref for IdText {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            // Only ever filled from a `&str`, whole: the bytes are UTF-8.
-            Self::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            Self::Heap(id) => id,
-        }
     }
 }
 
@@ -604,25 +550,4 @@ impl PartialEq for VerifiedKey {
 impl Eq for VerifiedKey {}
 
 #[cfg(test)]
-mod layout {
-    use super::KeyRecord;
-    use std::mem::{offset_of, size_of};
-
-    /// What a lookup reads of a record (the digest it compares, whether the key is revoked,
-    /// disabled, or has validity times) shares the first cache line with the reference count it increments: at a million
-    /// keys the record is not in cache, and a field further in would cost a second miss.
-    #[test]
-    fn what_a_lookup_reads_sits_in_the_first_line_of_the_record() {
-        // An `Arc`'s counts are the first 16 bytes of its allocation.
-        let line = 64 - 16;
-        for (field, offset) in [
-            ("revoked", offset_of!(KeyRecord, revoked)),
-            ("disabled", offset_of!(KeyRecord, disabled)),
-            ("validity", offset_of!(KeyRecord, validity)),
-            ("digest", offset_of!(KeyRecord, digest) + 24),
-        ] {
-            assert!(offset + 8 <= line, "{field} at {offset}");
-        }
-        assert!(size_of::<KeyRecord>() <= 128, "{}", size_of::<KeyRecord>());
-    }
-}
+mod layout;
