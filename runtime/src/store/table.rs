@@ -306,6 +306,120 @@ mod tests {
         assert_eq!(get(&copy, 8), Some(8));
     }
 
+    /// One step of a table's life, for the model below.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Insert(u64),
+        Remove(u64),
+        Replace(u64, u64),
+        Apply,
+        Detach,
+        /// A copy changed and dropped unpublished: a failed change.
+        Abandon(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        // Few keys, so that inserts, removals and reuse meet often.
+        let key = 0u64..48;
+        prop_oneof![
+            4 => key.clone().prop_map(Step::Insert),
+            2 => key.clone().prop_map(Step::Remove),
+            2 => (key.clone(), any::<u64>()).prop_map(|(k, v)| Step::Replace(k, v)),
+            2 => Just(Step::Apply),
+            1 => Just(Step::Detach),
+            1 => key.prop_map(Step::Abandon),
+        ]
+    }
+
+    /// The hash of key `k`: few distinct top bits, so that probes run through each other's
+    /// slots and tombstones.
+    fn crowded(k: u64) -> u64 {
+        (k % 5) << 61 | k
+    }
+
+    proptest::proptest! {
+        /// Against a map: whatever the sequence of inserts, removals, replacements, copies
+        /// and rebuilds, the table holds exactly what the map holds, and a published copy
+        /// shows it to every handle.
+        #[test]
+        fn behaves_as_a_map(steps in proptest::collection::vec(step(), 1..200)) {
+            use std::collections::HashMap;
+            let mut model: HashMap<u64, u64> = HashMap::new();
+            let mut table: Table<(u64, u64)> = Table::default();
+            let get = |table: &Table<(u64, u64)>, k: u64| {
+                table.find(crowded(k), |value| (value.0 == k).then_some(value.1))
+            };
+            for step in steps {
+                match step {
+                    Step::Insert(k) => {
+                        if let std::collections::hash_map::Entry::Vacant(slot) = model.entry(k) {
+                            slot.insert(k);
+                            table.insert(crowded(k), Arc::new((k, k)));
+                        }
+                    }
+                    Step::Remove(k) => {
+                        if model.remove(&k).is_some() {
+                            let found = table.matching(crowded(k), |value| value.0 == k);
+                            proptest::prop_assert_eq!(found.len(), 1);
+                            table.replace(found[0].0, None);
+                        }
+                    }
+                    Step::Replace(k, v) => {
+                        if let Some(value) = model.get_mut(&k) {
+                            *value = v;
+                            let found = table.matching(crowded(k), |value| value.0 == k);
+                            table.replace(found[0].0, Some(Arc::new((k, v))));
+                        }
+                    }
+                    Step::Apply => {
+                        let reader = table.clone();
+                        table.apply();
+                        // A handle taken before, on the same slots, sees what was applied
+                        // unless the table was rebuilt under it.
+                        if Arc::ptr_eq(&reader.slots, &table.slots) {
+                            for (&k, &v) in &model {
+                                proptest::prop_assert_eq!(get(&reader, k), Some(v));
+                            }
+                        }
+                    }
+                    Step::Detach => {
+                        let mut apart = table.detached();
+                        for k in 0..48 {
+                            proptest::prop_assert_eq!(get(&apart, k), model.get(&k).copied());
+                        }
+                        // Changing the detached copy leaves the table alone.
+                        for (at, _) in apart.matching(crowded(0), |value| value.0 == 0) {
+                            apart.replace(at, None);
+                        }
+                        apart.apply();
+                    }
+                    Step::Abandon(k) => {
+                        let mut copy = table.clone();
+                        copy.insert(crowded(k + 1_000), Arc::new((k + 1_000, 0)));
+                        for (at, _) in copy.matching(crowded(k), |value| value.0 == k) {
+                            copy.replace(at, None);
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(table.len(), model.len());
+                for k in 0..48 {
+                    proptest::prop_assert_eq!(get(&table, k), model.get(&k).copied(), "key {}", k);
+                }
+                for k in 1_000..1_048 {
+                    proptest::prop_assert!(get(&table, k).is_none(), "abandoned key {}", k);
+                }
+                proptest::prop_assert!(table.used * 10 <= table.slots.len() * 7);
+            }
+            table.apply();
+            let mut values: Vec<(u64, u64)> = table.values().iter().map(|value| **value).collect();
+            values.sort_unstable();
+            let mut expected: Vec<(u64, u64)> = model.into_iter().collect();
+            expected.sort_unstable();
+            proptest::prop_assert_eq!(values, expected);
+        }
+    }
+
     #[test]
     fn removed_slots_are_reclaimed_by_rebuilding() {
         let mut table = Table::default();
