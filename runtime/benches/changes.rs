@@ -18,21 +18,11 @@
 
 mod common;
 
-use common::option;
+use common::{option, resident_bytes};
 use std::hint::black_box;
 use std::time::Instant;
 
 use axum_api_key::{ApiKeys, Key, digest};
-
-fn resident_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|pages| pages.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 fn key_of(i: usize) -> String {
     format!("bench_{i:08}_k3Yq9Vx2Lm7Tr4Wp")

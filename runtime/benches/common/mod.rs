@@ -1,4 +1,5 @@
-//! What the benchmarks share: reading options, and quantiles of a sorted sample.
+//! What the benchmarks share: reading options, quantiles of a sorted sample, and the resident
+//! set.
 
 #![allow(dead_code)] // each bench uses part of it
 
@@ -23,4 +24,15 @@ pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// each bench once, short, as a check.
 pub(crate) fn benchmarking() -> bool {
     std::env::args().any(|arg| arg == "--bench")
+}
+
+/// The process's resident set, in bytes (Linux; 0 elsewhere).
+pub(crate) fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
 }
