@@ -226,7 +226,12 @@ where
     S: KeyStore + FromRef<St>,
 {
     Guarded {
-        check: guard_owned(parts, C::STATIC, S::from_ref(state), G::KEEP),
+        check: guard_owned(
+            parts,
+            <C as crate::guard_config::ConfigRef>::STATIC,
+            S::from_ref(state),
+            G::KEEP,
+        ),
         _guard: PhantomData,
     }
 }

@@ -200,11 +200,17 @@ impl GuardConfig {
 pub trait KeyConfig: 'static {
     /// The guard's configuration.
     const CONFIG: GuardConfig;
+}
 
-    /// The same configuration, by reference: what a request's check holds, a word rather than
-    /// the whole configuration.
-    #[doc(hidden)]
-    const STATIC: &'static GuardConfig = &Self::CONFIG;
+/// A configuration by reference: what a request's check holds, a word rather than the whole
+/// configuration. Implemented for every [`KeyConfig`] and for nothing else, so that what the
+/// guard enforces is always `CONFIG`, the configuration the documents describe.
+pub(crate) trait ConfigRef {
+    const STATIC: &'static GuardConfig;
+}
+
+impl<C: KeyConfig> ConfigRef for C {
+    const STATIC: &'static GuardConfig = &C::CONFIG;
 }
 
 #[cfg(test)]
