@@ -8,14 +8,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
-use axum::middleware::{FromExtractorLayer, from_extractor_with_state};
 use http::request::Parts;
 
 mod find;
+mod layer;
+mod mode;
 mod refusal;
 
 pub(crate) use find::presented_digest;
 use find::{Found, find_key};
+pub use layer::{RequireApiKeyFuture, RequireApiKeyLayer, RequireApiKeyService};
+use mode::{Awaiting, Mode, Stop, verify};
 pub(crate) use refusal::route;
 use refusal::{Refusal, audit_anonymous, warn_in_clear};
 
@@ -64,8 +67,8 @@ impl<C: KeyConfig, S: KeyStore + Clone> RequireApiKey<C, S> {
     ///     .layer(RequireApiKey::<ApiAccess>::layer(keys.clone()));
     /// let app: Router = Router::new().nest("/api", api).route("/health", get(|| async { "ok" }));
     /// ```
-    pub fn layer(store: S) -> FromExtractorLayer<Self, S> {
-        from_extractor_with_state(store)
+    pub fn layer(store: S) -> RequireApiKeyLayer<C, S> {
+        RequireApiKeyLayer::new(store)
     }
 }
 
@@ -219,7 +222,7 @@ impl<C, S> Checked for GuardAlone<C, S> {
 fn extract<G, C, S, St>(
     parts: &mut Parts,
     state: &St,
-) -> Guarded<impl Future<Output = Result<(), ApiKeyRejection>> + Send, G>
+) -> Guarded<impl Future<Output = Result<(), Stop<std::convert::Infallible>>> + Send, G>
 where
     G: Checked,
     C: KeyConfig,
@@ -238,7 +241,7 @@ where
 
 impl<F, G> Future for Guarded<F, G>
 where
-    F: Future<Output = Result<(), ApiKeyRejection>>,
+    F: Future<Output = Result<(), Stop<std::convert::Infallible>>>,
     G: Checked,
 {
     type Output = Result<G, ApiKeyRejection>;
@@ -248,7 +251,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().check.poll(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(G::checked())),
-            Poll::Ready(Err(rejection)) => Poll::Ready(Err(rejection)),
+            Poll::Ready(Err(Stop::Refused(rejection))) => Poll::Ready(Err(rejection)),
+            Poll::Ready(Err(Stop::Wait(never))) => match never {},
             Poll::Pending => Poll::Pending,
         }
     }
@@ -260,8 +264,8 @@ async fn guard_owned<S: KeyStore>(
     config: &'static GuardConfig,
     store: S,
     keep: Keep,
-) -> Result<(), ApiKeyRejection> {
-    guard(parts, config, &store, keep).await
+) -> Result<(), Stop<std::convert::Infallible>> {
+    guard::<S, Awaiting>(parts, config, &store, keep).await
 }
 
 /// Left in the extensions of a request that an optional guard let in without a key.
@@ -314,14 +318,30 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedKey {
     }
 }
 
-/// The work of [`RequireApiKey`]; only the store lookup is generic.
-async fn guard<S: KeyStore>(
+/// The work of [`RequireApiKey`], timed; only the store lookup is generic. A check in the
+/// [`Now`](mode::Now) mode that stops to wait is not timed: the check that waits is.
+async fn guard<S: KeyStore, M: Mode>(
     parts: &mut Parts,
     config: &GuardConfig,
     store: &S,
     keep: Keep,
-) -> Result<(), ApiKeyRejection> {
-    let _timer = crate::usage::Timer::start();
+) -> Result<(), Stop<M::Wait>> {
+    let timer = crate::usage::Timer::start();
+    let checked = check::<S, M>(parts, config, store, keep).await;
+    if let Err(Stop::Wait(_)) = &checked {
+        timer.discard();
+    }
+    checked
+}
+
+/// The work of [`RequireApiKey`]: in the [`Now`](mode::Now) mode, stopped before anything
+/// that would wait, with nothing done that a second check would do again.
+async fn check<S: KeyStore, M: Mode>(
+    parts: &mut Parts,
+    config: &GuardConfig,
+    store: &S,
+    keep: Keep,
+) -> Result<(), Stop<M::Wait>> {
     // The client's attempt reserved before a store that waits was asked, if one was.
     let mut reserved = None;
     let outcome = match find_key(parts, config.sources) {
@@ -331,7 +351,7 @@ async fn guard<S: KeyStore>(
             // holder over its budget cannot drop the key to be served anonymously.
             if config.rate_limit.is_some() {
                 let anonymous = VerifiedKey::new(store.rate_limits().anonymous_id(parts));
-                count_budgets(parts, config, store, &anonymous, None, false).await?;
+                count_budgets::<S, M>(parts, config, store, &anonymous, None, false).await?;
             }
             audit_anonymous(parts);
             crate::usage::accepted("anonymous", None);
@@ -357,6 +377,11 @@ async fn guard<S: KeyStore>(
             None => match checked(&key) {
                 Err(error) => Err(Refusal::from_key_error(error, source)),
                 Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
+                    // The report waits; the check that may wait makes it. Nothing was counted
+                    // yet.
+                    if let Some(wait) = M::wait() {
+                        return Err(Stop::Wait(wait));
+                    }
                     // Looked up only to tell the operator which key to rotate, and only in a store
                     // that answers from memory: a store that waits is not made to work for requests
                     // that are refused either way, and that no throttle counts.
@@ -380,6 +405,9 @@ async fn guard<S: KeyStore>(
                 Ok(key) => {
                     let reservation = if store.answers_from_memory() {
                         Ok(None)
+                    } else if let Some(wait) = M::wait() {
+                        // Stopped before the reservation: the check that may wait makes it.
+                        return Err(Stop::Wait(wait));
                     } else {
                         store.rate_limits().reserve(parts)
                     };
@@ -393,9 +421,12 @@ async fn guard<S: KeyStore>(
                         }
                         Ok(held) => {
                             reserved = held;
-                            match store.verify(key).await {
-                                Err(error) => Err(Refusal::from_key_error(error, source)),
-                                Ok(verified) => Ok((verified, source)),
+                            match verify::<S, M>(store, key).await {
+                                // Only a store that answers from memory gets here without
+                                // waiting, and it reserved nothing.
+                                Err(wait) => return Err(Stop::Wait(wait)),
+                                Ok(Err(error)) => Err(Refusal::from_key_error(error, source)),
+                                Ok(Ok(verified)) => Ok((verified, source)),
                             }
                         }
                     }
@@ -413,7 +444,7 @@ async fn guard<S: KeyStore>(
     }
     let (key, source) = match outcome {
         Ok(accepted) => accepted,
-        Err(refusal) => return Err(refusal.reject(parts, config, None)),
+        Err(refusal) => return Err(refusal.reject(parts, config, None).into()),
     };
     // A key restricted to some networks is refused from anywhere else before it may spend
     // anything: a key copied out of a partner's office buys its holder nothing, not even the
@@ -433,7 +464,7 @@ async fn guard<S: KeyStore>(
                 &("address", key.id(), client),
                 Duration::from_secs(60),
             );
-            return Err(refusal.reject(parts, config, Some(&key)));
+            return Err(refusal.reject(parts, config, Some(&key)).into());
         }
     }
     if config.scopes.iter().any(|scope| !key.has_scope(scope)) {
@@ -442,14 +473,14 @@ async fn guard<S: KeyStore>(
             "insufficient_scope",
             Some(source),
         );
-        return Err(refusal.reject(parts, config, Some(&key)));
+        return Err(refusal.reject(parts, config, Some(&key)).into());
     }
     // Credits and budgets are spent together, all or nothing: a request refused by a rate
     // limit spends no credit, and one refused for credits no budget.
     let spends_credits = key.record().credits().is_some();
     if spends_credits || config.rate_limit.is_some() || key.record().rate_limits().next().is_some()
     {
-        count_budgets(parts, config, store, &key, Some(source), true).await?;
+        count_budgets::<S, M>(parts, config, store, &key, Some(source), true).await?;
         if spends_credits {
             crate::usage::credits_spent(&key, config.cost);
             store.credits_spent();
@@ -481,14 +512,14 @@ async fn guard<S: KeyStore>(
 /// configured to refuse. `keyed` says whether `key` is a key the request presented, to name in
 /// the refusal, and to spend its credits (what the route costs) with the budgets or not at
 /// all. The budgets are made here, so that the guard's own state does not hold them.
-async fn count_budgets<S: KeyStore>(
+async fn count_budgets<S: KeyStore, M: Mode>(
     parts: &Parts,
     config: &GuardConfig,
     store: &S,
     key: &VerifiedKey,
     source: Option<&'static Source>,
     keyed: bool,
-) -> Result<(), ApiKeyRejection> {
+) -> Result<(), Stop<M::Wait>> {
     let limits = store.rate_limits();
     let named = keyed.then_some(key);
     let budgets = &if keyed {
@@ -505,16 +536,18 @@ async fn count_budgets<S: KeyStore>(
             now: limits.now(),
         });
     // Counted in process without an await; only what is kept in Redis waits on it.
-    let count = match limits.spend_here(key, budgets, credits) {
-        Some(count) => count,
+    let count = match (limits.spend_here(key, budgets, credits), M::wait()) {
+        (Some(count), _) => count,
+        // Nothing was spent: the check that may wait counts the request in Redis.
+        (None, Some(wait)) => return Err(Stop::Wait(wait)),
         #[cfg(feature = "redis")]
-        None => limits.spend_shared(key, budgets, credits).await,
+        (None, None) => limits.spend_shared(key, budgets, credits).await,
         #[cfg(not(feature = "redis"))]
-        None => unreachable!("without Redis, budgets are counted in process"),
+        (None, None) => unreachable!("without Redis, budgets are counted in process"),
     };
     if count.unavailable {
         let refusal = Refusal::new(Problem::LimiterUnavailable, "limiter_unavailable", source);
-        return Err(refusal.reject(parts, config, named));
+        return Err(refusal.reject(parts, config, named).into());
     }
     if count.credits_exhausted {
         let mut refusal = Refusal::new(Problem::CreditsExhausted, "credits_exhausted", source)
@@ -524,14 +557,14 @@ async fn count_budgets<S: KeyStore>(
             &("credits", key.record().counted_as()),
             Duration::from_secs(60),
         );
-        return Err(refusal.reject(parts, config, named));
+        return Err(refusal.reject(parts, config, named).into());
     }
     if let Some(wait) = count.retry_after {
         let mut refusal =
             Refusal::new(Problem::RateLimited, "rate_limited", source).retry(wait, count.fields());
         // One warning per key and budget per window; the rest at DEBUG (and all counted).
         refusal.quiet = !crate::limit::first_refusal_in_window(key.record().counted_as(), &count);
-        return Err(refusal.reject(parts, config, named));
+        return Err(refusal.reject(parts, config, named).into());
     }
     // The fields are written only where a `rate_limit_headers` layer will send them.
     if let Some(slot) = parts.extensions.get::<LimitSlot>() {

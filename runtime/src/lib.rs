@@ -124,7 +124,9 @@ pub mod secret_scanning;
 pub use config::DEFAULT_ID;
 pub use credits::{CREDITS_WRITE_DELAY, MAX_CREDITS, Refill, RefillError, RefillPeriod};
 pub use error::{ConfigError, ConfigErrorKind};
-pub use extract::{RequireApiKey, UnitTestGuard};
+pub use extract::{
+    RequireApiKey, RequireApiKeyFuture, RequireApiKeyLayer, RequireApiKeyService, UnitTestGuard,
+};
 pub use format::KeyFormat;
 pub use guard_config::{GuardConfig, KeyConfig, Source};
 pub use headers::{

@@ -111,6 +111,13 @@ impl Timer {
             start: std::time::Instant::now(),
         }
     }
+
+    /// Stops the timer without recording anything: the work it timed is done again, and timed,
+    /// elsewhere.
+    #[inline]
+    pub(crate) fn discard(self) {
+        std::mem::forget(self);
+    }
 }
 
 #[cfg(feature = "metrics")]

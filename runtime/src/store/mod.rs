@@ -383,6 +383,15 @@ pub trait KeyStore: Send + Sync + 'static {
         false
     }
 
+    /// The answer of [`verify`](Self::verify) given at once, for a store that has one without
+    /// waiting on anything; `None` (the default) for a store that must be awaited. The guard as
+    /// a layer checks a key through it without a future of its own. Not part of the public API.
+    #[doc(hidden)]
+    fn verify_now(&self, key: &str) -> Option<Result<VerifiedKey, KeyError>> {
+        let _ = key;
+        None
+    }
+
     /// Where the guard counts requests against rate limits, and failed attempts against the
     /// brute-force throttle. The default is one process-wide [`RateLimits`] with default
     /// settings, shared by every store that does not give its own, so a custom store enforces
@@ -415,6 +424,10 @@ impl KeyStore for ApiKeys {
     async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
         // The guard has checked the key's length and shape already.
         self.lookup(key.as_bytes())
+    }
+
+    fn verify_now(&self, key: &str) -> Option<Result<VerifiedKey, KeyError>> {
+        Some(self.lookup(key.as_bytes()))
     }
 
     fn https(&self) -> Option<&HttpsPolicy> {

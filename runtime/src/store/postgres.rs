@@ -247,14 +247,25 @@ impl PgKeys {
     }
 }
 
-impl KeyStore for PgKeys {
-    async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+impl PgKeys {
+    /// The snapshot's answer for `key`, or `Unavailable` once it is older than allowed.
+    fn answer(&self, key: &str) -> Result<VerifiedKey, KeyError> {
         let inner = &self.inner;
         if inner.staleness() > inner.options.max_staleness {
             return Err(KeyError::Unavailable);
         }
         // The guard has checked the key's length and shape already, as for `ApiKeys`.
         inner.snapshot.read(|set| set.lookup(key.as_bytes()))
+    }
+}
+
+impl KeyStore for PgKeys {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, KeyError> {
+        self.answer(key)
+    }
+
+    fn verify_now(&self, key: &str) -> Option<Result<VerifiedKey, KeyError>> {
+        Some(self.answer(key))
     }
 
     /// Answered from the snapshot: nothing waits on the database.
