@@ -157,3 +157,107 @@ async fn an_app_renders_refusals_its_own_way_with_statuses_and_challenges_kept()
         (StatusCode::OK, "inside".to_owned())
     );
 }
+
+/// A store that answers only after waiting, as one backed by a database does, counting lookups.
+#[derive(Clone, Default)]
+struct WaitingStore {
+    lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl axum_api_key::KeyStore for WaitingStore {
+    async fn verify(&self, key: &str) -> Result<VerifiedKey, axum_api_key::KeyError> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        if key == KEY_A {
+            Ok(VerifiedKey::new("waited-for").with_scopes(["api"]))
+        } else {
+            Err(axum_api_key::KeyError::Unknown)
+        }
+    }
+}
+
+/// A store that waits is checked by the layer as by the attribute: the check waits for it, the
+/// key it accepts reaches the handler, and what it refuses never does.
+#[tokio::test]
+async fn a_layer_over_a_store_that_waits_waits_for_its_answer() {
+    let store = WaitingStore::default();
+    let app =
+        Router::new().route("/orders", get(orders)).layer(
+            RequireApiKey::<ApiAccess, WaitingStore>::layer(store.clone()),
+        );
+    let answer = send(
+        app.clone(),
+        request("/orders", &[("x-api-key", KEY_A.as_bytes())]),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.text()),
+        (StatusCode::OK, "orders of waited-for".to_owned())
+    );
+    let answer = send(
+        app.clone(),
+        request("/orders", &[("x-api-key", b"pa_wrong-wrong-wrong")]),
+    )
+    .await;
+    answer.assert_problem(StatusCode::UNAUTHORIZED, "InvalidKey");
+    answer.assert_never_contains(b"pa_wrong-wrong-wrong");
+    let answer = send(app, request("/orders", &[])).await;
+    answer.assert_problem(StatusCode::UNAUTHORIZED, "MissingKey");
+    // Asked once per request with a key: never twice for one request.
+    assert_eq!(store.lookups.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A key's budget behind the layer is spent once per request, whichever way the layer checks
+/// it: the third request of a key allowed two a minute is refused, and a refused request spends
+/// no credit.
+#[tokio::test]
+async fn a_layer_spends_a_budget_and_credits_once_per_request() {
+    let keys = ApiKeys::new()
+        .with(
+            axum_api_key::Key::new("partner-a", KEY_A)
+                .scopes(["api"])
+                .rate_limit("2/min".parse().expect("a rate"))
+                .credits(10),
+        )
+        .with_rate_limits(axum_api_key::RateLimits::new());
+    let app = Router::new()
+        .route("/orders", get(orders))
+        .layer(RequireApiKey::<ApiAccess>::layer(keys.clone()));
+    for _ in 0..2 {
+        let answer = send(
+            app.clone(),
+            request("/orders", &[("x-api-key", KEY_A.as_bytes())]),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    let answer = send(app, request("/orders", &[("x-api-key", KEY_A.as_bytes())])).await;
+    answer.assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+    let listed = keys.list();
+    assert_eq!(listed[0].credits_left(), Some(8));
+    assert_eq!(listed[0].uses_since_start(), 2);
+}
+
+/// A key sent over plain HTTP through the layer is refused and acted on as the store's
+/// exposure policy says: the report the layer cannot make without waiting is made all the same.
+#[tokio::test]
+async fn a_layer_reports_a_key_sent_over_plain_http() {
+    use axum_api_key::exposure::Exposure;
+    use axum_api_key::exposure::LeakPolicy;
+    use axum_api_key::{HttpsPolicy, KeyError};
+
+    let keys = keys()
+        .with_https(HttpsPolicy::Direct)
+        .with_exposure(Exposure::new(LeakPolicy::Revoke));
+    let app = Router::new()
+        .route("/orders", get(orders))
+        .layer(RequireApiKey::<ApiAccess>::layer(keys.clone()));
+    let answer = send(app, request("/orders", &[("x-api-key", KEY_A.as_bytes())])).await;
+    answer.assert_problem(StatusCode::FORBIDDEN, "HttpsRequired");
+    answer.assert_never_contains(KEY_A.as_bytes());
+    assert_eq!(
+        keys.verify(KEY_A.as_bytes()).unwrap_err(),
+        KeyError::Revoked
+    );
+}

@@ -294,3 +294,43 @@ async fn a_budget_spent_in_redis_stays_spent_when_redis_goes_away() {
         );
     }
 }
+
+/// The guard as a layer counts in Redis as the attribute does: one budget across an instance
+/// guarded by the layer and one guarded by the attribute, each request spent once.
+#[tokio::test]
+async fn a_layer_and_an_attribute_share_one_budget_in_redis() {
+    #[api_key]
+    struct Guarded;
+
+    async fn plain(key: VerifiedKey) -> String {
+        format!("data for {}", key.id())
+    }
+
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("layer");
+    let attribute = instance(&url, &prefix, "3/min", RedisFailure::Refuse).await;
+    let redis = RedisLimits::new(&url)
+        .expect("a Redis URL")
+        .prefix(&prefix)
+        .timeout(Duration::from_millis(50))
+        .on_failure(RedisFailure::Refuse);
+    let limits = RateLimits::new().with_redis(redis);
+    let _ = limits.connect().await;
+    let keys = ApiKeys::new()
+        .with(Key::new("partner-a", KEY_A).rate_limit("3/min".parse().expect("a rate limit")))
+        .with_rate_limits(limits);
+    let layered = Router::new()
+        .route("/data", get(plain))
+        .layer(axum_api_key::RequireApiKey::<Guarded>::layer(keys));
+    for app in [&layered, &attribute, &layered] {
+        let answer = call(app).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.text(), "data for partner-a");
+    }
+    call(&layered)
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+    call(&attribute)
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "RateLimited");
+}
