@@ -50,6 +50,11 @@ impl<C: KeyConfig, S: KeyStore + Clone> RequireApiKey<C, S> {
     /// The same guard as a layer over a whole `Router`: every route under it needs a key, and
     /// handlers may still take [`VerifiedKey`].
     ///
+    /// The check is the extractor's, refusals included. Over a store that answers from memory
+    /// ([`ApiKeys`], `PgKeys`) with budgets counted in process, it runs when the request
+    /// reaches the layer, and the route is called at once; any other store is awaited as the
+    /// extractor awaits it.
+    ///
     /// ```
     /// use axum::{routing::get, Router};
     /// use axum_api_key::{api_key, ApiKeys, RequireApiKey, VerifiedKey};

@@ -116,7 +116,7 @@ impl Timer {
     /// elsewhere.
     #[inline]
     pub(crate) fn discard(self) {
-        std::mem::forget(self);
+        let _ = std::mem::ManuallyDrop::new(self);
     }
 }
 
