@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
 use http::Request;
@@ -19,7 +19,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::mode::{Awaiting, Now, Stop, WouldWait};
+use super::mode::{Awaiting, Now, Stop, WouldWait, answers_now, at_once};
 use super::{Keep, guard};
 use crate::guard_config::{ConfigRef, KeyConfig};
 use crate::store::KeyStore;
@@ -117,23 +117,13 @@ where
         let config = <C as ConfigRef>::STATIC;
         let (mut parts, body) = request.into_parts();
         // A store that answers at once, with budgets counted here, is checked here.
-        let limits = self.store.rate_limits();
-        if self.store.answers_from_memory() && !limits.counts_in_redis() {
-            // A check that may not wait finishes on its first poll (see `Now`); were it ever
-            // pending, it is dropped, having done nothing it would not do again, and the check
-            // that waits runs instead.
-            let checked = {
-                let check = std::pin::pin!(guard::<S, Now>(
-                    &mut parts,
-                    config,
-                    &self.store,
-                    Keep::InExtensions
-                ));
-                match check.poll(&mut Context::from_waker(Waker::noop())) {
-                    Poll::Ready(checked) => checked,
-                    Poll::Pending => Err(Stop::Wait(WouldWait)),
-                }
-            };
+        if answers_now(&self.store) {
+            let checked = at_once(guard::<S, Now>(
+                &mut parts,
+                config,
+                &self.store,
+                Keep::InExtensions,
+            ));
             match checked {
                 Ok(()) => {
                     return RequireApiKeyFuture::Inner {

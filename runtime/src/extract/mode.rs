@@ -3,6 +3,8 @@
 //! only a request that would have to wait takes the path that can.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 
 use crate::key::VerifiedKey;
 use crate::rejection::ApiKeyRejection;
@@ -68,5 +70,24 @@ pub(super) async fn verify<S: KeyStore, M: Mode>(
     match M::wait() {
         None => Ok(store.verify(key).await),
         Some(wait) => store.verify_now(key).ok_or(wait),
+    }
+}
+
+/// Whether a check of `store` can run in the [`Now`] mode and finish: the store answers from
+/// memory and its budgets are counted in process. (A key over plain HTTP still stops it.)
+pub(super) fn answers_now<S: KeyStore>(store: &S) -> bool {
+    store.answers_from_memory() && !store.rate_limits().counts_in_redis()
+}
+
+/// A check in the [`Now`] mode, run to its end. It finishes on its first poll; were it ever
+/// pending, it is dropped, having done nothing that a second check would do again, and told to
+/// wait, so that the check that waits runs instead.
+pub(super) fn at_once<T>(
+    check: impl Future<Output = Result<T, Stop<WouldWait>>>,
+) -> Result<T, Stop<WouldWait>> {
+    let check = std::pin::pin!(check);
+    match check.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(checked) => checked,
+        Poll::Pending => Err(Stop::Wait(WouldWait)),
     }
 }
