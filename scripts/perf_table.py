@@ -58,6 +58,11 @@ rows.append(("wrong-key route / open route", invalid, "<= valid-key + 0.05",
 layer = ratio(route, "layer / unprotected")
 rows.append(("`RequireApiKey::layer` route / open", layer, "<= 1.20 and <= valid-key + 0.08",
              None if layer is None or valid is None else layer <= min(1.20, valid + 0.08)))
+rows.append(("  do-nothing layer / open (axum's cost of any layer)",
+             ratio(route, "identity_layer / unprotected"), "", None))
+rows.append(("  layer / do-nothing layer", ratio(route, "layer / identity_layer"), "", None))
+rows.append(("  layer / attribute on a handler taking the key",
+             ratio(route, "layer / valid_key_arg"), "", None))
 spread = ratio(changes, "verify 1m spread / 1 key")
 rows.append(("verify spread over 1M keys / 1 key", spread, "<= 2.5",
              spread is not None and spread <= 2.5))

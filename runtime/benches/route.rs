@@ -184,6 +184,11 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "#[api_key] over the hand-written `==` extractor",
     ),
     (
+        "identity_layer",
+        "unprotected",
+        "a do-nothing layer over the open route: what axum's `Router::layer` costs any layer",
+    ),
+    (
         "layer",
         "identity_layer",
         "the guard as a layer over a do-nothing layer",
@@ -192,6 +197,12 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "layer",
         "unprotected",
         "the guard as a layer over the open route (target: valid / unprotected + 0.08)",
+    ),
+    (
+        "layer",
+        "valid_key_arg",
+        "the layer over the attribute on a handler that takes the key: both keep it in the \
+         request",
     ),
     (
         "limited",
