@@ -261,3 +261,42 @@ async fn a_layer_reports_a_key_sent_over_plain_http() {
         KeyError::Revoked
     );
 }
+
+/// Guesses through the layer count against the guesser's address as through the attribute: after
+/// its budget of failed attempts the address is refused before any lookup, even with a real
+/// key, while another address is served.
+#[tokio::test]
+async fn guesses_through_a_layer_throttle_the_guessing_address() {
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    use axum::extract::ConnectInfo;
+    use axum_api_key::{RateLimits, Throttle};
+
+    fn from(address: &str, key: &str) -> axum::http::Request<axum::body::Body> {
+        let mut request = request("/orders", &[("x-api-key", key.as_bytes())]);
+        let ip: IpAddr = address.parse().expect("an address");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+        request
+    }
+
+    let keys = keys()
+        .with_rate_limits(RateLimits::new().throttle(Throttle::new(2, Duration::from_secs(60))));
+    let app = Router::new()
+        .route("/orders", get(orders))
+        .layer(RequireApiKey::<ApiAccess>::layer(keys));
+    for guess in ["pa_guess-guess-one", "pa_guess-guess-two"] {
+        let answer = send(app.clone(), from("203.0.113.9", guess)).await;
+        answer.assert_problem(StatusCode::UNAUTHORIZED, "InvalidKey");
+    }
+    let throttled = send(app.clone(), from("203.0.113.9", KEY_A)).await;
+    throttled.assert_problem(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts");
+    throttled.assert_never_contains(KEY_A.as_bytes());
+    let other = send(app, from("203.0.113.10", KEY_A)).await;
+    assert_eq!(
+        (other.status, other.text()),
+        (StatusCode::OK, "orders of partner-a".to_owned())
+    );
+}
