@@ -51,13 +51,14 @@ pub(crate) struct Entry {
     pub(crate) key: VerifiedKey,
 }
 
-/// The hash an id is filed under in [`KeySet::by_id`]: SipHash with fixed keys (ids come from
-/// the service's own configuration, not from requests).
+/// The hash an id is filed under in [`KeySet::by_id`]: SipHash keyed at random once per
+/// process. Ids can come from requests (the admin API's `POST /keys` takes one), and with a
+/// hash anyone can compute a caller could choose ids that crowd one run of slots, which every
+/// change of the store would then walk.
 fn id_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    id.hash(&mut hasher);
-    hasher.finish()
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new).hash_one(id)
 }
 
 /// Whether the key may be used now: not revoked, not expired, not before its time, not
@@ -423,4 +424,25 @@ pub(crate) fn is_scope_token(scope: &str) -> bool {
         && scope
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b',' | b'[' | b']'))
+}
+
+#[cfg(test)]
+mod id_hash_tests {
+    use std::hash::{Hash, Hasher};
+
+    /// Ids can come from requests (the admin API's `POST /keys` takes one): with a hash anyone
+    /// can compute, a caller could choose ids that crowd one run of slots and make every
+    /// change of the store walk it. The process's hash is keyed at random.
+    #[test]
+    fn an_id_is_filed_under_a_hash_no_caller_can_compute() {
+        let public = |id: &str| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            id.hash(&mut hasher);
+            hasher.finish()
+        };
+        let ids = ["partner-a", "partner-b", "admin"];
+        assert!(ids.iter().all(|id| super::id_hash(id) != public(id)));
+        // The same id, the same hash, within the process.
+        assert_eq!(super::id_hash("partner-a"), super::id_hash("partner-a"));
+    }
 }
