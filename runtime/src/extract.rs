@@ -372,13 +372,7 @@ async fn check<S: KeyStore, M: Mode>(
         Found::One { key, source } => match store.rate_limits().throttled(parts) {
             // Throttled before any check: a throttled client's guesses cost no hashing and no
             // lookup.
-            Some((client, wait)) => {
-                Err(
-                    Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
-                        .retry(wait, None)
-                        .client(client),
-                )
-            }
+            Some((client, wait)) => Err(Refusal::throttled(source, client, wait)),
             None => match checked(&key) {
                 Err(error) => Err(Refusal::from_key_error(error, source)),
                 Ok(key) if store.https().is_some_and(|policy| !policy.allows(parts)) => {
@@ -417,13 +411,7 @@ async fn check<S: KeyStore, M: Mode>(
                         store.rate_limits().reserve(parts)
                     };
                     match reservation {
-                        Err((client, wait)) => {
-                            Err(
-                                Refusal::new(Problem::TooManyAttempts, "throttled", Some(source))
-                                    .retry(wait, None)
-                                    .client(client),
-                            )
-                        }
+                        Err((client, wait)) => Err(Refusal::throttled(source, client, wait)),
                         Ok(held) => {
                             reserved = held;
                             match verify::<S, M>(store, key).await {

@@ -73,6 +73,13 @@ impl Refusal {
         )
     }
 
+    /// The refusal of a client out of attempts: `429`, with when it may try again.
+    pub(super) fn throttled(source: &'static Source, client: IpAddr, wait: Duration) -> Self {
+        Self::new(Problem::TooManyAttempts, "throttled", Some(source))
+            .retry(wait, None)
+            .client(client)
+    }
+
     pub(super) fn from_key_error(error: KeyError, source: &'static Source) -> Self {
         let (problem, reason) = match error {
             KeyError::TooLong => (Problem::InvalidKey, "too_long"),
