@@ -16,6 +16,9 @@ pub(crate) struct Snapshot {
     /// a thread that read this version before reads its own copy of the set's pointer, without
     /// touching `current` (see [`Snapshot::read`]).
     version: AtomicU64,
+    /// Which snapshot this is, from the same counter as the versions: a thread keeps one set
+    /// of each snapshot it reads, and replaces it with the next version it reads.
+    id: u64,
 }
 
 /// Versions of every snapshot's sets, never reused, so that a version names one set of one
@@ -25,12 +28,15 @@ static VERSIONS: AtomicU64 = AtomicU64::new(1);
 /// How many sets (of as many stores) a thread keeps at hand.
 const READ_SLOTS: usize = 4;
 
-/// A thread's sets at hand, each with its version, and the slot to fill next.
-type ReadSlots = ([Option<(u64, Arc<KeySet>)>; READ_SLOTS], usize);
+/// A thread's sets at hand, each with its snapshot's id and its version, and the slot to fill
+/// next with a snapshot the thread holds no set of.
+type ReadSlots = ([Option<(u64, u64, Arc<KeySet>)>; READ_SLOTS], usize);
 
 thread_local! {
-    /// The sets this thread read last, with their versions: reading one again costs one atomic
-    /// load of the snapshot's version instead of `ArcSwap`'s protocol.
+    /// The sets this thread read last, at most one per snapshot, with their versions: reading
+    /// one again costs one atomic load of the snapshot's version instead of `ArcSwap`'s
+    /// protocol. A thread holds the version of a store it read last until it reads that store
+    /// again (or three others), never every version it read.
     static LAST_READ: std::cell::RefCell<ReadSlots> =
         const { std::cell::RefCell::new(([const { None }; READ_SLOTS], 0)) };
 }
@@ -38,9 +44,11 @@ thread_local! {
 impl Snapshot {
     pub(crate) fn new(mut set: KeySet) -> Self {
         set.apply();
+        let version = VERSIONS.fetch_add(1, Ordering::Relaxed);
         Self {
             current: ArcSwap::from_pointee(set),
-            version: AtomicU64::new(VERSIONS.fetch_add(1, Ordering::Relaxed)),
+            version: AtomicU64::new(version),
+            id: version,
         }
     }
 
@@ -70,16 +78,68 @@ impl Snapshot {
         LAST_READ.with(|last| {
             let mut last = last.borrow_mut();
             let (slots, next) = &mut *last;
-            if let Some((_, set)) = slots.iter().flatten().find(|(seen, _)| *seen == version) {
+            let held = slots.iter().position(|slot| {
+                slot.as_ref()
+                    .is_some_and(|(snapshot, _, _)| *snapshot == self.id)
+            });
+            if let Some(index) = held
+                && let Some((_, seen, set)) = &slots[index]
+                && *seen == version
+            {
                 return read(set);
             }
             // Loaded after the version: a set newer than `version` is fine, an older one
             // impossible (a set is swapped in before its version is published).
             let set = self.current.load_full();
             let out = read(&set);
-            slots[*next] = Some((version, set));
-            *next = (*next + 1) % READ_SLOTS;
+            // In the slot of this snapshot's older version, dropping it; else in an empty slot,
+            // or the next in turn.
+            let index = held
+                .or_else(|| slots.iter().position(Option::is_none))
+                .unwrap_or_else(|| {
+                    let index = *next;
+                    *next = (*next + 1) % READ_SLOTS;
+                    index
+                });
+            slots[index] = Some((self.id, version, set));
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that has read a set drops it when it reads the next version of the same store:
+    /// a store replaced again and again (a resync, a reload) is held once per thread, never as
+    /// every version the thread happened to read.
+    #[test]
+    fn a_thread_keeps_one_set_per_store() {
+        let snapshot = Snapshot::new(KeySet::default());
+        snapshot.read(KeySet::len);
+        let first = Arc::downgrade(&snapshot.load());
+        snapshot.publish(KeySet::default());
+        snapshot.read(KeySet::len);
+        assert!(
+            first.upgrade().is_none(),
+            "the version read before is still held"
+        );
+
+        // And still so with other stores read in between.
+        let others: Vec<Snapshot> = (0..READ_SLOTS)
+            .map(|_| Snapshot::new(KeySet::default()))
+            .collect();
+        for other in &others {
+            other.read(KeySet::len);
+        }
+        snapshot.read(KeySet::len);
+        let second = Arc::downgrade(&snapshot.load());
+        snapshot.publish(KeySet::default());
+        snapshot.read(KeySet::len);
+        assert!(
+            second.upgrade().is_none(),
+            "the version read before is still held"
+        );
     }
 }
