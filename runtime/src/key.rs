@@ -10,7 +10,7 @@ use crate::limit::RateLimit;
 use crate::network::IpNetwork;
 
 mod parts;
-pub(crate) use parts::{IdText, StoredDigest};
+pub(crate) use parts::{IdText, LastUsed, Scopes, StoredDigest};
 
 /// The key that a request presented and the guard accepted: its id and scopes, never the key
 /// itself.
@@ -58,19 +58,19 @@ pub(crate) struct KeyRecord {
     pub(crate) superseded: bool,
     /// Suspended: refused until enabled again, and kept as it is meanwhile.
     pub(crate) disabled: bool,
+    /// The key's last use as its record was last written, in the word the flags leave free.
+    last_used: LastUsed,
     validity: Option<Box<Validity>>,
     /// The digest of the key, as the store's table compares it (zero in a record no store
     /// holds). Not part of what makes two records equal: two records of one key are.
     pub(crate) digest: StoredDigest,
     pub(crate) id: IdText,
-    pub(crate) scopes: Box<[Box<str>]>,
+    pub(crate) scopes: Scopes,
     /// Boxed: most keys have none, and a box is one word in every record.
     rate_limits: Option<Box<Limits>>,
     /// What most keys do not have (networks, credits, an identity, metadata), in one box: a
     /// record without any of it pays one word for all four.
     rare: Option<Box<Rare>>,
-    /// The key's last use as its record was last written (seconds since 1970; 0 for never).
-    pub(crate) last_used: u64,
     /// Where this process counts the key's uses, once found.
     uses: UseCell,
 }
@@ -98,8 +98,18 @@ impl Rare {
 
 /// The counters of a key's uses, shared by the copies of its record; no part of what the
 /// record says.
-#[derive(Clone, Default)]
-struct UseCell(std::sync::OnceLock<Arc<crate::last_used::KeyUse>>);
+#[derive(Default)]
+struct UseCell(once_cell::race::OnceBox<Arc<crate::last_used::KeyUse>>);
+
+impl Clone for UseCell {
+    fn clone(&self) -> Self {
+        let cell = once_cell::race::OnceBox::new();
+        if let Some(uses) = self.0.get() {
+            let _ = cell.set(Box::new(Arc::clone(uses)));
+        }
+        Self(cell)
+    }
+}
 
 impl PartialEq for UseCell {
     fn eq(&self, _: &Self) -> bool {
@@ -271,12 +281,24 @@ impl KeyRecord {
         self.identity().unwrap_or(&self.id)
     }
 
+    /// The key's last use as its record was last written (seconds since 1970; 0 for never).
+    pub(crate) fn last_used(&self) -> u64 {
+        u64::from(self.last_used.0)
+    }
+
+    /// Moves the key's last use (seconds since 1970) forward to `at`, if it is later; a time
+    /// past 2106 is held as the last second a record can hold.
+    pub(crate) fn used_at(&mut self, at: u64) {
+        let at = u32::try_from(at).unwrap_or(u32::MAX);
+        self.last_used.0 = self.last_used.0.max(at);
+    }
+
     /// The counters of the key's uses, found with `find` the first time.
     pub(crate) fn use_counters(
         &self,
         find: impl FnOnce() -> Arc<crate::last_used::KeyUse>,
     ) -> &crate::last_used::KeyUse {
-        self.uses.0.get_or_init(find)
+        self.uses.0.get_or_init(|| Box::new(find()))
     }
 
     /// The key's credits, if it has any.
@@ -495,8 +517,8 @@ impl VerifiedKey {
     /// When the key was last used, as its record was last written: see
     /// [`ListedKey::last_used`](crate::ListedKey::last_used) for the use this process saw.
     pub fn last_used(&self) -> Option<SystemTime> {
-        (self.record.last_used > 0)
-            .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.record.last_used))
+        let last_used = self.record.last_used();
+        (last_used > 0).then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(last_used))
     }
 
     /// Whether the key is disabled: suspended, and refused until it is enabled again. Seen in

@@ -13,6 +13,48 @@ impl PartialEq for StoredDigest {
 
 impl Eq for StoredDigest {}
 
+/// A key's last use (seconds since 1970; 0 for never), in 32 bits: beside a record's flags it
+/// takes no word of its own, and it holds every second until 2106.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LastUsed(pub(crate) u32);
+
+/// A key's scopes, in one word: most keys have none, and those that have some pay the word's
+/// allocation rather than every record a second word.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Scopes(Option<Box<Box<[Box<str>]>>>);
+
+impl std::ops::Deref for Scopes {
+    type Target = [Box<str>];
+
+    fn deref(&self) -> &[Box<str>] {
+        self.0.as_deref().map_or(&[], |scopes| scopes)
+    }
+}
+
+impl From<Box<[Box<str>]>> for Scopes {
+    fn from(scopes: Box<[Box<str>]>) -> Self {
+        Self((!scopes.is_empty()).then(|| Box::new(scopes)))
+    }
+}
+
+impl From<Vec<Box<str>>> for Scopes {
+    fn from(scopes: Vec<Box<str>>) -> Self {
+        scopes.into_boxed_slice().into()
+    }
+}
+
+impl FromIterator<Box<str>> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Box<str>>>(scopes: I) -> Self {
+        scopes.into_iter().collect::<Vec<_>>().into()
+    }
+}
+
+impl std::fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// A key's id, held in the record itself when short (as ids are) rather than in an allocation
 /// of its own: a store of a million keys saves a million allocations.
 #[derive(Clone, PartialEq, Eq)]

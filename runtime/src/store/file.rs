@@ -298,7 +298,7 @@ fn parse_indexed(text: &str) -> Result<(KeySet, Option<Arc<FileIndex>>), ConfigE
             let at = system_time(time.get_ref()).ok_or_else(|| {
                 field_error(ConfigErrorKind::BadTime, "last_used", time.span().start)
             })?;
-            key.record.last_used = crate::last_used::seconds(at);
+            key.record.used_at(crate::last_used::seconds(at));
         }
         if let Some(time) = &record.credits_at {
             let at = system_time(time.get_ref()).ok_or_else(|| {

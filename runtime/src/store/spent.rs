@@ -205,7 +205,7 @@ impl ApiKeys {
             for (id, last) in &unwritten {
                 let last = *last;
                 let named = set.update(id, |record| {
-                    record.last_used = record.last_used.max(last);
+                    record.used_at(last);
                 });
                 if named == 0 {
                     continue;

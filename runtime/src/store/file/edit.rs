@@ -94,8 +94,8 @@ pub(super) fn apply(
             if let Some(identity) = record.identity() {
                 table.insert("identity", value(identity));
             }
-            if record.last_used > 0 {
-                let at = std::time::UNIX_EPOCH + Duration::from_secs(record.last_used);
+            if record.last_used() > 0 {
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(record.last_used());
                 table.insert("last_used", value(datetime(at)?));
             }
             if let Some(networks) = record.allowed_ips() {

@@ -125,7 +125,7 @@ fn edits_keep_comments_and_layout() {
     apply(&mut document, &FileEdit::Revoke { id: "a".into() }).unwrap();
     let mut record = crate::key::KeyRecord::default();
     record.id = "b".into();
-    record.scopes = vec!["x".into()].into_boxed_slice();
+    record.scopes = vec!["x".into()].into();
     apply(
         &mut document,
         &FileEdit::Append {
@@ -187,7 +187,7 @@ fn spliced_changes_read_back_as_made() {
         let soon = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let mut record = crate::key::KeyRecord::default();
         record.id = "d".into();
-        record.scopes = vec!["x".into()].into_boxed_slice();
+        record.scopes = vec!["x".into()].into();
         index
             .splice(
                 &mut body,

@@ -86,7 +86,7 @@ pub(super) fn record(row: &sqlx::postgres::PgRow) -> Result<(KeyDigest, Key), sq
         }
     }
     if let Some(at) = row.try_get::<Option<i64>, _>("last_used")? {
-        key.record.last_used = u64::try_from(at).unwrap_or(0);
+        key.record.used_at(u64::try_from(at).unwrap_or(0));
     }
     if let Some(networks) = row.try_get::<Option<Vec<String>>, _>("allowed_ips")? {
         // The column is `cidr[]`, which PostgreSQL checks; a network this crate does not read
