@@ -218,11 +218,19 @@ impl KeySet {
 
     /// Applies `update` to the record of every key named `id`; returns how many there were.
     pub(super) fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
-        let named = self.named_records(id);
-        for record in &named {
+        // The slots of the id are found once: an id of many keys (a chain of rotations) costs
+        // one pass over them, not one per key.
+        let named = self.by_id.matching(id_hash(id), |record| &*record.id == id);
+        for (at, record) in &named {
             let mut next = KeyRecord::clone(record);
             update(&mut next);
-            self.replace(id, record.digest.0, Some(Arc::new(next)));
+            let next = Arc::new(next);
+            let digest = record.digest.0;
+            let same = |stored: &KeyRecord| stored.digest.0 == digest;
+            if let Some(&(slot, _)) = self.by_digest.matching(digest[0], same).first() {
+                self.by_digest.replace(slot, Some(next.clone()));
+            }
+            self.by_id.replace(*at, Some(next));
         }
         named.len()
     }
