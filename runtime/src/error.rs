@@ -52,6 +52,9 @@ pub enum ConfigErrorKind {
     Superseded,
     /// The key is revoked, expired, not valid yet or disabled, so it can change nothing.
     KeyNotLive,
+    /// Its id has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys rotated out and still
+    /// in their grace period: the key cannot rotate again until one of them ends.
+    TooManyInGrace,
     /// Rotation generates a key, and the store has no [`KeyFormat`](crate::KeyFormat) to
     /// generate it in.
     NoFormat,
@@ -244,6 +247,10 @@ impl fmt::Display for ConfigError {
                 "the key was rotated already; only the id's current key can be rotated"
             }
             K::KeyNotLive => "the key is revoked, expired, not valid yet or disabled",
+            K::TooManyInGrace => {
+                "the id has as many keys rotated out and still in their grace period as it may \
+                 (`MAX_KEYS_IN_GRACE`); rotate again once one of them has ended or is revoked"
+            }
             K::NoFormat => {
                 "rotation generates the new key, so the store needs a key format: \
                  `ApiKeys::with_format(KeyFormat::new(\"myapp\")?)`"

@@ -262,10 +262,19 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
     )
     .response(
         "409",
-        problem("This service has no key format to generate keys in"),
+        problem(
+            "The key was rotated already, or this service has no key format to generate keys in",
+        ),
+    )
+    .response(
+        "429",
+        problem("The key's id has as many rotated keys still working as it may"),
     );
-    let revoke = operation("revoke_own_key", "Revokes every key of the caller's id")
-        .response("204", ResponseBuilder::new().description("Revoked").build());
+    let revoke = operation(
+        "revoke_own_key",
+        "Revokes the caller's key, and no other key of its id",
+    )
+    .response("204", ResponseBuilder::new().description("Revoked").build());
     let mut me = PathItem::new(HttpMethod::Get, read);
     me.merge_operations(PathItem::new(HttpMethod::Delete, revoke));
     OpenApiBuilder::new()

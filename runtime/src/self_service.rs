@@ -209,6 +209,13 @@ fn failed(key: &VerifiedKey, action: &'static str, error: &ManageError) -> Respo
             "Key already rotated",
             "This key has a successor already; rotate the successor instead.",
         ),
+        ManageError::TooManyInGrace => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-rotations",
+            "Too many rotations",
+            "This key's id has as many rotated keys still working as it may; rotate again once \
+             one of them has ended or been revoked.",
+        ),
         ManageError::NotLive | ManageError::UnknownId | ManageError::Invalid(_) => (
             StatusCode::FORBIDDEN,
             "key-not-changeable",

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum_api_key::{ApiKeys, Key, KeyFormat, api_key, self_service};
+use axum_api_key::{ApiKeys, Key, KeyFormat, MAX_KEYS_IN_GRACE, api_key, self_service};
 use axum_api_key_tests::{Answer, global_logs, send};
 use http::{Request, StatusCode};
 
@@ -148,6 +148,52 @@ async fn a_rotation_gives_the_new_key_once_and_keeps_the_old_one_for_the_grace()
         "{logged}"
     );
     assert!(!logged.contains(&old) && !logged.contains(&new), "{logged}");
+}
+
+/// A leaked key cannot multiply itself: each rotation leaves the rotated key working for the
+/// grace, so a chain of rotations by its holder is held to `MAX_KEYS_IN_GRACE` keys in grace
+/// at once. The next rotation is refused with 429 and issues nothing; the current key keeps
+/// working, and a key in grace revoked frees its place.
+#[tokio::test]
+async fn a_chain_of_rotations_is_held_to_a_few_keys_in_grace() {
+    let (keys, first) = store();
+    let app = app(keys.clone());
+    let mut issued = vec![first];
+    for _ in 0..MAX_KEYS_IN_GRACE {
+        let key = issued.last().expect("a key").clone();
+        let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&key)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        issued.push(answer.json()["key"].as_str().expect("key").to_owned());
+    }
+    let current = issued.last().expect("a key").clone();
+    let refused = call(&app, "POST", "/account/keys/me/rotate", Some(&current)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(refused.json()["title"], "Too many rotations");
+    for key in &issued {
+        assert!(
+            !refused.text().contains(key.as_str()),
+            "a key in the refusal"
+        );
+    }
+    assert_eq!(keys.len(), MAX_KEYS_IN_GRACE + 1, "a key was issued");
+    for key in &issued {
+        assert!(keys.verify(key.as_bytes()).is_ok(), "a key stopped working");
+    }
+
+    // The holder revokes its oldest key: one place in grace is free again.
+    let revoked = call(&app, "DELETE", "/account/keys/me", Some(&issued[0])).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text());
+    let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&current)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
 #[tokio::test]

@@ -181,7 +181,7 @@ pub(super) fn failed(
             "Keys cannot be generated",
             "This store has no key format, so it cannot issue keys.".to_owned(),
         ),
-        ManageError::Superseded | ManageError::NotLive => (
+        ManageError::Superseded | ManageError::NotLive | ManageError::TooManyInGrace => (
             StatusCode::CONFLICT,
             "key-not-changeable",
             "Key cannot be changed",

@@ -276,7 +276,10 @@ impl ApiKeys {
     /// ([`UnknownKey`](ConfigErrorKind::UnknownKey)), revoked, expired, not valid yet or disabled
     /// ([`KeyNotLive`](ConfigErrorKind::KeyNotLive)), or rotated already
     /// ([`Superseded`](ConfigErrorKind::Superseded)): a key in its grace period, a leaked one
-    /// the operator rotated out say, can never buy itself a successor. Of two rotations by one
+    /// the operator rotated out say, can never buy itself a successor. Refused too when its id
+    /// has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys in their grace period already
+    /// ([`TooManyInGrace`](ConfigErrorKind::TooManyInGrace)): a chain of rotations cannot
+    /// make one key into many that work at once. Of two rotations by one
     /// key, exactly one succeeds. For a store read from a records file, the checks are made on
     /// the file as read under its lock, so a key revoked by another process cannot rotate.
     ///
@@ -308,6 +311,18 @@ impl ApiKeys {
             let current = presented_record(set, presented)?;
             if current.superseded {
                 return Err(ConfigError::new(ConfigErrorKind::Superseded).with_id(&current.id));
+            }
+            // Every rotation leaves a key working for the grace: a chain of them is held to a
+            // few such keys at once, or one leaked key could make itself any number.
+            let in_grace = set
+                .named(&current.id)
+                .iter()
+                .filter(|entry| {
+                    entry.key.record().superseded && super::set::valid_now(&entry.key).is_ok()
+                })
+                .count();
+            if in_grace >= super::MAX_KEYS_IN_GRACE {
+                return Err(ConfigError::new(ConfigErrorKind::TooManyInGrace).with_id(&current.id));
             }
             let ends = current.expires().map_or(deadline, |e| e.min(deadline));
             set.update_key(presented, |record| {

@@ -41,6 +41,9 @@ pub enum PgKeysError {
     Superseded,
     /// The presented key is revoked, expired, not valid yet, disabled, or gone.
     NotLive,
+    /// The presented key's id has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys
+    /// rotated out and still in their grace period: it cannot rotate until one of them ends.
+    TooManyInGrace,
 }
 
 impl fmt::Display for PgKeysError {
@@ -53,6 +56,9 @@ impl fmt::Display for PgKeysError {
             Self::UnknownId(_) => f.write_str("no key has this id"),
             Self::Invalid(error) => error.fmt(f),
             Self::Superseded => f.write_str("the key was rotated already"),
+            Self::TooManyInGrace => {
+                f.write_str("the id has as many rotated keys in their grace period as it may")
+            }
             Self::NotLive => {
                 f.write_str("the key is revoked, expired, not valid yet, disabled or gone")
             }
@@ -80,6 +86,7 @@ impl From<PgKeysError> for ManageError {
             PgKeysError::NoFormat => Self::NoFormat,
             PgKeysError::Superseded => Self::Superseded,
             PgKeysError::NotLive => Self::NotLive,
+            PgKeysError::TooManyInGrace => Self::TooManyInGrace,
             PgKeysError::UnknownId(_) => Self::UnknownId,
             PgKeysError::Invalid(error) => Self::Invalid(error.to_string()),
             other => Self::Failed(other.into()),

@@ -156,6 +156,37 @@ async fn self_service_rotates_and_revokes_in_the_database() {
     ));
 }
 
+/// A chain of rotations by a key's holder is held to `MAX_KEYS_IN_GRACE` keys in grace at once
+/// in the database as in memory: the next is refused and inserts no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_rotations_is_held_to_a_few_keys_in_grace() {
+    let Some(schema) = schema("chain").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let mut key = a.create("partner-a", ["x"], None).await.unwrap();
+    let grace = Duration::from_secs(3600);
+    for _ in 0..axum_api_key::MAX_KEYS_IN_GRACE {
+        let presented = axum_api_key::digest(key.as_bytes());
+        key = a
+            .rotate_presented(&presented, grace)
+            .await
+            .unwrap()
+            .key()
+            .to_owned();
+    }
+    let presented = axum_api_key::digest(key.as_bytes());
+    assert!(matches!(
+        a.rotate_presented(&presented, grace).await,
+        Err(PgKeysError::TooManyInGrace)
+    ));
+    assert_eq!(
+        a.list().await.unwrap().len(),
+        axum_api_key::MAX_KEYS_IN_GRACE + 1
+    );
+    assert_eq!(accepted(&a, &key).await, Ok("partner-a".to_owned()));
+}
+
 async fn until_accepted(keys: &PgKeys, key: &str) -> axum_api_key::VerifiedKey {
     let start = std::time::Instant::now();
     loop {

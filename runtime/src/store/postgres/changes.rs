@@ -328,7 +328,10 @@ impl PgKeys {
     /// Rotates the key whose digest is `presented`, at its holder's request, as
     /// [`ApiKeys::rotate_presented`](crate::ApiKeys::rotate_presented) does: one statement,
     /// conditioned on the key's row being live and not rotated already, so that of two
-    /// rotations by one key (on one instance or two) exactly one succeeds.
+    /// rotations by one key (on one instance or two) exactly one succeeds, and on its id having
+    /// fewer than [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys in their grace period
+    /// ([`PgKeysError::TooManyInGrace`]; rotations by two keys of one id at the same moment may
+    /// both pass it).
     pub async fn rotate_presented(
         &self,
         presented: &KeyDigest,
@@ -348,6 +351,8 @@ impl PgKeys {
                  AND (k.expires_at IS NULL OR k.expires_at > now()) \
                  AND (k.not_before IS NULL OR k.not_before <= now()) \
                  AND NOT k.disabled \
+                 AND (SELECT count(*) FROM api_keys AS g WHERE g.id = k.id AND g.superseded \
+                   AND g.revoked_at IS NULL AND g.expires_at > now()) < $4 \
                RETURNING k.id, k.scopes, k.metadata, k.rate_limit, k.not_before, \
                  k.disabled, k.allowed_ips, k.credits, k.refill, k.credits_at, k.identity, \
                  prev.expires_at AS kept, \
@@ -362,16 +367,27 @@ impl PgKeys {
         .bind(&presented[..])
         .bind(micros(grace_deadline(grace)))
         .bind(&digest[..])
+        .bind(i64::try_from(crate::MAX_KEYS_IN_GRACE).unwrap_or(i64::MAX))
         .fetch_optional(&self.inner.pool)
         .await?;
         let Some(row) = row else {
-            let superseded: Option<bool> =
-                sqlx::query_scalar("SELECT superseded FROM api_keys WHERE digest = $1")
-                    .bind(&presented[..])
-                    .fetch_optional(&self.inner.pool)
-                    .await?;
-            return Err(match superseded {
-                Some(true) => PgKeysError::Superseded,
+            // Why not: rotated already, its id's keys in grace at the most, or not live.
+            let state: Option<(bool, i64)> = sqlx::query_as(
+                "SELECT k.superseded, (SELECT count(*) FROM api_keys AS g WHERE g.id = k.id \
+                   AND g.superseded AND g.revoked_at IS NULL AND g.expires_at > now()) \
+                 FROM api_keys AS k WHERE k.digest = $1",
+            )
+            .bind(&presented[..])
+            .fetch_optional(&self.inner.pool)
+            .await?;
+            return Err(match state {
+                Some((true, _)) => PgKeysError::Superseded,
+                Some((false, in_grace))
+                    if usize::try_from(in_grace).unwrap_or(usize::MAX)
+                        >= crate::MAX_KEYS_IN_GRACE =>
+                {
+                    PgKeysError::TooManyInGrace
+                }
                 _ => PgKeysError::NotLive,
             });
         };
