@@ -111,35 +111,31 @@ impl Snapshot {
 mod tests {
     use super::*;
 
+    /// Reads `snapshot`, publishes a new version and reads again: whether the version read
+    /// first is still held anywhere.
+    fn first_version_held_after_the_next(snapshot: &Snapshot) -> bool {
+        snapshot.read(KeySet::len);
+        let first = Arc::downgrade(&snapshot.load());
+        snapshot.publish(KeySet::default());
+        snapshot.read(KeySet::len);
+        first.upgrade().is_some()
+    }
+
     /// A thread that has read a set drops it when it reads the next version of the same store:
     /// a store replaced again and again (a resync, a reload) is held once per thread, never as
     /// every version the thread happened to read.
     #[test]
     fn a_thread_keeps_one_set_per_store() {
         let snapshot = Snapshot::new(KeySet::default());
-        snapshot.read(KeySet::len);
-        let first = Arc::downgrade(&snapshot.load());
-        snapshot.publish(KeySet::default());
-        snapshot.read(KeySet::len);
-        assert!(
-            first.upgrade().is_none(),
-            "the version read before is still held"
-        );
+        assert!(!first_version_held_after_the_next(&snapshot));
 
-        // And still so with other stores read in between.
+        // And still so with as many other stores read in between as a thread keeps.
         let others: Vec<Snapshot> = (0..READ_SLOTS)
             .map(|_| Snapshot::new(KeySet::default()))
             .collect();
         for other in &others {
             other.read(KeySet::len);
         }
-        snapshot.read(KeySet::len);
-        let second = Arc::downgrade(&snapshot.load());
-        snapshot.publish(KeySet::default());
-        snapshot.read(KeySet::len);
-        assert!(
-            second.upgrade().is_none(),
-            "the version read before is still held"
-        );
+        assert!(!first_version_held_after_the_next(&snapshot));
     }
 }
