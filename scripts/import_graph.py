@@ -232,10 +232,10 @@ def main():
     if "--dot" not in sys.argv:
         for directory, dirs, files in os.walk(ROOT):
             dirs[:] = [d for d in dirs if d not in ("target", ".git", "node_modules")]
-            for name in sorted(files):
-                path = os.path.join(directory, name)
+            for file_name in sorted(files):
+                path = os.path.join(directory, file_name)
                 rel = os.path.relpath(path, ROOT)
-                if not name.endswith(".rs") or any(rel.startswith(src) for src in CRATES.values()) and "/bin/" not in rel:
+                if not file_name.endswith(".rs") or any(rel.startswith(src) for src in CRATES.values()) and "/bin/" not in rel:
                     continue
                 lines = sum(1 for _ in open(path, encoding="utf-8"))
                 if lines > MAX_LINES:

@@ -321,7 +321,7 @@ impl ApiKeys {
                     entry.key.record().superseded && super::set::valid_now(&entry.key).is_ok()
                 })
                 .count();
-            if in_grace >= super::MAX_KEYS_IN_GRACE {
+            if in_grace >= MAX_KEYS_IN_GRACE {
                 return Err(ConfigError::new(ConfigErrorKind::TooManyInGrace).with_id(&current.id));
             }
             let ends = current.expires().map_or(deadline, |e| e.min(deadline));
@@ -438,6 +438,30 @@ impl ApiKeys {
 /// The end of a grace period starting now. A period past the last time a records file can
 /// hold (the end of year 9999, or what a clock can hold) ends there: never a panic, and the
 /// deadline is written like any other.
+/// How many keys of one id may be rotated out by their holder and still working (in their
+/// grace period) at once: a rotation that would make more is refused with
+/// [`ManageError::TooManyInGrace`](crate::ManageError::TooManyInGrace) (429 from [`self_service`](crate::self_service())), so that a
+/// leaked key cannot multiply itself into keys that each work for the grace. Revoking a key in
+/// grace, or its grace ending, frees its place. An operator's rotation of an id is not held to
+/// it.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_api_key::{digest, ApiKeys, ConfigErrorKind, Key, KeyFormat, MAX_KEYS_IN_GRACE};
+///
+/// let format = KeyFormat::new("myapp")?;
+/// let mut key = format.generate();
+/// let keys = ApiKeys::new().with_format(format).try_with(Key::new("partner-a", &key))?;
+/// for _ in 0..MAX_KEYS_IN_GRACE {
+///     let rotation = keys.rotate_presented(&digest(key.as_bytes()), Duration::from_secs(3600))?;
+///     key = rotation.key().to_owned();
+/// }
+/// let refused = keys.rotate_presented(&digest(key.as_bytes()), Duration::from_secs(3600));
+/// assert_eq!(refused.unwrap_err().kind(), ConfigErrorKind::TooManyInGrace);
+/// # Ok::<(), axum_api_key::ConfigError>(())
+/// ```
+pub const MAX_KEYS_IN_GRACE: usize = 8;
+
 fn grace_deadline(grace: Duration) -> SystemTime {
     let latest = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
     SystemTime::now()

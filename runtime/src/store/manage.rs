@@ -34,30 +34,6 @@ pub trait ManagedKeys: KeyStore + Clone {
     ) -> impl Future<Output = Result<(), ManageError>> + Send;
 }
 
-/// How many keys of one id may be rotated out by their holder and still working (in their
-/// grace period) at once: a rotation that would make more is refused with
-/// [`ManageError::TooManyInGrace`] (429 from [`self_service`](crate::self_service())), so that a
-/// leaked key cannot multiply itself into keys that each work for the grace. Revoking a key in
-/// grace, or its grace ending, frees its place. An operator's rotation of an id is not held to
-/// it.
-///
-/// ```
-/// use std::time::Duration;
-/// use axum_api_key::{digest, ApiKeys, ConfigErrorKind, Key, KeyFormat, MAX_KEYS_IN_GRACE};
-///
-/// let format = KeyFormat::new("myapp")?;
-/// let mut key = format.generate();
-/// let keys = ApiKeys::new().with_format(format).try_with(Key::new("partner-a", &key))?;
-/// for _ in 0..MAX_KEYS_IN_GRACE {
-///     let rotation = keys.rotate_presented(&digest(key.as_bytes()), Duration::from_secs(3600))?;
-///     key = rotation.key().to_owned();
-/// }
-/// let refused = keys.rotate_presented(&digest(key.as_bytes()), Duration::from_secs(3600));
-/// assert_eq!(refused.unwrap_err().kind(), ConfigErrorKind::TooManyInGrace);
-/// # Ok::<(), axum_api_key::ConfigError>(())
-/// ```
-pub const MAX_KEYS_IN_GRACE: usize = 8;
-
 /// Why a key could not be rotated or revoked.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -69,7 +45,7 @@ pub enum ManageError {
     Superseded,
     /// The key is revoked, expired, not valid yet, or gone from the store: answered with 403.
     NotLive,
-    /// The key's id has [`MAX_KEYS_IN_GRACE`] keys rotated out and still working: answered with
+    /// The key's id has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys rotated out and still working: answered with
     /// 429. The key can rotate again once one of them ends or is revoked.
     TooManyInGrace,
     /// The store failed (its file, its database): answered with 503; the cause is logged, never

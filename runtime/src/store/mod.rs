@@ -39,8 +39,8 @@ mod spent;
 mod table;
 
 pub use bounds::{KeyDigest, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
-pub use live::Rotation;
-pub use manage::{MAX_KEYS_IN_GRACE, ManageError, ManagedKeys};
+pub use live::{MAX_KEYS_IN_GRACE, Rotation};
+pub use manage::{ManageError, ManagedKeys};
 pub use new_key::Key;
 pub(crate) use new_key::Shape;
 #[cfg(feature = "postgres")]
