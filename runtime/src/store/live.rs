@@ -279,8 +279,8 @@ impl ApiKeys {
     /// the operator rotated out say, can never buy itself a successor. Refused too when its id
     /// has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys in their grace period already
     /// ([`TooManyInGrace`](ConfigErrorKind::TooManyInGrace)): a chain of rotations cannot
-    /// make one key into many that work at once. Of two rotations by one
-    /// key, exactly one succeeds. For a store read from a records file, the checks are made on
+    /// make one key into many that work at once. Of two rotations by one key, exactly one
+    /// succeeds. For a store read from a records file, the checks are made on
     /// the file as read under its lock, so a key revoked by another process cannot rotate.
     ///
     /// ```
@@ -314,11 +314,17 @@ impl ApiKeys {
             }
             // Every rotation leaves a key working for the grace: a chain of them is held to a
             // few such keys at once, or one leaked key could make itself any number.
+            // Counted as the table's statement counts them: rotated out, not revoked, not
+            // expired.
+            let now = SystemTime::now();
             let in_grace = set
                 .named(&current.id)
                 .iter()
-                .filter(|entry| {
-                    entry.key.record().superseded && super::set::valid_now(&entry.key).is_ok()
+                .map(|entry| entry.key.record())
+                .filter(|record| {
+                    record.superseded
+                        && !record.revoked
+                        && record.expires().is_some_and(|expires| expires > now)
                 })
                 .count();
             if in_grace >= MAX_KEYS_IN_GRACE {
@@ -435,15 +441,13 @@ impl ApiKeys {
     }
 }
 
-/// The end of a grace period starting now. A period past the last time a records file can
-/// hold (the end of year 9999, or what a clock can hold) ends there: never a panic, and the
-/// deadline is written like any other.
 /// How many keys of one id may be rotated out by their holder and still working (in their
 /// grace period) at once: a rotation that would make more is refused with
-/// [`ManageError::TooManyInGrace`](crate::ManageError::TooManyInGrace) (429 from [`self_service`](crate::self_service())), so that a
-/// leaked key cannot multiply itself into keys that each work for the grace. Revoking a key in
-/// grace, or its grace ending, frees its place. An operator's rotation of an id is not held to
-/// it.
+/// [`ManageError::TooManyInGrace`](crate::ManageError::TooManyInGrace) (429 from
+/// [`self_service`](crate::self_service())), so that a leaked key cannot multiply itself into
+/// keys that each work for the grace. A key in grace counts until its grace ends or it is
+/// revoked (a disabled one too: enabled, it would work again). An operator's rotation of an id
+/// is not held to it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -462,6 +466,9 @@ impl ApiKeys {
 /// ```
 pub const MAX_KEYS_IN_GRACE: usize = 8;
 
+/// The end of a grace period starting now. A period past the last time a records file can
+/// hold (the end of year 9999, or what a clock can hold) ends there: never a panic, and the
+/// deadline is written like any other.
 fn grace_deadline(grace: Duration) -> SystemTime {
     let latest = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
     SystemTime::now()

@@ -45,8 +45,9 @@ pub enum ManageError {
     Superseded,
     /// The key is revoked, expired, not valid yet, or gone from the store: answered with 403.
     NotLive,
-    /// The key's id has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys rotated out and still working: answered with
-    /// 429. The key can rotate again once one of them ends or is revoked.
+    /// The key's id has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys rotated out and
+    /// still working: answered with 429. The key can rotate again once one of them ends or is
+    /// revoked.
     TooManyInGrace,
     /// The store failed (its file, its database): answered with 503; the cause is logged, never
     /// sent.
