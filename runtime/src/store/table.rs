@@ -33,7 +33,7 @@ struct Slot<V> {
 type Change<V> = (u64, Option<Arc<V>>);
 
 /// A handle on shared slots, with the changes not yet written into them.
-pub(crate) struct Table<V> {
+pub(crate) struct Table<V: Send + Sync + 'static> {
     slots: Arc<[Slot<V>]>,
     /// Changes made through this handle and not yet applied, by slot.
     pending: HashMap<usize, Change<V>>,
@@ -43,7 +43,7 @@ pub(crate) struct Table<V> {
     live: usize,
 }
 
-impl<V> Clone for Table<V> {
+impl<V: Send + Sync + 'static> Clone for Table<V> {
     fn clone(&self) -> Self {
         Self {
             slots: self.slots.clone(),
@@ -54,7 +54,7 @@ impl<V> Clone for Table<V> {
     }
 }
 
-impl<V> Default for Table<V> {
+impl<V: Send + Sync + 'static> Default for Table<V> {
     fn default() -> Self {
         Self {
             slots: Arc::new([]),
@@ -85,7 +85,7 @@ fn capacity_for(live: usize) -> usize {
     live.saturating_mul(2).max(16).next_power_of_two()
 }
 
-impl<V> Table<V> {
+impl<V: Send + Sync + 'static> Table<V> {
     /// How many values the table holds.
     pub(crate) fn len(&self) -> usize {
         self.live
@@ -243,21 +243,110 @@ impl<V> Table<V> {
                 laid[to] = (tag, Some(value));
             }
         }
-        self.slots = laid
-            .into_iter()
-            .map(|(tag, value)| Slot {
-                tag: AtomicU64::new(tag),
-                value: ArcSwapOption::new(value),
-            })
-            .collect();
+        let old = std::mem::replace(
+            &mut self.slots,
+            laid.into_iter()
+                .map(|(tag, value)| Slot {
+                    tag: AtomicU64::new(tag),
+                    value: ArcSwapOption::new(value),
+                })
+                .collect(),
+        );
+        retire(old);
         self.pending.clear();
         self.used = self.live;
     }
 }
 
+impl<V: Send + Sync + 'static> Drop for Table<V> {
+    fn drop(&mut self) {
+        if self.slots.len() >= RETIRED_APART {
+            retire(std::mem::replace(&mut self.slots, Arc::new([])));
+        }
+    }
+}
+
+/// Slots from how many on are freed on a thread of their own when the last handle on them goes.
+const RETIRED_APART: usize = 1 << 14;
+
+/// Lets go of a handle on slots. Freeing slots costs about 200 ns each (each pointer settles
+/// what readers may owe it), 200 ms at a million keys: when this is the last handle on many of
+/// them, as when a thread reads a store's next version after its table grew and drops the one
+/// before, they are freed on a thread of their own, never on a request's.
+fn retire<V: Send + Sync + 'static>(slots: Arc<[Slot<V>]>) {
+    // One handle left, and it is this one: no other can be made from it meanwhile.
+    if slots.len() < RETIRED_APART || Arc::strong_count(&slots) > 1 {
+        return;
+    }
+    #[cfg(test)]
+    let at = Arc::as_ptr(&slots).cast::<()>() as usize;
+    // Should no thread start, the slots are freed here as the closure is dropped.
+    let _ = std::thread::Builder::new()
+        .name("axum-api-key-free".into())
+        .spawn(move || {
+            drop(slots);
+            #[cfg(test)]
+            tests::freed(at);
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slot arrays freed apart, by address, with the thread that freed them.
+    static FREED: std::sync::Mutex<Vec<(usize, std::thread::ThreadId)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    pub(super) fn freed(at: usize) {
+        FREED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((at, std::thread::current().id()));
+    }
+
+    fn freed_by(at: usize) -> Option<std::thread::ThreadId> {
+        let freed = FREED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        freed
+            .iter()
+            .find(|(address, _)| *address == at)
+            .map(|(_, by)| *by)
+    }
+
+    /// A large table's slots are freed on a thread of their own when its last handle goes,
+    /// never on the thread that dropped it (a request, reading the next version of a store),
+    /// and not while another handle shares them.
+    #[test]
+    fn large_slots_are_freed_apart_when_the_last_handle_goes() {
+        let mut table = Table::default();
+        for i in 0..20_000u64 {
+            table.insert(spread(i), Arc::new(i));
+        }
+        assert!(table.slots.len() >= RETIRED_APART);
+        let at = Arc::as_ptr(&table.slots).cast::<()>() as usize;
+        // An array freed before this one was made may have had its address.
+        FREED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(address, _)| *address != at);
+        let copy = table.clone();
+        drop(table);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(freed_by(at), None, "freed while a copy holds them");
+        let weak = Arc::downgrade(&copy.slots);
+        drop(copy);
+        let started = std::time::Instant::now();
+        while weak.upgrade().is_some() || freed_by(at).is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "never freed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_ne!(freed_by(at), Some(std::thread::current().id()));
+    }
 
     fn spread(i: u64) -> u64 {
         i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
