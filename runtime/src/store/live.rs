@@ -446,8 +446,10 @@ impl ApiKeys {
 /// [`ManageError::TooManyInGrace`](crate::ManageError::TooManyInGrace) (429 from
 /// [`self_service`](crate::self_service())), so that a leaked key cannot multiply itself into
 /// keys that each work for the grace. A key in grace counts until its grace ends or it is
-/// revoked (a disabled one too: enabled, it would work again). An operator's rotation of an id
-/// is not held to it.
+/// revoked (a disabled one too: enabled, it would work again). The keys of one id share the
+/// allowance: a leaked key of an id that several holders' keys share can hold the others'
+/// rotations back for one grace period, until the operator revokes it. An operator's rotation
+/// of an id is not held to it.
 ///
 /// ```
 /// use std::time::Duration;

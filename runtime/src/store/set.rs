@@ -152,12 +152,18 @@ impl KeySet {
     /// Replaces the record of the key with `digest` and `id` in both tables (removes it, with
     /// `None`).
     fn replace(&mut self, id: &str, digest: [u64; 4], record: Option<Arc<KeyRecord>>) {
+        self.replace_by_digest(digest, record.clone());
         let same = |stored: &KeyRecord| stored.digest.0 == digest;
-        if let Some(&(at, _)) = self.by_digest.matching(digest[0], same).first() {
-            self.by_digest.replace(at, record.clone());
-        }
         if let Some(&(at, _)) = self.by_id.matching(id_hash(id), same).first() {
             self.by_id.replace(at, record);
+        }
+    }
+
+    /// Replaces the record of the key with `digest` in the table by digest only.
+    fn replace_by_digest(&mut self, digest: [u64; 4], record: Option<Arc<KeyRecord>>) {
+        let same = |stored: &KeyRecord| stored.digest.0 == digest;
+        if let Some(&(at, _)) = self.by_digest.matching(digest[0], same).first() {
+            self.by_digest.replace(at, record);
         }
     }
 
@@ -225,11 +231,7 @@ impl KeySet {
             let mut next = KeyRecord::clone(record);
             update(&mut next);
             let next = Arc::new(next);
-            let digest = record.digest.0;
-            let same = |stored: &KeyRecord| stored.digest.0 == digest;
-            if let Some(&(slot, _)) = self.by_digest.matching(digest[0], same).first() {
-                self.by_digest.replace(slot, Some(next.clone()));
-            }
+            self.replace_by_digest(record.digest.0, Some(next.clone()));
             self.by_id.replace(*at, Some(next));
         }
         named.len()
