@@ -22,8 +22,10 @@ pub(crate) struct KeySet {
     /// record holds its whole digest, compared in constant time.
     by_digest: Table<KeyRecord>,
     /// The same records, by a hash of their id: the keys an id names (more than one during a
-    /// rotation) without a scan. A record is in both tables, and changed in both.
-    by_id: Table<KeyRecord>,
+    /// rotation) without a scan. A record is in both tables, and changed in both. Each slot's
+    /// tag holds the top of its record's digest as its hint ([`id_tag`]): a change by id reads
+    /// the record's slot by digest while it waits on the record.
+    by_id: Table<KeyRecord, true>,
     pub(crate) format: Option<KeyFormat>,
     /// The records file the set was read from, for [`ApiKeys::reload`].
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
@@ -59,6 +61,13 @@ fn id_hash(id: &str) -> u64 {
     use std::hash::BuildHasher;
     static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
     KEYS.get_or_init(std::hash::RandomState::new).hash_one(id)
+}
+
+/// The tag of a record in [`KeySet::by_id`]: its id's hash on top, where the table files it,
+/// and its digest's first word's top half below, for a change to find the record's slot by
+/// digest without waiting on the record first.
+fn id_tag(id: &str, digest: &[u64; 4]) -> u64 {
+    (id_hash(id) & !0 << 32) | digest[0] >> 32
 }
 
 /// Whether the key may be used now: not revoked, not expired, not before its time, not
@@ -144,7 +153,8 @@ impl KeySet {
         let mut record = record;
         record.digest = StoredDigest(words.0);
         let record = Arc::new(record);
-        self.by_id.insert(id_hash(&record.id), record.clone());
+        self.by_id
+            .insert(id_tag(&record.id, &record.digest.0), record.clone());
         self.by_digest.insert(words.table_hash(), record);
         Ok(())
     }
@@ -152,6 +162,8 @@ impl KeySet {
     /// Replaces the record of the key with `digest` and `id` in both tables (removes it, with
     /// `None`).
     fn replace(&mut self, id: &str, digest: [u64; 4], record: Option<Arc<KeyRecord>>) {
+        // The slot by id is read ahead, to wait on memory with the one by digest.
+        self.by_id.warm(id_hash(id));
         self.replace_by_digest(digest, record.clone());
         let same = |stored: &KeyRecord| stored.digest.0 == digest;
         if let Some(&(at, _)) = self.by_id.matching(id_hash(id), same).first() {
@@ -226,7 +238,13 @@ impl KeySet {
     pub(super) fn update(&mut self, id: &str, update: impl Fn(&mut KeyRecord)) -> usize {
         // The slots of the id are found once: an id of many keys (a chain of rotations) costs
         // one pass over them, not one per key.
-        let named = self.by_id.matching(id_hash(id), |record| &*record.id == id);
+        // Each key's slot by digest is read as its slot by id is found, from the hint in the
+        // tag, before the record: the two can wait on memory at once, not one after the other.
+        let named = self.by_id.matching_ahead(
+            id_hash(id),
+            |tag| self.by_digest.warm(tag << 32),
+            |record| &*record.id == id,
+        );
         for (at, record) in &named {
             let mut next = KeyRecord::clone(record);
             update(&mut next);

@@ -16,6 +16,13 @@
 //!
 //! Two tables may share their slots only as versions of one store: a store built as a copy of
 //! another takes a copy of the slots ([`Table::detached`]).
+//!
+//! A table may be `HINTED`: its values are filed and found by the top half of their hash only,
+//! and the bottom half of each slot's tag is free for a hint of the caller's, such as where the
+//! same value sits in another table, which [`Table::matching_ahead`] hands over as soon as a
+//! slot's tag matches, before its value is read: the caller can read that other slot then
+//! ([`Table::warm`]), and the processor wait on memory for both at once rather than one after
+//! the other.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +40,7 @@ struct Slot<V> {
 type Change<V> = (u64, Option<Arc<V>>);
 
 /// A handle on shared slots, with the changes not yet written into them.
-pub(crate) struct Table<V: Send + Sync + 'static> {
+pub(crate) struct Table<V: Send + Sync + 'static, const HINTED: bool = false> {
     slots: Arc<[Slot<V>]>,
     /// Changes made through this handle and not yet applied, by slot.
     pending: HashMap<usize, Change<V>>,
@@ -43,7 +50,7 @@ pub(crate) struct Table<V: Send + Sync + 'static> {
     live: usize,
 }
 
-impl<V: Send + Sync + 'static> Clone for Table<V> {
+impl<V: Send + Sync + 'static, const HINTED: bool> Clone for Table<V, HINTED> {
     fn clone(&self) -> Self {
         Self {
             slots: self.slots.clone(),
@@ -54,7 +61,7 @@ impl<V: Send + Sync + 'static> Clone for Table<V> {
     }
 }
 
-impl<V: Send + Sync + 'static> Default for Table<V> {
+impl<V: Send + Sync + 'static, const HINTED: bool> Default for Table<V, HINTED> {
     fn default() -> Self {
         Self {
             slots: Arc::new([]),
@@ -80,12 +87,41 @@ fn home(hash: u64, len: usize) -> usize {
     (hash >> (64 - bits)) as usize
 }
 
+/// The bits of a hinted table's tags that file and find its values: the top half.
+const FILED: u64 = !0 << 32;
+
 /// The fewest slots (a power of two, 16 at least) that hold `live` values at most half full.
 fn capacity_for(live: usize) -> usize {
     live.saturating_mul(2).max(16).next_power_of_two()
 }
 
-impl<V: Send + Sync + 'static> Table<V> {
+impl<V: Send + Sync + 'static, const HINTED: bool> Table<V, HINTED> {
+    /// The part of a hash or tag that files and finds a value: all of it, or the top half in a
+    /// hinted table.
+    fn filed(hash: u64) -> u64 {
+        if HINTED { hash & FILED } else { hash }
+    }
+
+    /// Whether a slot's tag is that of `hash`.
+    fn same(taken: u64, hash: u64) -> bool {
+        Self::filed(taken) == Self::filed(tag_of(hash))
+    }
+
+    /// The first slot probed for `hash`.
+    fn home_of(&self, hash: u64) -> usize {
+        home(Self::filed(hash), self.slots.len())
+    }
+
+    /// Reads the tag of the first slot probed for `hash`, for a change that will need that slot
+    /// after other memory it must wait on: the read is issued now, and the processor can wait
+    /// on both at once. (A prefetch instruction would say so outright, but it takes `unsafe`
+    /// code here, which this crate does not have.)
+    pub(crate) fn warm(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            std::hint::black_box(self.slots[self.home_of(hash)].tag.load(Ordering::Relaxed));
+        }
+    }
+
     /// How many values the table holds.
     pub(crate) fn len(&self) -> usize {
         self.live
@@ -120,13 +156,13 @@ impl<V: Send + Sync + 'static> Table<V> {
         if len == 0 {
             return None;
         }
-        let tag = tag_of(hash);
-        let mut at = home(hash, len);
+        let tag = Self::filed(tag_of(hash));
+        let mut at = home(Self::filed(hash), len);
         for _ in 0..len {
             if !self.pending.is_empty()
                 && let Some((taken, value)) = self.pending.get(&at)
             {
-                if *taken == tag
+                if Self::filed(*taken) == tag
                     && let Some(value) = value
                     && let Some(out) = found(value)
                 {
@@ -138,7 +174,7 @@ impl<V: Send + Sync + 'static> Table<V> {
                 if taken == 0 {
                     return None;
                 }
-                if taken == tag
+                if Self::filed(taken) == tag
                     && let Some(value) = &*slot.value.load()
                     && let Some(out) = found(value)
                 {
@@ -152,17 +188,28 @@ impl<V: Send + Sync + 'static> Table<V> {
 
     /// Every value filed under `hash` that `wanted` accepts, with its slot: for changes.
     pub(crate) fn matching(&self, hash: u64, wanted: impl Fn(&V) -> bool) -> Vec<(usize, Arc<V>)> {
+        self.matching_ahead(hash, |_| {}, wanted)
+    }
+
+    /// [`matching`](Self::matching), handing `ahead` the tag of each slot filed under `hash`
+    /// before its value is read (in a hinted table, with the caller's hint in its bottom half).
+    pub(crate) fn matching_ahead(
+        &self,
+        hash: u64,
+        mut ahead: impl FnMut(u64),
+        wanted: impl Fn(&V) -> bool,
+    ) -> Vec<(usize, Arc<V>)> {
         let len = self.slots.len();
         let mut out = Vec::new();
         if len == 0 {
             return out;
         }
-        let tag = tag_of(hash);
-        let mut at = home(hash, len);
+        let mut at = self.home_of(hash);
         for _ in 0..len {
             match self.tag_at(at) {
                 0 => break,
-                taken if taken == tag => {
+                taken if Self::same(taken, hash) => {
+                    ahead(taken);
                     if let Some(value) = self.value_at(at).filter(|value| wanted(value)) {
                         out.push((at, value));
                     }
@@ -181,7 +228,7 @@ impl<V: Send + Sync + 'static> Table<V> {
             self.rebuild(capacity_for(self.live + 1));
         }
         let len = self.slots.len();
-        let mut at = home(hash, len);
+        let mut at = self.home_of(hash);
         while self.tag_at(at) != 0 {
             at = (at + 1) & (len - 1);
         }
@@ -236,7 +283,7 @@ impl<V: Send + Sync + 'static> Table<V> {
                 continue;
             }
             if let Some(value) = self.value_at(at) {
-                let mut to = home(tag, len);
+                let mut to = home(Self::filed(tag), len);
                 while laid[to].0 != 0 {
                     to = (to + 1) & (len - 1);
                 }
@@ -258,7 +305,7 @@ impl<V: Send + Sync + 'static> Table<V> {
     }
 }
 
-impl<V: Send + Sync + 'static> Drop for Table<V> {
+impl<V: Send + Sync + 'static, const HINTED: bool> Drop for Table<V, HINTED> {
     fn drop(&mut self) {
         if self.slots.len() >= RETIRED_APART {
             retire(std::mem::replace(&mut self.slots, Arc::new([])));
@@ -320,7 +367,7 @@ mod tests {
     /// and not while another handle shares them.
     #[test]
     fn large_slots_are_freed_apart_when_the_last_handle_goes() {
-        let mut table = Table::default();
+        let mut table = Table::<_>::default();
         for i in 0..20_000u64 {
             table.insert(spread(i), Arc::new(i));
         }
@@ -358,7 +405,7 @@ mod tests {
 
     #[test]
     fn holds_what_was_put_and_a_copy_changes_nothing_until_applied() {
-        let mut table = Table::default();
+        let mut table = Table::<_>::default();
         for i in 0..10_000u64 {
             table.insert(spread(i), Arc::new(i));
         }
@@ -395,6 +442,54 @@ mod tests {
         assert_eq!(get(&copy, 8), Some(8));
     }
 
+    /// A hinted table files and finds by the top half of the hash alone: values filed with the
+    /// same top half and different hints are found under either, each handed over with its
+    /// hint before its value is read, across a rebuild; a different top half finds nothing.
+    #[test]
+    fn a_hinted_table_finds_by_the_top_half_and_hands_over_the_hint() {
+        let mut table: Table<u64, true> = Table::default();
+        let top = spread(1) & FILED;
+        table.insert(top | 0xAAAA, Arc::new(1));
+        table.insert(top | 0x5555, Arc::new(2));
+        for i in 10..2_000u64 {
+            table.insert(spread(i) & FILED | i, Arc::new(i)); // grows the table past its first size
+        }
+        table.apply();
+        for asked in [top, top | 0x1234] {
+            let mut hints = Vec::new();
+            let found = table.matching_ahead(asked, |tag| hints.push(tag & !FILED), |_| true);
+            let mut values: Vec<u64> = found.iter().map(|(_, value)| **value).collect();
+            values.sort_unstable();
+            assert_eq!(values, [1, 2]);
+            hints.sort_unstable();
+            assert_eq!(
+                hints,
+                [0x5555, 0xAAAB],
+                "each hint, its lowest bit set as in any tag"
+            );
+        }
+        assert!(matches!(
+            table.find(top | 7, |value| Some(**value)),
+            Some(1 | 2)
+        ));
+        assert!(table.matching(top ^ (1 << 40), |_| true).is_empty());
+        assert!((10..2_000u64).all(|i| {
+            table.find(spread(i) & FILED, |value| (**value == i).then_some(i)) == Some(i)
+        }));
+    }
+
+    proptest::proptest! {
+        /// A hint made of a hash's top half, as a hinted table's tag keeps it in its bottom
+        /// half (its lowest bit set), names the same first slot as the whole hash in any table
+        /// of up to 2^31 slots: what lets a change ask for a slot of another table ahead.
+        #[test]
+        fn a_hint_names_the_home_of_the_hash_it_was_made_of(hash: u64, bits in 0u32..32) {
+            let tag = tag_of(hash >> 32);
+            let len = 1usize << bits;
+            proptest::prop_assert_eq!(home(tag << 32, len), home(hash, len));
+        }
+    }
+
     /// One step of a table's life, for the model below.
     #[derive(Debug, Clone)]
     enum Step {
@@ -427,91 +522,107 @@ mod tests {
         (k % 5) << 61 | k
     }
 
-    proptest::proptest! {
-        /// Against a map: whatever the sequence of inserts, removals, replacements, copies
-        /// and rebuilds, the table holds exactly what the map holds, and a published copy
-        /// shows it to every handle.
-        #[test]
-        fn behaves_as_a_map(steps in proptest::collection::vec(step(), 1..200)) {
-            use std::collections::HashMap;
-            let mut model: HashMap<u64, u64> = HashMap::new();
-            let mut table: Table<(u64, u64)> = Table::default();
-            let get = |table: &Table<(u64, u64)>, k: u64| {
-                table.find(crowded(k), |value| (value.0 == k).then_some(value.1))
-            };
-            for step in steps {
-                match step {
-                    Step::Insert(k) => {
-                        if let std::collections::hash_map::Entry::Vacant(slot) = model.entry(k) {
-                            slot.insert(k);
-                            table.insert(crowded(k), Arc::new((k, k)));
-                        }
+    /// Against a map: whatever the sequence of inserts, removals, replacements, copies and
+    /// rebuilds, the table holds exactly what the map holds, and a published copy shows it to
+    /// every handle. Values are filed under `filed(k)` and looked up under `crowded(k)`: the same
+    /// hash, or in a hinted table the same top half with a hint of the key's own below.
+    fn behaves_as_a_map<const HINTED: bool>(
+        steps: Vec<Step>,
+        filed: impl Fn(u64) -> u64,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        use std::collections::HashMap;
+        let mut model: HashMap<u64, u64> = HashMap::new();
+        let mut table: Table<(u64, u64), HINTED> = Table::default();
+        let get = |table: &Table<(u64, u64), HINTED>, k: u64| {
+            table.find(crowded(k), |value| (value.0 == k).then_some(value.1))
+        };
+        for step in steps {
+            match step {
+                Step::Insert(k) => {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = model.entry(k) {
+                        slot.insert(k);
+                        table.insert(filed(k), Arc::new((k, k)));
                     }
-                    Step::Remove(k) => {
-                        if model.remove(&k).is_some() {
-                            let found = table.matching(crowded(k), |value| value.0 == k);
-                            proptest::prop_assert_eq!(found.len(), 1);
-                            table.replace(found[0].0, None);
-                        }
+                }
+                Step::Remove(k) => {
+                    if model.remove(&k).is_some() {
+                        let found = table.matching(crowded(k), |value| value.0 == k);
+                        proptest::prop_assert_eq!(found.len(), 1);
+                        table.replace(found[0].0, None);
                     }
-                    Step::Replace(k, v) => {
-                        if let Some(value) = model.get_mut(&k) {
-                            *value = v;
-                            let found = table.matching(crowded(k), |value| value.0 == k);
-                            table.replace(found[0].0, Some(Arc::new((k, v))));
-                        }
+                }
+                Step::Replace(k, v) => {
+                    if let Some(value) = model.get_mut(&k) {
+                        *value = v;
+                        let found = table.matching(crowded(k), |value| value.0 == k);
+                        table.replace(found[0].0, Some(Arc::new((k, v))));
                     }
-                    Step::Apply => {
-                        let reader = table.clone();
-                        table.apply();
-                        // A handle taken before, on the same slots, sees what was applied
-                        // unless the table was rebuilt under it.
-                        if Arc::ptr_eq(&reader.slots, &table.slots) {
-                            for (&k, &v) in &model {
-                                proptest::prop_assert_eq!(get(&reader, k), Some(v));
-                            }
-                        }
-                    }
-                    Step::Detach => {
-                        let mut apart = table.detached();
-                        for k in 0..48 {
-                            proptest::prop_assert_eq!(get(&apart, k), model.get(&k).copied());
-                        }
-                        // Changing the detached copy leaves the table alone.
-                        for (at, _) in apart.matching(crowded(0), |value| value.0 == 0) {
-                            apart.replace(at, None);
-                        }
-                        apart.apply();
-                    }
-                    Step::Abandon(k) => {
-                        let mut copy = table.clone();
-                        copy.insert(crowded(k + 1_000), Arc::new((k + 1_000, 0)));
-                        for (at, _) in copy.matching(crowded(k), |value| value.0 == k) {
-                            copy.replace(at, None);
+                }
+                Step::Apply => {
+                    let reader = table.clone();
+                    table.apply();
+                    // A handle taken before, on the same slots, sees what was applied
+                    // unless the table was rebuilt under it.
+                    if Arc::ptr_eq(&reader.slots, &table.slots) {
+                        for (&k, &v) in &model {
+                            proptest::prop_assert_eq!(get(&reader, k), Some(v));
                         }
                     }
                 }
-                proptest::prop_assert_eq!(table.len(), model.len());
-                for k in 0..48 {
-                    proptest::prop_assert_eq!(get(&table, k), model.get(&k).copied(), "key {}", k);
+                Step::Detach => {
+                    let mut apart = table.detached();
+                    for k in 0..48 {
+                        proptest::prop_assert_eq!(get(&apart, k), model.get(&k).copied());
+                    }
+                    // Changing the detached copy leaves the table alone.
+                    for (at, _) in apart.matching(crowded(0), |value| value.0 == 0) {
+                        apart.replace(at, None);
+                    }
+                    apart.apply();
                 }
-                for k in 1_000..1_048 {
-                    proptest::prop_assert!(get(&table, k).is_none(), "abandoned key {}", k);
+                Step::Abandon(k) => {
+                    let mut copy = table.clone();
+                    copy.insert(filed(k + 1_000), Arc::new((k + 1_000, 0)));
+                    for (at, _) in copy.matching(crowded(k), |value| value.0 == k) {
+                        copy.replace(at, None);
+                    }
                 }
-                proptest::prop_assert!(table.used * 10 <= table.slots.len() * 7);
             }
-            table.apply();
-            let mut values: Vec<(u64, u64)> = table.values().iter().map(|value| **value).collect();
-            values.sort_unstable();
-            let mut expected: Vec<(u64, u64)> = model.into_iter().collect();
-            expected.sort_unstable();
-            proptest::prop_assert_eq!(values, expected);
+            proptest::prop_assert_eq!(table.len(), model.len());
+            for k in 0..48 {
+                proptest::prop_assert_eq!(get(&table, k), model.get(&k).copied(), "key {}", k);
+            }
+            for k in 1_000..1_048 {
+                proptest::prop_assert!(get(&table, k).is_none(), "abandoned key {}", k);
+            }
+            proptest::prop_assert!(table.used * 10 <= table.slots.len() * 7);
+        }
+        table.apply();
+        let mut values: Vec<(u64, u64)> = table.values().iter().map(|value| **value).collect();
+        values.sort_unstable();
+        let mut expected: Vec<(u64, u64)> = model.into_iter().collect();
+        expected.sort_unstable();
+        proptest::prop_assert_eq!(values, expected);
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_table_behaves_as_a_map(steps in proptest::collection::vec(step(), 1..200)) {
+            behaves_as_a_map::<false>(steps, crowded)?;
+        }
+
+        #[test]
+        fn a_hinted_table_behaves_as_a_map(steps in proptest::collection::vec(step(), 1..200)) {
+            behaves_as_a_map::<true>(steps, |k| {
+                crowded(k) & FILED | spread(k) >> 32
+            })?;
         }
     }
 
     #[test]
     fn removed_slots_are_reclaimed_by_rebuilding() {
-        let mut table = Table::default();
+        let mut table = Table::<_>::default();
         for round in 0..50u64 {
             for i in 0..100 {
                 table.insert(spread(round * 1_000 + i), Arc::new(round * 1_000 + i));
@@ -526,7 +637,7 @@ mod tests {
         assert_eq!(table.len(), 0);
         assert!(table.slots.len() <= 256, "{} slots", table.slots.len());
         // Hashes that share their top bits probe on.
-        let mut crowded = Table::default();
+        let mut crowded = Table::<_>::default();
         for i in 0..100u64 {
             crowded.insert(i, Arc::new(i));
         }
