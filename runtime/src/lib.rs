@@ -153,7 +153,7 @@ pub use store::{
     ApiKeys, Key, KeyDigest, KeyError, KeyStore, ListedKey, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN,
     Rotation, digest,
 };
-pub use store::{MAX_KEYS_IN_GRACE, ManageError, ManagedKeys};
+pub use store::{MAX_FINISHED_KEYS, MAX_KEYS_IN_GRACE, ManageError, ManagedKeys};
 #[cfg(feature = "postgres")]
 pub use store::{PgKeys, PgKeysError, PgKeysOptions};
 

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum_api_key::{ApiKeys, Key, KeyFormat, MAX_KEYS_IN_GRACE, api_key, self_service};
+use axum_api_key::{
+    ApiKeys, Key, KeyFormat, MAX_FINISHED_KEYS, MAX_KEYS_IN_GRACE, api_key, self_service,
+};
 use axum_api_key_tests::{Answer, global_logs, send};
 use http::{Request, StatusCode};
 
@@ -194,6 +196,48 @@ async fn a_chain_of_rotations_is_held_to_a_few_keys_in_grace() {
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text());
     let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&current)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
+
+/// A leaked key cannot grow the store without end either: rotating and then revoking the key
+/// just rotated out (or waiting out its grace) finishes one key each turn, and a store keeps
+/// only the newest `MAX_FINISHED_KEYS` finished keys of an id past a self-service rotation. The
+/// keys forgotten stay refused.
+#[tokio::test]
+async fn a_loop_of_rotations_and_revocations_keeps_the_store_bounded() {
+    let (keys, first) = store();
+    let app = app(keys.clone());
+    let mut current = first.clone();
+    let mut finished = Vec::new();
+    for _ in 0..40 {
+        let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&current)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let next = answer.json()["key"].as_str().expect("key").to_owned();
+        let revoked = call(&app, "DELETE", "/account/keys/me", Some(&current)).await;
+        assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text());
+        finished.push(std::mem::replace(&mut current, next));
+    }
+    // The current key, and at most the newest finished ones (the last revoked was finished
+    // after the last rotation pruned).
+    assert!(
+        keys.len() <= 2 + MAX_FINISHED_KEYS,
+        "{} records for one id after 40 turns",
+        keys.len()
+    );
+    assert!(keys.verify(current.as_bytes()).is_ok());
+    for key in &finished {
+        assert!(keys.verify(key.as_bytes()).is_err(), "a finished key works");
+        let answer = call(&app, "GET", "/account/keys/me", Some(key)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    // The newest finished key is still known as revoked.
+    call(
+        &app,
+        "GET",
+        "/account/keys/me",
+        finished.last().map(String::as_str),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "RevokedKey");
 }
 
 #[tokio::test]

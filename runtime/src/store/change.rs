@@ -18,6 +18,8 @@ pub(crate) enum FileEdit {
     Revoke { id: Box<str> },
     /// The key with this digest revoked.
     RevokeKey { digest: KeyDigest },
+    /// The record of the key with this digest removed: a finished key forgotten.
+    Forget { digest: KeyDigest },
     /// Every key of this id rotated out, expiring at this time at the latest.
     Supersede { id: Box<str>, at: SystemTime },
     /// The key with this digest rotated out, expiring at this time at the latest.
@@ -61,6 +63,7 @@ impl FileEdit {
             } | Self::RateLimits { .. }
                 | Self::Scopes { .. }
                 | Self::Metadata { .. }
+                | Self::Forget { .. }
         )
     }
 }

@@ -340,6 +340,7 @@ impl ApiKeys {
                 at: ends,
             });
             let new = format.generate();
+            let id = current.id.clone();
             // Everything the key may do, and when, is the presented key's: never more.
             let mut successor = current;
             successor.superseded = false;
@@ -350,6 +351,11 @@ impl ApiKeys {
                 digest,
                 record: successor,
             });
+            // A rotation and a revocation finish one key each turn: the id's finished keys are
+            // held to the newest few, or one leaked key could grow the store without end.
+            for digest in set.forget_finished(&id, MAX_FINISHED_KEYS, now) {
+                edits.push(FileEdit::Forget { digest });
+            }
             Ok(Rotation {
                 key: new,
                 presented_expires: ends,
@@ -440,6 +446,32 @@ impl ApiKeys {
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// How many finished keys of one id (revoked, or past their expiry or their grace) a store
+/// keeps once their holder rotates a key of the id: the newest by expiry. The others are
+/// forgotten at that rotation, and from then on are refused as unknown keys rather than as
+/// revoked or expired ones. Each turn of a rotation followed by a revocation (or by waiting out
+/// the grace) finishes one key: without this, one leaked key could grow the store, and its
+/// records file or table, without end. Finished keys of an id no holder rotates are kept.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_api_key::{digest, ApiKeys, Key, KeyFormat, MAX_FINISHED_KEYS};
+///
+/// let format = KeyFormat::new("myapp")?;
+/// let mut key = format.generate();
+/// let keys = ApiKeys::new().with_format(format).try_with(Key::new("partner-a", &key))?;
+/// for _ in 0..3 * MAX_FINISHED_KEYS {
+///     let rotated = keys.rotate_presented(&digest(key.as_bytes()), Duration::from_secs(3600))?;
+///     keys.revoke_presented(&digest(key.as_bytes()))?;
+///     key = rotated.key().to_owned();
+/// }
+/// // The current key, the newest finished ones, and the one revoked after the last rotation.
+/// assert_eq!(keys.len(), 1 + MAX_FINISHED_KEYS + 1);
+/// assert!(keys.verify(key.as_bytes()).is_ok());
+/// # Ok::<(), axum_api_key::ConfigError>(())
+/// ```
+pub const MAX_FINISHED_KEYS: usize = 8;
 
 /// How many keys of one id may be rotated out by their holder and still working (in their
 /// grace period) at once: a rotation that would make more is refused with

@@ -39,7 +39,7 @@ mod spent;
 mod table;
 
 pub use bounds::{KeyDigest, MAX_ID_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
-pub use live::{MAX_KEYS_IN_GRACE, Rotation};
+pub use live::{MAX_FINISHED_KEYS, MAX_KEYS_IN_GRACE, Rotation};
 pub use manage::{ManageError, ManagedKeys};
 pub use new_key::Key;
 pub(crate) use new_key::Shape;

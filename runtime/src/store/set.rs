@@ -333,6 +333,32 @@ impl KeySet {
         true
     }
 
+    /// Removes the records of the finished keys of `id` (revoked, or expired at `now`) but the
+    /// `keep` newest, newest by expiry (a key revoked without one counts as oldest); returns the
+    /// digests of those removed.
+    pub(super) fn forget_finished(
+        &mut self,
+        id: &str,
+        keep: usize,
+        now: SystemTime,
+    ) -> Vec<KeyDigest> {
+        let mut finished: Vec<_> = self
+            .named_records(id)
+            .into_iter()
+            .filter(|record| record.revoked || record.expires().is_some_and(|at| at <= now))
+            .collect();
+        finished.sort_by_key(|record| std::cmp::Reverse(record.expires()));
+        let gone: Vec<KeyDigest> = finished
+            .iter()
+            .skip(keep)
+            .map(|record| Words(record.digest.0).bytes())
+            .collect();
+        for digest in &gone {
+            self.remove(digest);
+        }
+        gone
+    }
+
     /// The ids of the keys counted under `name`: the id itself when a key has it (and no
     /// other identity), and every id whose keys have the identity `name`. An id is found at
     /// once; an identity is looked for through every key, which only a write-back does.

@@ -197,6 +197,8 @@ pub(super) fn apply(
                 }
             }
         }
+        // A record forgotten goes whole, with the comments inside its table.
+        FileEdit::Forget { digest } => keys.retain(|table| !of_digest(table, digest)),
         FileEdit::RevokeKey { digest } | FileEdit::SupersedeKey { digest, .. } => {
             let Some(table) = keys.iter_mut().find(|table| of_digest(table, digest)) else {
                 return Err(ConfigError::new(ConfigErrorKind::UnknownKey));

@@ -198,7 +198,8 @@ impl FileIndex {
                 // Made through a full parse (it may remove a line): never spliced.
                 FileEdit::RateLimits { .. }
                 | FileEdit::Scopes { .. }
-                | FileEdit::Metadata { .. } => {
+                | FileEdit::Metadata { .. }
+                | FileEdit::Forget { .. } => {
                     return Err(ConfigError::new(ConfigErrorKind::FileSyntax)
                         .with_message("a change of rate limits is not spliced"));
                 }
