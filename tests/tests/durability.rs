@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use axum_api_key::{ApiKeys, ConfigErrorKind, Key, KeyError, KeyFormat, digest};
+use axum_api_key::{ApiKeys, ConfigErrorKind, Key, KeyError, KeyFormat, MAX_FINISHED_KEYS, digest};
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -91,6 +91,46 @@ fn a_rotation_survives_a_restart_with_its_grace_period() {
     assert_eq!(again.verify(old.as_bytes()).unwrap_err(), KeyError::Expired);
     assert_eq!(again.verify(new.as_bytes()).unwrap_err(), KeyError::Expired);
     assert!(again.verify(newest.as_bytes()).is_ok());
+}
+
+/// A holder rotating and revoking its key over and over does not grow the records file without
+/// end: the finished keys past the newest `MAX_FINISHED_KEYS` leave the file, which keeps its
+/// header comment, and a restart reads the same keys, the forgotten ones refused.
+#[test]
+fn rotations_and_revocations_by_a_holder_leave_the_file_bounded() {
+    let (path, first) = one_key_file("forget");
+    let keys = ApiKeys::from_file(&path).unwrap();
+    let mut current = first.clone();
+    let mut finished = Vec::new();
+    for _ in 0..3 * MAX_FINISHED_KEYS {
+        let rotated = keys
+            .rotate_presented(&digest(current.as_bytes()), Duration::from_secs(3600))
+            .unwrap();
+        keys.revoke_presented(&digest(current.as_bytes())).unwrap();
+        finished.push(std::mem::replace(&mut current, rotated.key().to_owned()));
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(HEADER), "{text}");
+    assert_eq!(
+        text.matches("[[keys]]").count(),
+        MAX_FINISHED_KEYS + 2,
+        "{text}"
+    );
+    let restarted = restart(&path);
+    assert_eq!(restarted.len(), MAX_FINISHED_KEYS + 2);
+    assert!(restarted.verify(current.as_bytes()).is_ok());
+    assert_eq!(
+        restarted.verify(first.as_bytes()).unwrap_err(),
+        KeyError::Unknown,
+        "the first key, forgotten"
+    );
+    assert_eq!(
+        restarted
+            .verify(finished.last().unwrap().as_bytes())
+            .unwrap_err(),
+        KeyError::Revoked,
+        "the newest finished key, kept"
+    );
 }
 
 #[test]

@@ -282,6 +282,8 @@ impl ApiKeys {
     /// make one key into many that work at once. Of two rotations by one key, exactly one
     /// succeeds. For a store read from a records file, the checks are made on
     /// the file as read under its lock, so a key revoked by another process cannot rotate.
+    /// A rotation forgets the id's finished keys but the newest
+    /// [`MAX_FINISHED_KEYS`](crate::MAX_FINISHED_KEYS), in the file too.
     ///
     /// ```
     /// use std::time::Duration;

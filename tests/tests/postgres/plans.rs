@@ -187,6 +187,43 @@ async fn a_chain_of_rotations_is_held_to_a_few_keys_in_grace() {
     assert_eq!(accepted(&a, &key).await, Ok("partner-a".to_owned()));
 }
 
+/// Rotating and revoking a key over and over does not grow the table without end: a rotation
+/// deletes the id's finished rows past the newest `MAX_FINISHED_KEYS`, and every instance
+/// forgets them, the newest finished key still refused as revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_and_revocations_by_a_holder_leave_the_table_bounded() {
+    let Some(schema) = schema("forget").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let b = instance(&schema, "b").await;
+    let first = a.create("partner-a", ["x"], None).await.unwrap();
+    let mut key = first.clone();
+    let mut last_finished = String::new();
+    let grace = Duration::from_secs(3600);
+    for _ in 0..3 * axum_api_key::MAX_FINISHED_KEYS {
+        let presented = axum_api_key::digest(key.as_bytes());
+        let next = a
+            .rotate_presented(&presented, grace)
+            .await
+            .unwrap()
+            .key()
+            .to_owned();
+        a.revoke_presented(&presented).await.unwrap();
+        last_finished = std::mem::replace(&mut key, next);
+    }
+    let rows = a.list().await.unwrap().len();
+    assert_eq!(rows, axum_api_key::MAX_FINISHED_KEYS + 2, "rows of one id");
+    assert_eq!(a.len(), rows);
+    for keys in [&a, &b] {
+        // The last change an instance hears of is the last revocation.
+        until(keys, &last_finished, Err(KeyError::Revoked)).await;
+        until(keys, &key, Ok("partner-a")).await;
+        until(keys, &first, Err(KeyError::Unknown)).await;
+        assert_eq!(keys.len(), rows);
+    }
+}
+
 async fn until_accepted(keys: &PgKeys, key: &str) -> axum_api_key::VerifiedKey {
     let start = std::time::Instant::now();
     loop {

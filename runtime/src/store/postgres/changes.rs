@@ -331,7 +331,8 @@ impl PgKeys {
     /// rotations by one key (on one instance or two) exactly one succeeds, and on its id having
     /// fewer than [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys in their grace period
     /// ([`PgKeysError::TooManyInGrace`]; rotations by two keys of one id at the same moment may
-    /// both pass it).
+    /// both pass it). It then deletes the id's finished rows (revoked or expired) but the newest
+    /// [`MAX_FINISHED_KEYS`](crate::MAX_FINISHED_KEYS).
     pub async fn rotate_presented(
         &self,
         presented: &KeyDigest,
@@ -393,7 +394,24 @@ impl PgKeys {
         };
         let ends: i64 = row.try_get("ends")?;
         let expires: Option<i64> = row.try_get("expires")?;
-        self.inner.refresh(&[*presented, digest]).await?;
+        // The id's finished keys are held to the newest few, as in memory: a rotation and a
+        // revocation finish one key each turn, and one leaked key must not grow the table
+        // without end. Ordered as `KeySet::forget_finished` orders them.
+        let forgotten = sqlx::query(
+            "DELETE FROM api_keys WHERE digest IN ( \
+               SELECT f.digest FROM api_keys AS f \
+               WHERE f.id = (SELECT id FROM api_keys WHERE digest = $1) \
+                 AND (f.revoked_at IS NOT NULL OR f.expires_at <= now()) \
+               ORDER BY f.expires_at DESC NULLS LAST, f.created_at DESC OFFSET $2) \
+             RETURNING digest",
+        )
+        .bind(&digest[..])
+        .bind(i64::try_from(crate::MAX_FINISHED_KEYS).unwrap_or(i64::MAX))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut changed = digests_of(&forgotten)?;
+        changed.extend([*presented, digest]);
+        self.inner.refresh(&changed).await?;
         Ok(Rotation::new(
             key,
             from_micros(ends),
