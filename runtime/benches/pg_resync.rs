@@ -60,6 +60,9 @@ fn main() {
         assert_eq!(keys.resync().await.expect("a full read"), rows);
         // Twice, so that what the allocator keeps from the first read is in the steady state.
         keys.resync().await.expect("a full read");
+        // A table's large slot arrays are freed on a thread of their own once the last set
+        // holding them goes: the steady state is the one after that, not a moment before.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let steady = resident_bytes();
 
         let peak = Arc::new(AtomicUsize::new(0));
