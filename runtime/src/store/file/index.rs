@@ -195,13 +195,13 @@ impl FileIndex {
                         self.set(body, n, Field::Disabled, value, newline);
                     }
                 }
-                // Made through a full parse (it may remove a line): never spliced.
+                // Made through a full parse (each may remove lines): never spliced.
                 FileEdit::RateLimits { .. }
                 | FileEdit::Scopes { .. }
                 | FileEdit::Metadata { .. }
                 | FileEdit::Forget { .. } => {
                     return Err(ConfigError::new(ConfigErrorKind::FileSyntax)
-                        .with_message("a change of rate limits is not spliced"));
+                        .with_message("a change that may remove lines is not spliced"));
                 }
                 FileEdit::LastUsed { id, at } => {
                     let at = datetime(*at)?.to_string();
