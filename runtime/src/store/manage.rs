@@ -19,8 +19,12 @@ pub trait ManagedKeys: KeyStore + Clone {
     /// Issues a successor to the key whose digest is `presented`: same scopes, metadata,
     /// limit and not-before time, an expiry no later than the presented key's, which keeps
     /// working for `min(grace, its remaining life)`. Refused when the presented key is not
-    /// live ([`ManageError::NotLive`]) or was rotated already ([`ManageError::Superseded`]);
-    /// of two concurrent rotations by one key, exactly one succeeds.
+    /// live ([`ManageError::NotLive`]) or was rotated already ([`ManageError::Superseded`]),
+    /// or when its id has [`MAX_KEYS_IN_GRACE`](crate::MAX_KEYS_IN_GRACE) keys in their grace
+    /// period ([`ManageError::TooManyInGrace`]); of two concurrent rotations by one key, exactly
+    /// one succeeds. A store of its own should, as these two do, hold the id's finished keys to
+    /// the newest [`MAX_FINISHED_KEYS`](crate::MAX_FINISHED_KEYS), so that rotating and
+    /// revoking over and over cannot grow it without end.
     fn rotate_presented(
         &self,
         presented: &KeyDigest,
