@@ -35,16 +35,16 @@ async fn schema(name: &str) -> Option<String> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     );
-    // Schemas of earlier runs (another process id) go; this run's stay for its other tests.
+    // Schemas of earlier runs go: those of processes that are gone. This run's stay for its
+    // other tests, and so do those of other test processes running now (a runner that starts
+    // a process per test, as cargo-nextest does, runs several at once).
     let stale: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'axum_api_key\\_%' \
-         AND nspname NOT LIKE $1",
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'axum_api_key\\_%'",
     )
-    .bind(format!("%\\_{}\\_%", std::process::id()))
     .fetch_all(&pool)
     .await
     .unwrap_or_default();
-    for old in stale {
+    for old in stale.into_iter().filter(|old| !owner_running(old)) {
         let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {old} CASCADE"))
             .execute(&pool)
             .await;
@@ -58,6 +58,20 @@ async fn schema(name: &str) -> Option<String> {
         .await
         .unwrap();
     Some(schema)
+}
+
+/// Whether the test process that made this schema is running: its id is the schema name's
+/// first number (`axum_api_key_{name}_{pid}_{n}` here, `axum_api_key_admin_{pid}` and the like
+/// in other test files). On Linux, whether `/proc` has it; elsewhere, taken to be running (its
+/// schema stays).
+fn owner_running(schema: &str) -> bool {
+    let pid = schema.split('_').find_map(|part| part.parse::<u32>().ok());
+    match pid {
+        Some(pid) if cfg!(target_os = "linux") => {
+            pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => true,
+    }
 }
 
 async fn instance(schema: &str, name: &str) -> PgKeys {
