@@ -396,7 +396,9 @@ impl PgKeys {
         let expires: Option<i64> = row.try_get("expires")?;
         // The id's finished keys are held to the newest few, as in memory: a rotation and a
         // revocation finish one key each turn, and one leaked key must not grow the table
-        // without end. Ordered as `KeySet::forget_finished` orders them.
+        // without end. Ordered as `KeySet::forget_finished` orders them. The rotation is made
+        // by now: should this fail, the holder still gets its new key, and the next rotation
+        // forgets what this one did not.
         let forgotten = sqlx::query(
             "DELETE FROM api_keys WHERE digest IN ( \
                SELECT f.digest FROM api_keys AS f \
@@ -408,8 +410,13 @@ impl PgKeys {
         .bind(&digest[..])
         .bind(i64::try_from(crate::MAX_FINISHED_KEYS).unwrap_or(i64::MAX))
         .fetch_all(&self.inner.pool)
-        .await?;
-        let mut changed = digests_of(&forgotten)?;
+        .await
+        .map_err(PgKeysError::from)
+        .and_then(|rows| digests_of(&rows));
+        let mut changed = forgotten.unwrap_or_else(|error| {
+            tracing::warn!(target: "axum_api_key::audit", %error, "finished keys of a rotated id were not forgotten");
+            Vec::new()
+        });
         changed.extend([*presented, digest]);
         self.inner.refresh(&changed).await?;
         Ok(Rotation::new(
