@@ -218,10 +218,10 @@ async fn a_loop_of_rotations_and_revocations_keeps_the_store_bounded() {
     }
     // The current key, and at most the newest finished ones (the last revoked was finished
     // after the last rotation pruned).
-    assert!(
-        keys.len() <= 2 + MAX_FINISHED_KEYS,
-        "{} records for one id after 40 turns",
-        keys.len()
+    assert_eq!(
+        keys.len(),
+        2 + MAX_FINISHED_KEYS,
+        "records for one id after 40 turns"
     );
     assert!(keys.verify(current.as_bytes()).is_ok());
     for key in &finished {
