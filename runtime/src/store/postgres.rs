@@ -155,8 +155,8 @@ struct Inner {
     snapshot: Snapshot,
     /// Serialises changes to the snapshot, from the follower and from management calls, each
     /// from its read of the table to its swap: a full read never swaps in a table older than a
-    /// change already applied.
-    changing: tokio::sync::Mutex<()>,
+    /// change already applied. It holds the changes not read back yet.
+    changing: tokio::sync::Mutex<follow::Unread>,
     /// When the snapshot was last confirmed in step with the table, in microseconds since
     /// `started`; 0 before the first time.
     in_step_at: AtomicU64,

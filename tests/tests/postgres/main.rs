@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 mod connection;
 mod plans;
+mod read_back;
 
 fn database_url() -> String {
     axum_api_key_tests::postgres_url().expect("a server, checked by `schema` first")

@@ -171,6 +171,14 @@ impl PgKeys {
     /// Generates a key in the store's format for `id`, stores its digest (never the key) and
     /// returns the key, once: hand it to its owner now. Every instance accepts it within a
     /// second, this one from the moment this returns.
+    ///
+    /// Once the key is stored it is returned, whatever happens next: should this instance
+    /// fail to read its row back (the database lost at that moment), that is logged and it
+    /// accepts the key from its next read that succeeds. The same holds for the keys
+    /// [`rotate`](Self::rotate) and [`rotate_presented`](Self::rotate_presented) issue. A
+    /// change that issues no key, such as [`revoke`](Self::revoke), fails instead, for its
+    /// caller must not take this instance to refuse a key it may still accept; a retry, even
+    /// one with nothing left to change, brings this instance in step before it returns.
     pub async fn create<I, S>(
         &self,
         id: &str,
@@ -203,7 +211,7 @@ impl PgKeys {
         .bind(expires.map(micros))
         .execute(&self.inner.pool)
         .await?;
-        self.inner.refresh(&[digest]).await?;
+        self.read_back_issued(&[digest]).await;
         Ok(key)
     }
 
@@ -321,7 +329,7 @@ impl PgKeys {
         transaction.commit().await?;
         let mut changed = digests_of(&capped)?;
         changed.push(digest);
-        self.inner.refresh(&changed).await?;
+        self.read_back_issued(&changed).await;
         Ok(key)
     }
 
@@ -418,12 +426,26 @@ impl PgKeys {
             Vec::new()
         });
         changed.extend([*presented, digest]);
-        self.inner.refresh(&changed).await?;
+        self.read_back_issued(&changed).await;
         Ok(Rotation::new(
             key,
             from_micros(ends),
             expires.map(from_micros),
         ))
+    }
+
+    /// Reads back the rows of a change that issued a key, made by now: the key must reach its
+    /// holder, whom an error would leave without it. Should the read fail, it is logged, and
+    /// the rows are applied by this instance's next read that succeeds (its next change, or its
+    /// follower's, within a heartbeat of the database answering again).
+    async fn read_back_issued(&self, digests: &[KeyDigest]) {
+        if let Err(error) = self.inner.refresh(digests).await {
+            tracing::warn!(
+                target: "axum_api_key::audit",
+                %error,
+                "a key was issued and stored, but this instance could not read it back yet: it accepts it once it reads the table again"
+            );
+        }
     }
 
     /// Revokes the key whose digest is `presented`, and no other key of its id.

@@ -38,7 +38,19 @@ impl Inner {
         &self,
         executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
     ) -> Result<usize, PgKeysError> {
-        let _one_at_a_time = self.changing.lock().await;
+        let mut unread = self.changing.lock().await;
+        let count = self.read_all(executor).await?;
+        // Everything written before the read began was read: nothing is left unread.
+        *unread = Unread::default();
+        Ok(count)
+    }
+
+    /// A full read, as [`resync_on`](Self::resync_on) makes it with the snapshot's changes
+    /// held off.
+    async fn read_all<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+    ) -> Result<usize, PgKeysError> {
         // The rows are read one at a time into a copy of the current set, which changes only
         // what differs: the read holds the set requests read, the changed records and the
         // digests seen, never a second whole set nor every row at once. A read that fails half
@@ -72,7 +84,9 @@ impl Inner {
     }
 
     /// Reads the rows of these digests again and applies them to the snapshot: each key is
-    /// replaced, added, or removed if its row is gone.
+    /// replaced, added, or removed if its row is gone. The rows of earlier changes that could
+    /// not be read back are read with them; should this read fail too, these digests join them,
+    /// for the next read that succeeds.
     pub(super) async fn refresh(&self, digests: &[KeyDigest]) -> Result<(), PgKeysError> {
         self.refresh_on(&self.pool, digests).await
     }
@@ -83,14 +97,34 @@ impl Inner {
         executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
         digests: &[KeyDigest],
     ) -> Result<(), PgKeysError> {
-        let _one_at_a_time = self.changing.lock().await;
-        let slices: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
-        let rows = sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
+        let mut unread = self.changing.lock().await;
+        if unread.overflowed {
+            // Too many to name: the whole table is read instead.
+            self.read_all(executor).await?;
+            *unread = Unread::default();
+            return Ok(());
+        }
+        let mut wanted = digests.to_vec();
+        wanted.extend(
+            unread
+                .digests
+                .iter()
+                .filter(|digest| !digests.contains(digest)),
+        );
+        let slices: Vec<&[u8]> = wanted.iter().map(|d| &d[..]).collect();
+        let rows = match sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
             .bind(&slices)
             .fetch_all(executor)
-            .await?;
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                unread.add(digests);
+                return Err(error.into());
+            }
+        };
         let mut next = KeySet::clone(&self.snapshot.load());
-        for digest in digests {
+        for digest in &wanted {
             next.remove(digest);
         }
         for row in &rows {
@@ -102,7 +136,36 @@ impl Inner {
             }
         }
         self.snapshot.publish(next);
+        unread.digests.clear();
         Ok(())
+    }
+}
+
+/// The keys this instance changed in the table, or was told of, but could not read back: the
+/// next read that succeeds applies them (a full read, past [`MAX_UNREAD`] of them). Held under
+/// the lock that serialises changes to the snapshot, so that a full read clears exactly what it
+/// covered.
+#[derive(Default)]
+pub(super) struct Unread {
+    digests: std::collections::HashSet<KeyDigest>,
+    /// More than [`MAX_UNREAD`] were left unread; the next read is a full one.
+    overflowed: bool,
+}
+
+/// How many unread keys are kept by digest before the next read becomes a full one: bounded,
+/// whatever the number of changes made while the database does not answer.
+const MAX_UNREAD: usize = 1024;
+
+impl Unread {
+    fn add(&mut self, digests: &[KeyDigest]) {
+        if self.overflowed {
+            return;
+        }
+        self.digests.extend(digests.iter().copied());
+        if self.digests.len() > MAX_UNREAD {
+            self.digests = std::collections::HashSet::new();
+            self.overflowed = true;
+        }
     }
 }
 
@@ -208,4 +271,33 @@ pub(super) fn timed_out(what: &str) -> PgKeysError {
         std::io::ErrorKind::TimedOut,
         format!("{what} did not answer in time"),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_UNREAD, Unread};
+
+    /// Changes not read back are kept by digest up to a bound; past it, the next read is a full
+    /// one and nothing more is kept, whatever the number of changes.
+    #[test]
+    fn unread_keys_are_bounded() {
+        let mut unread = Unread::default();
+        let digest = |n: usize| {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&n.to_le_bytes());
+            digest
+        };
+        let first: Vec<_> = (0..MAX_UNREAD).map(digest).collect();
+        unread.add(&first);
+        unread.add(&first[..10]);
+        assert_eq!(
+            (unread.digests.len(), unread.overflowed),
+            (MAX_UNREAD, false)
+        );
+        unread.add(&[digest(MAX_UNREAD)]);
+        assert!(unread.overflowed);
+        assert!(unread.digests.is_empty());
+        unread.add(&first);
+        assert!(unread.digests.is_empty());
+    }
 }

@@ -147,7 +147,7 @@ impl PgKeysOptions {
             listen_with: PgConnectOptions::clone(&pool.connect_options()),
             pool,
             snapshot: Snapshot::new(KeySet::default()),
-            changing: tokio::sync::Mutex::new(()),
+            changing: tokio::sync::Mutex::new(super::follow::Unread::default()),
             in_step_at: AtomicU64::new(0),
             channel: format!("{schema}.api_keys"),
             format: self.format.clone(),
