@@ -484,3 +484,121 @@ fn many_records_change_and_read_back_whole() {
     assert_eq!(again.verify(b"many-19999").unwrap_err(), KeyError::Revoked);
     assert!(again.verify(b"many-5000").is_ok());
 }
+
+/// The disk fills up: every change fails whole, as it was never asked. The file is as it was,
+/// byte for byte, with no half-written file beside it; the store answers as before; no key
+/// is in an error; and the store changes again once there is room.
+///
+/// A full disk is made for a child process alone, by a limit on the size of the files it may
+/// write (`ulimit -f`, with the signal it raises ignored, so that a write past it fails as a
+/// write to a full disk does, part way through).
+#[test]
+#[cfg(unix)]
+fn a_full_disk_fails_each_change_whole_and_loses_nothing() {
+    let format = KeyFormat::new("dur").unwrap();
+    let mut text = HEADER.to_owned();
+    let mut keys = Vec::new();
+    for i in 0..60 {
+        let key = format.generate();
+        let hex: String = digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        text.push_str(&format!(
+            "[[keys]]\nid = \"partner-{i}\"\ndigest = \"sha256:{hex}\"\nscopes = [\"orders:read\"]\n\n"
+        ));
+        keys.push(key);
+    }
+    let path = temp_file("full-disk", &text);
+    assert!(text.len() > 6 * 1024, "larger than the limit below");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 2 && exec \"$@\"")
+        .arg("sh")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "full_disk_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DURABILITY_FILE", &path)
+        .env("DURABILITY_KEY", &keys[3])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("every change failed whole"),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the file is as it was"
+    );
+    let beside: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "keys.toml" && name != "keys.toml.lock")
+        .collect();
+    assert!(
+        beside.is_empty(),
+        "nothing half-written is left: {beside:?}"
+    );
+    for key in &keys {
+        assert!(
+            !said.contains(key.as_str()),
+            "a key is in what the child said"
+        );
+    }
+
+    // With room again, the same store changes, and a restart reads the change.
+    let store = ApiKeys::from_file(&path).unwrap();
+    assert_eq!(store.revoke("partner-3").unwrap(), 1);
+    assert_eq!(
+        restart(&path)
+            .verify(keys[3].as_bytes())
+            .map(|key| key.id().to_owned()),
+        Err(KeyError::Revoked)
+    );
+}
+
+/// Not a test of its own: the process [`a_full_disk_fails_each_change_whole_and_loses_nothing`]
+/// starts with a limit on the size of the files it writes.
+#[test]
+#[ignore = "run by another test, as a child process"]
+fn full_disk_child() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let path = std::env::var("DURABILITY_FILE").unwrap();
+    let key = std::env::var("DURABILITY_KEY").unwrap();
+    let keys = ApiKeys::from_file(&path).unwrap();
+    let format = KeyFormat::new("dur").unwrap();
+    let added = format.generate();
+    let presented = digest(key.as_bytes());
+    let errors = [
+        keys.revoke("partner-3").unwrap_err(),
+        keys.add(Key::new("partner-new", &added)).unwrap_err(),
+        keys.rotate("partner-3", Duration::from_secs(60))
+            .unwrap_err(),
+        keys.rotate_presented(&presented, Duration::from_secs(60))
+            .unwrap_err(),
+        keys.disable("partner-3").unwrap_err(),
+    ];
+    for error in &errors {
+        assert_eq!(error.kind(), ConfigErrorKind::FileUnwritable, "{error}");
+        assert!(!error.to_string().contains(&key) && !error.to_string().contains(&added));
+        writeln!(out, "{error}").unwrap();
+    }
+    // The store answers as before the changes were asked.
+    let found = keys.verify(key.as_bytes()).expect("the key still works");
+    assert_eq!(found.id(), "partner-3");
+    assert_eq!(
+        keys.verify(added.as_bytes()).map(|_| ()),
+        Err(KeyError::Unknown)
+    );
+    assert_eq!(keys.len(), 60);
+    writeln!(out, "every change failed whole").unwrap();
+}
