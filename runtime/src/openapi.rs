@@ -244,6 +244,18 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
     let config = C::CONFIG;
     let operation = |id: &str, summary: &str| guarded(&config, id, summary, "keys");
     let json = json_response;
+    // The guard's own `429` (its headers, `Retry-After` among them), told to be a change
+    // refused too.
+    let too_many = |also: &str| {
+        refusals(&config)
+            .into_iter()
+            .find(|(status, _)| status == "429")
+            .map(|(_, mut response)| {
+                response.description = format!("{}; or {also}", response.description);
+                response
+            })
+            .unwrap_or_else(|| problem(also))
+    };
     let read = operation(
         "read_own_key",
         "The caller's key: id, scopes, expiry, rate limit",
@@ -268,13 +280,20 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
     )
     .response(
         "429",
-        problem("The key's id has as many rotated keys still working as it may"),
+        too_many(
+            "the key's id has as many rotated keys still working as it may, or has made as many \
+             key changes this hour as it may",
+        ),
     );
     let revoke = operation(
         "revoke_own_key",
         "Revokes the caller's key, and no other key of its id",
     )
-    .response("204", ResponseBuilder::new().description("Revoked").build());
+    .response("204", ResponseBuilder::new().description("Revoked").build())
+    .response(
+        "429",
+        too_many("the key's id has made as many key changes this hour as it may"),
+    );
     let mut me = PathItem::new(HttpMethod::Get, read);
     me.merge_operations(PathItem::new(HttpMethod::Delete, revoke));
     OpenApiBuilder::new()

@@ -2,7 +2,8 @@
 //! key.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{FromRef, State};
@@ -17,6 +18,19 @@ use crate::guard_config::KeyConfig;
 use crate::key::VerifiedKey;
 use crate::problem::JsonStr;
 use crate::store::{KeyDigest, ManageError, ManagedKeys};
+
+mod budget;
+
+use budget::ChangeBudget;
+
+/// How many changes (rotations and revocations, refused ones included) the holders of one id
+/// may ask of one [`self_service`] router in an hour. Each change is a write where the keys
+/// live (a records file rewritten whole and flushed to disk, or a database transaction), so a
+/// leaked key must not buy an endless stream of them; past the budget, a change is answered
+/// `429 Too Many Requests` with `Retry-After` and not made, until an hour after the id's first
+/// change of the window. Reading the key is not counted. Counted in each process, for each
+/// router: `n` instances let an id make `n` times as many.
+pub const MAX_SELF_SERVICE_CHANGES: u32 = 20;
 
 /// A router for the holder of a key, authenticated by that key through the guard `C`:
 ///
@@ -52,11 +66,20 @@ where
     S: ManagedKeys + FromRef<St>,
     St: Clone + Send + Sync + 'static,
 {
+    let budget = Arc::new(ChangeBudget::default());
+    let revoking = Arc::clone(&budget);
     Router::new()
-        .route("/keys/me", get(read::<C, S>).delete(revoke::<C, S>))
+        .route(
+            "/keys/me",
+            get(read::<C, S>).delete(move |guard, key, store, parts| {
+                revoke::<C, S>(guard, key, store, parts, revoking)
+            }),
+        )
         .route(
             "/keys/me/rotate",
-            post(move |guard, key, store, parts| rotate::<C, S>(guard, key, store, parts, grace)),
+            post(move |guard, key, store, parts| {
+                rotate::<C, S>(guard, key, store, parts, grace, budget)
+            }),
         )
 }
 
@@ -109,7 +132,11 @@ async fn rotate<C: KeyConfig, S: ManagedKeys>(
     State(store): State<S>,
     parts: Parts,
     grace: Duration,
+    budget: Arc<ChangeBudget>,
 ) -> Response {
+    if let Some(refused) = spend(&budget, &key, "rotate") {
+        return refused;
+    }
     let Some(digest) = presented::<C>(&parts) else {
         return failed(&key, "rotate", &ManageError::NotLive);
     };
@@ -132,7 +159,11 @@ async fn revoke<C: KeyConfig, S: ManagedKeys>(
     key: VerifiedKey,
     State(store): State<S>,
     parts: Parts,
+    budget: Arc<ChangeBudget>,
 ) -> Response {
+    if let Some(refused) = spend(&budget, &key, "revoke") {
+        return refused;
+    }
     let Some(digest) = presented::<C>(&parts) else {
         return failed(&key, "revoke", &ManageError::NotLive);
     };
@@ -143,6 +174,45 @@ async fn revoke<C: KeyConfig, S: ManagedKeys>(
         }
         Err(error) => failed(&key, "revoke", &error),
     }
+}
+
+/// Counts a change asked by `key`'s holder against its id's budget: `Some` `429` to answer
+/// when the id has made its changes for the hour. The first refusal of an id's hour is a warning, the
+/// rest are at DEBUG, so a holder pressing on cannot flood the log.
+fn spend(budget: &ChangeBudget, key: &VerifiedKey, action: &'static str) -> Option<Response> {
+    let wait = budget
+        .spend(key.id(), MAX_SELF_SERVICE_CHANGES, Instant::now())
+        .err()?;
+    if crate::limit::first_in_window(&("self-service changes", key.id()), wait) {
+        tracing::warn!(
+            target: "axum_api_key::audit",
+            outcome = "refused",
+            action,
+            key_id = key.id(),
+            "self-service: the id made as many key changes this hour as it may"
+        );
+    } else {
+        tracing::debug!(
+            target: "axum_api_key::audit",
+            outcome = "refused",
+            action,
+            key_id = key.id(),
+            "self-service: the id made as many key changes this hour as it may"
+        );
+    }
+    let mut response = crate::problem::problem_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-changes",
+        "Too many key changes",
+        "This key's id has made as many key changes this hour as it may; try again after the \
+         time Retry-After gives.",
+        None,
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(crate::limit::seconds_up(wait)),
+    );
+    Some(response)
 }
 
 fn audit(outcome: &'static str, key: &VerifiedKey) {

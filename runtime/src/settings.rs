@@ -158,8 +158,8 @@ pub(crate) fn type_base_if_fixed() -> Option<&'static str> {
 /// `https://api.example.com/problems/missing-key`.
 ///
 /// It reaches every refusal the crate writes: the guard's, the self-service routes'
-/// (`keys-not-generated`, `key-already-rotated`, `too-many-rotations`, `key-not-changeable`,
-/// `key-change-unavailable`) and, with feature `webhooks`, signed webhooks'
+/// (`keys-not-generated`, `key-already-rotated`, `too-many-rotations`, `too-many-changes`,
+/// `key-not-changeable`, `key-change-unavailable`) and, with feature `webhooks`, signed webhooks'
 /// (`webhook-bad-signature` and the others of `WebhookProblem::slug`), the admin and
 /// secret-scanning routes'.
 ///

@@ -516,13 +516,7 @@ fn a_full_disk_fails_each_change_whole_and_loses_nothing() {
         .arg("trap '' XFSZ; ulimit -f 2 && exec \"$@\"")
         .arg("sh")
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "full_disk_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["full_disk_child", "--exact", "--ignored", "--nocapture"])
         .env("DURABILITY_FILE", &path)
         .env("DURABILITY_KEY", &keys[3])
         .output()

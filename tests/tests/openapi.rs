@@ -238,6 +238,20 @@ fn the_attribute_and_the_runtime_describe_refusals_alike() {
     for header in ["RateLimit-Policy", "RateLimit", "Credits-Remaining"] {
         assert!(by_runtime["429"]["headers"][header].is_object(), "{header}");
     }
+    // A change refused for the id's hourly budget is a 429 too, documented with the guard's
+    // headers.
+    for (path, method) in [
+        ("/account/keys/me", "delete"),
+        ("/account/keys/me/rotate", "post"),
+    ] {
+        let too_many = &api["paths"][path][method]["responses"]["429"];
+        let description = too_many["description"].as_str().expect("described");
+        assert!(
+            description.contains("key changes this hour"),
+            "{description}"
+        );
+        assert_eq!(too_many["headers"], by_runtime["429"]["headers"], "{path}");
+    }
 }
 
 #[test]

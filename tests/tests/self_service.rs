@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum_api_key::{
-    ApiKeys, Key, KeyFormat, MAX_FINISHED_KEYS, MAX_KEYS_IN_GRACE, api_key, self_service,
+    ApiKeys, Key, KeyFormat, MAX_FINISHED_KEYS, MAX_KEYS_IN_GRACE, MAX_SELF_SERVICE_CHANGES,
+    api_key, digest, self_service,
 };
 use axum_api_key_tests::{Answer, global_logs, send};
 use http::{Request, StatusCode};
@@ -201,19 +202,21 @@ async fn a_chain_of_rotations_is_held_to_a_few_keys_in_grace() {
 /// A leaked key cannot grow the store without end either: rotating and then revoking the key
 /// just rotated out (or waiting out its grace) finishes one key each turn, and a store keeps
 /// only the newest `MAX_FINISHED_KEYS` finished keys of an id past a self-service rotation. The
-/// keys forgotten stay refused.
+/// keys forgotten stay refused. (Through the store's calls: the router holds an id to fewer.)
 #[tokio::test]
 async fn a_loop_of_rotations_and_revocations_keeps_the_store_bounded() {
     let (keys, first) = store();
     let app = app(keys.clone());
+    let grace = Duration::from_secs(3600);
     let mut current = first.clone();
     let mut finished = Vec::new();
     for _ in 0..40 {
-        let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&current)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-        let next = answer.json()["key"].as_str().expect("key").to_owned();
-        let revoked = call(&app, "DELETE", "/account/keys/me", Some(&current)).await;
-        assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text());
+        let next = keys
+            .rotate_presented(&digest(current.as_bytes()), grace)
+            .expect("rotated")
+            .key()
+            .to_owned();
+        keys.revoke_presented(&digest(current.as_bytes())).unwrap();
         finished.push(std::mem::replace(&mut current, next));
     }
     // The current key, and at most the newest finished ones (the last revoked was finished
@@ -238,6 +241,71 @@ async fn a_loop_of_rotations_and_revocations_keeps_the_store_bounded() {
     )
     .await
     .assert_problem(StatusCode::UNAUTHORIZED, "RevokedKey");
+}
+
+/// Each change is a write where the keys live (a whole records file, rewritten and flushed to
+/// disk, or a transaction): one key held by an attacker must not buy an endless stream of
+/// them. A router lets the holders of one id make `MAX_SELF_SERVICE_CHANGES` changes an hour;
+/// the next gets 429 with `Retry-After` and changes nothing, while reading the key goes on,
+/// and the holders of another id are not held back.
+#[tokio::test]
+async fn the_changes_of_one_id_are_held_to_a_budget_an_hour() {
+    let format = KeyFormat::new("ss").expect("format");
+    let (first, other) = (format.generate(), format.generate());
+    // No rate limit of its own: the budget is the router's.
+    let keys = ApiKeys::new()
+        .with_format(format)
+        .with(Key::new("partner-a", &first))
+        .with(Key::new("partner-b", &other));
+    let app = app(keys.clone());
+    let mut current = first;
+    let mut changes = 0;
+    let refused = loop {
+        assert!(changes <= 200, "200 changes and never held back");
+        let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&current)).await;
+        if answer.status != StatusCode::OK {
+            break answer;
+        }
+        changes += 1;
+        let next = answer.json()["key"].as_str().expect("key").to_owned();
+        let revoked = call(&app, "DELETE", "/account/keys/me", Some(&current)).await;
+        if revoked.status != StatusCode::NO_CONTENT {
+            break revoked;
+        }
+        changes += 1;
+        current = next;
+    };
+    assert_eq!(changes, MAX_SELF_SERVICE_CHANGES as usize);
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.json()["title"], "Too many key changes");
+    let wait: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((3500..=3600).contains(&wait), "{wait}");
+    refused.assert_never_contains(current.as_bytes());
+    let records = keys.len();
+    // Held back: neither a rotation nor a revocation is made, reading goes on.
+    for (method, uri) in [
+        ("POST", "/account/keys/me/rotate"),
+        ("DELETE", "/account/keys/me"),
+    ] {
+        let answer = call(&app, method, uri, Some(&current)).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{method}");
+    }
+    assert_eq!(keys.len(), records, "a change was made");
+    assert!(keys.verify(current.as_bytes()).is_ok());
+    let read = call(&app, "GET", "/account/keys/me", Some(&current));
+    assert_eq!(read.await.status, StatusCode::OK);
+    // Another id is counted apart.
+    let answer = call(&app, "POST", "/account/keys/me/rotate", Some(&other)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
 #[tokio::test]
