@@ -170,6 +170,38 @@ struct Inner {
     started: Instant,
 }
 
+impl Inner {
+    /// Runs `call` (a connection taken, and the round trips of a change or a read of a few
+    /// rows) within four round-trip timeouts: a connection gone silent fails the call in time,
+    /// rather than holding it until the system gives up on the connection. A write whose answer
+    /// never came may or may not have been made; the follower applies it if it was.
+    pub(super) async fn within<T, E: Into<PgKeysError>>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, PgKeysError> {
+        let deadline = self.options.round_trip_timeout.saturating_mul(4);
+        match tokio::time::timeout(deadline, call).await {
+            Ok(answer) => answer.map_err(Into::into),
+            Err(_) => Err(follow::timed_out("the key database")),
+        }
+    }
+
+    /// [`within`](Self::within) for a read of the whole table, which may take as long as the
+    /// snapshot may go stale.
+    pub(super) async fn within_full_read<T>(
+        &self,
+        call: impl Future<Output = Result<T, PgKeysError>>,
+    ) -> Result<T, PgKeysError> {
+        let deadline = self
+            .options
+            .max_staleness
+            .max(self.options.round_trip_timeout);
+        tokio::time::timeout(deadline, call)
+            .await
+            .unwrap_or_else(|_| Err(follow::timed_out("reading the keys")))
+    }
+}
+
 impl fmt::Debug for PgKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgKeys")
@@ -220,13 +252,18 @@ impl PgKeys {
 
     /// Reads every key again now; returns how many there are.
     pub async fn resync(&self) -> Result<usize, PgKeysError> {
-        self.inner.resync().await
+        self.inner.within_full_read(self.inner.resync()).await
     }
 
     /// Every key of the table, sorted by id: what it is and whether it is accepted now, never a
     /// key or a digest.
     pub async fn list(&self) -> Result<Vec<ListedKey>, PgKeysError> {
-        let rows = sqlx::query(SELECT_ROWS).fetch_all(&self.inner.pool).await?;
+        let rows = self
+            .inner
+            .within_full_read(async {
+                Ok(sqlx::query(SELECT_ROWS).fetch_all(&self.inner.pool).await?)
+            })
+            .await?;
         let mut listed: Vec<ListedKey> = rows
             .iter()
             .filter_map(|row| record(row).ok())

@@ -278,3 +278,91 @@ async fn a_full_read_drops_deleted_rows_and_applies_changed_ones() {
     assert_eq!(keys.resync().await.unwrap(), 2);
     assert_eq!(accepted(&keys, &kept).await, Ok("kept".to_owned()));
 }
+
+/// A change asked while the database is silent (every open connection black-holed, before the
+/// call or while its statement is in flight) fails within its deadline rather than waiting on
+/// the dead connection until the system gives up on it, holds nothing the follower needs
+/// meanwhile, and a retry goes through once connections are replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_a_silent_connection_fails_in_time_and_holds_nothing() {
+    let Some(schema) = schema("silent_change").await else {
+        return;
+    };
+    let a = instance(&schema, "a").await;
+    let proxy = Proxy::start().await;
+    let upstream: PgConnectOptions = database_url().parse().unwrap();
+    let through_proxy = upstream.clone().host("127.0.0.1").port(proxy.port);
+    let b = PgKeys::options()
+        .schema(&schema)
+        .format(KeyFormat::new("pg").unwrap())
+        .heartbeat(Duration::from_millis(300))
+        .round_trip_timeout(Duration::from_millis(200))
+        .max_staleness(Duration::from_secs(3))
+        .connect_with(through_proxy)
+        .await
+        .unwrap();
+    let first = a.create("partner-a", ["x"], None).await.unwrap();
+    let other = a.create("partner-c", ["x"], None).await.unwrap();
+    until(&b, &first, Ok("partner-a")).await;
+    until(&b, &other, Ok("partner-c")).await;
+    let timed = |b: PgKeys, id: &'static str| async move {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(30), b.disable(id)).await;
+        let answer = answer.expect("the change waited on a dead connection for 30 s");
+        (answer.map_err(|error| error.to_string()), started.elapsed())
+    };
+
+    // Silent before the call.
+    proxy.black_hole_open_connections();
+    let (answer, took) = timed(b.clone(), "partner-c").await;
+    eprintln!("a change on a silent connection answered {answer:?} after {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // A retry goes through once the pool has replaced its dead connections, and the instance
+    // sees the change when the call returns.
+    let started = Instant::now();
+    while timed(b.clone(), "partner-c").await.0.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never went through"
+        );
+    }
+    assert_eq!(accepted(&b, &other).await, Err(KeyError::Disabled));
+
+    // Silent while the statement is in flight: it waits on a row lock at the server, the
+    // connection goes silent, and the lock is let go, so that its answer never comes.
+    let admin = PgPoolOptions::new().connect(&database_url()).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sqlx::query(&format!(
+        "SELECT 1 FROM {schema}.api_keys WHERE id = 'partner-a' FOR UPDATE"
+    ))
+    .execute(&mut *lock)
+    .await
+    .unwrap();
+    let in_flight = tokio::spawn(timed(b.clone(), "partner-a"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.black_hole_open_connections();
+    // The proxy stops forwarding within its 20 ms check.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lock.commit().await.unwrap();
+    let (answer, took) = in_flight.await.unwrap();
+    eprintln!("a change whose connection went silent in flight answered {answer:?} after {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(answer.is_err(), "{answer:?}");
+
+    // Meanwhile and after, the instance answers and follows the table: the change was made
+    // at the server, and is seen here once the follower has a live connection.
+    assert_ne!(accepted(&b, &first).await, Err(KeyError::Unavailable));
+    until(&b, &first, Err(KeyError::Disabled)).await;
+    let second = a.create("partner-b", ["x"], None).await.unwrap();
+    until(&b, &second, Ok("partner-b")).await;
+    // And changes through it go through again.
+    let started = Instant::now();
+    while b.enable("partner-a").await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never went through"
+        );
+    }
+    assert_eq!(accepted(&b, &first).await, Ok("partner-a".to_owned()));
+}

@@ -27,13 +27,17 @@ impl PgKeys {
     }
 
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<u64, PgKeysError> {
-        let rows = sqlx::query(
-            "UPDATE api_keys SET disabled = $2 WHERE id = $1 AND disabled <> $2 RETURNING digest",
-        )
-        .bind(id)
-        .bind(disabled)
-        .fetch_all(&self.inner.pool)
-        .await?;
+        let update =
+            "UPDATE api_keys SET disabled = $2 WHERE id = $1 AND disabled <> $2 RETURNING digest";
+        let rows = self
+            .inner
+            .within(
+                sqlx::query(update)
+                    .bind(id)
+                    .bind(disabled)
+                    .fetch_all(&self.inner.pool),
+            )
+            .await?;
         self.changed(id, &rows).await
     }
 
@@ -47,13 +51,17 @@ impl PgKeys {
     ) -> Result<u64, PgKeysError> {
         let texts: Option<Vec<String>> =
             (!networks.is_empty()).then(|| networks.iter().map(ToString::to_string).collect());
-        let rows = sqlx::query(
-            "UPDATE api_keys SET allowed_ips = $2::text[]::cidr[] WHERE id = $1 RETURNING digest",
-        )
-        .bind(id)
-        .bind(texts)
-        .fetch_all(&self.inner.pool)
-        .await?;
+        let update =
+            "UPDATE api_keys SET allowed_ips = $2::text[]::cidr[] WHERE id = $1 RETURNING digest";
+        let rows = self
+            .inner
+            .within(
+                sqlx::query(update)
+                    .bind(id)
+                    .bind(texts)
+                    .fetch_all(&self.inner.pool),
+            )
+            .await?;
         self.changed(id, &rows).await
     }
 
@@ -67,17 +75,21 @@ impl PgKeys {
         refill: Option<crate::Refill>,
     ) -> Result<u64, PgKeysError> {
         let credits = i64::try_from(credits.min(crate::MAX_CREDITS)).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "UPDATE api_keys SET credits = $2, refill = $3, credits_at = now() \
+        let rows = self
+            .inner
+            .within(
+                sqlx::query(
+                    "UPDATE api_keys SET credits = $2, refill = $3, credits_at = now() \
              WHERE id = $1 OR (identity IS NOT NULL \
                AND identity = (SELECT identity FROM api_keys WHERE id = $1 LIMIT 1)) \
              RETURNING digest, COALESCE(identity, id) AS counted_as",
-        )
-        .bind(id)
-        .bind(credits)
-        .bind(refill.map(|refill| refill.to_string()))
-        .fetch_all(&self.inner.pool)
-        .await?;
+                )
+                .bind(id)
+                .bind(credits)
+                .bind(refill.map(|refill| refill.to_string()))
+                .fetch_all(&self.inner.pool),
+            )
+            .await?;
         if let Some(row) = rows.first() {
             let counted_as: String = row.try_get("counted_as")?;
             KeyStore::rate_limits(self)
@@ -107,10 +119,14 @@ impl PgKeys {
                     .with_id(id),
             ));
         }
-        let rows = sqlx::query("UPDATE api_keys SET scopes = $2 WHERE id = $1 RETURNING digest")
-            .bind(id)
-            .bind(&scopes)
-            .fetch_all(&self.inner.pool)
+        let rows = self
+            .inner
+            .within(
+                sqlx::query("UPDATE api_keys SET scopes = $2 WHERE id = $1 RETURNING digest")
+                    .bind(id)
+                    .bind(&scopes)
+                    .fetch_all(&self.inner.pool),
+            )
             .await?;
         self.changed(id, &rows).await
     }
@@ -123,22 +139,31 @@ impl PgKeys {
         metadata: &BTreeMap<String, String>,
     ) -> Result<u64, PgKeysError> {
         let json = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned());
-        let rows =
-            sqlx::query("UPDATE api_keys SET metadata = $2::jsonb WHERE id = $1 RETURNING digest")
+        let rows = self
+            .inner
+            .within(
+                sqlx::query(
+                    "UPDATE api_keys SET metadata = $2::jsonb WHERE id = $1 RETURNING digest",
+                )
                 .bind(id)
                 .bind(json)
-                .fetch_all(&self.inner.pool)
-                .await?;
+                .fetch_all(&self.inner.pool),
+            )
+            .await?;
         self.changed(id, &rows).await
     }
 
     /// Gives every key of `id` the identity `identity` (or none), whose keys share their rate
     /// limits and credits. Returns how many keys changed.
     pub async fn set_identity(&self, id: &str, identity: Option<&str>) -> Result<u64, PgKeysError> {
-        let rows = sqlx::query("UPDATE api_keys SET identity = $2 WHERE id = $1 RETURNING digest")
-            .bind(id)
-            .bind(identity)
-            .fetch_all(&self.inner.pool)
+        let rows = self
+            .inner
+            .within(
+                sqlx::query("UPDATE api_keys SET identity = $2 WHERE id = $1 RETURNING digest")
+                    .bind(id)
+                    .bind(identity)
+                    .fetch_all(&self.inner.pool),
+            )
             .await?;
         self.changed(id, &rows).await
     }
@@ -156,11 +181,14 @@ impl PgKeys {
 
     /// `Ok` when some key has `id`, [`PgKeysError::UnknownId`] otherwise.
     async fn must_exist(&self, id: &str) -> Result<(), PgKeysError> {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
-                .bind(id)
-                .fetch_one(&self.inner.pool)
-                .await?;
+        let exists: bool = self
+            .inner
+            .within(
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(&self.inner.pool),
+            )
+            .await?;
         if exists {
             Ok(())
         } else {
@@ -201,16 +229,19 @@ impl PgKeys {
             .insert(check, false)
             .map_err(PgKeysError::Invalid)?;
         let digest = digest(key.as_bytes());
-        sqlx::query(
-            "INSERT INTO api_keys (digest, id, scopes, expires_at) \
+        self.inner
+            .within(
+                sqlx::query(
+                    "INSERT INTO api_keys (digest, id, scopes, expires_at) \
              VALUES ($1, $2, $3, timestamptz 'epoch' + $4::int8 * interval '1 microsecond')",
-        )
-        .bind(&digest[..])
-        .bind(id)
-        .bind(&scopes)
-        .bind(expires.map(micros))
-        .execute(&self.inner.pool)
-        .await?;
+                )
+                .bind(&digest[..])
+                .bind(id)
+                .bind(&scopes)
+                .bind(expires.map(micros))
+                .execute(&self.inner.pool),
+            )
+            .await?;
         self.read_back_issued(&[digest]).await;
         Ok(key)
     }
@@ -244,12 +275,15 @@ impl PgKeys {
             )
         })?;
         let text = (!limits.is_empty()).then(|| crate::limit::limits_text(limits.iter().copied()));
-        let rows =
-            sqlx::query("UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING digest")
-                .bind(id)
-                .bind(text)
-                .fetch_all(&self.inner.pool)
-                .await?;
+        let rows = self
+            .inner
+            .within(
+                sqlx::query("UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING digest")
+                    .bind(id)
+                    .bind(text)
+                    .fetch_all(&self.inner.pool),
+            )
+            .await?;
         self.inner.refresh(&digests_of(&rows)?).await?;
         Ok(rows.len() as u64)
     }
@@ -257,20 +291,28 @@ impl PgKeys {
     /// Revokes every key of `id`: refused here from the moment it returns, everywhere else
     /// within a second. Returns how many keys were revoked.
     pub async fn revoke(&self, id: &str) -> Result<u64, PgKeysError> {
-        let rows = sqlx::query(
-            "UPDATE api_keys SET revoked_at = now() \
+        let rows = self
+            .inner
+            .within(
+                sqlx::query(
+                    "UPDATE api_keys SET revoked_at = now() \
              WHERE id = $1 AND revoked_at IS NULL RETURNING digest",
-        )
-        .bind(id)
-        .fetch_all(&self.inner.pool)
-        .await?;
-        let exists = !rows.is_empty()
-            || sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)",
+                )
+                .bind(id)
+                .fetch_all(&self.inner.pool),
             )
-            .bind(id)
-            .fetch_one(&self.inner.pool)
             .await?;
+        let exists = !rows.is_empty()
+            || self
+                .inner
+                .within(
+                    sqlx::query_scalar::<_, bool>(
+                        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)",
+                    )
+                    .bind(id)
+                    .fetch_one(&self.inner.pool),
+                )
+                .await?;
         if !exists {
             return Err(PgKeysError::UnknownId(id.to_owned()));
         }
@@ -287,46 +329,53 @@ impl PgKeys {
         let format = self.inner.format.clone().ok_or(PgKeysError::NoFormat)?;
         let key = format.generate();
         let digest = digest(key.as_bytes());
-        let mut transaction = self.inner.pool.begin().await?;
-        let live = sqlx::query(
-            "SELECT digest, (extract(epoch FROM expires_at) * 1000000)::int8 AS expires \
-             FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
-             ORDER BY superseded, expires_at IS NULL DESC, created_at DESC LIMIT 1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *transaction)
-        .await?;
-        let Some(live) = live else {
-            return Err(PgKeysError::UnknownId(id.to_owned()));
-        };
-        let template: Vec<u8> = live.try_get("digest")?;
-        let kept: Option<i64> = live.try_get("expires")?;
-        // The old keys first, so that an instance following the table never sees the new key
-        // beside an old one not rotated out yet.
-        let capped = sqlx::query(&format!(
-            "UPDATE api_keys SET superseded = true, \
-             expires_at = LEAST(COALESCE(expires_at, {AT}), {AT}) \
-             WHERE id = $1 AND revoked_at IS NULL RETURNING digest"
-        ))
-        .bind(id)
-        .bind(micros(grace_deadline(grace)))
-        .fetch_all(&mut *transaction)
-        .await?;
-        // The successor keeps the current key's expiry as it was before the rotation.
-        sqlx::query(
-            "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, \
-               disabled, allowed_ips, credits, refill, credits_at, identity, expires_at) \
-             SELECT $1, id, scopes, metadata, rate_limit, not_before, disabled, allowed_ips, \
-               credits, refill, credits_at, identity, \
-               timestamptz 'epoch' + $3::int8 * interval '1 microsecond' \
-             FROM api_keys WHERE digest = $2",
-        )
-        .bind(&digest[..])
-        .bind(&template)
-        .bind(kept)
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
+        let capped = self
+            .inner
+            .within(async {
+                let mut transaction = self.inner.pool.begin().await?;
+                let live = sqlx::query(
+                    "SELECT digest, (extract(epoch FROM expires_at) * 1000000)::int8 AS expires \
+                     FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+                     ORDER BY superseded, expires_at IS NULL DESC, created_at DESC \
+                     LIMIT 1 FOR UPDATE",
+                )
+                .bind(id)
+                .fetch_optional(&mut *transaction)
+                .await?;
+                let Some(live) = live else {
+                    return Err(PgKeysError::UnknownId(id.to_owned()));
+                };
+                let template: Vec<u8> = live.try_get("digest")?;
+                let kept: Option<i64> = live.try_get("expires")?;
+                // The old keys first, so that an instance following the table never sees the
+                // new key beside an old one not rotated out yet.
+                let capped = sqlx::query(&format!(
+                    "UPDATE api_keys SET superseded = true, \
+                     expires_at = LEAST(COALESCE(expires_at, {AT}), {AT}) \
+                     WHERE id = $1 AND revoked_at IS NULL RETURNING digest"
+                ))
+                .bind(id)
+                .bind(micros(grace_deadline(grace)))
+                .fetch_all(&mut *transaction)
+                .await?;
+                // The successor keeps the current key's expiry as it was before the rotation.
+                sqlx::query(
+                    "INSERT INTO api_keys (digest, id, scopes, metadata, rate_limit, not_before, \
+                       disabled, allowed_ips, credits, refill, credits_at, identity, expires_at) \
+                     SELECT $1, id, scopes, metadata, rate_limit, not_before, disabled, \
+                       allowed_ips, credits, refill, credits_at, identity, \
+                       timestamptz 'epoch' + $3::int8 * interval '1 microsecond' \
+                     FROM api_keys WHERE digest = $2",
+                )
+                .bind(&digest[..])
+                .bind(&template)
+                .bind(kept)
+                .execute(&mut *transaction)
+                .await?;
+                transaction.commit().await?;
+                Ok::<_, PgKeysError>(capped)
+            })
+            .await?;
         let mut changed = digests_of(&capped)?;
         changed.push(digest);
         self.read_back_issued(&changed).await;
@@ -350,8 +399,11 @@ impl PgKeys {
         let key = format.generate();
         let digest = digest(key.as_bytes());
         // `prev` is the row before the update: the successor keeps its expiry.
-        let row = sqlx::query(&format!(
-            "WITH old AS ( \
+        let row = self
+            .inner
+            .within(
+                sqlx::query(&format!(
+                    "WITH old AS ( \
                UPDATE api_keys AS k SET superseded = true, \
                  expires_at = LEAST(COALESCE(k.expires_at, {AT}), {AT}) \
                FROM api_keys AS prev \
@@ -372,23 +424,28 @@ impl PgKeys {
                credits, refill, credits_at, identity, kept FROM old \
              RETURNING (SELECT ends FROM old) AS ends, \
                (extract(epoch FROM expires_at) * 1000000)::int8 AS expires"
-        ))
-        .bind(&presented[..])
-        .bind(micros(grace_deadline(grace)))
-        .bind(&digest[..])
-        .bind(i64::try_from(crate::MAX_KEYS_IN_GRACE).unwrap_or(i64::MAX))
-        .fetch_optional(&self.inner.pool)
-        .await?;
+                ))
+                .bind(&presented[..])
+                .bind(micros(grace_deadline(grace)))
+                .bind(&digest[..])
+                .bind(i64::try_from(crate::MAX_KEYS_IN_GRACE).unwrap_or(i64::MAX))
+                .fetch_optional(&self.inner.pool),
+            )
+            .await?;
         let Some(row) = row else {
             // Why not: rotated already, its id's keys in grace at the most, or not live.
-            let state: Option<(bool, i64)> = sqlx::query_as(
-                "SELECT k.superseded, (SELECT count(*) FROM api_keys AS g WHERE g.id = k.id \
-                   AND g.superseded AND g.revoked_at IS NULL AND g.expires_at > now()) \
-                 FROM api_keys AS k WHERE k.digest = $1",
-            )
-            .bind(&presented[..])
-            .fetch_optional(&self.inner.pool)
-            .await?;
+            let why = "SELECT k.superseded, (SELECT count(*) FROM api_keys AS g \
+                 WHERE g.id = k.id AND g.superseded AND g.revoked_at IS NULL \
+                   AND g.expires_at > now()) \
+               FROM api_keys AS k WHERE k.digest = $1";
+            let state: Option<(bool, i64)> = self
+                .inner
+                .within(
+                    sqlx::query_as(why)
+                        .bind(&presented[..])
+                        .fetch_optional(&self.inner.pool),
+                )
+                .await?;
             return Err(match state {
                 Some((true, _)) => PgKeysError::Superseded,
                 Some((false, in_grace))
@@ -407,20 +464,23 @@ impl PgKeys {
         // without end. Ordered as `KeySet::forget_finished` orders them. The rotation is made
         // by now: should this fail, the holder still gets its new key, and the next rotation
         // forgets what this one did not.
-        let forgotten = sqlx::query(
-            "DELETE FROM api_keys WHERE digest IN ( \
+        let forgotten = self
+            .inner
+            .within(
+                sqlx::query(
+                    "DELETE FROM api_keys WHERE digest IN ( \
                SELECT f.digest FROM api_keys AS f \
                WHERE f.id = (SELECT id FROM api_keys WHERE digest = $1) \
                  AND (f.revoked_at IS NOT NULL OR f.expires_at <= now()) \
                ORDER BY f.expires_at DESC NULLS LAST, f.created_at DESC OFFSET $2) \
              RETURNING digest",
-        )
-        .bind(&digest[..])
-        .bind(i64::try_from(crate::MAX_FINISHED_KEYS).unwrap_or(i64::MAX))
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(PgKeysError::from)
-        .and_then(|rows| digests_of(&rows));
+                )
+                .bind(&digest[..])
+                .bind(i64::try_from(crate::MAX_FINISHED_KEYS).unwrap_or(i64::MAX))
+                .fetch_all(&self.inner.pool),
+            )
+            .await
+            .and_then(|rows| digests_of(&rows));
         let mut changed = forgotten.unwrap_or_else(|error| {
             tracing::warn!(target: "axum_api_key::audit", %error, "finished keys of a rotated id were not forgotten");
             Vec::new()
@@ -450,14 +510,18 @@ impl PgKeys {
 
     /// Revokes the key whose digest is `presented`, and no other key of its id.
     pub async fn revoke_presented(&self, presented: &KeyDigest) -> Result<(), PgKeysError> {
-        let exists: bool = sqlx::query_scalar(
-            "WITH revoked AS (UPDATE api_keys SET revoked_at = now() \
+        let exists: bool = self
+            .inner
+            .within(
+                sqlx::query_scalar(
+                    "WITH revoked AS (UPDATE api_keys SET revoked_at = now() \
                WHERE digest = $1 AND revoked_at IS NULL RETURNING digest) \
              SELECT EXISTS (SELECT 1 FROM api_keys WHERE digest = $1)",
-        )
-        .bind(&presented[..])
-        .fetch_one(&self.inner.pool)
-        .await?;
+                )
+                .bind(&presented[..])
+                .fetch_one(&self.inner.pool),
+            )
+            .await?;
         if !exists {
             return Err(PgKeysError::NotLive);
         }

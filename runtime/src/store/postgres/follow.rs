@@ -112,15 +112,19 @@ impl Inner {
                 .filter(|digest| !digests.contains(digest)),
         );
         let slices: Vec<&[u8]> = wanted.iter().map(|d| &d[..]).collect();
-        let rows = match sqlx::query(&format!("{SELECT_ROWS} WHERE digest = ANY($1)"))
-            .bind(&slices)
-            .fetch_all(executor)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(error) => {
+        let statement = format!("{SELECT_ROWS} WHERE digest = ANY($1)");
+        let read = sqlx::query(&statement).bind(&slices).fetch_all(executor);
+        // One round trip, bounded: a connection gone silent must not hold the snapshot's
+        // changes (the follower's among them) until the system gives up on it.
+        let rows = match tokio::time::timeout(self.options.round_trip_timeout, read).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(error)) => {
                 unread.add(digests);
                 return Err(error.into());
+            }
+            Err(_) => {
+                unread.add(digests);
+                return Err(timed_out("reading changed keys"));
             }
         };
         let mut next = KeySet::clone(&self.snapshot.load());

@@ -87,6 +87,13 @@ impl PgKeysOptions {
     /// A connection that dies silently (a peer gone without a FIN, a firewall dropping its
     /// packets) is so replaced within one heartbeat and one timeout, well before the
     /// snapshot is too stale to answer.
+    ///
+    /// The calls that change the table are bounded by it too: a change (taking a connection,
+    /// and its statements) fails after four of these timeouts, and reading its rows back after
+    /// one more, rather than waiting on a silent connection until the system gives up on it
+    /// (minutes). A change whose answer never came may or may not have been made: the
+    /// follower applies it if it was, and a retry is safe. [`PgKeys::list`] and
+    /// [`PgKeys::resync`] read the whole table, and may take up to the maximum staleness.
     pub fn round_trip_timeout(mut self, timeout: Duration) -> Self {
         self.round_trip_timeout = timeout;
         self

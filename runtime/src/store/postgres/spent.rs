@@ -48,8 +48,11 @@ impl PgKeys {
             .iter()
             .map(|(_, _, spent)| i64::try_from(*spent).unwrap_or(i64::MAX))
             .collect();
-        let rows = sqlx::query(
-            "UPDATE api_keys AS k SET credits = GREATEST(0, \
+        let rows = self
+            .inner
+            .within(
+                sqlx::query(
+                    "UPDATE api_keys AS k SET credits = GREATEST(0, \
                CASE WHEN k.refill IS NOT NULL AND k.credits_at IS NOT NULL \
                  AND date_trunc(split_part(k.refill, '/', 2), k.credits_at AT TIME ZONE 'UTC') \
                    < date_trunc(split_part(k.refill, '/', 2), now() AT TIME ZONE 'UTC') \
@@ -58,11 +61,12 @@ impl PgKeys {
              FROM unnest($1::text[], $2::int8[]) AS v(name, spent) \
              WHERE COALESCE(k.identity, k.id) = v.name AND k.credits IS NOT NULL \
              RETURNING k.digest",
-        )
-        .bind(&names)
-        .bind(&amounts)
-        .fetch_all(&self.inner.pool)
-        .await?;
+                )
+                .bind(&names)
+                .bind(&amounts)
+                .fetch_all(&self.inner.pool),
+            )
+            .await?;
         for (name, period, spent) in &spent {
             table.written(name, *period, *spent);
         }
@@ -89,15 +93,18 @@ impl PgKeys {
             .iter()
             .map(|(_, at)| i64::try_from(*at).unwrap_or(i64::MAX))
             .collect();
-        sqlx::query(
-            "UPDATE api_keys AS k SET last_used = \
+        self.inner
+            .within(
+                sqlx::query(
+                    "UPDATE api_keys AS k SET last_used = \
                GREATEST(k.last_used, timestamptz 'epoch' + v.at * interval '1 second') \
              FROM unnest($1::text[], $2::int8[]) AS v(id, at) WHERE k.id = v.id",
-        )
-        .bind(&ids)
-        .bind(&seconds)
-        .execute(&self.inner.pool)
-        .await?;
+                )
+                .bind(&ids)
+                .bind(&seconds)
+                .execute(&self.inner.pool),
+            )
+            .await?;
         for (id, at) in &unwritten {
             uses.written(id, *at);
         }
