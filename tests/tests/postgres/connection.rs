@@ -149,6 +149,21 @@ impl Proxy {
     fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
+
+    /// An instance connected through the proxy, quick to give up on a silent connection: a
+    /// heartbeat of 300 ms, round trips of 200 ms, a snapshot stale after 3 s.
+    async fn instance(&self, schema: &str) -> PgKeys {
+        let upstream: PgConnectOptions = database_url().parse().unwrap();
+        PgKeys::options()
+            .schema(schema)
+            .format(KeyFormat::new("pg").unwrap())
+            .heartbeat(Duration::from_millis(300))
+            .round_trip_timeout(Duration::from_millis(200))
+            .max_staleness(Duration::from_secs(3))
+            .connect_with(upstream.host("127.0.0.1").port(self.port))
+            .await
+            .unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,18 +173,8 @@ async fn a_black_holed_connection_is_replaced_within_three_heartbeats() {
     };
     let a = instance(&schema, "a").await;
     let proxy = Proxy::start().await;
-    let upstream: PgConnectOptions = database_url().parse().unwrap();
-    let through_proxy = upstream.clone().host("127.0.0.1").port(proxy.port);
     let heartbeat = Duration::from_millis(300);
-    let b = PgKeys::options()
-        .schema(&schema)
-        .format(KeyFormat::new("pg").unwrap())
-        .heartbeat(heartbeat)
-        .round_trip_timeout(Duration::from_millis(200))
-        .max_staleness(Duration::from_secs(3))
-        .connect_with(through_proxy)
-        .await
-        .unwrap();
+    let b = proxy.instance(&schema).await;
     let first = a.create("partner-a", ["x"], None).await.unwrap();
     until(&b, &first, Ok("partner-a")).await;
 
@@ -290,17 +295,7 @@ async fn a_change_on_a_silent_connection_fails_in_time_and_holds_nothing() {
     };
     let a = instance(&schema, "a").await;
     let proxy = Proxy::start().await;
-    let upstream: PgConnectOptions = database_url().parse().unwrap();
-    let through_proxy = upstream.clone().host("127.0.0.1").port(proxy.port);
-    let b = PgKeys::options()
-        .schema(&schema)
-        .format(KeyFormat::new("pg").unwrap())
-        .heartbeat(Duration::from_millis(300))
-        .round_trip_timeout(Duration::from_millis(200))
-        .max_staleness(Duration::from_secs(3))
-        .connect_with(through_proxy)
-        .await
-        .unwrap();
+    let b = proxy.instance(&schema).await;
     let first = a.create("partner-a", ["x"], None).await.unwrap();
     let other = a.create("partner-c", ["x"], None).await.unwrap();
     until(&b, &first, Ok("partner-a")).await;
