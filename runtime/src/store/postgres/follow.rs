@@ -99,18 +99,20 @@ impl Inner {
     ) -> Result<(), PgKeysError> {
         let mut unread = self.changing.lock().await;
         if unread.overflowed {
-            // Too many to name: the whole table is read instead.
-            self.read_all(executor).await?;
+            // Too many to name: the whole table is read instead, in the time a full read may
+            // take.
+            let full_read = self
+                .options
+                .max_staleness
+                .max(self.options.round_trip_timeout);
+            tokio::time::timeout(full_read, self.read_all(executor))
+                .await
+                .map_err(|_| timed_out("reading the keys"))??;
             *unread = Unread::default();
             return Ok(());
         }
-        let mut wanted = digests.to_vec();
-        wanted.extend(
-            unread
-                .digests
-                .iter()
-                .filter(|digest| !digests.contains(digest)),
-        );
+        let mut wanted: std::collections::HashSet<KeyDigest> = digests.iter().copied().collect();
+        wanted.extend(unread.digests.iter().copied());
         let slices: Vec<&[u8]> = wanted.iter().map(|d| &d[..]).collect();
         let statement = format!("{SELECT_ROWS} WHERE digest = ANY($1)");
         let read = sqlx::query(&statement).bind(&slices).fetch_all(executor);
