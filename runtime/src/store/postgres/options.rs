@@ -93,7 +93,9 @@ impl PgKeysOptions {
     /// one more, rather than waiting on a silent connection until the system gives up on it
     /// (minutes). A change whose answer never came may or may not have been made: the
     /// follower applies it if it was, and a retry is safe. [`PgKeys::list`] and
-    /// [`PgKeys::resync`] read the whole table, and may take up to the maximum staleness.
+    /// [`PgKeys::resync`] read the whole table, and may take up to the maximum staleness. The
+    /// write of spent credits ([`PgKeys::write_credits`]) alone is not cut short: made twice,
+    /// it would spend them twice; it runs in the background and holds up no request.
     pub fn round_trip_timeout(mut self, timeout: Duration) -> Self {
         self.round_trip_timeout = timeout;
         self

@@ -48,11 +48,11 @@ impl PgKeys {
             .iter()
             .map(|(_, _, spent)| i64::try_from(*spent).unwrap_or(i64::MAX))
             .collect();
-        let rows = self
-            .inner
-            .within(
-                sqlx::query(
-                    "UPDATE api_keys AS k SET credits = GREATEST(0, \
+        // Not bounded as the other calls are: a write whose answer was lost may have been made,
+        // and made again it would spend the credits twice. It runs in the background, holding up
+        // no request, until the connection answers or fails.
+        let rows = sqlx::query(
+            "UPDATE api_keys AS k SET credits = GREATEST(0, \
                CASE WHEN k.refill IS NOT NULL AND k.credits_at IS NOT NULL \
                  AND date_trunc(split_part(k.refill, '/', 2), k.credits_at AT TIME ZONE 'UTC') \
                    < date_trunc(split_part(k.refill, '/', 2), now() AT TIME ZONE 'UTC') \
@@ -61,12 +61,11 @@ impl PgKeys {
              FROM unnest($1::text[], $2::int8[]) AS v(name, spent) \
              WHERE COALESCE(k.identity, k.id) = v.name AND k.credits IS NOT NULL \
              RETURNING k.digest",
-                )
-                .bind(&names)
-                .bind(&amounts)
-                .fetch_all(&self.inner.pool),
-            )
-            .await?;
+        )
+        .bind(&names)
+        .bind(&amounts)
+        .fetch_all(&self.inner.pool)
+        .await?;
         for (name, period, spent) in &spent {
             table.written(name, *period, *spent);
         }
