@@ -144,7 +144,7 @@ pub use network::{IpNetwork, IpNetworkError};
 pub use problem::Problem;
 pub use rejection::ApiKeyRejection;
 pub use render::{RenderFuture, RenderRejections, RenderRejectionsLayer, render_rejections};
-pub use self_service::{MAX_SELF_SERVICE_CHANGES, self_service};
+pub use self_service::{MAX_SELF_SERVICE_ROTATIONS, self_service};
 pub use settings::{
     ProblemTypeBaseError, RouterSettings, RouterSettingsLayer, WithRouterSettings,
     set_problem_type_base,

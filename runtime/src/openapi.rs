@@ -282,18 +282,14 @@ pub fn self_service_document<C: crate::KeyConfig>(prefix: &str) -> OpenApi {
         "429",
         too_many(
             "the key's id has as many rotated keys still working as it may, or has made as many \
-             key changes this hour as it may",
+             rotations this hour as it may",
         ),
     );
     let revoke = operation(
         "revoke_own_key",
         "Revokes the caller's key, and no other key of its id",
     )
-    .response("204", ResponseBuilder::new().description("Revoked").build())
-    .response(
-        "429",
-        too_many("the key's id has made as many key changes this hour as it may"),
-    );
+    .response("204", ResponseBuilder::new().description("Revoked").build());
     let mut me = PathItem::new(HttpMethod::Get, read);
     me.merge_operations(PathItem::new(HttpMethod::Delete, revoke));
     OpenApiBuilder::new()

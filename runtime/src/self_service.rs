@@ -23,14 +23,16 @@ mod budget;
 
 use budget::ChangeBudget;
 
-/// How many changes (rotations and revocations, refused ones included) the holders of one id
-/// may ask of one [`self_service`] router in an hour. Each change is a write where the keys
+/// How many rotations (refused ones included) the holders of one id may ask of one
+/// [`self_service`] router in an hour. Each rotation makes a key and is a write where the keys
 /// live (a records file rewritten whole and flushed to disk, or a database transaction), so a
-/// leaked key must not buy an endless stream of them; past the budget, a change is answered
-/// `429 Too Many Requests` with `Retry-After` and not made, until an hour after the id's first
-/// change of the window. Reading the key is not counted. Counted in each process, for each
-/// router: `n` instances let an id make `n` times as many.
-pub const MAX_SELF_SERVICE_CHANGES: u32 = 20;
+/// leaked key must not buy an endless stream of them; past the budget, a rotation is answered
+/// `429 Too Many Requests` with `Retry-After` and makes nothing, until an hour after the id's
+/// first rotation of the window. Reading the key is not counted, and a revocation is never
+/// refused: whoever spent the id's rotations, the holder of a leaked key can still end it (and
+/// each key is revoked once, so revocations are bounded by the keys made). Counted in each
+/// process, for each router: `n` instances let an id make `n` times as many.
+pub const MAX_SELF_SERVICE_ROTATIONS: u32 = 20;
 
 /// A router for the holder of a key, authenticated by that key through the guard `C`:
 ///
@@ -67,14 +69,8 @@ where
     St: Clone + Send + Sync + 'static,
 {
     let budget = Arc::new(ChangeBudget::default());
-    let revoking = Arc::clone(&budget);
     Router::new()
-        .route(
-            "/keys/me",
-            get(read::<C, S>).delete(move |guard, key, store, parts| {
-                revoke::<C, S>(guard, key, store, parts, revoking)
-            }),
-        )
+        .route("/keys/me", get(read::<C, S>).delete(revoke::<C, S>))
         .route(
             "/keys/me/rotate",
             post(move |guard, key, store, parts| {
@@ -134,7 +130,7 @@ async fn rotate<C: KeyConfig, S: ManagedKeys>(
     grace: Duration,
     budget: Arc<ChangeBudget>,
 ) -> Response {
-    if let Some(refused) = spend(&budget, &key, "rotate") {
+    if let Some(refused) = spend(&budget, &key) {
         return refused;
     }
     let Some(digest) = presented::<C>(&parts) else {
@@ -159,11 +155,7 @@ async fn revoke<C: KeyConfig, S: ManagedKeys>(
     key: VerifiedKey,
     State(store): State<S>,
     parts: Parts,
-    budget: Arc<ChangeBudget>,
 ) -> Response {
-    if let Some(refused) = spend(&budget, &key, "revoke") {
-        return refused;
-    }
     let Some(digest) = presented::<C>(&parts) else {
         return failed(&key, "revoke", &ManageError::NotLive);
     };
@@ -176,36 +168,36 @@ async fn revoke<C: KeyConfig, S: ManagedKeys>(
     }
 }
 
-/// Counts a change asked by `key`'s holder against its id's budget: `Some` `429` to answer
-/// when the id has made its changes for the hour. The first refusal of an id's hour is a warning, the
-/// rest are at DEBUG, so a holder pressing on cannot flood the log.
-fn spend(budget: &ChangeBudget, key: &VerifiedKey, action: &'static str) -> Option<Response> {
+/// Counts a rotation asked by `key`'s holder against its id's budget: `Some` `429` to answer
+/// when the id has made its rotations for the hour. The first refusal of an id's hour is a
+/// warning, the rest are at DEBUG, so a holder pressing on cannot flood the log.
+fn spend(budget: &ChangeBudget, key: &VerifiedKey) -> Option<Response> {
     let wait = budget
-        .spend(key.id(), MAX_SELF_SERVICE_CHANGES, Instant::now())
+        .spend(key.id(), MAX_SELF_SERVICE_ROTATIONS, Instant::now())
         .err()?;
-    if crate::limit::first_in_window(&("self-service changes", key.id()), wait) {
+    if crate::limit::first_in_window(&("self-service rotations", key.id()), wait) {
         tracing::warn!(
             target: "axum_api_key::audit",
             outcome = "refused",
-            action,
+            action = "rotate",
             key_id = key.id(),
-            "self-service: the id made as many key changes this hour as it may"
+            "self-service: the id made as many rotations this hour as it may"
         );
     } else {
         tracing::debug!(
             target: "axum_api_key::audit",
             outcome = "refused",
-            action,
+            action = "rotate",
             key_id = key.id(),
-            "self-service: the id made as many key changes this hour as it may"
+            "self-service: the id made as many rotations this hour as it may"
         );
     }
     let mut response = crate::problem::problem_response(
         StatusCode::TOO_MANY_REQUESTS,
-        "too-many-changes",
-        "Too many key changes",
-        "This key's id has made as many key changes this hour as it may; try again after the \
-         time Retry-After gives.",
+        "rotation-budget-spent",
+        "Too many rotations this hour",
+        "This key's id has made as many rotations this hour as it may; try again after the \
+         time Retry-After gives. Revoking the key is always possible.",
         None,
     );
     response.headers_mut().insert(

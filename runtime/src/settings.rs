@@ -158,7 +158,7 @@ pub(crate) fn type_base_if_fixed() -> Option<&'static str> {
 /// `https://api.example.com/problems/missing-key`.
 ///
 /// It reaches every refusal the crate writes: the guard's, the self-service routes'
-/// (`keys-not-generated`, `key-already-rotated`, `too-many-rotations`, `too-many-changes`,
+/// (`keys-not-generated`, `key-already-rotated`, `too-many-rotations`, `rotation-budget-spent`,
 /// `key-not-changeable`, `key-change-unavailable`) and, with feature `webhooks`, signed webhooks'
 /// (`webhook-bad-signature` and the others of `WebhookProblem::slug`), the admin and
 /// secret-scanning routes'.

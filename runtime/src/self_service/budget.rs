@@ -1,5 +1,5 @@
-//! The changes each id asked of one self-service router in its current hour, held to
-//! [`MAX_SELF_SERVICE_CHANGES`](super::MAX_SELF_SERVICE_CHANGES).
+//! The rotations each id asked of one self-service router in its current hour, held to
+//! [`MAX_SELF_SERVICE_ROTATIONS`](super::MAX_SELF_SERVICE_ROTATIONS).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
