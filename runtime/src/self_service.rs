@@ -21,7 +21,7 @@ use crate::store::{KeyDigest, ManageError, ManagedKeys};
 
 mod budget;
 
-use budget::ChangeBudget;
+use budget::RotationBudget;
 
 /// How many rotations (refused ones included) the holders of one id may ask of one
 /// [`self_service`] router in an hour. Each rotation makes a key and is a write where the keys
@@ -68,7 +68,7 @@ where
     S: ManagedKeys + FromRef<St>,
     St: Clone + Send + Sync + 'static,
 {
-    let budget = Arc::new(ChangeBudget::default());
+    let budget = Arc::new(RotationBudget::default());
     Router::new()
         .route("/keys/me", get(read::<C, S>).delete(revoke::<C, S>))
         .route(
@@ -128,7 +128,7 @@ async fn rotate<C: KeyConfig, S: ManagedKeys>(
     State(store): State<S>,
     parts: Parts,
     grace: Duration,
-    budget: Arc<ChangeBudget>,
+    budget: Arc<RotationBudget>,
 ) -> Response {
     if let Some(refused) = spend(&budget, &key) {
         return refused;
@@ -171,7 +171,7 @@ async fn revoke<C: KeyConfig, S: ManagedKeys>(
 /// Counts a rotation asked by `key`'s holder against its id's budget: `Some` `429` to answer
 /// when the id has made its rotations for the hour. The first refusal of an id's hour is a
 /// warning, the rest are at DEBUG, so a holder pressing on cannot flood the log.
-fn spend(budget: &ChangeBudget, key: &VerifiedKey) -> Option<Response> {
+fn spend(budget: &RotationBudget, key: &VerifiedKey) -> Option<Response> {
     let wait = budget
         .spend(key.id(), MAX_SELF_SERVICE_ROTATIONS, Instant::now())
         .err()?;

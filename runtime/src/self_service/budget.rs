@@ -5,24 +5,24 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long an id's budget lasts from its first change.
+/// How long an id's budget lasts from its first rotation.
 pub(super) const WINDOW: Duration = Duration::from_secs(3600);
 
 /// At most this many ids are counted at once (about 200 bytes each at the longest id): more
-/// than a process sees change their keys in an hour. Past it, ids whose hour is over are
-/// dropped, and should none be, a change of an id not counted yet waits for one to be: the
+/// than a process sees rotate their keys in an hour. Past it, ids whose hour is over are
+/// dropped, and should none be, a rotation of an id not counted yet waits for one to be: the
 /// table never grows past it, and an id counted is never forgotten before its hour is over.
 const MOST_IDS: usize = 16_384;
 
-/// The changes of each id in its current window: when the window began, and how many.
+/// The rotations of each id in its current window: when the window began, and how many.
 #[derive(Default)]
-pub(super) struct ChangeBudget {
+pub(super) struct RotationBudget {
     by_id: Mutex<HashMap<Box<str>, (Instant, u32)>>,
 }
 
-impl ChangeBudget {
-    /// Counts a change asked by a holder of `id` at `now`: `Err` with how long until the id
-    /// may change again when it has made `most` changes in its window already.
+impl RotationBudget {
+    /// Counts a rotation asked by a holder of `id` at `now`: `Err` with how long until the id
+    /// may rotate again when it has made `most` rotations in its window already.
     pub(super) fn spend(&self, id: &str, most: u32, now: Instant) -> Result<(), Duration> {
         let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
         let left = |began: Instant| WINDOW.saturating_sub(now.saturating_duration_since(began));
@@ -64,11 +64,11 @@ impl ChangeBudget {
 mod tests {
     use super::*;
 
-    /// `most` changes in an hour, then none until the hour from the first is over; each id
+    /// `most` rotations in an hour, then none until the hour from the first is over; each id
     /// apart.
     #[test]
-    fn an_id_makes_its_changes_then_waits_for_its_hour() {
-        let budget = ChangeBudget::default();
+    fn an_id_makes_its_rotations_then_waits_for_its_hour() {
+        let budget = RotationBudget::default();
         let start = Instant::now();
         for _ in 0..3 {
             assert_eq!(budget.spend("a", 3, start), Ok(()));
@@ -85,7 +85,7 @@ mod tests {
     /// while none is over, a new id waits rather than pushing a counted one out.
     #[test]
     fn the_ids_counted_are_bounded() {
-        let budget = ChangeBudget::default();
+        let budget = RotationBudget::default();
         let start = Instant::now();
         for n in 0..MOST_IDS {
             assert_eq!(budget.spend(&format!("id-{n}"), 5, start), Ok(()));
