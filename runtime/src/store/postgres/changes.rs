@@ -302,19 +302,8 @@ impl PgKeys {
                 .fetch_all(&self.inner.pool),
             )
             .await?;
-        let exists = !rows.is_empty()
-            || self
-                .inner
-                .within(
-                    sqlx::query_scalar::<_, bool>(
-                        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)",
-                    )
-                    .bind(id)
-                    .fetch_one(&self.inner.pool),
-                )
-                .await?;
-        if !exists {
-            return Err(PgKeysError::UnknownId(id.to_owned()));
+        if rows.is_empty() {
+            self.must_exist(id).await?;
         }
         let digests = digests_of(&rows)?;
         self.inner.refresh(&digests).await?;
